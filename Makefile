@@ -1,0 +1,52 @@
+# lmu.h - build, test and benchmark.
+#
+#   make test     build and run the test suite (installs missing Debian deps)
+#   make bench    benchmarks against FFTW / OpenBLAS / PyTorch (not tests)
+#
+# Every tests/test_*.c is one test program and every tools/bench_*.c one
+# benchmark: adding a file is enough, no rule to write.
+
+CC      ?= cc
+ARCH    ?= -march=native
+OPT     ?= -O3
+OMP     ?= -fopenmp
+WARN    ?= -Wall -Wextra
+CFLAGS  ?= -std=c99 -g $(OPT) $(ARCH) $(WARN) $(OMP)
+STB     := $(shell pkg-config --cflags --libs stb 2>/dev/null || echo -I/usr/include/stb -lstb)
+LDLIBS  := $(STB) -lm
+
+# Peers for the benchmarks, used when installed.
+FFTW_LIBS := $(shell pkg-config --exists fftw3f 2>/dev/null && echo -DLMU_HAVE_FFTW -lfftw3f)
+BLAS_LIBS := $(shell pkg-config --exists openblas 2>/dev/null && echo -DLMU_HAVE_OPENBLAS $$(pkg-config --cflags --libs openblas))
+
+HEADERS := lmu.h lmu_fft.h $(wildcard wip/*.h) tests/lmu_test.h
+TESTS   := $(patsubst tests/%.c,build/%,$(wildcard tests/test_*.c))
+BENCHES := $(patsubst tools/%.c,build/%,$(wildcard tools/bench_*.c))
+TEST_SCRIPTS := $(wildcard tests/test_*.sh)
+
+.PHONY: all test bench setup clean
+all: $(TESTS) $(BENCHES)
+
+setup:
+	@tools/setup.sh
+
+build/test_%: tests/test_%.c $(HEADERS) | build
+	$(CC) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+build/bench_%: tools/bench_%.c $(HEADERS) | build
+	$(CC) $(CFLAGS) -I. $< -o $@ $(FFTW_LIBS) $(BLAS_LIBS) $(LDLIBS)
+
+build:
+	mkdir -p build
+
+test: setup
+	@$(MAKE) --no-print-directory $(TESTS)
+	@tools/run_tests.sh $(TESTS) $(TEST_SCRIPTS)
+
+bench:
+	@tools/setup.sh bench
+	@$(MAKE) --no-print-directory $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+clean:
+	rm -rf build

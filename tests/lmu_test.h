@@ -1,0 +1,66 @@
+/* lmu_test.h - the tiny harness every tests/test_*.c uses.
+
+   A test program counts checks, prints one line per failure (and per passed
+   check with -v), and ends with "<name>: N passed, N failed". It exits non-zero
+   when anything failed. tools/run_tests.sh sums the closing lines of all
+   programs into the suite's closing line. Tests are programs, not library
+   code, so the counters here are plain statics. */
+#ifndef LMU_TEST_H
+#define LMU_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+static int lt__passed, lt__failed, lt__verbose;
+static const char *lt__name = "test";
+
+static void lt_begin(const char *name, int argc, char **argv)
+{
+    int i;
+    lt__name = name;
+    for (i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-v") == 0) lt__verbose = 1;
+}
+
+/* Records one check. Returns cond so callers can stop early on failure. */
+static int lt__check(int cond, const char *file, int line, const char *what)
+{
+    if (cond) {
+        lt__passed++;
+        if (lt__verbose) printf("  ok   %s\n", what);
+    } else {
+        lt__failed++;
+        printf("  FAIL %s (%s:%d)\n", what, file, line);
+    }
+    fflush(stdout);
+    return cond;
+}
+
+/* LT_CHECK(cond, fmt, ...): the message names the check and its numbers. */
+#define LT_CHECK(cond, ...)                                                    \
+    do {                                                                       \
+        char lt__msg[512];                                                     \
+        snprintf(lt__msg, sizeof lt__msg, __VA_ARGS__);                        \
+        lt__check((cond) ? 1 : 0, __FILE__, __LINE__, lt__msg);                \
+    } while (0)
+
+static int lt_end(void)
+{
+    printf("%s: %d passed, %d failed\n", lt__name, lt__passed, lt__failed);
+    return lt__failed ? 1 : 0;
+}
+
+/* Deterministic test data without touching the library's RNG. */
+static unsigned long long lt__rng = 0x9E3779B97F4A7C15ULL;
+static void lt_seed(unsigned long long s) { lt__rng = s ? s : 1; }
+static double lt_uniform(void) /* in [-1, 1) */
+{
+    lt__rng ^= lt__rng << 13;
+    lt__rng ^= lt__rng >> 7;
+    lt__rng ^= lt__rng << 17;
+    return (double)(lt__rng >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+#endif

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks need from Debian's packages, once.
+# Idempotent: packages already present are not touched. Usage:
+#   tools/setup.sh            build + test dependencies
+#   tools/setup.sh bench      also the peers the benchmarks compare against
+set -eu
+need=(pkg-config libstb-dev)
+[ "${1:-}" = bench ] && need+=(libfftw3-dev libopenblas-dev)
+[ "${1:-}" = torch ] && need+=(python3-torch python3-numpy)
+missing=()
+for p in "${need[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "setup: installing ${missing[*]} with apt-get" >&2
+SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
