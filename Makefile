@@ -23,6 +23,9 @@ HEADERS := lmu.h lmu_fft.h $(wildcard wip/*.h) tests/lmu_test.h
 TESTS   := $(patsubst tests/%.c,build/%,$(wildcard tests/test_*.c))
 BENCHES := $(patsubst tools/%.c,build/%,$(wildcard tools/bench_*.c))
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
+# The portable (no intrinsics) paths are tested too: the same programs built
+# with the SIMD kernels compiled out.
+NOSIMD_TESTS := $(patsubst %,build/%_nosimd,$(filter test_fft test_gemm,$(notdir $(TESTS))))
 
 .PHONY: all test bench setup clean
 all: $(TESTS) $(BENCHES)
@@ -33,6 +36,9 @@ setup:
 build/test_%: tests/test_%.c $(HEADERS) | build
 	$(CC) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
+build/test_%_nosimd: tests/test_%.c $(HEADERS) | build
+	$(CC) $(CFLAGS) -DLMU_NO_SIMD -DLMU_FFT_NO_SIMD -I. $< -o $@ $(LDLIBS)
+
 build/bench_%: tools/bench_%.c $(HEADERS) | build
 	$(CC) $(CFLAGS) -I. $< -o $@ $(FFTW_LIBS) $(BLAS_LIBS) $(LDLIBS)
 
@@ -40,8 +46,8 @@ build:
 	mkdir -p build
 
 test: setup
-	@$(MAKE) --no-print-directory $(TESTS)
-	@tools/run_tests.sh $(TESTS) $(TEST_SCRIPTS)
+	@$(MAKE) --no-print-directory $(TESTS) $(NOSIMD_TESTS)
+	@tools/run_tests.sh $(TESTS) $(NOSIMD_TESTS) $(TEST_SCRIPTS)
 
 bench:
 	@tools/setup.sh bench

@@ -13,10 +13,16 @@
 #include <string.h>
 #include <math.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define LT__UNUSED __attribute__((unused))
+#else
+#define LT__UNUSED
+#endif
+
 static int lt__passed, lt__failed, lt__verbose;
 static const char *lt__name = "test";
 
-static void lt_begin(const char *name, int argc, char **argv)
+LT__UNUSED static void lt_begin(const char *name, int argc, char **argv)
 {
     int i;
     lt__name = name;
@@ -25,7 +31,7 @@ static void lt_begin(const char *name, int argc, char **argv)
 }
 
 /* Records one check. Returns cond so callers can stop early on failure. */
-static int lt__check(int cond, const char *file, int line, const char *what)
+LT__UNUSED static int lt__check(int cond, const char *file, int line, const char *what)
 {
     if (cond) {
         lt__passed++;
@@ -42,11 +48,12 @@ static int lt__check(int cond, const char *file, int line, const char *what)
 #define LT_CHECK(cond, ...)                                                    \
     do {                                                                       \
         char lt__msg[512];                                                     \
+        int lt__ok = (cond) ? 1 : 0; /* before the message reads results */    \
         snprintf(lt__msg, sizeof lt__msg, __VA_ARGS__);                        \
-        lt__check((cond) ? 1 : 0, __FILE__, __LINE__, lt__msg);                \
+        lt__check(lt__ok, __FILE__, __LINE__, lt__msg);                        \
     } while (0)
 
-static int lt_end(void)
+LT__UNUSED static int lt_end(void)
 {
     printf("%s: %d passed, %d failed\n", lt__name, lt__passed, lt__failed);
     return lt__failed ? 1 : 0;
@@ -54,8 +61,8 @@ static int lt_end(void)
 
 /* Deterministic test data without touching the library's RNG. */
 static unsigned long long lt__rng = 0x9E3779B97F4A7C15ULL;
-static void lt_seed(unsigned long long s) { lt__rng = s ? s : 1; }
-static double lt_uniform(void) /* in [-1, 1) */
+LT__UNUSED static void lt_seed(unsigned long long s) { lt__rng = s ? s : 1; }
+LT__UNUSED static double lt_uniform(void) /* in [-1, 1) */
 {
     lt__rng ^= lt__rng << 13;
     lt__rng ^= lt__rng >> 7;
