@@ -1,0 +1,57 @@
+/* Presets and configs: MODEL.md section 4's table, defaults, validation. */
+#define LMU_IMPLEMENTATION
+#include "lmu.h"
+#include "wip/config.h"
+#include "lmu_test.h"
+
+int main(int argc, char **argv)
+{
+    static const struct { const char *size; long n; } want[] = {
+        {"55k", 55000}, {"100k", 100000}, {"200k", 200000},
+        {"300k", 300000}, {"500k", 500000}, {"1m", 1000000},
+    };
+    char name[64], err[256];
+    lmu_config c;
+    int i, k;
+    lt_begin("test_config", argc, argv);
+    for (i = 0; i < 6; i++) {
+        for (k = 0; k < 3; k++) {
+            const char *fmt = k == 0 ? "lmu-%s" : k == 1 ? "lmu-%s-attn" : "transformer-%s";
+            double n, rel;
+            snprintf(name, sizeof name, fmt, want[i].size);
+            LT_CHECK(lmu_config_preset(&c, name) == LMU_OK, "preset %s exists", name);
+            n = (double)lmu_config_param_count(&c);
+            rel = fabs(n - (double)want[i].n) / (double)want[i].n;
+            LT_CHECK(rel <= 0.03, "%s: N = %.0f within 3%% of %ld (%.2f%%)", name, n, want[i].n, 100 * rel);
+            if (k != 0 || lt__verbose)
+                printf("  %-18s d=%d L=%d d_ff=%d heads=%d N=%.0f\n", name, c.d_model, c.n_layer, c.d_ff, c.n_head, n);
+        }
+    }
+    lmu_config_preset(&c, "lmu-55k");
+    LT_CHECK(c.d_ff == 105 && c.d_pre == 72, "lmu-55k d_ff %d (want 105), d_pre %d (want 72)", c.d_ff, c.d_pre);
+    lmu_config_preset(&c, "lmu-1m");
+    LT_CHECK(c.d_ff == 469 && c.d_pre == 306, "lmu-1m d_ff %d (want 469), d_pre %d", c.d_ff, c.d_pre);
+    lmu_config_preset(&c, "lmu-200k");
+    LT_CHECK(c.d_pre == 137, "d = 91 gives d_pre %d (want 137, halves round up)", c.d_pre);
+    LT_CHECK(lmu_config_preset(&c, "lmu-7m") == LMU_ERR_ARG, "unknown preset refused");
+    for (i = 0; i < lmu_config_preset_count(); i++)
+        LT_CHECK(lmu_config_preset(&c, lmu_config_preset_name(i)) == LMU_OK, "listed preset %s", lmu_config_preset_name(i));
+
+    memset(&c, 0, sizeof c);
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK, "all-zero config resolves");
+    LT_CHECK(c.vocab_size == 50257 && c.n_ctx == 1024 && c.d_model == 48 && c.q == 48 && c.d_pre == 72,
+             "defaults V=%d n_ctx=%d d=%d q=%d d_pre=%d", c.vocab_size, c.n_ctx, c.d_model, c.q, c.d_pre);
+    memset(&c, 0, sizeof c); c.q = 10; c.q_prime = 11;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "q_prime"), "q' > q refused: %s", err);
+    memset(&c, 0, sizeof c); c.mixer = LMU_MIXER_ATTN; c.d_model = 30; c.n_head = 4;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "n_head"), "heads not dividing d refused: %s", err);
+    memset(&c, 0, sizeof c); c.theta = -1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "theta"), "negative theta refused: %s", err);
+    memset(&c, 0, sizeof c); c.d_model = -5;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG, "negative d refused: %s", err);
+    memset(&c, 0, sizeof c); c.arch = (lmu_arch)7;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG, "unknown arch refused: %s", err);
+    lmu_config_preset(&c, "lmu-1m");
+    LT_CHECK(lmu_config_flops_per_token(&c, 1024) > 2.0 * 204 * 50257, "flops include the output layer");
+    return lt_end();
+}

@@ -1,0 +1,750 @@
+/* test_kernels.c - the fused kernels of wip/kernels.h against plain
+   double-precision references written here (direct sums, materialised
+   softmax, no FFT), gradients against central differences of those
+   references, plus causality, decode-vs-full, determinism.
+
+   Every gradient check is "loss = sum(W o out)" with random W: backward
+   gets dout = W, into gradient buffers pre-filled with a constant that is
+   subtracted afterwards (so += is checked too). Errors are relative L2:
+   |got - want| / |want|. */
+#define LMU_IMPLEMENTATION
+#include "lmu.h"
+#include "wip/kernels.h"
+#include "tests/lmu_test.h"
+
+#ifdef _OPENMP
+#define KT_THREADS(n) omp_set_num_threads(n)
+#else
+#define KT_THREADS(n) ((void)0)
+#endif
+
+#define KT_PREFILL 0.25f
+
+static void *kt_alloc(size_t floats)
+{
+    void *p = lmu__alloc_aligned((floats ? floats : 1) * sizeof(float));
+    if (!p) {
+        printf("out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static float *kt_rand(size_t n, double scale)
+{
+    float *p = (float *)kt_alloc(n);
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = (float)(scale * lt_uniform());
+    return p;
+}
+
+static float *kt_fill(size_t n, float v)
+{
+    float *p = (float *)kt_alloc(n);
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = v;
+    return p;
+}
+
+static double *kt_dcopy(const float *a, size_t n)
+{
+    double *p = (double *)malloc((n ? n : 1) * sizeof(double));
+    size_t i;
+    if (!p) exit(2);
+    for (i = 0; i < n; i++) p[i] = a[i];
+    return p;
+}
+
+/* |a - pre - b| / |b|: a is a float gradient buffer that started at pre. */
+static double kt_relerr(const float *a, float pre, const double *b, size_t n)
+{
+    double num = 0, den = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double e = ((double)a[i] - pre) - b[i];
+        num += e * e;
+        den += b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static double kt_maxrel(double worst, double e) { return e > worst ? e : worst; }
+
+typedef double (*kt_fn)(void *ctx);
+
+/* Central differences in double of f with respect to param[0..n-1]. */
+static void kt_fd(kt_fn f, void *ctx, double *param, size_t n, double *grad)
+{
+    const double h = 1e-5;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double save = param[i], fp, fm;
+        param[i] = save + h;
+        fp = f(ctx);
+        param[i] = save - h;
+        fm = f(ctx);
+        param[i] = save;
+        grad[i] = (fp - fm) / (2 * h);
+    }
+}
+
+static double kt_wsum(const double *w, const double *y, size_t n)
+{
+    double s = 0;
+    size_t i;
+    for (i = 0; i < n; i++) s += w[i] * y[i];
+    return s;
+}
+
+/* ====================================================================== */
+/* cross-entropy                                                           */
+/* ====================================================================== */
+
+/* Materialised reference: mean loss; per-row losses into losses. */
+static double ref_ce(const double *x, const double *E, const int32_t *tg, size_t N, size_t d,
+                     size_t V, double *losses, double *dx, double *dE, double dloss)
+{
+    double total = 0, *l = (double *)malloc(V * sizeof(double));
+    size_t i, v, k;
+    for (i = 0; i < N; i++) {
+        double m = -1e300, s = 0, lse;
+        for (v = 0; v < V; v++) {
+            double a = 0;
+            for (k = 0; k < d; k++) a += x[i * d + k] * E[v * d + k];
+            l[v] = a;
+            if (a > m) m = a;
+        }
+        for (v = 0; v < V; v++) s += exp(l[v] - m);
+        lse = m + log(s);
+        if (losses) losses[i] = lse - l[tg[i]];
+        total += lse - l[tg[i]];
+        if (dx) {
+            for (v = 0; v < V; v++) {
+                double g = (exp(l[v] - lse) - (v == (size_t)tg[i])) * dloss / (double)N;
+                for (k = 0; k < d; k++) {
+                    dx[i * d + k] += g * E[v * d + k];
+                    dE[v * d + k] += g * x[i * d + k];
+                }
+            }
+        }
+    }
+    free(l);
+    return total / (double)N;
+}
+
+typedef struct {
+    double *x, *E;
+    const int32_t *tg;
+    size_t N, d, V;
+} kt_ce_ctx;
+
+static double kt_ce_loss(void *c)
+{
+    kt_ce_ctx *k = (kt_ce_ctx *)c;
+    return ref_ce(k->x, k->E, k->tg, k->N, k->d, k->V, NULL, NULL, NULL, 0);
+}
+
+static int32_t *kt_targets(size_t N, size_t V)
+{
+    int32_t *t = (int32_t *)malloc(N * sizeof(int32_t));
+    size_t i;
+    for (i = 0; i < N; i++) t[i] = (int32_t)((lt_uniform() + 1.0) * 0.5 * (double)V) % (int32_t)V;
+    return t;
+}
+
+/* Forward and backward of the fused kernel against the materialised
+   reference (analytic double gradient), tiles rb x vb; also FD when fd. */
+static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int fd, double xs)
+{
+    float *x = kt_rand(N * d, xs), *E = kt_rand(V * d, 1.0);
+    int32_t *tg = kt_targets(N, V);
+    double *xd = kt_dcopy(x, N * d), *Ed = kt_dcopy(E, V * d);
+    double *lref = (double *)malloc(N * sizeof(double));
+    double *dxr = (double *)calloc(N * d, sizeof(double)), *dEr = (double *)calloc(V * d, sizeof(double));
+    float *lse = (float *)kt_alloc(N), *losses = (float *)kt_alloc(N), loss;
+    float *scr = (float *)kt_alloc(lmu__ce_scratch_floats_tiled(N, V, rb, vb));
+    /* at these sizes the gradients are far below KT_PREFILL, whose rounding
+       would swamp them: += is checked by the FD cases */
+    float pre = fd ? KT_PREFILL : 0.0f;
+    float *dx = kt_fill(N * d, pre), *dE = kt_fill(V * d, pre);
+    double mref, e, el, eg1, eg2;
+    const double dloss = 1.7;
+    size_t i;
+    mref = ref_ce(xd, Ed, tg, N, d, V, lref, dxr, dEr, dloss);
+    lmu__ce_forward_tiled(&loss, losses, lse, x, E, tg, N, d, V, NULL, scr, rb, vb);
+    e = fabs(loss - mref) / fabs(mref);
+    el = 0;
+    for (i = 0; i < N; i++) el = kt_maxrel(el, fabs(losses[i] - lref[i]) / fabs(lref[i] + 1e-3));
+    LT_CHECK(e < 2e-6 && el < 2e-5, "ce fwd N=%zu d=%zu V=%zu tile %zux%zu: mean rel %.2e, row max rel %.2e",
+             N, d, V, rb, vb, e, el);
+    lmu__ce_backward_tiled(dx, dE, (float)dloss, NULL, x, E, tg, lse, N, d, V, NULL, scr, rb, vb);
+    eg1 = kt_relerr(dx, pre, dxr, N * d);
+    eg2 = kt_relerr(dE, pre, dEr, V * d);
+    LT_CHECK(eg1 < 1e-5 && eg2 < 1e-5, "ce bwd vs materialised N=%zu V=%zu: dx %.2e dE %.2e", N, V, eg1, eg2);
+    if (fd) {
+        kt_ce_ctx c;
+        double *gx = (double *)malloc(N * d * sizeof(double)), *gE = (double *)malloc(V * d * sizeof(double));
+        c.x = xd; c.E = Ed; c.tg = tg; c.N = N; c.d = d; c.V = V;
+        kt_fd(kt_ce_loss, &c, xd, N * d, gx);
+        kt_fd(kt_ce_loss, &c, Ed, V * d, gE);
+        for (i = 0; i < N * d; i++) gx[i] *= dloss;
+        for (i = 0; i < V * d; i++) gE[i] *= dloss;
+        eg1 = kt_relerr(dx, KT_PREFILL, gx, N * d);
+        eg2 = kt_relerr(dE, KT_PREFILL, gE, V * d);
+        LT_CHECK(eg1 < 1e-4 && eg2 < 1e-4, "ce grad vs FD N=%zu d=%zu V=%zu: dx %.2e dE %.2e", N, d, V, eg1, eg2);
+        free(gx);
+        free(gE);
+    }
+    lmu__free_aligned(x); lmu__free_aligned(E); lmu__free_aligned(lse); lmu__free_aligned(losses);
+    lmu__free_aligned(scr); lmu__free_aligned(dx); lmu__free_aligned(dE);
+    free(tg); free(xd); free(Ed); free(lref); free(dxr); free(dEr);
+}
+
+/* Per-position upstream gradients (dlosses) and the generation gemv. */
+static void test_ce_extras(void)
+{
+    size_t N = 9, d = 6, V = 37, i, v, k;
+    float *x = kt_rand(N * d, 1.0), *E = kt_rand(V * d, 1.0), *dl = kt_rand(N, 1.0);
+    int32_t *tg = kt_targets(N, V);
+    double *xd = kt_dcopy(x, N * d), *Ed = kt_dcopy(E, V * d);
+    double *dxr = (double *)calloc(N * d, sizeof(double)), *dEr = (double *)calloc(V * d, sizeof(double));
+    float *lse = (float *)kt_alloc(N), *scr = (float *)kt_alloc(lmu__ce_scratch_floats(N, V)), loss;
+    float *dx = kt_fill(N * d, KT_PREFILL), *dE = kt_fill(V * d, KT_PREFILL), *lg = (float *)kt_alloc(V);
+    double e1, e2, worst = 0;
+    /* reference: sum_i dl_i * loss_i, FD-free analytic, via N runs of ref_ce
+       with one row each (mean of one row = that row's loss) */
+    for (i = 0; i < N; i++) {
+        double *dxi = (double *)calloc(d, sizeof(double));
+        ref_ce(xd + i * d, Ed, tg + i, 1, d, V, NULL, dxi, dEr, dl[i]);
+        for (k = 0; k < d; k++) dxr[i * d + k] += dxi[k];
+        free(dxi);
+    }
+    lmu__ce_forward(&loss, NULL, lse, x, E, tg, N, d, V, NULL, scr);
+    lmu__ce_backward(dx, dE, 0.0f, dl, x, E, tg, lse, N, d, V, NULL, scr);
+    e1 = kt_relerr(dx, KT_PREFILL, dxr, N * d);
+    e2 = kt_relerr(dE, KT_PREFILL, dEr, V * d);
+    LT_CHECK(e1 < 1e-5 && e2 < 1e-5, "ce per-position dlosses: dx %.2e dE %.2e", e1, e2);
+    lmu__ce_logits(lg, x + 2 * d, E, d, V, NULL);
+    for (v = 0; v < V; v++) {
+        double a = 0;
+        for (k = 0; k < d; k++) a += xd[2 * d + k] * Ed[v * d + k];
+        worst = kt_maxrel(worst, fabs(lg[v] - a));
+    }
+    LT_CHECK(worst < 1e-5, "ce generation logits: max abs err %.2e", worst);
+    lmu__free_aligned(x); lmu__free_aligned(E); lmu__free_aligned(dl); lmu__free_aligned(lse);
+    lmu__free_aligned(scr); lmu__free_aligned(dx); lmu__free_aligned(dE); lmu__free_aligned(lg);
+    free(tg); free(xd); free(Ed); free(dxr); free(dEr);
+}
+
+/* Same bits twice, and with 1 and 2 threads (CE is thread-count free). */
+static void test_ce_determinism(void)
+{
+    size_t N = 70, d = 12, V = 301, rb = 16, vb = 64, t;
+    float *x = kt_rand(N * d, 1.0), *E = kt_rand(V * d, 1.0);
+    int32_t *tg = kt_targets(N, V);
+    float *scr = (float *)kt_alloc(lmu__ce_scratch_floats_tiled(N, V, rb, vb));
+    float *lse[3], *dx[3], *dE[3], loss[3];
+    int same = 1;
+    for (t = 0; t < 3; t++) {
+        KT_THREADS(t == 2 ? 1 : 2);
+        lse[t] = (float *)kt_alloc(N);
+        dx[t] = kt_fill(N * d, 0.0f);
+        dE[t] = kt_fill(V * d, 0.0f);
+        lmu__ce_forward_tiled(&loss[t], NULL, lse[t], x, E, tg, N, d, V, NULL, scr, rb, vb);
+        lmu__ce_backward_tiled(dx[t], dE[t], 1.0f, NULL, x, E, tg, lse[t], N, d, V, NULL, scr, rb, vb);
+    }
+    KT_THREADS(2);
+    for (t = 1; t < 3; t++)
+        same &= loss[t] == loss[0] && !memcmp(lse[t], lse[0], N * 4) &&
+                !memcmp(dx[t], dx[0], N * d * 4) && !memcmp(dE[t], dE[0], V * d * 4);
+    LT_CHECK(same, "ce bit-identical twice and with 1 vs 2 threads");
+    for (t = 0; t < 3; t++) {
+        lmu__free_aligned(lse[t]); lmu__free_aligned(dx[t]); lmu__free_aligned(dE[t]);
+    }
+    lmu__free_aligned(x); lmu__free_aligned(E); lmu__free_aligned(scr); free(tg);
+}
+
+static void test_ce(void)
+{
+    size_t N = 3, d = 16, V = 50257, i;
+    float *x, *E, *lse, *losses, *scr, loss;
+    int32_t *tg;
+    double *lref, *xd, *Ed, mref, el = 0;
+    test_ce_case(6, 5, 11, 4, 3, 1, 1.0);     /* FD, tiles cut rows and vocab */
+    test_ce_case(5, 7, 23, 64, 64, 1, 2.0);   /* FD, one tile */
+    test_ce_case(101, 13, 1003, 24, 100, 0, 1.0); /* odd sizes, ragged tile edges */
+    test_ce_case(97, 9, 999, 2048, 2048, 0, 3.0); /* default tiles, one block */
+    test_ce_extras();
+    test_ce_determinism();
+    /* the real vocabulary, default tiles (ragged last block of 50257) */
+    x = kt_rand(N * d, 0.5);
+    E = kt_rand(V * d, 0.5);
+    tg = kt_targets(N, V);
+    tg[0] = 50256;
+    lse = (float *)kt_alloc(N);
+    losses = (float *)kt_alloc(N);
+    scr = (float *)kt_alloc(lmu__ce_scratch_floats(N, V));
+    xd = kt_dcopy(x, N * d);
+    Ed = kt_dcopy(E, V * d);
+    lref = (double *)malloc(N * sizeof(double));
+    mref = ref_ce(xd, Ed, tg, N, d, V, lref, NULL, NULL, 0);
+    lmu__ce_forward(&loss, losses, lse, x, E, tg, N, d, V, NULL, scr);
+    for (i = 0; i < N; i++) el = kt_maxrel(el, fabs(losses[i] - lref[i]) / lref[i]);
+    LT_CHECK(el < 1e-5 && fabs(loss - mref) < 1e-5 * mref && fabs(mref - log((double)V)) < 1.0,
+             "ce V=50257: loss %.6f (ref %.6f, log V %.3f), row max rel %.2e", loss, mref,
+             log((double)V), el);
+    lmu__free_aligned(x); lmu__free_aligned(E); lmu__free_aligned(lse); lmu__free_aligned(losses);
+    lmu__free_aligned(scr); free(tg); free(xd); free(Ed); free(lref);
+}
+
+/* ====================================================================== */
+/* causal multi-head attention                                             */
+/* ====================================================================== */
+
+static void ref_mha(const double *qkv, size_t B, size_t T, size_t C, size_t NH, double *out)
+{
+    size_t hs = C / NH, b, h, t, s, c;
+    double *P = (double *)malloc(T * sizeof(double)), scale = 1.0 / sqrt((double)hs);
+    for (b = 0; b < B; b++)
+        for (h = 0; h < NH; h++)
+            for (t = 0; t < T; t++) {
+                const double *q = qkv + (b * T + t) * 3 * C + h * hs;
+                double m = -1e300, sum = 0;
+                for (s = 0; s < T; s++) {
+                    const double *k = qkv + (b * T + s) * 3 * C + C + h * hs;
+                    double a = 0;
+                    for (c = 0; c < hs; c++) a += q[c] * k[c];
+                    P[s] = s <= t ? a * scale : -1e300; /* the causal mask, materialised */
+                    if (P[s] > m) m = P[s];
+                }
+                for (s = 0; s < T; s++) {
+                    P[s] = s <= t ? exp(P[s] - m) : 0.0;
+                    sum += P[s];
+                }
+                for (c = 0; c < hs; c++) {
+                    double a = 0;
+                    for (s = 0; s < T; s++) a += P[s] / sum * qkv[(b * T + s) * 3 * C + 2 * C + h * hs + c];
+                    out[(b * T + t) * C + h * hs + c] = a;
+                }
+            }
+    free(P);
+}
+
+typedef struct {
+    double *qkv, *w, *out;
+    size_t B, T, C, NH;
+} kt_mha_ctx;
+
+static double kt_mha_loss(void *c)
+{
+    kt_mha_ctx *k = (kt_mha_ctx *)c;
+    ref_mha(k->qkv, k->B, k->T, k->C, k->NH, k->out);
+    return kt_wsum(k->w, k->out, k->B * k->T * k->C);
+}
+
+static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int nparts)
+{
+    size_t n3 = B * T * 3 * C, no = B * T * C;
+    float *qkv = kt_rand(n3, 1.5), *w = kt_rand(no, 1.0);
+    float *out = (float *)kt_alloc(no), *lse = (float *)kt_alloc(B * NH * T);
+    float *scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, C, nparts));
+    float *dqkv = kt_fill(n3, KT_PREFILL);
+    double *qd = kt_dcopy(qkv, n3), *wd = kt_dcopy(w, no), *od = (double *)malloc(no * sizeof(double));
+    double e;
+    lmu__mha_forward(out, lse, qkv, B, T, C, NH, nparts, scr);
+    ref_mha(qd, B, T, C, NH, od);
+    e = kt_relerr(out, 0.0f, od, no);
+    LT_CHECK(e < 2e-6, "mha fwd B=%zu T=%zu C=%zu NH=%zu parts=%d: rel %.2e", B, T, C, NH, nparts, e);
+    if (fd) {
+        kt_mha_ctx c;
+        double *g = (double *)malloc(n3 * sizeof(double));
+        c.qkv = qd; c.w = wd; c.out = od; c.B = B; c.T = T; c.C = C; c.NH = NH;
+        kt_fd(kt_mha_loss, &c, qd, n3, g);
+        lmu__mha_backward(dqkv, w, qkv, out, lse, B, T, C, NH, nparts, scr);
+        e = kt_relerr(dqkv, KT_PREFILL, g, n3);
+        LT_CHECK(e < 1e-4, "mha grad vs FD B=%zu T=%zu C=%zu NH=%zu: dqkv %.2e", B, T, C, NH, e);
+        free(g);
+    }
+    lmu__free_aligned(qkv); lmu__free_aligned(w); lmu__free_aligned(out); lmu__free_aligned(lse);
+    lmu__free_aligned(scr); lmu__free_aligned(dqkv); free(qd); free(wd); free(od);
+}
+
+static void test_mha(void)
+{
+    static const size_t Ts[] = {1, 2, 17, 64, 100};
+    size_t i, B = 2, T = 23, C = 12, NH = 3, n3 = B * T * 3 * C, no = B * T * C, t, t0 = 9;
+    float *qkv, *out, *out2, *lse, *lse2, *scr, *kc, *vc, *o1, *dq[3], *w;
+    int ok;
+    for (i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+        test_mha_case(2, Ts[i], 8, 1, 0, 3);
+        test_mha_case(2, Ts[i], 12, 3, 0, 2);
+        test_mha_case(1, Ts[i], 16, 4, 0, 1);
+    }
+    test_mha_case(2, 5, 6, 2, 1, 3);
+    test_mha_case(2, 17, 12, 3, 1, 4);
+    test_mha_case(1, 1, 4, 1, 1, 1);
+    test_mha_case(3, 9, 10, 1, 1, 2);
+
+    /* causality: change every input of position t0; rows before it keep their bits */
+    qkv = kt_rand(n3, 1.0);
+    w = kt_rand(no, 1.0);
+    out = (float *)kt_alloc(no); out2 = (float *)kt_alloc(no);
+    lse = (float *)kt_alloc(B * NH * T); lse2 = (float *)kt_alloc(B * NH * T);
+    scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, C, 4));
+    lmu__mha_forward(out, lse, qkv, B, T, C, NH, 3, scr);
+    {
+        float *q2 = (float *)kt_alloc(n3);
+        size_t b, ok1 = 1, changed = 0;
+        memcpy(q2, qkv, n3 * 4);
+        for (b = 0; b < B; b++)
+            for (i = 0; i < 3 * C; i++) q2[(b * T + t0) * 3 * C + i] += 0.5f;
+        lmu__mha_forward(out2, lse2, q2, B, T, C, NH, 3, scr);
+        for (b = 0; b < B; b++) {
+            ok1 &= !memcmp(out + b * T * C, out2 + b * T * C, t0 * C * 4);
+            changed += memcmp(out + (b * T + t0) * C, out2 + (b * T + t0) * C, (T - t0) * C * 4) != 0;
+        }
+        LT_CHECK(ok1 && changed == B, "mha causal: rows < t0 bit-identical, later rows change");
+        lmu__free_aligned(q2);
+    }
+    /* decode with a KV cache == the full forward row by row, bit for bit */
+    kc = (float *)kt_alloc(T * C); vc = (float *)kt_alloc(T * C); o1 = (float *)kt_alloc(C);
+    ok = 1;
+    for (t = 0; t < T; t++) {
+        lmu__mha_decode(o1, kc, vc, qkv + (1 * T + t) * 3 * C, t, C, NH, scr);
+        ok &= !memcmp(o1, out + (1 * T + t) * C, C * 4);
+    }
+    LT_CHECK(ok, "mha decode step == full forward, every row, bitwise");
+    /* determinism: same bits twice; nparts 1 vs 4 and 1 vs 2 threads */
+    for (i = 0; i < 3; i++) {
+        int parts = i == 1 ? 1 : 4;
+        KT_THREADS(i == 2 ? 1 : 2);
+        dq[i] = kt_fill(n3, 0.0f);
+        lmu__mha_forward(out2, lse2, qkv, B, T, C, NH, parts, scr);
+        lmu__mha_backward(dq[i], w, qkv, out2, lse2, B, T, C, NH, parts, scr);
+    }
+    KT_THREADS(2);
+    LT_CHECK(!memcmp(out, out2, no * 4) && !memcmp(dq[0], dq[1], n3 * 4) && !memcmp(dq[0], dq[2], n3 * 4),
+             "mha bit-identical across runs, nparts and thread counts");
+    for (i = 0; i < 3; i++) lmu__free_aligned(dq[i]);
+    lmu__free_aligned(qkv); lmu__free_aligned(w); lmu__free_aligned(out); lmu__free_aligned(out2);
+    lmu__free_aligned(lse); lmu__free_aligned(lse2); lmu__free_aligned(scr);
+    lmu__free_aligned(kc); lmu__free_aligned(vc); lmu__free_aligned(o1);
+}
+
+/* ====================================================================== */
+/* implicit self-attention: convolution                                    */
+/* ====================================================================== */
+
+/* Z[b,t,ir,c] = sum_{j<=t} sum_k L[ir,k] H[k,t-j] U[b,j,c] + bias[ir] */
+static void ref_conv(const double *U, const double *H, const double *L, const double *bias,
+                     size_t B, size_t n, size_t d, size_t q, size_t qp, double *Z)
+{
+    size_t R = 3 * qp, b, t, j, ir, k, c;
+    double *Ht = (double *)calloc(R * n, sizeof(double));
+    for (ir = 0; ir < R; ir++)
+        for (k = 0; k < q; k++)
+            for (t = 0; t < n; t++) Ht[ir * n + t] += L[ir * q + k] * H[k * n + t];
+    for (b = 0; b < B; b++)
+        for (t = 0; t < n; t++)
+            for (ir = 0; ir < R; ir++)
+                for (c = 0; c < d; c++) {
+                    double a = bias[ir];
+                    for (j = 0; j <= t; j++) a += Ht[ir * n + t - j] * U[(b * n + j) * d + c];
+                    Z[((b * n + t) * R + ir) * d + c] = a;
+                }
+    free(Ht);
+}
+
+typedef struct {
+    double *U, *H, *L, *b, *w, *Z;
+    size_t B, n, d, q, qp;
+} kt_conv_ctx;
+
+static double kt_conv_loss(void *c)
+{
+    kt_conv_ctx *k = (kt_conv_ctx *)c;
+    ref_conv(k->U, k->H, k->L, k->b, k->B, k->n, k->d, k->q, k->qp, k->Z);
+    return kt_wsum(k->w, k->Z, k->B * k->n * 3 * k->qp * k->d);
+}
+
+typedef struct {
+    size_t B, n, d, q, qp, N, S, nz;
+    lmu_fft_plan *plan;
+    float *U, *H, *Hs, *L, *b, *cache;
+} kt_conv;
+
+static void kt_conv_make(kt_conv *k, size_t B, size_t n, size_t d, size_t q, size_t qp, size_t N)
+{
+    size_t i;
+    float *fs;
+    k->B = B; k->n = n; k->d = d; k->q = q; k->qp = qp;
+    k->N = N ? N : lmu_fft_conv_len(n);
+    k->S = k->N + 2;
+    k->nz = B * n * 3 * qp * d;
+    if (lmu_fft_plan_create(&k->plan, k->N, LMU_FFT_REAL) != LMU_FFT_OK) exit(3);
+    k->U = kt_rand(B * n * d, 1.0);
+    /* H decays along the lag, like an LTI impulse response */
+    k->H = (float *)kt_alloc(q * n);
+    for (i = 0; i < q * n; i++) k->H[i] = (float)(lt_uniform() * exp(-0.05 * (double)(i % n)));
+    k->L = kt_rand(3 * qp * q, 0.7);
+    k->b = kt_rand(3 * qp, 0.5);
+    k->Hs = (float *)kt_alloc(q * k->S);
+    fs = (float *)kt_alloc(lmu_fft_scratch_floats(k->plan));
+    for (i = 0; i < q; i++) lmu_fft_conv_spectrum(k->plan, k->H + i * n, n, k->Hs + i * k->S, fs);
+    lmu__free_aligned(fs);
+    k->cache = (float *)kt_alloc(lmu__isa_conv_cache_floats(B, d, qp, k->N));
+}
+
+static void kt_conv_free(kt_conv *k)
+{
+    lmu_fft_plan_destroy(k->plan);
+    lmu__free_aligned(k->U); lmu__free_aligned(k->H); lmu__free_aligned(k->L);
+    lmu__free_aligned(k->b); lmu__free_aligned(k->Hs); lmu__free_aligned(k->cache);
+}
+
+static void test_conv_case(size_t B, size_t n, size_t d, size_t q, size_t qp, size_t N, int nparts)
+{
+    kt_conv k;
+    size_t nz, nu, nl, R = 3 * qp;
+    float *Z, *w, *scr, *dU, *dL, *db;
+    double *Zr, e, e1, e2, e3;
+    kt_conv_ctx c;
+    kt_conv_make(&k, B, n, d, q, qp, N);
+    nz = k.nz; nu = B * n * d; nl = R * q;
+    Z = (float *)kt_alloc(nz);
+    w = kt_rand(nz, 1.0);
+    scr = (float *)kt_alloc(lmu__isa_conv_scratch_floats(k.plan, qp, nparts));
+    dU = kt_fill(nu, KT_PREFILL); dL = kt_fill(nl, KT_PREFILL); db = kt_fill(R, KT_PREFILL);
+    c.U = kt_dcopy(k.U, nu); c.H = kt_dcopy(k.H, q * n); c.L = kt_dcopy(k.L, nl);
+    c.b = kt_dcopy(k.b, R); c.w = kt_dcopy(w, nz); c.Z = Zr = (double *)malloc(nz * sizeof(double));
+    c.B = B; c.n = n; c.d = d; c.q = q; c.qp = qp;
+    lmu__isa_conv_forward(Z, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, nparts, scr);
+    ref_conv(c.U, c.H, c.L, c.b, B, n, d, q, qp, Zr);
+    e = kt_relerr(Z, 0.0f, Zr, nz);
+    LT_CHECK(e < 1e-5, "conv fwd vs direct sum B=%zu n=%zu d=%zu q=%zu q'=%zu nfft=%zu: rel %.2e",
+             B, n, d, q, qp, k.N, e);
+    lmu__isa_conv_backward(dU, dL, db, w, k.cache, k.Hs, B, n, d, q, qp, k.plan, NULL, nparts, scr);
+    {
+        double *gU = (double *)malloc(nu * sizeof(double)), *gL = (double *)malloc(nl * sizeof(double));
+        double *gb = (double *)malloc(R * sizeof(double));
+        kt_fd(kt_conv_loss, &c, c.U, nu, gU);
+        kt_fd(kt_conv_loss, &c, c.L, nl, gL);
+        kt_fd(kt_conv_loss, &c, c.b, R, gb);
+        e1 = kt_relerr(dU, KT_PREFILL, gU, nu);
+        e2 = kt_relerr(dL, KT_PREFILL, gL, nl);
+        e3 = kt_relerr(db, KT_PREFILL, gb, R);
+        LT_CHECK(e1 < 1e-4 && e2 < 1e-4 && e3 < 1e-5,
+                 "conv grad vs FD n=%zu d=%zu q=%zu q'=%zu nfft=%zu: dU %.2e dL %.2e db %.2e", n, d, q,
+                 qp, k.N, e1, e2, e3);
+        free(gU); free(gL); free(gb);
+    }
+    free(c.U); free(c.H); free(c.L); free(c.b); free(c.w); free(Zr);
+    lmu__free_aligned(Z); lmu__free_aligned(w); lmu__free_aligned(scr);
+    lmu__free_aligned(dU); lmu__free_aligned(dL); lmu__free_aligned(db);
+    kt_conv_free(&k);
+}
+
+static void test_conv(void)
+{
+    kt_conv k;
+    size_t B = 2, n = 40, d = 19, q = 7, qp = 3, R = 9, j0 = 25, b, c, t, i;
+    float *Z, *Z2, *U2, *scr, *w, *dU[3], *dL[3], *db[3];
+    double big = 0, later = 0, scale = 0;
+    int same;
+    test_conv_case(1, 1, 1, 1, 1, 0, 1);
+    test_conv_case(2, 3, 2, 3, 2, 0, 2);
+    test_conv_case(2, 16, 3, 5, 2, 0, 3);
+    test_conv_case(1, 16, 17, 4, 1, 64, 2); /* nfft = 4n, 2 channel blocks */
+    test_conv_case(2, 100, 3, 6, 2, 0, 4);
+
+    /* causality. Through an FFT, rounding spreads over every output, so
+       earlier outputs are unchanged only to rounding (a direct sum would
+       keep their bits): they must move less than 1e-6 of the output scale
+       while later ones move by O(1). */
+    kt_conv_make(&k, B, n, d, q, qp, 0);
+    Z = (float *)kt_alloc(k.nz); Z2 = (float *)kt_alloc(k.nz);
+    scr = (float *)kt_alloc(lmu__isa_conv_scratch_floats(k.plan, qp, 3));
+    lmu__isa_conv_forward(Z, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
+    U2 = (float *)kt_alloc(B * n * d);
+    memcpy(U2, k.U, B * n * d * 4);
+    for (b = 0; b < B; b++)
+        for (c = 0; c < d; c++) U2[(b * n + j0) * d + c] += 1.0f;
+    lmu__isa_conv_forward(Z2, k.cache, U2, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
+    for (b = 0; b < B; b++)
+        for (t = 0; t < n; t++)
+            for (i = 0; i < R * d; i++) {
+                size_t o = (b * n + t) * R * d + i;
+                double dz = fabs((double)Z2[o] - Z[o]);
+                if (t < j0) big = dz > big ? dz : big;
+                else later = dz > later ? dz : later;
+                scale = fabs(Z[o]) > scale ? fabs(Z[o]) : scale;
+            }
+    LT_CHECK(big < 1e-6 * scale && later > 0.1, "conv causal: earlier |dZ| %.2e (scale %.2f), later %.2f",
+             big, scale, later);
+    /* determinism: same bits twice and with 1 vs 2 threads at fixed nparts;
+       nparts changes only the summation order of dL and db */
+    w = kt_rand(k.nz, 1.0);
+    for (i = 0; i < 3; i++) {
+        KT_THREADS(i == 2 ? 1 : 2);
+        dU[i] = kt_fill(B * n * d, 0.0f); dL[i] = kt_fill(R * q, 0.0f); db[i] = kt_fill(R, 0.0f);
+        lmu__isa_conv_forward(Z2, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
+        lmu__isa_conv_backward(dU[i], dL[i], db[i], w, k.cache, k.Hs, B, n, d, q, qp, k.plan, NULL, 3, scr);
+    }
+    KT_THREADS(2);
+    same = !memcmp(Z, Z2, k.nz * 4);
+    for (i = 1; i < 3; i++)
+        same &= !memcmp(dU[i], dU[0], B * n * d * 4) && !memcmp(dL[i], dL[0], R * q * 4) &&
+                !memcmp(db[i], db[0], R * 4);
+    LT_CHECK(same, "conv bit-identical twice and with 1 vs 2 threads (nparts 3)");
+    for (i = 0; i < 3; i++) {
+        lmu__free_aligned(dU[i]); lmu__free_aligned(dL[i]); lmu__free_aligned(db[i]);
+    }
+    lmu__free_aligned(Z); lmu__free_aligned(Z2); lmu__free_aligned(U2); lmu__free_aligned(scr);
+    lmu__free_aligned(w);
+    kt_conv_free(&k);
+}
+
+/* ====================================================================== */
+/* implicit self-attention: per-position attention (gelu fused)           */
+/* ====================================================================== */
+
+static double ref_gelu(double x)
+{
+    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+}
+
+static void ref_isa_attn(const double *Z, const double *p, size_t npos, size_t qp, size_t d, double *y)
+{
+    size_t m = 3 * qp * d, t, r, s, c;
+    double *X = (double *)malloc(m * sizeof(double)), *A = (double *)malloc(qp * qp * sizeof(double));
+    for (t = 0; t < npos; t++) {
+        const double *Q = X, *K = X + qp * d, *V = X + 2 * qp * d;
+        for (r = 0; r < m; r++) X[r] = ref_gelu(Z[t * m + r]);
+        for (r = 0; r < qp; r++) {
+            double mx = -1e300, sum = 0;
+            for (s = 0; s < qp; s++) {
+                double a = 0;
+                for (c = 0; c < d; c++) a += Q[r * d + c] * K[s * d + c];
+                A[r * qp + s] = a / sqrt((double)d);
+                if (A[r * qp + s] > mx) mx = A[r * qp + s];
+            }
+            for (s = 0; s < qp; s++) sum += (A[r * qp + s] = exp(A[r * qp + s] - mx));
+            for (s = 0; s < qp; s++) A[r * qp + s] /= sum;
+        }
+        /* y = p M', M' = A V, literally */
+        for (c = 0; c < d; c++) {
+            double yc = 0;
+            for (r = 0; r < qp; r++) {
+                double mrc = 0;
+                for (s = 0; s < qp; s++) mrc += A[r * qp + s] * V[s * d + c];
+                yc += p[r] * mrc;
+            }
+            y[t * d + c] = yc;
+        }
+    }
+    free(X);
+    free(A);
+}
+
+typedef struct {
+    double *Z, *p, *w, *y;
+    size_t npos, qp, d;
+} kt_isa_ctx;
+
+static double kt_isa_loss(void *c)
+{
+    kt_isa_ctx *k = (kt_isa_ctx *)c;
+    ref_isa_attn(k->Z, k->p, k->npos, k->qp, k->d, k->y);
+    return kt_wsum(k->w, k->y, k->npos * k->d);
+}
+
+static void test_isa_case(size_t npos, size_t qp, size_t d, int nparts, double zs)
+{
+    size_t m = 3 * qp * d, nz = npos * m, ny = npos * d;
+    float *Z = kt_rand(nz, zs), *p = kt_rand(qp, 1.0), *w = kt_rand(ny, 1.0);
+    float *y = (float *)kt_alloc(ny), *Pc = (float *)kt_alloc(npos * qp * qp);
+    float *scr = (float *)kt_alloc(lmu__isa_attn_scratch_floats(npos, qp, d, nparts));
+    float *dZ = kt_fill(nz, KT_PREFILL), *dp = kt_fill(qp, KT_PREFILL);
+    double *gZ = (double *)malloc(nz * sizeof(double)), *gp = (double *)malloc(qp * sizeof(double));
+    double e, e1, e2;
+    kt_isa_ctx c;
+    c.Z = kt_dcopy(Z, nz); c.p = kt_dcopy(p, qp); c.w = kt_dcopy(w, ny);
+    c.y = (double *)malloc(ny * sizeof(double)); c.npos = npos; c.qp = qp; c.d = d;
+    lmu__isa_attn_forward(y, Pc, Z, p, npos, qp, d, nparts, scr);
+    ref_isa_attn(c.Z, c.p, npos, qp, d, c.y);
+    e = kt_relerr(y, 0.0f, c.y, ny);
+    LT_CHECK(e < 2e-6, "isa attn fwd npos=%zu q'=%zu d=%zu: rel %.2e", npos, qp, d, e);
+    lmu__isa_attn_backward(dZ, dp, w, Z, Pc, p, npos, qp, d, nparts, scr);
+    kt_fd(kt_isa_loss, &c, c.Z, nz, gZ);
+    kt_fd(kt_isa_loss, &c, c.p, qp, gp);
+    e1 = kt_relerr(dZ, KT_PREFILL, gZ, nz);
+    e2 = kt_relerr(dp, KT_PREFILL, gp, qp);
+    LT_CHECK(e1 < 1e-4 && e2 < 1e-5, "isa attn grad vs FD npos=%zu q'=%zu d=%zu: dZ %.2e dp %.2e", npos,
+             qp, d, e1, e2);
+    free(c.Z); free(c.p); free(c.w); free(c.y); free(gZ); free(gp);
+    lmu__free_aligned(Z); lmu__free_aligned(p); lmu__free_aligned(w); lmu__free_aligned(y);
+    lmu__free_aligned(Pc); lmu__free_aligned(scr); lmu__free_aligned(dZ); lmu__free_aligned(dp);
+}
+
+static void test_isa_attn(void)
+{
+    size_t npos = 37, qp = 5, d = 11, m = 3 * qp * d, i;
+    float *Z, *p, *w, *y[3], *Pc, *scr, *dZ[3], *dp[3];
+    int same = 1;
+    test_isa_case(4, 3, 7, 2, 1.0);
+    test_isa_case(3, 1, 5, 1, 1.0);
+    test_isa_case(6, 4, 16, 3, 2.0);
+    test_isa_case(2, 7, 3, 4, 3.0);
+    /* determinism: twice, nparts 1 vs 4, 1 vs 2 threads: all bit-identical */
+    Z = kt_rand(npos * m, 1.5); p = kt_rand(qp, 1.0); w = kt_rand(npos * d, 1.0);
+    Pc = (float *)kt_alloc(npos * qp * qp);
+    scr = (float *)kt_alloc(lmu__isa_attn_scratch_floats(npos, qp, d, 4));
+    for (i = 0; i < 3; i++) {
+        int parts = i == 1 ? 1 : 4;
+        KT_THREADS(i == 2 ? 1 : 2);
+        y[i] = (float *)kt_alloc(npos * d); dZ[i] = kt_fill(npos * m, 0.0f); dp[i] = kt_fill(qp, 0.0f);
+        lmu__isa_attn_forward(y[i], Pc, Z, p, npos, qp, d, parts, scr);
+        lmu__isa_attn_backward(dZ[i], dp[i], w, Z, Pc, p, npos, qp, d, parts, scr);
+    }
+    KT_THREADS(2);
+    for (i = 1; i < 3; i++)
+        same &= !memcmp(y[i], y[0], npos * d * 4) && !memcmp(dZ[i], dZ[0], npos * m * 4) &&
+                !memcmp(dp[i], dp[0], qp * 4);
+    LT_CHECK(same, "isa attn bit-identical across runs, nparts and thread counts");
+    for (i = 0; i < 3; i++) {
+        lmu__free_aligned(y[i]); lmu__free_aligned(dZ[i]); lmu__free_aligned(dp[i]);
+    }
+    lmu__free_aligned(Z); lmu__free_aligned(p); lmu__free_aligned(w); lmu__free_aligned(Pc);
+    lmu__free_aligned(scr);
+}
+
+/* ====================================================================== */
+
+static void test_helpers(void)
+{
+    double worst = 0, x;
+    float gw = 0;
+    for (x = -87.0; x <= 88.0; x += 0.01) {
+        double r = fabs(lmu__kern_expf((float)x) - exp((double)(float)x)) / exp((double)(float)x);
+        worst = r > worst ? r : worst;
+    }
+    for (x = -12.0; x <= 12.0; x += 0.001)
+        gw = fmaxf(gw, (float)fabs(lmu__kern_gelu((float)x, NULL) - ref_gelu((double)(float)x)));
+    LT_CHECK(worst < 5e-7 && lmu__kern_expf(-100.0f) == 0.0f && lmu__kern_expf(-(float)HUGE_VAL) == 0.0f &&
+                 lmu__kern_expf(100.0f) > 1e38f && lmu__kern_expf(NAN) != lmu__kern_expf(NAN),
+             "kernel exp: max rel err %.2e on [-87, 88], 0 below, inf above, NaN kept", worst);
+    LT_CHECK(gw < 1e-6f, "kernel gelu: max abs err %.2e on [-12, 12]", gw);
+}
+
+int main(int argc, char **argv)
+{
+    lt_begin("test_kernels", argc, argv);
+    lt_seed(12345);
+    KT_THREADS(2);
+    test_helpers();
+    test_ce();
+    test_mha();
+    test_conv();
+    test_isa_attn();
+    return lt_end();
+}

@@ -1,0 +1,385 @@
+/* The language models end to end: recurrent generation against the parallel
+   forward, checkpoints (round trip, malformed files), exact resume, no
+   allocation after warm-up, and a model that memorises a batch.
+   Gradients of every parameter are checked against the PyTorch reference
+   in tests/test_model_ref.sh. */
+#include <stdlib.h>
+
+/* Counting allocator: every allocation the library makes goes through here,
+   so a test can assert that a warmed-up training step makes none. */
+static long lt_allocs;
+static void *lt_malloc(size_t n) { lt_allocs++; return malloc(n); }
+static void *lt_realloc(void *p, size_t n) { lt_allocs++; return realloc(p, n); }
+#define LMU_MALLOC(sz) lt_malloc(sz)
+#define LMU_REALLOC(p, sz) lt_realloc(p, sz)
+#define LMU_FREE(p) free(p)
+
+#define LMU_IMPLEMENTATION
+#include "lmu.h"
+#include "wip/all.h"
+#include "lmu_test.h"
+
+static const char *arch_name(int k)
+{
+    return k == 0 ? "lmu/ffn" : k == 1 ? "lmu/attn" : "transformer";
+}
+
+static void tiny_config(lmu_config *c, int k, int V, int n_ctx)
+{
+    memset(c, 0, sizeof *c);
+    c->arch = k == 2 ? LMU_ARCH_TRANSFORMER : LMU_ARCH_LMU;
+    c->mixer = k == 1 ? LMU_MIXER_ATTN : LMU_MIXER_FFN;
+    c->vocab_size = V;
+    c->n_ctx = n_ctx;
+    c->d_model = 32;
+    c->n_layer = 2;
+    c->q = 24;
+    c->q_prime = 3;
+    c->theta = 100;
+    c->d_pre = 40;
+    c->d_ff = 48;
+    c->n_head = 2;
+}
+
+/* Deterministic token stream: batch `step` of a toy language with structure
+   a model can learn (each token depends on the two before it). */
+static void batch(int *tok, int *tg, int B, int T, int V, long step)
+{
+    int b, t;
+    for (b = 0; b < B; b++) {
+        unsigned s = (unsigned)(step * 131 + b * 17 + 1);
+        int prev = (int)(s % (unsigned)V), prev2 = 0;
+        for (t = 0; t <= T; t++) {
+            int cur = (prev * 3 + prev2 + (int)((s >> (t % 7)) & 1)) % V;
+            if (t < T) tok[b * T + t] = prev;
+            if (t > 0) tg[b * T + t - 1] = prev;
+            prev2 = prev;
+            prev = cur;
+        }
+    }
+}
+
+/* The parallel path's logits: final LayerNorm output (the fused loss op's
+   first input) times the tied embedding, in double. */
+static void parallel_logits(lmu_model *m, int pos, double *out)
+{
+    lmu_tape *t = &m->tape;
+    const lmu_tape_rec *ce = &t->recs[t->n_recs - 1];
+    const float *h = lmu_tape_data(t, ce->in[0]) + (size_t)pos * (size_t)m->cfg.d_model;
+    const float *E = lmu_tape_data(t, m->wte);
+    int v, k, d = m->cfg.d_model;
+    for (v = 0; v < m->cfg.vocab_size; v++) {
+        double s = 0;
+        for (k = 0; k < d; k++) s += (double)h[k] * E[(size_t)v * d + k];
+        out[v] = s;
+    }
+}
+
+static void test_recurrent_matches_parallel(void)
+{
+    enum { T = 512, V = 97 };
+    static int tok[T], tg[T];
+    static double ref[V];
+    int k, t, v;
+    for (k = 0; k < 3; k++) {
+        lmu_config c;
+        lmu_model *m;
+        lmu_gen g;
+        char err[256];
+        double worst = 0, scale = 0;
+        tiny_config(&c, k, V, T);
+        if (!lt__check(lmu_model_create(&m, &c, 7, err, sizeof err) == LMU_OK, __FILE__, __LINE__,
+                       "create tiny model"))
+            return;
+        batch(tok, tg, 1, T, V, 3);
+        /* a few steps so the weights are not just their initialisation */
+        for (t = 0; t < 3; t++) {
+            lmu_model_forward(m, tok, tg, 1, T, NULL);
+            lmu_model_backward(m);
+            lmu_model_step(m, 1e-2f, 1.0f, NULL);
+        }
+        LT_CHECK(lmu_model_forward(m, tok, tg, 1, T, NULL) == LMU_OK, "%s forward", arch_name(k));
+        LT_CHECK(lmu_gen_create(&g, m, T) == LMU_OK, "%s generator", arch_name(k));
+        for (t = 0; t < T; t++) {
+            lmu_gen_feed(&g, tok[t]);
+            parallel_logits(m, t, ref);
+            for (v = 0; v < V; v++) {
+                double dlt = fabs(ref[v] - g.logits[v]);
+                if (dlt > worst) worst = dlt;
+                if (fabs(ref[v]) > scale) scale = fabs(ref[v]);
+            }
+        }
+        /* float32 FFT convolution against a float32 recurrence over 512
+           steps: agreement to a few ulps of the logits' scale */
+        LT_CHECK(worst <= 1e-4 * (scale > 1 ? scale : 1),
+                 "%s: recurrent logits = parallel logits at all %d positions (max diff %.3g, scale %.3g)",
+                 arch_name(k), T, worst, scale);
+        lmu_gen_free(&g);
+        lmu_model_free(m);
+    }
+}
+
+static int file_bytes(const char *path, unsigned char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    long n;
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = (unsigned char *)malloc((size_t)n + 1);
+    *len = fread(*buf, 1, (size_t)n, f);
+    fclose(f);
+    return *len == (size_t)n;
+}
+
+static void test_checkpoints(void)
+{
+    enum { B = 2, T = 16, V = 50 };
+    int tok[B * T], tg[B * T], k;
+    const char *path = "build/test_model_ckpt.safetensors";
+    const char *path2 = "build/test_model_ckpt2.safetensors";
+    for (k = 0; k < 3; k++) {
+        lmu_config c;
+        lmu_model *m, *m2 = NULL;
+        char err[256];
+        unsigned char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0, cut;
+        int bad = 0, i;
+        tiny_config(&c, k, V, T);
+        lmu_model_create(&m, &c, 11, err, sizeof err);
+        batch(tok, tg, B, T, V, 0);
+        lmu_model_forward(m, tok, tg, B, T, NULL);
+        lmu_model_backward(m);
+        lmu_model_step(m, 1e-3f, 1.0f, NULL);
+        m->data_pos = 12345;
+        LT_CHECK(lmu_model_save(m, path, 1) == LMU_OK, "%s save: %s", arch_name(k), m->err);
+        LT_CHECK(lmu_model_load(&m2, path, err, sizeof err) == LMU_OK, "%s load: %s", arch_name(k), err);
+        if (!m2) continue;
+        LT_CHECK(memcmp(m->tape.param, m2->tape.param, m->tape.param_size * sizeof(float)) == 0 &&
+                     memcmp(m->adam.m, m2->adam.m, m->tape.param_size * sizeof(float)) == 0 &&
+                     memcmp(m->adam.v, m2->adam.v, m->tape.param_size * sizeof(float)) == 0 &&
+                     m2->adam.step == m->adam.step && m2->data_pos == 12345 &&
+                     memcmp(&m->cfg, &m2->cfg, sizeof m->cfg) == 0,
+                 "%s round trip is bit-exact (params, Adam moments, step, data position, config)",
+                 arch_name(k));
+        lmu_model_save(m2, path2, 1);
+        file_bytes(path, &a, &la);
+        file_bytes(path2, &b, &lb);
+        LT_CHECK(la == lb && la > 0 && memcmp(a, b, la) == 0, "%s: re-saved file is byte-identical",
+                 arch_name(k));
+        lmu_model_free(m2);
+        m2 = NULL;
+
+        /* every truncation is refused with a message, never a crash */
+        for (cut = 0; cut < la; cut += (cut < 256 ? 1 : la / 97 + 1)) {
+            err[0] = 0;
+            if (lmu_model_load_memory(&m2, a, cut, err, sizeof err) == LMU_OK || !err[0]) bad++;
+            lmu_model_free(m2);
+            m2 = NULL;
+        }
+        LT_CHECK(bad == 0, "%s: truncated files refused with a message (%d accepted)", arch_name(k), bad);
+
+        /* oversized: a header length far past the end */
+        memcpy(b, a, la);
+        b[4] = 0x7f;
+        err[0] = 0;
+        LT_CHECK(lmu_model_load_memory(&m2, b, la, err, sizeof err) == LMU_ERR_FORMAT && err[0],
+                 "%s: oversized header length refused: %s", arch_name(k), err);
+        lmu_model_free(m2);
+        m2 = NULL;
+        if (k == 0) {
+            /* a file with trailing junk after the data section */
+            unsigned char *big = (unsigned char *)malloc(la + 64);
+            memcpy(big, a, la);
+            memset(big + la, 0xAB, 64);
+            err[0] = 0;
+            LT_CHECK(lmu_model_load_memory(&m2, big, la + 64, err, sizeof err) != LMU_OK && err[0],
+                     "file longer than its tensors refused: %s", err);
+            lmu_model_free(m2);
+            m2 = NULL;
+            free(big);
+        }
+        free(a);
+        free(b);
+        a = b = NULL;
+
+        /* wrong dtype and wrong shape: rewrite the checkpoint with one
+           tensor changed, through the safetensors writer itself */
+        {
+            lmu_st_file f;
+            lmu_st_tensor *ts;
+            lmu_st_meta *meta;
+            size_t n, j;
+            double *wide = NULL;
+            memset(&f, 0, sizeof f);
+            lmu_st_load_file(&f, path, err, sizeof err);
+            n = f.n_tensors;
+            ts = (lmu_st_tensor *)malloc(n * sizeof *ts);
+            meta = (lmu_st_meta *)malloc(f.n_meta * sizeof *meta);
+            memcpy(ts, f.tensors, n * sizeof *ts);
+            memcpy(meta, f.meta, f.n_meta * sizeof *meta);
+            for (i = 0; i < 3; i++) {
+                memcpy(ts, f.tensors, n * sizeof *ts);
+                for (j = 0; j < n; j++)
+                    if (strcmp(ts[j].name, "ln_f.bias") == 0) break;
+                if (i == 0) { /* F64 where F32 belongs */
+                    size_t e, cnt = ts[j].nbytes / 4;
+                    wide = (double *)malloc(cnt * sizeof(double));
+                    for (e = 0; e < cnt; e++) wide[e] = ((const float *)ts[j].data)[e];
+                    ts[j].dtype = LMU_ST_F64;
+                    ts[j].data = wide;
+                } else if (i == 1) { /* [d] stored as [d/2, 2] */
+                    ts[j].ndim = 2;
+                    ts[j].shape[0] = ts[j].shape[0] / 2;
+                    ts[j].shape[1] = 2;
+                } else { /* a tensor the model does not have */
+                    ts[j].name = "blocks.9.ln_a.weight";
+                }
+                lmu_st_save_file(path2, ts, n, meta, f.n_meta, err, sizeof err);
+                err[0] = 0;
+                LT_CHECK(lmu_model_load(&m2, path2, err, sizeof err) != LMU_OK && err[0] &&
+                             (i == 1 ? strstr(err, "ln_f.bias") != NULL : 1),
+                         "%s: %s refused: %s", arch_name(k),
+                         i == 0 ? "wrong dtype" : i == 1 ? "wrong shape" : "unknown tensor", err);
+                lmu_model_free(m2);
+                m2 = NULL;
+            }
+            /* a vocabulary the metadata disagrees with */
+            for (j = 0; j < f.n_meta; j++)
+                if (strcmp(meta[j].key, "vocab_size") == 0) meta[j].value = "51";
+            memcpy(ts, f.tensors, n * sizeof *ts);
+            lmu_st_save_file(path2, ts, n, meta, f.n_meta, err, sizeof err);
+            err[0] = 0;
+            LT_CHECK(lmu_model_load(&m2, path2, err, sizeof err) == LMU_ERR_SHAPE && strstr(err, "wte"),
+                     "%s: checkpoint for another vocabulary refused: %s", arch_name(k), err);
+            lmu_model_free(m2);
+            m2 = NULL;
+            free(wide);
+            free(ts);
+            free(meta);
+            lmu_st_close(&f);
+        }
+        err[0] = 0;
+        LT_CHECK(lmu_model_load(&m2, "build/no-such-checkpoint", err, sizeof err) == LMU_ERR_IO && err[0],
+                 "missing file: %s", err);
+        lmu_model_free(m);
+    }
+    remove(path);
+    remove(path2);
+}
+
+/* N steps straight, or N/2 steps + save + load + N/2 steps: same losses,
+   bit for bit. The data position travels in the checkpoint. */
+static void test_resume(void)
+{
+    enum { B = 2, T = 32, V = 61, N = 8 };
+    int tok[B * T], tg[B * T], k;
+    const char *path = "build/test_model_resume.safetensors";
+    for (k = 0; k < 3; k++) {
+        lmu_config c;
+        lmu_model *m;
+        char err[256];
+        float straight[N], resumed[N];
+        long s;
+        tiny_config(&c, k, V, T);
+        lmu_model_create(&m, &c, 5, err, sizeof err);
+        for (s = 0; s < N; s++) {
+            batch(tok, tg, B, T, V, s);
+            lmu_model_forward(m, tok, tg, B, T, &straight[s]);
+            lmu_model_backward(m);
+            lmu_model_step(m, lmu_lr_schedule(s, 2, N, 3e-3f), 1.0f, NULL);
+        }
+        lmu_model_free(m);
+        lmu_model_create(&m, &c, 5, err, sizeof err);
+        for (s = 0; s < N / 2; s++) {
+            batch(tok, tg, B, T, V, s);
+            lmu_model_forward(m, tok, tg, B, T, &resumed[s]);
+            lmu_model_backward(m);
+            lmu_model_step(m, lmu_lr_schedule(s, 2, N, 3e-3f), 1.0f, NULL);
+            m->data_pos = (uint64_t)s + 1;
+        }
+        lmu_model_save(m, path, 1);
+        lmu_model_free(m);
+        m = NULL;
+        LT_CHECK(lmu_model_load(&m, path, err, sizeof err) == LMU_OK, "%s resume load: %s", arch_name(k), err);
+        if (!m) continue;
+        for (s = (long)m->data_pos; s < N; s++) {
+            batch(tok, tg, B, T, V, s);
+            lmu_model_forward(m, tok, tg, B, T, &resumed[s]);
+            lmu_model_backward(m);
+            lmu_model_step(m, lmu_lr_schedule(s, 2, N, 3e-3f), 1.0f, NULL);
+        }
+        LT_CHECK(memcmp(straight, resumed, sizeof straight) == 0,
+                 "%s: %d steps straight = %d + save/load + %d, bit for bit (last %.9g vs %.9g)",
+                 arch_name(k), N, N / 2, N / 2, (double)straight[N - 1], (double)resumed[N - 1]);
+        lmu_model_free(m);
+    }
+    remove(path);
+}
+
+static void test_training(void)
+{
+    enum { B = 2, T = 32, V = 40 };
+    int tok[B * T], tg[B * T], k;
+    for (k = 0; k < 3; k++) {
+        lmu_config c;
+        lmu_model *m;
+        char err[256];
+        float loss = 0, first = 0;
+        long s, allocs = 0, steps = 0;
+        tiny_config(&c, k, V, T);
+        lmu_model_create(&m, &c, 3, err, sizeof err);
+        batch(tok, tg, B, T, V, 42);
+        /* memorise one batch: a bounded number of Adam steps */
+        for (s = 0; s < 400; s++) {
+            long before = lt_allocs;
+            if (lmu_model_forward(m, tok, tg, B, T, &loss) != LMU_OK ||
+                lmu_model_backward(m) != LMU_OK ||
+                lmu_model_step(m, lmu_lr_schedule(s, 10, 400, 1e-2f), 1.0f, NULL) != LMU_OK)
+                break;
+            if (s == 0) first = loss;
+            if (s > 0) allocs += lt_allocs - before;
+            steps++;
+            if (loss < 0.05f) break;
+        }
+        LT_CHECK(loss < 0.05f, "%s memorises a %dx%d batch: loss %.3f -> %.4f in %ld steps (bound 400)",
+                 arch_name(k), B, T, (double)first, (double)loss, steps);
+        LT_CHECK(allocs == 0, "%s: no allocation in %ld warmed-up steps (%ld seen)", arch_name(k),
+                 steps - 1, allocs);
+        lmu_model_free(m);
+    }
+}
+
+static void test_errors(void)
+{
+    lmu_config c;
+    lmu_model *m;
+    char err[256];
+    int tok[8] = {0, 1, 2, 3, 4, 5, 6, 7}, tg[8] = {1, 2, 3, 4, 5, 6, 7, 99};
+    tiny_config(&c, 0, 50, 4);
+    lmu_model_create(&m, &c, 1, err, sizeof err);
+    LT_CHECK(lmu_model_forward(m, tok, tg, 1, 8, NULL) == LMU_ERR_SHAPE && m->err[0],
+             "T > n_ctx refused: %s", m->err);
+    LT_CHECK(lmu_model_forward(m, tok, tg, 2, 4, NULL) == LMU_ERR_RANGE && m->err[0],
+             "target out of range refused: %s", m->err);
+    tok[0] = -1;
+    LT_CHECK(lmu_model_forward(m, tok, tok + 4, 1, 4, NULL) == LMU_ERR_RANGE && m->err[0],
+             "token out of range refused: %s", m->err);
+    LT_CHECK(lmu_model_backward(m) == LMU_ERR_STATE, "backward without a forward refused");
+    lmu_model_free(m);
+    c.q_prime = 99;
+    LT_CHECK(lmu_model_create(&m, &c, 1, err, sizeof err) == LMU_ERR_ARG && err[0] && !m,
+             "config that does not fit refused: %s", err);
+}
+
+int main(int argc, char **argv)
+{
+    lt_begin("test_model", argc, argv);
+    test_errors();
+    test_recurrent_matches_parallel();
+    test_checkpoints();
+    test_resume();
+    test_training();
+    return lt_end();
+}

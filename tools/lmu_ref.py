@@ -1,0 +1,914 @@
+#!/usr/bin/python3
+"""lmu_ref.py - the PyTorch reference (test oracle) for lmu.h.
+
+An independent implementation of /work/shared/MODEL.md (sections 1-7): the
+LMU language model with implicit self-attention (mixer "ffn" or "attn") and
+the GPT-2 transformer baseline. Everything is computed in float64; the
+checkpoint's F32 parameters are cast up. Written from MODEL.md alone: no code
+of lmu.h is shared (Abar/Bbar come from torch.linalg.matrix_exp, not from the
+C Pade code; the safetensors reader/writer is our own).
+
+Run it with Debian's Python (/usr/bin/python3; `tools/setup.sh torch` installs
+python3-torch and python3-numpy).
+
+USAGE
+  lmu_ref.py grads --ckpt M.safetensors --batch B.safetensors --out R.safetensors
+        [--conv auto|direct|fft]
+      B holds `tokens`, I32 or I64, shape [B, n+1]; inputs are tokens[:, :n],
+      targets tokens[:, 1:]. R holds
+        loss            F64 [1]     mean next-token cross-entropy, nats
+        logits          F32 [B,n,V] only when B*n*V <= 50M (else skipped, and
+                                    R's __metadata__ "note" says so)
+        grad.<name>     F32         for every parameter tensor of MODEL.md
+                                    section 7 in the checkpoint (wte and, for
+                                    the transformer, wpe included)
+      The implicit-attention convolution is the direct causal sum for
+      n <= 256 and the FFT (length 2n) above (--conv overrides).
+
+  lmu_ref.py init --config SPEC --out M.safetensors [--seed S] [--jitter J]
+      Writes a random F32 checkpoint (GPT-2-like init; --jitter J adds N(0,J)
+      to every tensor, biases and LayerNorms included, so tests see no zeros).
+
+  lmu_ref.py generate-check --ckpt M.safetensors (--batch B.safetensors |
+        --tokens 1,2,3 | --random N) --out R.safetensors [--tol T]
+      Feeds EVERY token of `tokens` [B, T] one at a time through the recurrent
+      formulation (per layer, a q x d memory m_t = Abar m_{t-1} + Bbar u_t,
+      Z_i = L_i m_t + b_i; a KV cache for mixer "attn" and the transformer)
+      and compares the logits at every position with the parallel path.
+      R holds `logits` [B,T,V] F32 (recurrent), `logits_parallel` [B,T,V] F32,
+      and `max_abs_diff` F64 [1]. Exit status 1 when they differ by more
+      than --tol (default 1e-9, relative to max |logit|).
+
+  lmu_ref.py count [--config SPEC]
+      Parameter count N (trainable, non-embedding: wte, wpe, A, B, H are not
+      counted). Without --config: the table of MODEL.md section 4 for both
+      mixers, the solved d_ff and n_head, and transformer configs of equal N.
+
+  lmu_ref.py selfcheck
+      The reference checked against itself (tests/test_ref_selfcheck.sh).
+
+CONFIG SPEC
+  Comma-separated: an optional preset first (lmu-55k, lmu-100k, lmu-200k,
+  lmu-300k, lmu-500k, lmu-1m, transformer), then key=value overrides with the
+  metadata keys below or the short aliases L (n_layer), d (d_model),
+  h (n_head), V (vocab_size), qp (q_prime), n (n_ctx).
+  E.g. "lmu-55k,mixer=attn", "lmu-55k,V=512,n=64",
+  "arch=transformer,L=3,d=40,h=1". Unset d_pre is round(1.5 d) (halves up);
+  for a preset, unset d_ff is solved to put N closest to the preset's size;
+  unset n_head is the head count whose width in 16..64 is closest to 32 (1
+  if none; ties take the smaller width). Changing d or L of a preset
+  re-solves d_ff only for the preset's own target.
+
+CHECKPOINT METADATA CONTRACT (the safetensors "__metadata__" object)
+  Every value is a JSON string (safetensors requires str -> str). Keys:
+    format      "lmu"
+    arch        "lmu" | "transformer"
+    vocab_size  integer, e.g. "50257"
+    n_ctx       integer: longest sequence (transformer: rows of wpe)
+    d_model     integer
+    n_layer     integer
+    q           integer   (arch lmu) order of the LTI memory
+    q_prime     integer   (arch lmu) reduced order q'
+    theta       decimal   (arch lmu) window, may be non-integer ("350", "90.5")
+    d_pre       integer   (arch lmu, mixer ffn) FFN_pre inner width
+    d_ff        integer   FFN_post inner width (transformer: MLP width, 4 d)
+    mixer       "ffn" | "attn"   (arch lmu)
+    n_head      integer   (mixer attn, and the transformer)
+  Keys irrelevant to the arch may be absent; this reader also accepts JSON
+  numbers in place of the strings. Tensor names and shapes: MODEL.md
+  section 7 (F32, [out, in] for linear weights); names starting with
+  "optim." are ignored.
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+F64 = torch.float64
+
+# ----------------------------------------------------------------------------
+# safetensors, parsed and written by hand
+
+_ST_DTYPES = {
+    "F64": ("<f8", 8), "F32": ("<f4", 4), "F16": ("<f2", 2),
+    "I64": ("<i8", 8), "I32": ("<i4", 4), "I16": ("<i2", 2), "I8": ("i1", 1),
+    "U8": ("u1", 1), "BOOL": ("?", 1), "BF16": ("<u2", 2),
+}
+_TORCH_TO_ST = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
+                torch.int64: "I64", torch.int32: "I32", torch.int16: "I16",
+                torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def st_read(path):
+    """Returns (tensors: name -> torch.Tensor, metadata: dict)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise ValueError(f"{path}: too short for a safetensors file")
+    (hlen,) = struct.unpack("<Q", raw[:8])
+    if hlen > len(raw) - 8 or hlen > 100 << 20:
+        raise ValueError(f"{path}: header length {hlen} exceeds the file")
+    header = json.loads(raw[8:8 + hlen].decode("utf-8"))
+    data = memoryview(raw)[8 + hlen:]
+    meta = header.pop("__metadata__", None) or {}
+    out = {}
+    for name, info in header.items():
+        dt = info["dtype"]
+        if dt not in _ST_DTYPES:
+            raise ValueError(f"{path}: tensor {name}: unsupported dtype {dt}")
+        npdt, size = _ST_DTYPES[dt]
+        shape = [int(s) for s in info["shape"]]
+        a, b = (int(x) for x in info["data_offsets"])
+        count = int(np.prod(shape)) if shape else 1
+        if not (0 <= a <= b <= len(data)) or b - a != count * size:
+            raise ValueError(f"{path}: tensor {name}: bad data_offsets {a}..{b}")
+        arr = np.frombuffer(data[a:b], dtype=npdt).reshape(shape)
+        if dt == "BF16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        out[name] = torch.from_numpy(arr.astype(arr.dtype.newbyteorder("=")).copy())
+    return out, meta
+
+
+def st_write(path, tensors, metadata=None):
+    """tensors: ordered name -> torch.Tensor (written in the given order)."""
+    header, blobs, off = {}, [], 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        dt = _TORCH_TO_ST[t.dtype]
+        b = t.numpy().astype(_ST_DTYPES[dt][0]).tobytes()
+        header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)  # data section 8-byte aligned, as safetensors does
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------
+# configs, presets, parameter shapes and counts
+
+PRESETS = {  # MODEL.md section 4: target N, d, q, q', layers, theta
+    "lmu-55k": (55_000, 48, 50, 5, 3, 350.0),
+    "lmu-100k": (100_000, 65, 65, 7, 3, 350.0),
+    "lmu-200k": (200_000, 91, 90, 9, 3, 350.0),
+    "lmu-300k": (300_000, 112, 110, 13, 3, 350.0),
+    "lmu-500k": (500_000, 144, 150, 15, 3, 350.0),
+    "lmu-1m": (1_000_000, 204, 220, 22, 3, 350.0),
+}
+INT_KEYS = ("vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "d_pre", "d_ff", "n_head")
+ALIASES = {"L": "n_layer", "d": "d_model", "h": "n_head", "V": "vocab_size", "qp": "q_prime", "n": "n_ctx"}
+
+
+def round_half_up(x):
+    return int(math.floor(x + 0.5))
+
+
+def pick_n_head(d):
+    """Head count whose width (dividing d) is in 16..64 and closest to 32;
+    ties take the smaller width; 1 when no width fits."""
+    best = None
+    for dh in range(16, 65):
+        if d % dh == 0 and (best is None or abs(dh - 32) < abs(best - 32)):
+            best = dh
+    return d // best if best else 1
+
+
+def param_shapes(cfg):
+    """Ordered name -> shape of every parameter tensor (MODEL.md section 7)."""
+    V, d, L = cfg["vocab_size"], cfg["d_model"], cfg["n_layer"]
+    s = {"wte": (V, d)}
+    if cfg["arch"] == "transformer":
+        s["wpe"] = (cfg["n_ctx"], d)
+    for l in range(L):
+        p = f"blocks.{l}."
+        s[p + "ln_a.weight"] = (d,)
+        s[p + "ln_a.bias"] = (d,)
+        if cfg["arch"] == "transformer" or cfg["mixer"] == "attn":
+            s[p + "attn.qkv.weight"] = (3 * d, d)
+            s[p + "attn.qkv.bias"] = (3 * d,)
+            s[p + "attn.proj.weight"] = (d, d)
+            s[p + "attn.proj.bias"] = (d,)
+        else:
+            s[p + "ffn_pre.fc.weight"] = (cfg["d_pre"], d)
+            s[p + "ffn_pre.fc.bias"] = (cfg["d_pre"],)
+            s[p + "ffn_pre.proj.weight"] = (d, cfg["d_pre"])
+            s[p + "ffn_pre.proj.bias"] = (d,)
+        if cfg["arch"] == "lmu":
+            s[p + "ln_b.weight"] = (d,)
+            s[p + "ln_b.bias"] = (d,)
+            qp, q = cfg["q_prime"], cfg["q"]
+            s[p + "lmu.L"] = (3, qp, q)
+            s[p + "lmu.b"] = (3, qp)
+            s[p + "lmu.p"] = (qp,)
+        s[p + "ln_c.weight"] = (d,)
+        s[p + "ln_c.bias"] = (d,)
+        s[p + "ffn_post.fc.weight"] = (cfg["d_ff"], d)
+        s[p + "ffn_post.fc.bias"] = (cfg["d_ff"],)
+        s[p + "ffn_post.proj.weight"] = (d, cfg["d_ff"])
+        s[p + "ffn_post.proj.bias"] = (d,)
+    s["ln_f.weight"] = (d,)
+    s["ln_f.bias"] = (d,)
+    return s
+
+
+def count_params(cfg):
+    """N: trainable, non-embedding (wte and wpe excluded)."""
+    return sum(int(np.prod(sh)) for k, sh in param_shapes(cfg).items() if k not in ("wte", "wpe"))
+
+
+def solve_d_ff(cfg, target):
+    """The d_ff putting N closest to target (ties: the smaller)."""
+    c0 = count_params(dict(cfg, d_ff=0))
+    per = count_params(dict(cfg, d_ff=1)) - c0
+    guess = max(1, round((target - c0) / per))
+    cands = [x for x in range(guess - 2, guess + 3) if x >= 1]
+    return min(cands, key=lambda x: (abs(c0 + per * x - target), x))
+
+
+def make_config(spec=None, **over):
+    """Config dict from a SPEC string (see the docstring) plus overrides."""
+    cfg = {"arch": "lmu", "vocab_size": 50257, "n_ctx": 1024, "mixer": "ffn"}
+    target = None
+    items = [s.strip() for s in (spec or "").split(",") if s.strip()]
+    if items and "=" not in items[0]:
+        name = items.pop(0)
+        if name in PRESETS:
+            target, d, q, qp, L, theta = PRESETS[name]
+            cfg.update(d_model=d, q=q, q_prime=qp, n_layer=L, theta=theta)
+        elif name == "transformer":
+            cfg.update(arch="transformer", n_layer=3, d_model=40)
+        else:
+            raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)}, transformer)")
+    kv = {}
+    for it in items:
+        if "=" not in it:
+            raise ValueError(f"config item {it!r} is not key=value")
+        k, v = it.split("=", 1)
+        kv[ALIASES.get(k.strip(), k.strip())] = v.strip()
+    kv.update({ALIASES.get(k, k): v for k, v in over.items()})
+    for k, v in kv.items():
+        if k in INT_KEYS:
+            cfg[k] = int(v)
+        elif k == "theta":
+            cfg[k] = float(v)
+        elif k in ("arch", "mixer", "format"):
+            cfg[k] = str(v)
+        else:
+            raise ValueError(f"unknown config key {k!r}")
+    cfg.pop("format", None)
+    if cfg["arch"] not in ("lmu", "transformer") or cfg.get("mixer") not in ("ffn", "attn"):
+        raise ValueError("arch must be lmu|transformer and mixer ffn|attn")
+    d = cfg["d_model"]
+    if cfg["arch"] == "transformer":
+        cfg.setdefault("d_ff", 4 * d)
+        cfg.setdefault("n_head", pick_n_head(d))
+        for k in ("q", "q_prime", "theta", "d_pre", "mixer"):
+            cfg.pop(k, None)
+    else:
+        cfg.setdefault("d_pre", round_half_up(1.5 * d))
+        if cfg["mixer"] == "attn":
+            cfg.setdefault("n_head", pick_n_head(d))
+            cfg.pop("d_pre")
+        if "d_ff" not in cfg:
+            cfg["d_ff"] = solve_d_ff(cfg, target) if target else round_half_up(2 * d)
+    if "n_head" in cfg and d % cfg["n_head"]:
+        raise ValueError(f"n_head {cfg['n_head']} does not divide d_model {d}")
+    return cfg
+
+
+def config_to_metadata(cfg):
+    m = {"format": "lmu"}
+    for k in ("arch", "vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "theta",
+              "d_pre", "d_ff", "mixer", "n_head"):
+        if k in cfg:
+            v = cfg[k]
+            if k == "theta":
+                v = repr(float(v)) if float(v) != int(v) else str(int(v))
+            m[k] = str(v)
+    return m
+
+
+def metadata_to_config(meta):
+    if meta.get("format", "lmu") != "lmu":
+        raise ValueError(f"metadata format {meta.get('format')!r} is not 'lmu'")
+    if isinstance(meta.get("config"), (dict, str)):  # tolerate a nested config object
+        inner = meta["config"]
+        meta = json.loads(inner) if isinstance(inner, str) else inner
+    cfg = {"arch": str(meta.get("arch", "lmu")), "mixer": str(meta.get("mixer", "ffn"))}
+    for k in INT_KEYS:
+        if k in meta:
+            cfg[k] = int(meta[k])
+    if "theta" in meta:
+        cfg["theta"] = float(meta["theta"])
+    need = ["vocab_size", "d_model", "n_layer", "d_ff"]
+    if cfg["arch"] == "lmu":
+        need += ["q", "q_prime", "theta"] + (["d_pre"] if cfg["mixer"] == "ffn" else ["n_head"])
+    else:
+        need += ["n_ctx", "n_head"]
+    miss = [k for k in need if k not in cfg]
+    if miss:
+        raise ValueError(f"checkpoint metadata lacks {', '.join(miss)}")
+    cfg.setdefault("n_ctx", 1024)
+    if cfg["arch"] == "transformer":
+        for k in ("q", "q_prime", "theta", "d_pre", "mixer"):
+            cfg.pop(k, None)
+    elif cfg["mixer"] == "attn":
+        cfg.pop("d_pre", None)
+    return cfg
+
+
+def load_checkpoint(path):
+    """Returns (cfg, params: name -> float64 tensor), shapes checked."""
+    tensors, meta = st_read(path)
+    cfg = metadata_to_config(meta)
+    params = {}
+    for name, shape in param_shapes(cfg).items():
+        if name not in tensors:
+            raise ValueError(f"{path}: missing tensor {name}")
+        if tuple(tensors[name].shape) != tuple(shape):
+            raise ValueError(f"{path}: {name} has shape {tuple(tensors[name].shape)}, expected {shape}")
+        params[name] = tensors[name].to(F64)
+    extra = [k for k in tensors if k not in params and not k.startswith("optim.")]
+    if extra:
+        print(f"note: ignoring tensors not in the model: {', '.join(extra[:5])}", file=sys.stderr)
+    return cfg, params
+
+
+def init_params(cfg, seed=0, jitter=0.0, dtype=torch.float32):
+    """GPT-2-like random init (our choice; lmu.h has its own)."""
+    g = torch.Generator().manual_seed(seed)
+    L = cfg["n_layer"]
+    out = {}
+    for name, shape in param_shapes(cfg).items():
+        leaf = name.rsplit(".", 1)[-1]
+        if name.startswith("ln") or ".ln_" in name:
+            t = torch.ones(shape, dtype=F64) if leaf == "weight" else torch.zeros(shape, dtype=F64)
+        elif leaf == "bias" or name.endswith("lmu.b"):
+            t = torch.zeros(shape, dtype=F64)
+        elif name.endswith("lmu.L"):
+            t = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(cfg["q"])
+        elif name.endswith("lmu.p"):
+            t = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(cfg["q_prime"])
+        elif name == "wpe":
+            t = 0.01 * torch.randn(shape, generator=g, dtype=F64)
+        elif name.endswith("proj.weight"):
+            t = 0.02 / math.sqrt(2 * L) * torch.randn(shape, generator=g, dtype=F64)
+        else:
+            t = 0.02 * torch.randn(shape, generator=g, dtype=F64)
+        if jitter:
+            t = t + jitter * torch.randn(shape, generator=g, dtype=F64)
+        out[name] = t.to(dtype)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# section 1: the LTI memory
+
+def lmu_AB(q, theta):
+    """Continuous A [q,q], B [q] of MODEL.md section 1, float64."""
+    i = torch.arange(q, dtype=F64)[:, None]
+    j = torch.arange(q, dtype=F64)[None, :]
+    sign = torch.where(i < j, torch.full_like(i * j, -1.0), (-1.0) ** (i - j + 1))
+    A = (2 * i + 1) / theta * sign
+    k = torch.arange(q, dtype=F64)
+    B = (2 * k + 1) * (-1.0) ** k / theta
+    return A, B
+
+
+def lmu_discrete(q, theta):
+    """Abar, Bbar by ZOH (dt = 1): expm of [[A, B], [0, 0]]."""
+    A, B = lmu_AB(q, theta)
+    M = torch.zeros(q + 1, q + 1, dtype=F64)
+    M[:q, :q] = A
+    M[:q, q] = B
+    E = torch.linalg.matrix_exp(M)
+    return E[:q, :q].clone(), E[:q, q].clone()
+
+
+_H_CACHE = {}
+
+
+def lmu_H(q, theta, n):
+    """H [q, n], H[:, k] = Abar^k Bbar, by n matrix-vector steps in float64."""
+    key = (q, float(theta))
+    have = _H_CACHE.get(key)
+    if have is None or have.shape[1] < n:
+        Abar, Bbar = lmu_discrete(q, theta)
+        H = torch.empty(q, n, dtype=F64)
+        v = Bbar
+        for k in range(n):
+            H[:, k] = v
+            v = Abar @ v
+        _H_CACHE[key] = have = H
+    return have[:, :n]
+
+
+# ----------------------------------------------------------------------------
+# section 2: causal convolution (two independent ways) and implicit attention
+
+def conv_direct(Lm, H, u):
+    """Z[b,t,r,c] = sum_{j<=t} (Lm H)[r, t-j] u[b,j,c]: the causal sum as an
+    explicit Toeplitz tensor. Lm [R,q], H [q,n], u [B,n,d] -> [B,n,R,d]."""
+    n = u.shape[1]
+    Ht = Lm @ H  # [R, n]
+    t = torch.arange(n)
+    lag = t[:, None] - t[None, :]  # [t, j]
+    T = Ht[:, lag.clamp(min=0)] * (lag >= 0).to(Ht.dtype)  # [R, t, j]
+    return torch.einsum("rtj,bjc->btrc", T, u)
+
+
+def conv_fft(Lm, H, u):
+    """The same by a length-2n real FFT; L applied in the frequency domain
+    (FFT(L H) = L FFT(H)), as MODEL.md describes."""
+    n = u.shape[1]
+    nf = 2 * n
+    FH = torch.fft.rfft(H, n=nf, dim=1)  # [q, n+1], constant
+    FHt = torch.complex(Lm @ FH.real, Lm @ FH.imag)  # [R, n+1]
+    FU = torch.fft.rfft(u, n=nf, dim=1)  # [B, n+1, d]
+    Z = torch.fft.irfft(FU[:, :, None, :] * FHt.t()[None, :, :, None], n=nf, dim=1)
+    return Z[:, :n]
+
+
+def gelu(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def softmax_last(x):
+    e = torch.exp(x - x.max(dim=-1, keepdim=True).values)
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def implicit_attention_from_Z(Z, b, p):
+    """Z [..., 3, q', d] (bias not yet added) -> y [..., d]."""
+    d = Z.shape[-1]
+    G = gelu(Z + b[..., None])
+    Q, K, Vv = G.unbind(-3)
+    S = Q @ K.transpose(-1, -2) / math.sqrt(d)  # [..., q', q']
+    M = softmax_last(S) @ Vv  # [..., q', d]
+    return torch.einsum("r,...rc->...c", p, M)
+
+
+def implicit_attention(u, Lw, b, p, H, conv):
+    Bsz, n, d = u.shape
+    three, qp, q = Lw.shape
+    Z = conv(Lw.reshape(three * qp, q), H[:, :n], u).reshape(Bsz, n, three, qp, d)
+    return implicit_attention_from_Z(Z, b, p)
+
+
+# ----------------------------------------------------------------------------
+# section 3 and 6: the models
+
+def layernorm(x, w, b, eps=1e-5):
+    mu = x.mean(dim=-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mu) / torch.sqrt(var + eps) * w + b
+
+
+def linear(x, W, b):
+    return x @ W.t() + b
+
+
+def ffn(x, P, pre):
+    h = gelu(linear(x, P[pre + "fc.weight"], P[pre + "fc.bias"]))
+    return linear(h, P[pre + "proj.weight"], P[pre + "proj.bias"])
+
+
+def causal_mha(x, P, pre, n_head):
+    Bsz, n, d = x.shape
+    dh = d // n_head
+    qkv = linear(x, P[pre + "qkv.weight"], P[pre + "qkv.bias"])
+    q, k, v = (t.reshape(Bsz, n, n_head, dh).transpose(1, 2) for t in qkv.split(d, dim=-1))
+    att = q @ k.transpose(-1, -2) / math.sqrt(dh)  # [B, h, n, n]
+    future = torch.ones(n, n, dtype=torch.bool).triu(1)
+    att = softmax_last(att.masked_fill(future, float("-inf")))
+    y = (att @ v).transpose(1, 2).reshape(Bsz, n, d)
+    return linear(y, P[pre + "proj.weight"], P[pre + "proj.bias"])
+
+
+def pick_conv(conv, n):
+    if conv == "auto":
+        conv = "direct" if n <= 256 else "fft"
+    return {"direct": conv_direct, "fft": conv_fft}[conv]
+
+
+def forward(P, cfg, idx, conv="auto"):
+    """logits [B, n, V] for input tokens idx [B, n]."""
+    Bsz, n = idx.shape
+    x = P["wte"][idx]
+    if cfg["arch"] == "transformer":
+        if n > cfg["n_ctx"]:
+            raise ValueError(f"sequence of {n} exceeds n_ctx {cfg['n_ctx']}")
+        x = x + P["wpe"][:n]
+    else:
+        H = lmu_H(cfg["q"], cfg["theta"], n)
+        cfn = pick_conv(conv, n)
+    for l in range(cfg["n_layer"]):
+        p = f"blocks.{l}."
+        h = layernorm(x, P[p + "ln_a.weight"], P[p + "ln_a.bias"])
+        if cfg["arch"] == "transformer" or cfg["mixer"] == "attn":
+            x = x + causal_mha(h, P, p + "attn.", cfg["n_head"])
+        else:
+            x = x + ffn(h, P, p + "ffn_pre.")
+        if cfg["arch"] == "lmu":
+            h = layernorm(x, P[p + "ln_b.weight"], P[p + "ln_b.bias"])
+            x = x + implicit_attention(h, P[p + "lmu.L"], P[p + "lmu.b"], P[p + "lmu.p"], H, cfn)
+        h = layernorm(x, P[p + "ln_c.weight"], P[p + "ln_c.bias"])
+        x = x + ffn(h, P, p + "ffn_post.")
+    x = layernorm(x, P["ln_f.weight"], P["ln_f.bias"])
+    return x @ P["wte"].t()
+
+
+def cross_entropy(logits, targets):
+    """Mean over all positions of -log softmax(logits)[target], nats."""
+    m = logits.max(dim=-1, keepdim=True).values
+    lse = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(dim=-1))
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (lse - picked).mean()
+
+
+class Recurrent:
+    """Token-at-a-time evaluation: per layer a q x d LTI memory (section 1's
+    m_t = Abar m_{t-1} + Bbar u_t per channel, then Z_i = L_i m_t + b_i), and
+    a KV cache for causal attention (mixer attn, transformer)."""
+
+    def __init__(self, P, cfg, batch):
+        self.P, self.cfg, self.t = P, cfg, 0
+        dt = P["wte"].dtype
+        L, d = cfg["n_layer"], cfg["d_model"]
+        if cfg["arch"] == "lmu":
+            self.Abar, self.Bbar = (x.to(dt) for x in lmu_discrete(cfg["q"], cfg["theta"]))
+            self.mem = [torch.zeros(batch, cfg["q"], d, dtype=dt) for _ in range(L)]
+        self.kcache = [[] for _ in range(L)]
+        self.vcache = [[] for _ in range(L)]
+
+    def _attn(self, l, h, pre):
+        P, nh = self.P, self.cfg["n_head"]
+        Bsz, d = h.shape
+        dh = d // nh
+        q, k, v = linear(h, P[pre + "qkv.weight"], P[pre + "qkv.bias"]).split(d, dim=-1)
+        self.kcache[l].append(k.reshape(Bsz, nh, dh))
+        self.vcache[l].append(v.reshape(Bsz, nh, dh))
+        K = torch.stack(self.kcache[l], dim=2)  # [B, h, t+1, dh]
+        Vv = torch.stack(self.vcache[l], dim=2)
+        att = softmax_last(torch.einsum("bhe,bhte->bht", q.reshape(Bsz, nh, dh), K) / math.sqrt(dh))
+        y = torch.einsum("bht,bhte->bhe", att, Vv).reshape(Bsz, d)
+        return linear(y, P[pre + "proj.weight"], P[pre + "proj.bias"])
+
+    def step(self, tok):
+        """tok [B] -> logits [B, V] at the next position."""
+        P, cfg = self.P, self.cfg
+        x = P["wte"][tok]
+        if cfg["arch"] == "transformer":
+            x = x + P["wpe"][self.t]
+        for l in range(cfg["n_layer"]):
+            p = f"blocks.{l}."
+            h = layernorm(x, P[p + "ln_a.weight"], P[p + "ln_a.bias"])
+            if cfg["arch"] == "transformer" or cfg["mixer"] == "attn":
+                x = x + self._attn(l, h, p + "attn.")
+            else:
+                x = x + ffn(h, P, p + "ffn_pre.")
+            if cfg["arch"] == "lmu":
+                u = layernorm(x, P[p + "ln_b.weight"], P[p + "ln_b.bias"])  # [B, d]
+                m = torch.einsum("ij,bjc->bic", self.Abar, self.mem[l]) + self.Bbar[None, :, None] * u[:, None, :]
+                self.mem[l] = m
+                Lw = P[p + "lmu.L"]
+                Z = torch.einsum("krq,bqc->bkrc", Lw, m)  # [B, 3, q', d]
+                x = x + implicit_attention_from_Z(Z, P[p + "lmu.b"], P[p + "lmu.p"])
+            h = layernorm(x, P[p + "ln_c.weight"], P[p + "ln_c.bias"])
+            x = x + ffn(h, P, p + "ffn_post.")
+        self.t += 1
+        x = layernorm(x, P["ln_f.weight"], P["ln_f.bias"])
+        return x @ P["wte"].t()
+
+
+def recurrent_logits(P, cfg, idx):
+    r = Recurrent(P, cfg, idx.shape[0])
+    return torch.stack([r.step(idx[:, t]) for t in range(idx.shape[1])], dim=1)
+
+
+# ----------------------------------------------------------------------------
+# CLI modes
+
+LOGITS_LIMIT = 50_000_000
+
+
+def load_tokens(path):
+    tensors, _ = st_read(path)
+    if "tokens" not in tensors:
+        raise ValueError(f"{path}: no tensor named 'tokens'")
+    tok = tensors["tokens"]
+    if tok.dtype not in (torch.int32, torch.int64) or tok.dim() != 2:
+        raise ValueError(f"{path}: tokens must be I32/I64 of shape [B, T]")
+    return tok.long()
+
+
+def compute_grads(P64, cfg, tokens, conv="auto"):
+    """(loss tensor, logits, grads dict) in float64."""
+    V = cfg["vocab_size"]
+    if tokens.min() < 0 or tokens.max() >= V:
+        raise ValueError(f"token ids must lie in 0..{V - 1}")
+    P = {k: v.detach().clone().requires_grad_(True) for k, v in P64.items()}
+    logits = forward(P, cfg, tokens[:, :-1], conv)
+    loss = cross_entropy(logits, tokens[:, 1:])
+    loss.backward()
+    return loss.detach(), logits.detach(), {k: v.grad for k, v in P.items()}
+
+
+def cmd_grads(a):
+    cfg, P = load_checkpoint(a.ckpt)
+    tokens = load_tokens(a.batch)
+    if tokens.shape[1] < 2:
+        raise ValueError("tokens needs at least 2 columns (inputs and targets)")
+    loss, logits, grads = compute_grads(P, cfg, tokens, a.conv)
+    Bsz, n = tokens.shape[0], tokens.shape[1] - 1
+    out = {"loss": loss.reshape(1).to(F64)}
+    meta = {"format": "lmu-ref-grads", "loss": repr(loss.item()),
+            "conv": a.conv if a.conv != "auto" else ("direct" if n <= 256 else "fft")}
+    if Bsz * n * cfg["vocab_size"] <= LOGITS_LIMIT:
+        out["logits"] = logits.float()
+    else:
+        meta["note"] = f"logits skipped: B*n*V = {Bsz * n * cfg['vocab_size']} > {LOGITS_LIMIT}"
+        print("note: " + meta["note"], file=sys.stderr)
+    for k in param_shapes(cfg):
+        out["grad." + k] = grads[k].float()
+    st_write(a.out, out, meta)
+    print(f"loss {loss.item():.12f}  B={Bsz} n={n}  wrote {a.out}")
+
+
+def cmd_init(a):
+    cfg = make_config(a.config)
+    P = init_params(cfg, a.seed, a.jitter)
+    st_write(a.out, P, config_to_metadata(cfg))
+    print(f"wrote {a.out}: {json.dumps(config_to_metadata(cfg))}  N={count_params(cfg)}")
+
+
+def cmd_generate_check(a):
+    cfg, P = load_checkpoint(a.ckpt)
+    if a.batch:
+        tok = load_tokens(a.batch)
+    elif a.tokens:
+        tok = torch.tensor([[int(x) for x in a.tokens.split(",")]], dtype=torch.long)
+    else:
+        tok = torch.randint(0, cfg["vocab_size"], (1, a.random), generator=torch.Generator().manual_seed(a.seed))
+    with torch.no_grad():
+        rec = recurrent_logits(P, cfg, tok)
+        par = forward(P, cfg, tok, a.conv)
+    diff = (rec - par).abs().max().item()
+    scale = max(1.0, par.abs().max().item())
+    ok = diff <= a.tol * scale
+    print(f"recurrent vs parallel over {tok.shape[1]} positions, batch {tok.shape[0]}: "
+          f"max |diff| {diff:.3e} (scale {scale:.3g}) {'ok' if ok else 'FAIL'}")
+    if a.out:
+        st_write(a.out, {"tokens": tok, "logits": rec.float(), "logits_parallel": par.float(),
+                         "max_abs_diff": torch.tensor([diff], dtype=F64)},
+                 {"format": "lmu-ref-generate-check"})
+    return 0 if ok else 1
+
+
+def transformer_for(target, layers, multiple):
+    """The GPT-2 config (L in layers, d a multiple of `multiple` with a head
+    width in 16..64 dividing it) whose exact N is closest to target."""
+    best = None
+    for L in layers:
+        for d in range(16, 1025, 1):
+            if d % multiple or not any(d % dh == 0 for dh in range(16, 65)):
+                continue
+            cfg = make_config(f"arch=transformer,L={L},d={d}")
+            err = abs(count_params(cfg) - target)
+            if best is None or err < best[0]:
+                best = (err, cfg)
+    return best[1]
+
+
+def cmd_count(a):
+    if a.config:
+        cfg = make_config(a.config)
+        print(json.dumps(config_to_metadata(cfg)))
+        print(f"N = {count_params(cfg)}")
+        return 0
+    print("LMU presets (MODEL.md section 4); N = trainable, non-embedding")
+    print(f"{'preset':9} {'mixer':5} {'d':>4} {'q':>4} {'qp':>3} {'L':>2} {'theta':>5} {'d_pre':>5} "
+          f"{'d_ff':>5} {'n_head':>6} {'N':>9} {'vs named':>9}")
+    for name, (target, d, q, qp, L, theta) in PRESETS.items():
+        for mixer in ("ffn", "attn"):
+            cfg = make_config(f"{name},mixer={mixer}")
+            N = count_params(cfg)
+            print(f"{name:9} {mixer:5} {d:4} {q:4} {qp:3} {L:2} {theta:5g} "
+                  f"{cfg['d_pre'] if mixer == 'ffn' else '-':>5} {cfg['d_ff']:5} "
+                  f"{cfg.get('n_head', '-'):>6} {N:9} {100.0 * (N - target) / target:+8.2f}%")
+    print("\nGPT-2 transformer of equal N (exact count as above; 12Ld^2 is Kaplan's estimate).")
+    print("'proposal': d a multiple of 8 and L in 2..4, N closest to the named size;")
+    print("'L=3': same depth as the LMU presets, any d with a head width in 16..64.")
+    print(f"{'preset':9} {'kind':8} {'L':>2} {'d':>4} {'n_head':>6} {'d_head':>6} {'N':>9} {'12Ld^2':>9} {'vs named':>9}")
+    for name, (target, *_r) in PRESETS.items():
+        for kind, cfg in (("proposal", transformer_for(target, (2, 3, 4), 8)),
+                          ("L=3", transformer_for(target, (3,), 1))):
+            d, L, N = cfg["d_model"], cfg["n_layer"], count_params(cfg)
+            print(f"{name:9} {kind:8} {L:2} {d:4} {cfg['n_head']:6} {d // cfg['n_head']:6} {N:9} "
+                  f"{12 * L * d * d:9} {100.0 * (N - target) / target:+8.2f}%")
+    return 0
+
+
+# ----------------------------------------------------------------------------
+# selfcheck
+
+class Checker:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def __call__(self, ok, msg):
+        if ok:
+            self.passed += 1
+            print(f"  ok   {msg}")
+        else:
+            self.failed += 1
+            print(f"  FAIL {msg}")
+        sys.stdout.flush()
+        return ok
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / max(1e-300, b.abs().max().item())).item()
+
+
+def small_cfg(kind):
+    base = "V=11,n=16,d=8,L=2,q=6,qp=3,theta=5.5,d_pre=12,d_ff=10"
+    if kind == "ffn":
+        return make_config(base + ",mixer=ffn")
+    if kind == "attn":
+        return make_config(base + ",mixer=attn,h=2")
+    return make_config("arch=transformer,V=11,n=16,d=8,L=2,h=2,d_ff=32")
+
+
+def cmd_selfcheck(a):
+    ck = Checker()
+    g = torch.Generator().manual_seed(1234)
+    torch.manual_seed(1234)
+
+    # section 1: ZOH, impulse response, recurrence == convolution
+    for q, theta in ((6, 5.5), (50, 350.0), (220, 350.0)):
+        A, B = lmu_AB(q, theta)
+        Abar, Bbar = lmu_discrete(q, theta)
+        Bchk = torch.linalg.solve(A, (Abar - torch.eye(q, dtype=F64)) @ B)
+        ck(rel_err(Bbar, Bchk) < 1e-9,
+           f"q={q} theta={theta}: Bbar == A^-1 (Abar - I) B (rel {rel_err(Bbar, Bchk):.1e})")
+        rho = torch.linalg.eigvals(Abar).abs().max().item()
+        ck(rho < 1.0, f"q={q} theta={theta}: Abar stable (spectral radius {rho:.6f})")
+    q, theta, n, d = 12, 30.0, 200, 3
+    Abar, Bbar = lmu_discrete(q, theta)
+    H = lmu_H(q, theta, n)
+    x = torch.randn(n, d, generator=g, dtype=F64)
+    m = torch.zeros(q, d, dtype=F64)
+    ms = []
+    for t in range(n):
+        m = Abar @ m + Bbar[:, None] * x[t][None, :]
+        ms.append(m)
+    rec = torch.stack(ms)  # [n, q, d]
+    conv = conv_direct(torch.eye(q, dtype=F64), H, x[None])[0]
+    ck(rel_err(conv, rec) < 1e-11, f"recurrence == sum_j H[:, t-j] x_j over {n} steps (rel {rel_err(conv, rec):.1e})")
+
+    # section 2: direct causal sum vs FFT
+    for (Bsz, n, R, q, d, theta) in ((2, 37, 9, 6, 5, 5.5), (3, 256, 66, 50, 8, 350.0), (1, 300, 15, 20, 4, 90.5)):
+        Lm = torch.randn(R, q, generator=g, dtype=F64) / math.sqrt(q)
+        u = torch.randn(Bsz, n, d, generator=g, dtype=F64)
+        H = lmu_H(q, theta, n)
+        zd, zf = conv_direct(Lm, H, u), conv_fft(Lm, H, u)
+        err = (zd - zf).abs().max().item()
+        ck(err < 1e-10 * max(1.0, zd.abs().max().item()),
+           f"conv direct == FFT (B={Bsz} n={n} R={R} q={q} d={d}): max |diff| {err:.1e}")
+    # and through a whole model with n > 256 worth of FFT
+    cfg = make_config("V=13,n=300,d=6,L=1,q=8,qp=2,theta=40,d_pre=9,d_ff=7")
+    P = {k: v.to(F64) for k, v in init_params(cfg, 5, 0.3).items()}
+    idx = torch.randint(0, 13, (1, 300), generator=g)
+    with torch.no_grad():
+        e = rel_err(forward(P, cfg, idx, "fft"), forward(P, cfg, idx, "direct"))
+    ck(e < 1e-10, f"model logits, conv fft == direct at n=300 (rel {e:.1e})")
+
+    # recurrent == parallel, every position
+    for kind in ("ffn", "attn", "transformer"):
+        cfg = small_cfg(kind)
+        P = {k: v.to(F64) for k, v in init_params(cfg, 7, 0.3).items()}
+        idx = torch.randint(0, cfg["vocab_size"], (2, cfg["n_ctx"]), generator=g)
+        with torch.no_grad():
+            par = forward(P, cfg, idx)
+            rec = recurrent_logits(P, cfg, idx)
+        e = rel_err(rec, par)
+        ck(e < 1e-11, f"{kind}: recurrent == parallel logits at all {idx.shape[1]} positions (rel {e:.1e})")
+
+    # autograd vs central finite differences (float64)
+    for kind in ("ffn", "attn", "transformer"):
+        cfg = small_cfg(kind)
+        P = {k: v.to(F64) for k, v in init_params(cfg, 11, 0.3).items()}
+        tok = torch.randint(0, cfg["vocab_size"], (2, 13), generator=g)
+        _, _, grads = compute_grads(P, cfg, tok)
+        names = [k for k in P if any(s in k for s in (
+            "wte", "wpe", "blocks.0.ln_a", "blocks.1.ln_b", "ffn_pre.fc.weight", "ffn_pre.proj.bias",
+            "attn.qkv.weight", "attn.proj.weight", "lmu.L", "lmu.b", "lmu.p",
+            "blocks.0.ffn_post.fc.bias", "blocks.1.ffn_post.proj.weight", "ln_f"))]
+        worst, count = 0.0, 0
+        for name in names:
+            flat = P[name].view(-1)
+            for i in torch.randint(0, flat.numel(), (2,), generator=g).tolist():
+                old = flat[i].item()
+                h = 1e-5
+                with torch.no_grad():
+                    flat[i] = old + h
+                    lp = cross_entropy(forward(P, cfg, tok[:, :-1]), tok[:, 1:]).item()
+                    flat[i] = old - h
+                    lm = cross_entropy(forward(P, cfg, tok[:, :-1]), tok[:, 1:]).item()
+                    flat[i] = old
+                fd = (lp - lm) / (2 * h)
+                ag = grads[name].view(-1)[i].item()
+                err = abs(fd - ag) / max(1e-4, abs(ag))
+                if err > 1e-5:
+                    print(f"    {name}[{i}]: autograd {ag:.10e} fd {fd:.10e}")
+                worst = max(worst, err)
+                count += 1
+        ck(worst < 1e-5, f"{kind}: autograd == finite differences on {count} entries of {len(names)} tensors (worst rel {worst:.1e})")
+
+    # parameter counts, MODEL.md section 4
+    named = {"lmu-55k": 105, "lmu-1m": 469}
+    for name, (target, *_r) in PRESETS.items():
+        for mixer in ("ffn", "attn"):
+            cfg = make_config(f"{name},mixer={mixer}")
+            N = count_params(cfg)
+            ck(abs(N - target) <= 0.03 * target, f"{name} mixer {mixer}: N = {N} within 3% of {target} (d_ff {cfg['d_ff']})")
+    for name, dff in named.items():
+        got = make_config(name)["d_ff"]
+        ck(got == dff, f"{name}: solved d_ff {got} == MODEL.md's {dff}")
+    ck(make_config("d=91,q=90,qp=9,L=3,theta=350")["d_pre"] == 137, "d_pre for d=91 rounds 136.5 up to 137")
+
+    # checkpoint round trip, bit for bit
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in ("lmu-55k,V=97,mixer=attn", "lmu-100k,V=50,theta=90.5", "arch=transformer,V=33,n=20,d=32,L=2"):
+            cfg = make_config(spec)
+            P = init_params(cfg, 3, 0.1)
+            path = os.path.join(tmp, "m.safetensors")
+            st_write(path, P, config_to_metadata(cfg))
+            T, meta = st_read(path)
+            cfg2 = metadata_to_config(meta)
+            same = cfg2 == cfg and list(T) == list(P) and all(
+                T[k].dtype == torch.float32 and torch.equal(T[k], P[k]) for k in P)
+            with open(path, "rb") as f:
+                hlen = struct.unpack("<Q", f.read(8))[0]
+            ck(same and hlen % 8 == 0, f"checkpoint {spec}: reads back identically (config and {len(P)} tensors)")
+
+    print(f"lmu_ref selfcheck: {ck.passed} passed, {ck.failed} failed")
+    return 1 if ck.failed else 0
+
+
+# ----------------------------------------------------------------------------
+
+def main(argv=None):
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="See the module docstring (head tools/lmu_ref.py) for the metadata contract.")
+    sub = ap.add_subparsers(dest="mode", required=True)
+    s = sub.add_parser("grads")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--batch", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--conv", default="auto", choices=("auto", "direct", "fft"))
+    s = sub.add_parser("init")
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--jitter", type=float, default=0.0)
+    s = sub.add_parser("generate-check")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--batch")
+    s.add_argument("--tokens")
+    s.add_argument("--random", type=int, default=32, help="without --batch/--tokens: this many random tokens")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out")
+    s.add_argument("--tol", type=float, default=1e-9)
+    s.add_argument("--conv", default="auto", choices=("auto", "direct", "fft"))
+    s = sub.add_parser("count")
+    s.add_argument("--config")
+    sub.add_parser("selfcheck")
+    a = ap.parse_args(argv)
+    try:
+        return {"grads": cmd_grads, "init": cmd_init, "generate-check": cmd_generate_check,
+                "count": cmd_count, "selfcheck": cmd_selfcheck}[a.mode](a) or 0
+    except (ValueError, OSError, KeyError) as e:
+        print(f"lmu_ref {a.mode}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
