@@ -191,7 +191,7 @@ static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int
         for (i = 0; i < V * d; i++) gE[i] *= dloss;
         eg1 = kt_relerr(dx, KT_PREFILL, gx, N * d);
         eg2 = kt_relerr(dE, KT_PREFILL, gE, V * d);
-        LT_CHECK(eg1 < 1e-4 && eg2 < 1e-4, "ce grad vs FD N=%zu d=%zu V=%zu: dx %.2e dE %.2e", N, d, V, eg1, eg2);
+        LT_CHECK(eg1 < 1e-5 && eg2 < 1e-5, "ce grad vs FD N=%zu d=%zu V=%zu: dx %.2e dE %.2e", N, d, V, eg1, eg2);
         free(gx);
         free(gE);
     }
@@ -362,7 +362,7 @@ static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int n
         kt_fd(kt_mha_loss, &c, qd, n3, g);
         lmu__mha_backward(dqkv, w, qkv, out, lse, B, T, C, NH, nparts, scr);
         e = kt_relerr(dqkv, KT_PREFILL, g, n3);
-        LT_CHECK(e < 1e-4, "mha grad vs FD B=%zu T=%zu C=%zu NH=%zu: dqkv %.2e", B, T, C, NH, e);
+        LT_CHECK(e < 1e-5, "mha grad vs FD B=%zu T=%zu C=%zu NH=%zu: dqkv %.2e", B, T, C, NH, e);
         free(g);
     }
     lmu__free_aligned(qkv); lmu__free_aligned(w); lmu__free_aligned(out); lmu__free_aligned(lse);
@@ -533,7 +533,7 @@ static void test_conv_case(size_t B, size_t n, size_t d, size_t q, size_t qp, si
         e1 = kt_relerr(dU, KT_PREFILL, gU, nu);
         e2 = kt_relerr(dL, KT_PREFILL, gL, nl);
         e3 = kt_relerr(db, KT_PREFILL, gb, R);
-        LT_CHECK(e1 < 1e-4 && e2 < 1e-4 && e3 < 1e-5,
+        LT_CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5,
                  "conv grad vs FD n=%zu d=%zu q=%zu q'=%zu nfft=%zu: dU %.2e dL %.2e db %.2e", n, d, q,
                  qp, k.N, e1, e2, e3);
         free(gU); free(gL); free(gb);
@@ -679,7 +679,7 @@ static void test_isa_case(size_t npos, size_t qp, size_t d, int nparts, double z
     kt_fd(kt_isa_loss, &c, c.p, qp, gp);
     e1 = kt_relerr(dZ, KT_PREFILL, gZ, nz);
     e2 = kt_relerr(dp, KT_PREFILL, gp, qp);
-    LT_CHECK(e1 < 1e-4 && e2 < 1e-5, "isa attn grad vs FD npos=%zu q'=%zu d=%zu: dZ %.2e dp %.2e", npos,
+    LT_CHECK(e1 < 1e-5 && e2 < 1e-5, "isa attn grad vs FD npos=%zu q'=%zu d=%zu: dZ %.2e dp %.2e", npos,
              qp, d, e1, e2);
     free(c.Z); free(c.p); free(c.w); free(c.y); free(gZ); free(gp);
     lmu__free_aligned(Z); lmu__free_aligned(p); lmu__free_aligned(w); lmu__free_aligned(y);

@@ -120,7 +120,7 @@ static void cmp_ab(int q, const double *Ab, const double *Bb, const ld *E, doubl
 
 static void test_discretize(void)
 {
-    int q, k;
+    int q;
     double *Ab = (double *)malloc(32 * 32 * sizeof(double)), *Bb = (double *)malloc(32 * sizeof(double));
     ld *M = (ld *)malloc(33 * 33 * sizeof(ld)), *E = (ld *)malloc(33 * 33 * sizeof(ld));
     double eA, eB, worstA = 0, worstB = 0;
@@ -164,7 +164,7 @@ static void test_discretize(void)
     ref_block(32, 1.0, M);
     ref_expm(33, M, E, 30, 1);
     cmp_ab(32, Ab, Bb, E, &eA, &eB);
-    TCHECK(eA < 1e-11 && eB < 1e-11, "q=32 theta=1 vs scaled Taylor (long double): Abar %.2e Bbar %.2e (tol 1e-11)", eA, eB);
+    TCHECK(eA < 2e-12 && eB < 2e-12, "q=32 theta=1 vs scaled Taylor (long double): Abar %.2e Bbar %.2e (tol 2e-12)", eA, eB);
 
     /* ZOH identity A Bbar = (Abar - I) B, residual relative to the terms. */
     {
@@ -205,7 +205,6 @@ static void test_discretize(void)
         free(Md); free(E1);
     }
 
-    (void)k;
     free(Ab); free(Bb); free(M); free(E);
 }
 
@@ -269,9 +268,9 @@ static void test_rec_conv(int q, double theta, int n, int d, double tol_fft, dou
              "nfft %d for n %d", L->nfft, n);
     xd = (double *)malloc((size_t)n * d * sizeof(double));
     xf = (float *)malloc((size_t)n * d * sizeof(float));
-    rec = (double *)malloc((size_t)n * qd * sizeof(double)); /* (n, q, d) */
-    got = (double *)malloc((size_t)n * qd * sizeof(double));
-    ref = (double *)malloc((size_t)n * qd * sizeof(double));
+    rec = (double *)calloc((size_t)n * qd, sizeof(double)); /* (n, q, d) */
+    got = (double *)calloc((size_t)n * qd, sizeof(double));
+    ref = (double *)calloc((size_t)n * qd, sizeof(double));
     U = (float *)malloc(((size_t)L->nfft + 2) * sizeof(float));
     Y = (float *)malloc((size_t)q * n * sizeof(float));
     scr = (float *)malloc(lmu_fft_scratch_floats(L->plan) * sizeof(float));
@@ -413,7 +412,7 @@ static void test_args(void)
 
 static void bench_step(void)
 {
-    const int q = 220, d = 204, reps = 200;
+    const int q = 220, d = 204, reps = 50;
     lmu_lti *L;
     float *m, *m2, *x;
     double t0, t1;
@@ -447,9 +446,11 @@ int main(int argc, char **argv)
     test_discretize();
     test_steady_state();
     test_step_shapes();
-    test_rec_conv(4, 10.0, 64, 3, 1e-5, 1e-5);
-    test_rec_conv(50, 350.0, 1024, 37, 1e-4, 1e-4);
-    test_rec_conv(256, 1024.0, 2048, 2, 1e-4, 1e-4);
+    /* Measured (gcc 12, AVX-512): FFT 1.3e-7 / 1.7e-7 / 1.9e-7, float step
+       1.0e-7 / 1.6e-6 / 4.6e-6 (its error grows with n and q). */
+    test_rec_conv(4, 10.0, 64, 3, 2e-6, 2e-6);
+    test_rec_conv(50, 350.0, 1024, 37, 2e-6, 2e-5);
+    test_rec_conv(256, 1024.0, 2048, 2, 2e-6, 5e-5);
     test_args();
     bench_step();
     printf("  (%.2f s)\n", T_NOW() - t0);

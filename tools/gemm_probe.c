@@ -65,6 +65,7 @@ int main(int argc, char **argv)
         }
 #endif
     }
+    if (only) bo = 1e30;
     printf("%zu %zu %zu %c%c thr %d: lmu %.1f  openblas %.1f  ratio %.0f%%\n", M, N, K,
            ta ? 'T' : 'N', tb ? 'T' : 'N', nt, fl / bl * 1e-9, fl / bo * 1e-9, 100 * bo / bl);
     return 0;

@@ -431,12 +431,16 @@ LMU__PRIVATE void lmu__gemm_pack_b_c(int trans, const float *B, size_t ldb, size
 LMU__PRIVATE void lmu__gemm_tr16(const float *s, size_t ld, size_t nrows, float *d, size_t ldd,
                                  __mmask16 keep)
 {
+    const __mmask16 all = 0xFFFF;
     __m512 r[16], t[16];
     size_t i;
     for (i = 0; i < 16; i++) r[i] = i < nrows ? _mm512_loadu_ps(s + i * ld) : _mm512_setzero_ps();
+    /* The masked forms with an all-ones mask compile to the plain
+       instructions; the unmasked intrinsics make g++ 12 warn inside its own
+       header (GCC bug 105593). */
     for (i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        t[i] = _mm512_mask_unpacklo_ps(r[i], all, r[i], r[i + 1]);
+        t[i + 1] = _mm512_mask_unpackhi_ps(r[i], all, r[i], r[i + 1]);
     }
     for (i = 0; i < 16; i += 4) {
         r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
@@ -445,16 +449,16 @@ LMU__PRIVATE void lmu__gemm_tr16(const float *s, size_t ld, size_t nrows, float 
         r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
     }
     for (i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+        t[i] = _mm512_mask_shuffle_f32x4(r[i], all, r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_mask_shuffle_f32x4(r[i], all, r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_mask_shuffle_f32x4(r[i], all, r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_mask_shuffle_f32x4(r[i], all, r[i + 8], r[i + 12], 0xDD);
     }
     for (i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+        r[i] = _mm512_mask_shuffle_f32x4(t[i], all, t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_mask_shuffle_f32x4(t[i], all, t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_mask_shuffle_f32x4(t[i], all, t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_mask_shuffle_f32x4(t[i], all, t[i + 4], t[i + 12], 0xDD);
     }
     for (i = 0; i < 16; i++) _mm512_mask_storeu_ps(d + i * ldd, keep, r[i]);
 }

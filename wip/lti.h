@@ -74,7 +74,8 @@ typedef struct lmu_lti {
      [out] Bbar   q doubles
    Returns LMU_OK, LMU_ERR_ARG (NULL, q < 1, theta not finite or <= 0),
    LMU_ERR_RANGE (q too large, or theta so small that expm would need more
-   than 1000 squarings), LMU_ERR_NOMEM.
+   than 64 squarings: ||A||_1 > 2^64 theta_13, about theta < q^2 1e-20),
+   LMU_ERR_NOMEM.
    See also lmu_lti_create. */
 LMUDEF lmu_result lmu_lti_discretize(int q, double theta, double *Abar, double *Bbar);
 
@@ -212,7 +213,7 @@ LMU__PRIVATE int lmu__lti_solve(int n, double *Q, double *P)
    m in {3,5,7,9,13} is the smallest whose theta_m bounds ||M||_1; beyond
    theta_13, M is scaled by 2^-s into range and the result squared s times.
    E may alias nothing. Returns LMU_ERR_RANGE for a non-finite norm, more
-   than 1000 squarings or a singular denominator, LMU_ERR_NOMEM. */
+   than 64 squarings or a singular denominator, LMU_ERR_NOMEM. */
 LMU__PRIVATE lmu_result lmu__lti_expm(int n, const double *M, double *E)
 {
     /* theta_m of Higham 2005, Table 2.3 (backward error <= 2^-53). */
@@ -224,6 +225,7 @@ LMU__PRIVATE lmu_result lmu__lti_expm(int n, const double *M, double *E)
     double norm = 0.0, b[14], *w, *X, *X2, *X4, *X6, *X8, *U, *V, *T, *P;
     int m = 13, s = 0, i, j;
 
+    if (n < 1) return LMU_ERR_ARG;
     for (j = 0; j < n; j++) {
         double col = 0.0;
         for (i = 0; i < n; i++) col += fabs(M[(size_t)i * n + j]);
@@ -487,11 +489,13 @@ LMU__PRIVATE int lmu__lti_overlap(const void *a, size_t na, const void *b, size_
 }
 
 /* The float step is a small GEMM, out (q x d) = Abar (q x q) m (q x d) + Bbar
-   x^T, cut into tiles of LMU__LTI_TR rows by LMU__LTI_TC channels. A full
-   tile keeps its accumulators in registers (4 x 32 floats: 16 AVX or 8
-   AVX-512 registers) and streams m's rows, which stay in L1 across the row
-   tiles of one channel tile. */
-#define LMU__LTI_TR 4
+   x^T, cut into tiles of LMU__LTI_TR rows by LMU__LTI_TC channels. Plain C
+   that GCC and Clang vectorise: with 6 x 32 the accumulators fit in
+   registers on AVX-512 (12 zmm), and m's rows stay in L1 across the row
+   tiles of one channel tile. Measured on AVX-512 (q 220, d 224, one core):
+   6 x 32 about 140 GFLOP/s (gcc 12) and 170 (clang 14); 4 x 32 40-75,
+   8 x 32 spills under clang. */
+#define LMU__LTI_TR 6
 #define LMU__LTI_TC 32
 
 LMU__PRIVATE void lmu__lti_tile_full(int q, size_t d, const float *LMU__LTI_R A,
@@ -500,20 +504,15 @@ LMU__PRIVATE void lmu__lti_tile_full(int q, size_t d, const float *LMU__LTI_R A,
                                      int i0, size_t c0)
 {
     float acc[LMU__LTI_TR][LMU__LTI_TC];
-    const float *a0 = A + (size_t)i0 * q, *a1 = a0 + q, *a2 = a1 + q, *a3 = a2 + q;
     int r, c, j;
     for (r = 0; r < LMU__LTI_TR; r++)
         for (c = 0; c < LMU__LTI_TC; c++) acc[r][c] = B[i0 + r] * x[c0 + c];
     if (m) {
         for (j = 0; j < q; j++) {
             const float *mj = m + (size_t)j * d + c0;
-            const float s0 = a0[j], s1 = a1[j], s2 = a2[j], s3 = a3[j];
-            for (c = 0; c < LMU__LTI_TC; c++) {
-                const float v = mj[c];
-                acc[0][c] = LMU__LTI_FMAF(s0, v, acc[0][c]);
-                acc[1][c] = LMU__LTI_FMAF(s1, v, acc[1][c]);
-                acc[2][c] = LMU__LTI_FMAF(s2, v, acc[2][c]);
-                acc[3][c] = LMU__LTI_FMAF(s3, v, acc[3][c]);
+            for (r = 0; r < LMU__LTI_TR; r++) {
+                const float s = A[(size_t)(i0 + r) * q + j];
+                for (c = 0; c < LMU__LTI_TC; c++) acc[r][c] = LMU__LTI_FMAF(s, mj[c], acc[r][c]);
             }
         }
     }

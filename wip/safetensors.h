@@ -870,8 +870,17 @@ LMU__PRIVATE lmu_result lmu__st_save_file_ex(const char *path, const lmu_st_tens
         int ok = !(fault && fault->fail_rename) && rename(tmp, path) == 0;
 #if !LMU__ST_POSIX
         /* Where rename() will not replace a file (Windows), fall back to
-           remove-then-rename: no longer atomic, but the data is complete. */
-        if (!ok && !(fault && fault->fail_rename)) ok = remove(path) == 0 && rename(tmp, path) == 0;
+           remove-then-rename: not atomic, and if the second step fails the
+           complete temporary file is the only copy, so it is kept. */
+        if (!ok && !(fault && fault->fail_rename) && remove(path) == 0) {
+            ok = rename(tmp, path) == 0;
+            if (!ok) {
+                lmu__errf(err, errcap, "safetensors save: replaced '%.200s' but could not rename '%.200s' to it; the new checkpoint is in '%.200s'",
+                          path, tmp, tmp);
+                LMU_FREE(tmp);
+                return LMU_ERR_IO;
+            }
+        }
 #endif
         if (!ok) {
             lmu__errf(err, errcap, "safetensors save: rename '%.200s' -> '%.200s' failed", tmp, path);

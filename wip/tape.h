@@ -463,8 +463,12 @@ LMU__PRIVATE lmu_result lmu__tape_sgemm(struct lmu_gemm_ws *ws, int trans_a, int
                                         const float *A, size_t lda, const float *B, size_t ldb,
                                         float beta, float *C, size_t ldc)
 {
+#ifdef LMU_PART_GEMM_H
+    return lmu_sgemm(ws, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
     return lmu__tape_gemm_naive(ws, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                                 ldc);
+#endif
 }
 
 /* ---------------------------------------------------------------------- */

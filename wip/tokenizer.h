@@ -158,7 +158,12 @@ LMUDEF const char *lmu_tokenizer_unicode_version(void);
 #define LMU_PART_TOKENIZER_IMPL_DONE
 
 /* stb_ds only in here and without short names, so arrput/hmget never become
-   macros in user code. libstb (-lstb) provides the functions unless the user
+   macros in user code. The loader keeps its maps in stb_ds (token text -> id,
+   (left, right) -> merge); encode never touches them: after loading they are
+   flattened into tables that are only read, so no lookup writes shared state
+   (stb_ds's non-_ts lookups write a temp into the map header), and GCC's
+   -std=c99 lacks the `typeof` that stb_ds's hmput/hmgeti need for rvalue
+   keys, so only hmputs and shgeti/shput are used. libstb (-lstb) provides the functions unless the user
    asks for them here with LMU_STB_DS_IMPLEMENTATION. */
 #ifndef STBDS_NO_SHORT_NAMES
 #define STBDS_NO_SHORT_NAMES
@@ -363,11 +368,12 @@ LMU__PRIVATE uint32_t lmu__hash_bytes(const unsigned char *p, size_t n, uint64_t
 
 LMU__PRIVATE uint32_t lmu__whole_tag(uint32_t h, size_t n) { return (h & 0xFFFFFF00u) | (uint32_t)(n & 0xFF); }
 
-/* Id of the mergeable token whose bytes are p[0..n), or -1. */
-LMU__PRIVATE int32_t lmu__whole_get(const lmu_tokenizer *tok, const unsigned char *p, size_t n)
+/* Id of the mergeable token whose bytes are p[0..n), or -1; head and h are
+   lmu__head8 and lmu__hash_bytes of the piece. */
+LMU__PRIVATE int32_t lmu__whole_find(const lmu_tokenizer *tok, const unsigned char *p, size_t n,
+                                     uint64_t head, uint32_t h)
 {
-    uint64_t head = lmu__head8(p, n);
-    uint32_t h = lmu__hash_bytes(p, n, head), tag = lmu__whole_tag(h, n), i = h & tok->whole_mask;
+    uint32_t tag = lmu__whole_tag(h, n), i = h & tok->whole_mask;
     for (;; i = (i + 1) & tok->whole_mask) {
         const lmu__wslot *s = &tok->whole[i];
         if (s->id < 0) return -1;
@@ -378,6 +384,12 @@ LMU__PRIVATE int32_t lmu__whole_get(const lmu_tokenizer *tok, const unsigned cha
                 return s->id;
         }
     }
+}
+
+LMU__PRIVATE int32_t lmu__whole_get(const lmu_tokenizer *tok, const unsigned char *p, size_t n)
+{
+    uint64_t head = lmu__head8(p, n);
+    return lmu__whole_find(tok, p, n, head, lmu__hash_bytes(p, n, head));
 }
 
 LMU__PRIVATE uint32_t lmu__pair_hash(uint64_t key)
@@ -418,10 +430,15 @@ typedef struct lmu__heap_ent {
     uint32_t pos, llen, rlen;
 } lmu__heap_ent;
 
-/* Per-call scratch for long pieces, grown on demand, freed by the caller. */
+/* Per-call scratch, freed by the caller: memory for long pieces (grown on
+   demand), and for long texts a small direct-mapped cache of whole-piece
+   lookups of pieces up to 8 bytes (id, or -2 for "not a token"), which
+   keeps the frequent words in L1/L2 instead of probing the big table. */
+#define LMU__WCACHE_BITS 12
 typedef struct lmu__bpe_scratch {
     void *mem;
     size_t cap; /* in piece bytes */
+    lmu__wslot *cache; /* 1 << LMU__WCACHE_BITS slots, or NULL */
 } lmu__bpe_scratch;
 
 #define LMU__BPE_SMALL 48 /* pieces up to this many bytes use the simple loop */
@@ -557,8 +574,25 @@ LMU__PRIVATE lmu_result lmu__encode_piece(const lmu_tokenizer *tok, const unsign
                                           size_t m, lmu__sink *out, lmu__bpe_scratch *sc)
 {
     int32_t id;
+    uint64_t head;
+    uint32_t h;
     if (m == 1) { lmu__sink_put(out, tok->byte_id[p[0]]); return LMU_OK; }
-    id = lmu__whole_get(tok, p, m);
+    head = lmu__head8(p, m);
+    h = lmu__hash_bytes(p, m, head);
+    if (sc->cache && m <= 8) {
+        lmu__wslot *c = &sc->cache[h & ((1u << LMU__WCACHE_BITS) - 1)];
+        uint32_t tag = lmu__whole_tag(h, m);
+        if (c->tag == tag && c->head == head && c->id != -1) {
+            id = c->id;
+        } else {
+            id = lmu__whole_find(tok, p, m, head, h);
+            c->tag = tag;
+            c->head = head;
+            c->id = id >= 0 ? id : -2;
+        }
+    } else {
+        id = lmu__whole_find(tok, p, m, head, h);
+    }
     if (id >= 0) { lmu__sink_put(out, id); return LMU_OK; }
     if (m <= LMU__BPE_SMALL) { lmu__bpe_small(tok, p, m, out); return LMU_OK; }
     return lmu__bpe_large(tok, p, m, out, sc);
@@ -590,6 +624,13 @@ LMU__PRIVATE lmu_result lmu__encode_sink(const lmu_tokenizer *tok, const unsigne
     size_t i = 0, from = 0;
     sc.mem = NULL;
     sc.cap = 0;
+    sc.cache = NULL;
+    if (n >= ((size_t)1 << 14) && !tok->byte_level) {
+        size_t k, slots = (size_t)1 << LMU__WCACHE_BITS;
+        sc.cache = (lmu__wslot *)LMU_MALLOC(slots * sizeof *sc.cache);
+        if (sc.cache)
+            for (k = 0; k < slots; k++) { sc.cache[k].tag = 0; sc.cache[k].head = 0; sc.cache[k].id = -1; }
+    }
     if (allow_special && tok->eot >= 0) {
         while (n >= LMU__TOK_SPECIAL_LEN && i <= n - LMU__TOK_SPECIAL_LEN) {
             const unsigned char *lt = (const unsigned char *)memchr(s + i, '<', n - LMU__TOK_SPECIAL_LEN + 1 - i);
@@ -605,6 +646,7 @@ LMU__PRIVATE lmu_result lmu__encode_sink(const lmu_tokenizer *tok, const unsigne
     }
     if (r == LMU_OK) r = lmu__encode_ordinary(tok, s + from, n - from, out, &sc);
     LMU_FREE(sc.mem);
+    LMU_FREE(sc.cache);
     return r;
 }
 

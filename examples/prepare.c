@@ -1,0 +1,250 @@
+/* prepare.c - text files in, token files out (train and validation splits).
+
+   build: cc -O3 -march=native -fopenmp -I. examples/prepare.c -o build/prepare $(pkg-config --cflags --libs stb) -lm
+
+   usage: prepare [options] FILE...
+     -o, --out PREFIX   write PREFIX.train.tok and PREFIX.val.tok
+                        (default: the first FILE without its extension)
+     --bytes            byte-level tokenizer (vocabulary 257: bytes + end of text)
+     --vocab-dir DIR    GPT-2's encoder.json and vocab.bpe (default data/gpt2)
+     --val FRAC         share of documents for validation (default 0.1; 0: none)
+     --threads N        encode on N threads
+     -h, --help
+
+   Every FILE holds one document, or several separated by the text
+   "<|endoftext|>". Each document goes out as <|endoftext|> followed by its
+   tokens, so documents stay separable and a model learns where they begin.
+   Whole documents go to validation, spread evenly through the corpus (every
+   10th with --val 0.1); with a single document its last FRAC of tokens do.
+   The token file format is in wip/data.h (>>data).
+   Example: prepare --bytes -o data/tiny notes.txt */
+#define LMU_IMPLEMENTATION
+#include "lmu.h"
+#include "wip/all.h"       /* these three go once the parts are spliced into lmu.h */
+#include "wip/tokenizer.h"
+#include "wip/data.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: prepare [-o PREFIX] [--bytes | --vocab-dir DIR] [--val FRAC] [--threads N] FILE...\n"
+    "  text files in (documents separated by <|endoftext|>), PREFIX.train.tok and\n"
+    "  PREFIX.val.tok out. --help for more.\n";
+
+static void help(void)
+{
+    printf("%s", usage);
+    printf("\n"
+           "  -o, --out PREFIX   outputs PREFIX.train.tok, PREFIX.val.tok (default: first FILE\n"
+           "                     without its extension)\n"
+           "  --bytes            byte-level tokenizer, vocabulary 257 (needs no files)\n"
+           "  --vocab-dir DIR    GPT-2 encoder.json + vocab.bpe (default data/gpt2)\n"
+           "  --val FRAC         share of documents kept for validation, 0..0.5 (default 0.1)\n"
+           "  --threads N        encoding threads (default: all)\n");
+}
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "prepare: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static char *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    size_t cap = 1 << 16, len = 0, got;
+    char *b;
+    if (!f) die("cannot open %s: %s", path, strerror(errno));
+    b = (char *)malloc(cap);
+    while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            char *nb = (char *)realloc(b, cap *= 2);
+            if (!nb) free(b);
+            b = nb;
+        }
+    }
+    if (!b) die("out of memory reading ", path);
+    if (ferror(f)) die("cannot read %s: %s", path, strerror(errno));
+    fclose(f);
+    *n = len;
+    return b;
+}
+
+/* growable int32 array */
+typedef struct { int32_t *v; size_t n, cap; } ivec;
+static void ivec_push(ivec *a, const int32_t *x, size_t n)
+{
+    if (a->n + n > a->cap) {
+        size_t nc = a->cap ? a->cap : 1024;
+        while (nc < a->n + n) nc *= 2;
+        a->v = (int32_t *)realloc(a->v, nc * sizeof(int32_t));
+        if (!a->v) die("out of memory");
+        a->cap = nc;
+    }
+    memcpy(a->v + a->n, x, n * sizeof(int32_t));
+    a->n += n;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return *s && !*end && errno == 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *out = NULL, *dir = "data/gpt2";
+    const char **files;
+    int n_files = 0, bytes = 0, i;
+    double val = 0.1;
+    char err[512], prefix[1024], path_train[1100], path_val[1100];
+    lmu_tokenizer *tok = NULL;
+    lmu_result r;
+    ivec train = {0}, valid = {0};
+    size_t n_docs = 0, n_val_docs = 0, total_bytes = 0, k;
+    int32_t eot;
+
+    files = (const char **)calloc((size_t)argc, sizeof *files);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            help();
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && more) out = argv[++i];
+        else if (!strcmp(a, "--bytes")) bytes = 1;
+        else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
+        else if (!strcmp(a, "--val") && more) {
+            if (!parse_double(argv[++i], &val) || !(val >= 0 && val <= 0.5))
+                die("--val wants a fraction in 0..0.5, not '%s'%s", argv[i], "");
+        } else if (!strcmp(a, "--threads") && more) {
+            int t = atoi(argv[++i]);
+            if (t < 1 || t > 1024) die("--threads wants 1..1024, not '%s'%s", argv[i], "");
+#ifdef _OPENMP
+            omp_set_num_threads(t);
+#endif
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "prepare: unknown option '%s' (or it needs a value)\n%s", a, usage);
+            return 2;
+        } else
+            files[n_files++] = a;
+    }
+    if (n_files == 0) {
+        fprintf(stderr, "prepare: no input files\n%s", usage);
+        return 2;
+    }
+    if (!out) { /* first file minus its extension */
+        const char *slash = strrchr(files[0], '/'), *dot = strrchr(files[0], '.');
+        size_t len = dot && (!slash || dot > slash + 1) ? (size_t)(dot - files[0]) : strlen(files[0]);
+        if (len >= sizeof prefix) die("path too long: ", files[0]);
+        memcpy(prefix, files[0], len);
+        prefix[len] = 0;
+        out = prefix;
+    }
+    if (strlen(out) > 1000) die("path too long: ", out);
+    sprintf(path_train, "%s.train.tok", out);
+    sprintf(path_val, "%s.val.tok", out);
+
+    if (bytes) r = lmu_tokenizer_bytes(&tok);
+    else {
+        char enc[1100], bpe[1100];
+        if (strlen(dir) > 1000) die("path too long: ", dir);
+        sprintf(enc, "%s/encoder.json", dir);
+        sprintf(bpe, "%s/vocab.bpe", dir);
+        r = lmu_tokenizer_load_files(&tok, enc, bpe, err, sizeof err);
+        if (r != LMU_OK)
+            die("%s (run tools/fetch_data.sh, or use --bytes)%s", err, "");
+    }
+    if (r != LMU_OK) die("cannot make the tokenizer: ", lmu_strerror(r));
+    eot = lmu_tokenizer_eot(tok);
+
+    /* encode every file; cut into documents at end-of-text ids */
+    {
+        ivec docs_tok = {0};            /* all documents, each prefixed by eot */
+        size_t *starts = NULL, cap_s = 0;
+        for (i = 0; i < n_files; i++) {
+            size_t len, n_ids, a, b;
+            char *text = read_file(files[i], &len);
+            int32_t *ids = (int32_t *)malloc((len ? len : 1) * sizeof(int32_t));
+            if (!ids) die("out of memory");
+            total_bytes += len;
+            r = lmu_encode_parallel(tok, text, len, 1, ids, len, &n_ids);
+            if (r != LMU_OK) die("encoding %s failed: %s", files[i], lmu_strerror(r));
+            free(text);
+            for (a = 0; a <= n_ids; a = b + 1) {
+                for (b = a; b < n_ids && ids[b] != eot; b++) {}
+                if (b == a) continue; /* empty document */
+                if (n_docs == cap_s) {
+                    cap_s = cap_s ? 2 * cap_s : 256;
+                    starts = (size_t *)realloc(starts, (cap_s + 1) * sizeof *starts);
+                    if (!starts) die("out of memory");
+                }
+                starts[n_docs++] = docs_tok.n;
+                ivec_push(&docs_tok, &eot, 1);
+                ivec_push(&docs_tok, ids + a, b - a);
+            }
+            free(ids);
+        }
+        if (n_docs == 0)
+            die("empty corpus: no text in %s", n_files == 1 ? files[0] : "the input files");
+        if (starts) starts[n_docs] = docs_tok.n;
+        if (val > 0 && n_docs >= 2) {
+            /* doc k is validation when the running share crosses an integer */
+            for (k = 0; k < n_docs; k++) {
+                ivec *dst = (size_t)((double)(k + 1) * val) > (size_t)((double)k * val) ? &valid
+                                                                                         : &train;
+                ivec_push(dst, docs_tok.v + starts[k], starts[k + 1] - starts[k]);
+                if (dst == &valid) n_val_docs++;
+            }
+        }
+        if (val > 0 && (n_docs < 2 || n_val_docs == 0 || train.n == 0)) {
+            /* too few documents to split whole ones: cut the token stream */
+            size_t cut = docs_tok.n - (size_t)((double)docs_tok.n * val);
+            train.n = valid.n = 0;
+            n_val_docs = 0;
+            if (cut == docs_tok.n && cut > 1) cut--;
+            ivec_push(&train, docs_tok.v, cut);
+            ivec_push(&valid, docs_tok.v + cut, docs_tok.n - cut);
+            fprintf(stderr, "prepare: %lu document%s: validation is the last %.0f%% of the tokens\n",
+                    (unsigned long)n_docs, n_docs == 1 ? "" : "s", val * 100);
+        } else if (val == 0)
+            ivec_push(&train, docs_tok.v, docs_tok.n);
+        free(docs_tok.v);
+        free(starts);
+    }
+
+    r = lmu_tokens_write_file(path_train, train.v, train.n, lmu_tokenizer_vocab_size(tok), err,
+                              sizeof err);
+    if (r != LMU_OK) die("", err);
+    if (val > 0) {
+        r = lmu_tokens_write_file(path_val, valid.v, valid.n, lmu_tokenizer_vocab_size(tok), err,
+                                  sizeof err);
+        if (r != LMU_OK) die("", err);
+    }
+    printf("prepare: %d file%s, %lu bytes, %lu documents -> %lu tokens (%.2f bytes/token, "
+           "vocab %d)\n",
+           n_files, n_files == 1 ? "" : "s", (unsigned long)total_bytes, (unsigned long)n_docs,
+           (unsigned long)(train.n + valid.n),
+           (double)total_bytes / (double)(train.n + valid.n ? train.n + valid.n : 1),
+           (int)lmu_tokenizer_vocab_size(tok));
+    printf("prepare: %s  %lu tokens\n", path_train, (unsigned long)train.n);
+    if (val > 0)
+        printf("prepare: %s  %lu tokens (%lu documents)\n", path_val, (unsigned long)valid.n,
+               (unsigned long)n_val_docs);
+    free(train.v);
+    free(valid.v);
+    free(files);
+    lmu_tokenizer_free(tok);
+    return 0;
+}

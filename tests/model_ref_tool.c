@@ -1,0 +1,178 @@
+/* Helper of tests/test_model_ref.sh: writes a tiny model, a batch and the C
+   loss and gradients (dump), then compares them with what the PyTorch
+   reference (tools/lmu_ref.py) computed from the same files (compare).
+
+     model_ref_tool dump KIND DIR       KIND: ffn | attn | transformer
+     model_ref_tool compare KIND DIR    prints one line per check
+*/
+#define LMU_IMPLEMENTATION
+#include "lmu.h"
+#include "wip/all.h"
+#include "lmu_test.h"
+
+enum { B = 2, T = 24, V = 67 };
+
+static void config_for(lmu_config *c, const char *kind)
+{
+    memset(c, 0, sizeof *c);
+    c->arch = strcmp(kind, "transformer") == 0 ? LMU_ARCH_TRANSFORMER : LMU_ARCH_LMU;
+    c->mixer = strcmp(kind, "attn") == 0 ? LMU_MIXER_ATTN : LMU_MIXER_FFN;
+    c->vocab_size = V;
+    c->n_ctx = T;
+    c->d_model = 32;
+    c->n_layer = 2;
+    c->q = 20;
+    c->q_prime = 3;
+    c->theta = 12.5;
+    c->d_pre = 40;
+    c->d_ff = 56;
+    c->n_head = 2;
+}
+
+static int dump(const char *kind, const char *dir)
+{
+    lmu_config c;
+    lmu_model *m;
+    lmu_rng rng;
+    char err[256], path[512];
+    int tok[B * (T + 1)], in[B * T], tg[B * T], b, t, i;
+    float loss;
+    lmu_st_tensor *ts;
+    size_t k, np;
+    config_for(&c, kind);
+    if (lmu_model_create(&m, &c, 99, err, sizeof err) != LMU_OK) {
+        fprintf(stderr, "create: %s\n", err);
+        return 1;
+    }
+    /* jitter every parameter so no bias or gain sits at a value that hides
+       a wrong gradient (0 or 1) */
+    lmu_rng_seed(&rng, 4);
+    for (k = 0; k < m->tape.param_size; k++) m->tape.param[k] += 0.05f * lmu_rng_normal(&rng);
+    for (b = 0; b < B; b++)
+        for (t = 0; t <= T; t++) tok[b * (T + 1) + t] = (int)(lmu_rng_u64(&rng) % V);
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++) {
+            in[b * T + t] = tok[b * (T + 1) + t];
+            tg[b * T + t] = tok[b * (T + 1) + t + 1];
+        }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (lmu_model_save(m, path, 0) != LMU_OK) {
+        fprintf(stderr, "save: %s\n", m->err);
+        return 1;
+    }
+    {
+        lmu_st_tensor bt;
+        memset(&bt, 0, sizeof bt);
+        bt.name = "tokens";
+        bt.dtype = LMU_ST_I32;
+        bt.ndim = 2;
+        bt.shape[0] = B;
+        bt.shape[1] = T + 1;
+        bt.data = tok;
+        snprintf(path, sizeof path, "%s/batch.safetensors", dir);
+        if (lmu_st_save_file(path, &bt, 1, NULL, 0, err, sizeof err) != LMU_OK) {
+            fprintf(stderr, "batch: %s\n", err);
+            return 1;
+        }
+    }
+    if (lmu_model_forward(m, in, tg, B, T, &loss) != LMU_OK || lmu_model_backward(m) != LMU_OK) {
+        fprintf(stderr, "forward/backward: %s\n", m->err);
+        return 1;
+    }
+    np = (size_t)m->tape.n_params;
+    ts = (lmu_st_tensor *)calloc(np + 1, sizeof *ts);
+    {
+        static char names[256][80];
+        double lossd = loss;
+        for (k = 0; k < np; k++) {
+            const lmu_tensor *x = &m->tape.tensors[k];
+            snprintf(names[k], sizeof names[k], "grad.%s", x->name);
+            ts[k].name = names[k];
+            ts[k].dtype = LMU_ST_F32;
+            ts[k].ndim = x->ndim;
+            for (i = 0; i < x->ndim; i++) ts[k].shape[i] = (size_t)x->shape[i];
+            ts[k].data = lmu_tape_grad(&m->tape, (int)k);
+        }
+        ts[np].name = "loss";
+        ts[np].dtype = LMU_ST_F64;
+        ts[np].ndim = 1;
+        ts[np].shape[0] = 1;
+        ts[np].data = &lossd;
+        snprintf(path, sizeof path, "%s/c.safetensors", dir);
+        if (lmu_st_save_file(path, ts, np + 1, NULL, 0, err, sizeof err) != LMU_OK) {
+            fprintf(stderr, "grads: %s\n", err);
+            return 1;
+        }
+    }
+    free(ts);
+    lmu_model_free(m);
+    return 0;
+}
+
+static int compare(const char *kind, const char *dir, int argc, char **argv)
+{
+    lmu_st_file c, r;
+    char err[256], path[512], name[64];
+    size_t k;
+    double lc, lr, worst = 0;
+    const char *worst_name = "";
+    lt_begin("test_model_ref", argc, argv);
+    memset(&c, 0, sizeof c);
+    memset(&r, 0, sizeof r);
+    snprintf(path, sizeof path, "%s/c.safetensors", dir);
+    if (lmu_st_load_file(&c, path, err, sizeof err) != LMU_OK) {
+        printf("  FAIL %s: %s\n", kind, err);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/ref.safetensors", dir);
+    if (lmu_st_load_file(&r, path, err, sizeof err) != LMU_OK) {
+        printf("  FAIL %s: %s\n", kind, err);
+        return 1;
+    }
+    lmu_st_read(&c, "loss", LMU_ST_F64, (size_t[]){1}, 1, &lc, NULL, 0);
+    lmu_st_read(&r, "loss", LMU_ST_F64, (size_t[]){1}, 1, &lr, NULL, 0);
+    LT_CHECK(fabs(lc - lr) <= 1e-5 * fabs(lr), "%s: loss C %.9f vs PyTorch float64 %.9f (rel %.2g, bound 1e-5)",
+             kind, lc, lr, fabs(lc - lr) / fabs(lr));
+    for (k = 0; k < c.n_tensors; k++) {
+        const lmu_st_tensor *tc = &c.tensors[k], *tr;
+        size_t n, e;
+        float *a, *bb;
+        double num = 0, den = 0, rel;
+        if (strncmp(tc->name, "grad.", 5) != 0) continue;
+        tr = lmu_st_find(&r, tc->name);
+        if (!tr) {
+            LT_CHECK(0, "%s: reference has no %s", kind, tc->name);
+            continue;
+        }
+        n = tc->nbytes / 4;
+        a = (float *)malloc(n * 4);
+        bb = (float *)malloc(n * 4);
+        lmu_st_read_f32(&c, tc->name, tc->shape, tc->ndim, a, NULL, 0);
+        if (lmu_st_read_f32(&r, tc->name, tc->shape, tc->ndim, bb, err, sizeof err) != LMU_OK) {
+            LT_CHECK(0, "%s: %s", kind, err);
+            free(a), free(bb);
+            continue;
+        }
+        for (e = 0; e < n; e++) {
+            num += ((double)a[e] - bb[e]) * ((double)a[e] - bb[e]);
+            den += (double)bb[e] * bb[e];
+        }
+        rel = den > 0 ? sqrt(num / den) : sqrt(num);
+        snprintf(name, sizeof name, "%s", tc->name + 5);
+        if (rel > worst) worst = rel, worst_name = tc->name + 5;
+        LT_CHECK(rel <= 1e-3 && den > 0, "%s: d loss / d %s matches (rel L2 %.2g, bound 1e-3)", kind, name, rel);
+        free(a), free(bb);
+    }
+    printf("  %s: worst gradient %s, rel L2 %.2g\n", kind, worst_name, worst);
+    lmu_st_close(&c);
+    lmu_st_close(&r);
+    return lt_end();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[1], "dump") == 0) return dump(argv[2], argv[3]);
+    if (argc >= 4 && strcmp(argv[1], "compare") == 0) return compare(argv[2], argv[3], argc - 3, argv + 3);
+    fprintf(stderr, "usage: model_ref_tool dump|compare ffn|attn|transformer DIR\n");
+    return 2;
+}
