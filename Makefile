@@ -26,6 +26,10 @@ TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 # The portable (no intrinsics) paths are tested too: the same programs built
 # with the SIMD kernels compiled out.
 NOSIMD_TESTS := $(patsubst %,build/%_nosimd,$(filter test_fft test_gemm,$(notdir $(TESTS))))
+# A few training steps under AddressSanitizer + UndefinedBehaviorSanitizer:
+# no leak, no invalid access (LeakSanitizer runs at exit).
+SAN_TESTS := $(patsubst %,build/%_san,$(filter test_tape test_model,$(notdir $(TESTS))))
+SANFLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 .PHONY: all test bench setup clean
 all: $(TESTS) $(BENCHES)
@@ -39,6 +43,9 @@ build/test_%: tests/test_%.c $(HEADERS) | build
 build/test_%_nosimd: tests/test_%.c $(HEADERS) | build
 	$(CC) $(CFLAGS) -DLMU_NO_SIMD -DLMU_FFT_NO_SIMD -I. $< -o $@ $(LDLIBS)
 
+build/test_%_san: tests/test_%.c $(HEADERS) | build
+	$(CC) $(CFLAGS) $(SANFLAGS) -I. $< -o $@ $(LDLIBS)
+
 build/bench_%: tools/bench_%.c $(HEADERS) | build
 	$(CC) $(CFLAGS) -I. $< -o $@ $(FFTW_LIBS) $(BLAS_LIBS) $(LDLIBS)
 
@@ -46,8 +53,8 @@ build:
 	mkdir -p build
 
 test: setup
-	@$(MAKE) --no-print-directory $(TESTS) $(NOSIMD_TESTS)
-	@tools/run_tests.sh $(TESTS) $(NOSIMD_TESTS) $(TEST_SCRIPTS)
+	@$(MAKE) --no-print-directory $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS)
+	@tools/run_tests.sh $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(TEST_SCRIPTS)
 
 bench:
 	@tools/setup.sh bench

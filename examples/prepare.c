@@ -21,7 +21,6 @@
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
 #include "wip/all.h"       /* these three go once the parts are spliced into lmu.h */
-#include "wip/tokenizer.h"
 #include "wip/data.h"
 #include <errno.h>
 #include <stdarg.h>

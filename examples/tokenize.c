@@ -12,7 +12,6 @@
    Example: echo "Hello world" | tokenize | tokenize -d */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/tokenizer.h" /* dropped once the part is spliced into lmu.h */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -24,7 +24,6 @@
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
 #include "wip/all.h"       /* these three go once the parts are spliced into lmu.h */
-#include "wip/tokenizer.h"
 #include "wip/data.h"
 #include <errno.h>
 #include <signal.h>
@@ -439,6 +438,7 @@ int main(int argc, char **argv)
     lmu_tokens train, val;
     cfg_ctx cx;
     int i, B, T, have_val, ctx_set = 0;
+    char on_cli[N_SETTINGS];
     long start = 0, step, n_nan = 0, nan_run = 0;
     int *tok, *tgt;
     FILE *logf;
@@ -505,6 +505,7 @@ int main(int argc, char **argv)
     }
 
     /* pass 2: the command line overrides */
+    memset(on_cli, 0, sizeof on_cli);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         char name[64], *p;
@@ -527,6 +528,7 @@ int main(int argc, char **argv)
         }
         if (i + 1 >= argc) die("%s needs a value", a);
         if (set_setting(&o, s, argv[++i], err, sizeof err) != 0) die("--%s", err);
+        on_cli[s - settings] = 1;
         if (!strcmp(s->name, "preset")) {
             if (lmu_config_preset(&c, o.preset) != LMU_OK)
                 die("unknown preset '%s' (train --list-presets)", o.preset);
@@ -537,6 +539,10 @@ int main(int argc, char **argv)
         if (!strcmp(s->name, "ctx")) ctx_set = 1;
     }
     if (!config_path && !o.preset[0]) lmu_config_preset(&c, "lmu-55k");
+    if (on_cli[find_setting("data") - settings]) { /* new data: not the file's splits */
+        if (!on_cli[find_setting("train") - settings]) o.train[0] = 0;
+        if (!on_cli[find_setting("val") - settings]) o.val[0] = 0;
+    }
 
     /* data */
     if (o.data[0]) {

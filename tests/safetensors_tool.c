@@ -15,7 +15,6 @@
    build: cc -std=c99 -O2 -I. tests/safetensors_tool.c -o build/safetensors_tool -lm */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/safetensors.h"
 
 static float bits_f(uint32_t u)
 {

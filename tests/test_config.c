@@ -1,7 +1,6 @@
 /* Presets and configs: MODEL.md section 4's table, defaults, validation. */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/config.h"
 #include "lmu_test.h"
 
 int main(int argc, char **argv)

@@ -19,7 +19,6 @@
    a lost term. */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/gemm.h"
 #include "tests/lmu_test.h"
 
 #include <float.h>
@@ -280,14 +279,7 @@ int main(int argc, char **argv)
         return lt_end();
     }
     printf("  kernel %s, MR x NR = %d x %d, workspace %d threads, %.1f MiB\n",
-#if defined(LMU__GEMM_AVX512)
-           "avx512",
-#elif defined(LMU__GEMM_AVX2)
-           "avx2+fma",
-#else
-           "portable",
-#endif
-           LMU__GEMM_MR, LMU__GEMM_NR, ws.nthreads,
+           LMU__GEMM_SIMD_NAME, LMU__GEMM_MR, LMU__GEMM_NR, ws.nthreads,
            (double)lmu_gemm_ws_bytes(ws.nthreads) / 1048576.0);
     test_ref();
     test_special();

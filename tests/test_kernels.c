@@ -9,7 +9,6 @@
    |got - want| / |want|. */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/kernels.h"
 #include "tests/lmu_test.h"
 
 #ifdef _OPENMP

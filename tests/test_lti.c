@@ -9,7 +9,6 @@
    Build: make build/test_lti   (or cc -std=c99 -O3 -I. tests/test_lti.c -lm) */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/lti.h"
 #include "tests/lmu_test.h"
 
 #ifdef _OPENMP

@@ -9,7 +9,6 @@
    build: cc -std=c99 -O3 -fopenmp -I. tests/test_ops.c -o test_ops -lm */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/tape.h"
 #include "tests/lmu_test.h"
 
 #define MAXIN 4

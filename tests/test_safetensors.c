@@ -16,7 +16,6 @@
 #endif
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/safetensors.h"
 #include "tests/lmu_test.h"
 
 #if defined(__unix__) || defined(__APPLE__)

@@ -56,7 +56,7 @@ fi
 mkdir -p build
 TOOL=build/safetensors_tool
 # shellcheck disable=SC2086
-if cc -std=c99 -O2 -Wall -Wextra -I. ${LMU_EXTRA_CFLAGS:-} tests/safetensors_tool.c -o "$TOOL" -lm; then
+if cc -std=c99 -O2 -Wall -Wextra -I. ${LMU_EXTRA_CFLAGS:-} tests/safetensors_tool.c -o "$TOOL" $(pkg-config --cflags --libs stb) -lm; then
     pass "helper builds"
 else
     fail "helper does not build"

@@ -25,7 +25,6 @@ static void count_free(void *p) { if (p) g_n_free++; free(p); }
 
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/tape.h"
 #include "tests/lmu_test.h"
 
 #define NL 2 /* layers */
@@ -42,9 +41,7 @@ typedef struct tiny {
     int wte, wout; /* wout = wte when tied */
     int ln_w[NL], ln_b[NL], fc_w[NL], fc_b[NL], pr_w[NL], pr_b[NL], lnf_w, lnf_b;
     int loss, logits; /* ids of the last forward */
-#ifdef LMU_PART_GEMM_H
     lmu_gemm_ws ws; /* once >>gemm is in: lmu_sgemm(NULL, ...) would allocate per call */
-#endif
 } tiny;
 
 static void tiny_init(tiny *m, int V, int d, int F, int B, int T, int tied)
@@ -54,10 +51,8 @@ static void tiny_init(tiny *m, int V, int d, int F, int B, int T, int tied)
     memset(m, 0, sizeof *m);
     m->V = V, m->d = d, m->F = F, m->B = B, m->T = T, m->tied = tied;
     lmu_tape_init(&m->t);
-#ifdef LMU_PART_GEMM_H
     lmu_gemm_ws_create(&m->ws, 0);
     m->t.gemm_ws = &m->ws;
-#endif
     lmu_tape_param(&m->t, "wte", 2, sVd, 0, &m->wte);
     m->wout = m->wte;
     if (!tied) lmu_tape_param(&m->t, "wout", 2, sVd, 0, &m->wout);
@@ -81,9 +76,7 @@ static void tiny_init(tiny *m, int V, int d, int F, int B, int T, int tied)
 static void tiny_free(tiny *m)
 {
     lmu_tape_free(&m->t);
-#ifdef LMU_PART_GEMM_H
     lmu_gemm_ws_destroy(&m->ws);
-#endif
 }
 
 /* Random values everywhere (gradcheck: every path non-trivial), or a

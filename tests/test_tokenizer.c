@@ -9,7 +9,6 @@
    build: make build/test_tokenizer */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/tokenizer.h" /* dropped once the part is spliced into lmu.h */
 #include "tests/lmu_test.h"
 #include <time.h>
 

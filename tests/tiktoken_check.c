@@ -16,7 +16,6 @@
    "tiktoken: N passed, N failed". */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/tokenizer.h" /* dropped once the part is spliced into lmu.h */
 #include "tests/lmu_test.h"
 
 static unsigned char *read_all(const char *path, size_t *n)

@@ -11,7 +11,6 @@
    check that tiktoken's are the same. Not a test: numbers only. */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/tokenizer.h" /* dropped once the part is spliced into lmu.h */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

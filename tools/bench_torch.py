@@ -30,7 +30,7 @@ USAGE
   training (default): tokens/s of Adam steps at batch 8 x 1024, V = 50257
     bench_torch.py --config lmu-55k|lmu-1m[,mixer=attn]|SPEC --threads K
     bench_torch.py --tf L,d,n_head --threads K          (GPT-2 transformer)
-        [--batch 8] [--seq 1024] [--warmup 1] [--steps 3] [--max-seconds 60]
+        [--batch 8] [--seq 1024] [--warmup 2] [--steps 3] [--max-seconds 60]
   generation: tokens/s at batch 1, one token at a time
     bench_torch.py --generate --config lmu-1m [--tokens 256] [--ctx 1024]
         LMU: per layer a q x d memory stepped by m = Abar m + Bbar u^T (O(1)
@@ -65,7 +65,7 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--vocab", type=int, default=50257)
-    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps (the first allocates Adam state)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps (at most; see --max-seconds)")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="stop timing after this (>= 1 step)")
     ap.add_argument("--lr", type=float, default=1e-3)

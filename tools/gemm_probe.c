@@ -3,11 +3,14 @@
 
    cc -std=c99 -O3 -march=native -fopenmp -I. tools/gemm_probe.c -o /tmp/gemm_probe \
       -DLMU_HAVE_OPENBLAS $(pkg-config --cflags --libs openblas) -lm
-   OPENBLAS_CORETYPE= /tmp/gemm_probe M N K ta tb threads reps [lmu-only] */
+   env -u OPENBLAS_CORETYPE /tmp/gemm_probe M N K ta tb threads reps [lmu-only]
+
+   Times by process CPU time (PROBE_WALL=1: wall clock): on a shared,
+   oversubscribed machine that leaves out the time other programs held the
+   core, which is what tuning a kernel needs. */
 #define _GNU_SOURCE
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/gemm.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -15,8 +18,6 @@
 #include <cblas.h>
 #endif
 
-/* CPU time of the process: on a shared, oversubscribed machine it leaves
-   out the time other programs held our core (single-thread runs). */
 static double now(void)
 {
     struct timespec ts;
@@ -65,8 +66,12 @@ int main(int argc, char **argv)
         }
 #endif
     }
-    if (only) bo = 1e30;
-    printf("%zu %zu %zu %c%c thr %d: lmu %.1f  openblas %.1f  ratio %.0f%%\n", M, N, K,
-           ta ? 'T' : 'N', tb ? 'T' : 'N', nt, fl / bl * 1e-9, fl / bo * 1e-9, 100 * bo / bl);
+    if (only)
+        printf("%zu %zu %zu %c%c thr %d: lmu %.1f\n", M, N, K, ta ? 'T' : 'N', tb ? 'T' : 'N', nt,
+               fl / bl * 1e-9);
+    else
+        printf("%zu %zu %zu %c%c thr %d: lmu %.1f  openblas %.1f  ratio %.0f%%\n", M, N, K,
+               ta ? 'T' : 'N', tb ? 'T' : 'N', nt, fl / bl * 1e-9, fl / bo * 1e-9, 100 * bo / bl);
+    lmu_gemm_ws_destroy(&ws);
     return 0;
 }

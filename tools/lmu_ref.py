@@ -874,7 +874,6 @@ def cmd_selfcheck(a):
 # ----------------------------------------------------------------------------
 
 def main(argv=None):
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="See the module docstring (head tools/lmu_ref.py) for the metadata contract.")

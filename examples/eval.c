@@ -1,0 +1,231 @@
+/* eval.c - validation loss of a checkpoint, in nats per token and bits per
+   byte, and the loss at each position of the context (the paper's Figure 4).
+
+   build: cc -O3 -march=native -fopenmp -I. examples/eval.c -o build/eval $(pkg-config --cflags --libs stb) -lm
+
+   usage: eval CKPT (--data PREFIX | --tokens FILE) [options]
+     --data PREFIX       evaluate PREFIX.val.tok
+     --tokens FILE       evaluate this token file
+     --seq T             context length (default: the model's n_ctx)
+     --batch B           windows per forward pass (default 8)
+     --max-tokens N      evaluate at most N tokens (default: all)
+     --csv FILE          per-position loss: position,loss,count (mean nats)
+     --append FILE       add a summary row (checkpoint,params,params_total,
+                         tokens,loss,bpb,seq) to FILE, for the scaling plot
+     --bytes | --vocab-dir DIR   the tokenizer that counts bytes for bpb
+     --threads N
+   The tokens are cut into back-to-back windows of T+1 (consecutive windows
+   share one token), so every token but the first is predicted once, from
+   the start of its window: position p's loss is the loss with p tokens of
+   context. bpb = (total nats / ln 2) / bytes those targets decode to,
+   <|endoftext|> counting 0 bytes.
+   Example: eval out/demo/model.safetensors --data data/brown --csv out/demo/positions.csv */
+#define _POSIX_C_SOURCE 200809L
+#define LMU_IMPLEMENTATION
+#include "lmu.h"
+#include "wip/all.h"       /* these three go once the parts are spliced into lmu.h */
+#include "wip/data.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *usage =
+    "usage: eval CKPT (--data PREFIX | --tokens FILE) [--seq T] [--batch B] [--max-tokens N]\n"
+    "            [--csv FILE] [--append FILE] [--bytes | --vocab-dir DIR] [--threads N]\n"
+    "       eval --help\n";
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "eval: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static int count_arg(const char *s, double lo, double hi, long *out)
+{
+    char *end;
+    double x;
+    errno = 0;
+    x = strtod(s, &end);
+    if (!*s || *end || errno || x < lo || x > hi || x != (double)(long)x) return 0;
+    *out = (long)x;
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *ckpt = NULL, *data = NULL, *tokens = NULL, *csv = NULL, *append = NULL;
+    const char *dir = "data/gpt2";
+    char path[1100], err[512];
+    long seq = 0, batch = 8, max_tokens = 0, w, nw, T, j;
+    int bytes = 0, i, B;
+    lmu_model *m;
+    lmu_tokens tf;
+    lmu_tokenizer *tok = NULL;
+    lmu_result r;
+    double *sum, total = 0, n_bytes = 0;
+    int *tk, *tg;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s", usage);
+            printf("\n  --data PREFIX      evaluate PREFIX.val.tok\n"
+                   "  --tokens FILE      evaluate this token file\n"
+                   "  --seq T            context length (default: the model's n_ctx)\n"
+                   "  --batch B          windows per forward pass (default 8)\n"
+                   "  --max-tokens N     at most N tokens (default: all)\n"
+                   "  --csv FILE         per-position loss: position,loss,count\n"
+                   "  --append FILE      add checkpoint,params,params_total,tokens,loss,bpb,seq\n"
+                   "  --bytes            byte-level tokenizer for bpb (automatic for vocab 257)\n"
+                   "  --vocab-dir DIR    GPT-2 encoder.json + vocab.bpe (default data/gpt2)\n"
+                   "  --threads N        OpenMP threads\n");
+            return 0;
+        } else if (!strcmp(a, "--data") && more) data = argv[++i];
+        else if (!strcmp(a, "--tokens") && more) tokens = argv[++i];
+        else if (!strcmp(a, "--csv") && more) csv = argv[++i];
+        else if (!strcmp(a, "--append") && more) append = argv[++i];
+        else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
+        else if (!strcmp(a, "--bytes")) bytes = 1;
+        else if (!strcmp(a, "--seq") && more) {
+            if (!count_arg(argv[++i], 1, 1 << 20, &seq)) die("--seq wants 1..%d, not '%s'", 1 << 20, argv[i]);
+        } else if (!strcmp(a, "--batch") && more) {
+            if (!count_arg(argv[++i], 1, 65536, &batch)) die("--batch wants 1..65536, not '%s'", argv[i]);
+        } else if (!strcmp(a, "--max-tokens") && more) {
+            if (!count_arg(argv[++i], 2, 1e15, &max_tokens)) die("--max-tokens wants a count >= 2, not '%s'", argv[i]);
+        } else if (!strcmp(a, "--threads") && more) {
+            long t;
+            if (!count_arg(argv[++i], 1, 1024, &t)) die("--threads wants 1..1024, not '%s'", argv[i]);
+#ifdef _OPENMP
+            omp_set_num_threads((int)t);
+#endif
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "eval: unknown option '%s' (or it needs a value)\n%s", a, usage);
+            return 2;
+        } else if (!ckpt) ckpt = a;
+        else {
+            fprintf(stderr, "eval: unexpected argument '%s'\n%s", a, usage);
+            return 2;
+        }
+    }
+    if (!ckpt || (!data && !tokens)) {
+        fprintf(stderr, "eval: %s\n%s", !ckpt ? "no checkpoint given" : "no data: --data or --tokens",
+                usage);
+        return 2;
+    }
+    if (data && tokens) die("give --data or --tokens, not both");
+    if (data) {
+        if (strlen(data) > 1000) die("path too long: %s", data);
+        sprintf(path, "%s.val.tok", data);
+        tokens = path;
+    }
+    if (lmu_tokens_load_file(&tf, tokens, err, sizeof err) != LMU_OK) die("%s", err);
+    r = lmu_model_load(&m, ckpt, err, sizeof err);
+    if (r != LMU_OK) die("cannot load %s", err[0] ? err : lmu_strerror(r));
+    if ((uint32_t)m->cfg.vocab_size != tf.vocab_size)
+        die("checkpoint %s has vocab_size %d but %s has %u", ckpt, m->cfg.vocab_size, tokens,
+            tf.vocab_size);
+    if (tf.count < 2) die("%s has %llu tokens; at least 2 are needed", tokens,
+                          (unsigned long long)tf.count);
+    T = seq ? seq : m->cfg.n_ctx;
+    if (T > m->cfg.n_ctx) die("--seq %ld exceeds the model's n_ctx %d", T, m->cfg.n_ctx);
+    if (max_tokens && (uint64_t)max_tokens < tf.count) tf.count = (uint64_t)max_tokens;
+    if ((uint64_t)T + 1 > tf.count) T = (long)tf.count - 1;
+    nw = (long)((tf.count - 1) / (uint64_t)T);
+
+    if (bytes || m->cfg.vocab_size == 257) r = lmu_tokenizer_bytes(&tok);
+    else {
+        char enc[1100], bpe[1100];
+        if (strlen(dir) > 1000) die("path too long: %s", dir);
+        sprintf(enc, "%s/encoder.json", dir);
+        sprintf(bpe, "%s/vocab.bpe", dir);
+        r = lmu_tokenizer_load_files(&tok, enc, bpe, err, sizeof err);
+        if (r != LMU_OK) {
+            fprintf(stderr, "eval: no bits per byte: %s\n", err);
+            tok = NULL;
+        }
+    }
+    if (tok && lmu_tokenizer_vocab_size(tok) != m->cfg.vocab_size) {
+        fprintf(stderr, "eval: no bits per byte: the tokenizer has %d ids, the model %d\n",
+                (int)lmu_tokenizer_vocab_size(tok), m->cfg.vocab_size);
+        lmu_tokenizer_free(tok);
+        tok = NULL;
+    }
+
+    B = (int)(batch < nw ? batch : nw);
+    sum = (double *)calloc((size_t)T, sizeof(double));
+    tk = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
+    tg = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
+    if (!sum || !tk || !tg) die("out of memory");
+    for (w = 0; w < nw; w += B) {
+        int nb = (int)(nw - w < B ? nw - w : B), b;
+        const float *pl;
+        float loss;
+        for (b = 0; b < nb; b++) {
+            const uint16_t *src = tf.ids + (size_t)(w + b) * (size_t)T;
+            for (j = 0; j < T; j++) {
+                tk[(long)b * T + j] = src[j];
+                tg[(long)b * T + j] = src[j + 1];
+            }
+        }
+        r = lmu_model_forward(m, tk, tg, nb, (int)T, &loss);
+        if (r != LMU_OK) die("forward failed: %s (%s)", lmu_strerror(r), m->err);
+        pl = lmu_model_position_losses(m);
+        for (b = 0; b < nb; b++)
+            for (j = 0; j < T; j++) {
+                sum[j] += pl[(long)b * T + j];
+                total += pl[(long)b * T + j];
+                if (tok) {
+                    size_t len = 0;
+                    int32_t id = tg[(long)b * T + j];
+                    if (id != lmu_tokenizer_eot(tok)) lmu_tokenizer_token(tok, id, &len);
+                    n_bytes += (double)len;
+                }
+            }
+        if (isatty(2) && nw > B)
+            fprintf(stderr, "\reval: %ld/%ld windows", w + nb, nw);
+    }
+    if (isatty(2) && nw > B) fprintf(stderr, "\r%40s\r", "");
+    {
+        double n = (double)nw * (double)T, loss = total / n;
+        double bpb = tok && n_bytes > 0 ? total / log(2.0) / n_bytes : -1;
+        printf("eval: %s on %s: %.0f tokens in %ld windows of %ld\n", ckpt, tokens, n, nw, T);
+        printf("eval: loss %.4f nats/token (perplexity %.2f)", loss, exp(loss));
+        if (bpb >= 0) printf(", %.4f bits/byte (%.0f bytes, %.2f bytes/token)", bpb, n_bytes, n_bytes / n);
+        printf("\n");
+        if (csv) {
+            FILE *f = fopen(csv, "wb");
+            if (!f) die("cannot write %s: %s", csv, strerror(errno));
+            fprintf(f, "position,loss,count\n");
+            for (j = 0; j < T; j++) fprintf(f, "%ld,%.6f,%ld\n", j, sum[j] / (double)nw, nw);
+            if (fclose(f) != 0) die("cannot write %s: %s", csv, strerror(errno));
+            printf("eval: per-position loss in %s\n", csv);
+        }
+        if (append) {
+            FILE *f = fopen(append, "ab");
+            if (!f) die("cannot write %s: %s", append, strerror(errno));
+            if (ftell(f) == 0) fprintf(f, "checkpoint,params,params_total,tokens,loss,bpb,seq\n");
+            fprintf(f, "%s,%lu,%lu,%.0f,%.6f,", ckpt, (unsigned long)lmu_model_param_count(m),
+                    (unsigned long)lmu_config_param_count_total(&m->cfg), n, loss);
+            if (bpb >= 0) fprintf(f, "%.6f", bpb);
+            fprintf(f, ",%ld\n", T);
+            if (fclose(f) != 0) die("cannot write %s: %s", append, strerror(errno));
+            printf("eval: summary added to %s\n", append);
+        }
+    }
+    free(sum);
+    free(tk);
+    free(tg);
+    lmu_tokens_free(&tf);
+    lmu_tokenizer_free(tok);
+    lmu_model_free(m);
+    return 0;
+}

@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# The example programs end to end, on a corpus this test writes itself (a few
+# KB, byte-level tokenizer, so no downloads): prepare, train a tiny model,
+# save, resume (bit-identical to a straight run), Ctrl-C, NaN steps, eval,
+# sample (recurrent and parallel agree); then bad input to every tool: each
+# must exit non-zero with a one-line "tool: reason" and never crash.
+#
+# Builds each example with the exact cc line in its first comment (when the
+# binary is missing or older than its sources). Prints failures (-v: every
+# check) and the closing line "test_tools: N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+verbose=0; [ "${1:-}" = -v ] && verbose=1
+passed=0; failed=0
+ok()   { passed=$((passed + 1)); [ $verbose = 1 ] && echo "  ok   $1"; return 0; }
+fail() { failed=$((failed + 1)); echo "  FAIL $1"; }
+check() { # check NAME CONDITION...
+    local name=$1; shift
+    if "$@"; then ok "$name"; else fail "$name"; fi
+}
+finish() { echo "test_tools: $passed passed, $failed failed"; [ $failed -eq 0 ]; exit $?; }
+
+W=build/test_tools
+rm -rf "$W"; mkdir -p "$W"
+
+# ---- build: the one cc command from each example's first comment ---------
+progs="prepare train sample eval"
+pids=()
+for p in $progs; do
+    src=examples/$p.c
+    line=$(grep -m1 -E '^ +build: cc ' "$src" | sed -E 's/^ +build: //')
+    check "$p: first comment has a build line" [ -n "$line" ]
+    stale=0
+    [ -x build/$p ] || stale=1
+    for dep in "$src" lmu.h lmu_fft.h wip/*.h; do [ "$dep" -nt build/$p ] && stale=1; done
+    if [ $stale = 1 ] && [ -n "$line" ]; then
+        mkdir -p build
+        (eval "$line" >"$W/build_$p.log" 2>&1; echo $? >"$W/build_$p.rc") &
+        pids+=($!)
+        # two compilers at a time: the machine this targets has 2 cores
+        [ ${#pids[@]} -ge 2 ] && { wait "${pids[0]}"; pids=("${pids[@]:1}"); }
+    else
+        echo 0 >"$W/build_$p.rc"
+    fi
+done
+wait
+for p in $progs; do
+    rc=$(cat "$W/build_$p.rc" 2>/dev/null || echo 1)
+    if [ "$rc" = 0 ] && [ -x build/$p ]; then ok "$p builds"; else
+        fail "$p builds (see $W/build_$p.log)"; cat "$W/build_$p.log" 2>/dev/null | head -20; fi
+done
+for p in $progs; do [ -x build/$p ] || finish; done
+
+# ---- helpers --------------------------------------------------------------
+# run NAME CMD...: runs, keeps stdout/stderr/rc in $W/NAME.{out,err,rc}
+run() {
+    local name=$1; shift
+    "$@" >"$W/$name.out" 2>"$W/$name.err" </dev/null
+    echo $? >"$W/$name.rc"
+}
+rc_of() { cat "$W/$1.rc"; }
+# expect_ok NAME CMD...: exit 0
+expect_ok() {
+    local name=$1; run "$@"
+    if [ "$(rc_of "$name")" = 0 ]; then ok "$name"; else
+        fail "$name (exit $(rc_of "$name")): $(head -c 400 "$W/$name.err")"; fi
+}
+# expect_err NAME PATTERN CMD...: non-zero exit, not a crash (< 128), and the
+# first line of stderr is "prog: ..." matching PATTERN (grep -E)
+expect_err() {
+    local name=$1 pat=$2; shift 2
+    local prog; prog=$(basename "$1" .sh)
+    run "$name" "$@"
+    local rc; rc=$(rc_of "$name")
+    local first; first=$(head -n 1 "$W/$name.err")
+    if [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] && [[ "$first" == "$prog: "* ]] &&
+        echo "$first" | grep -qE -- "$pat"; then ok "$name"; else
+        fail "$name: exit $rc, stderr '$first' (want '$prog: ...$pat...')"; fi
+}
+# mktok FILE VOCAB N: a token file of N ids (7 i mod VOCAB), written by hand
+le() { # le VALUE BYTES: appends VALUE little-endian to $bytes as printf escapes
+    local v=$1 k b
+    for ((k = 0; k < $2; k++)); do printf -v b '\\x%02x' $((v & 255)); bytes+=$b; v=$((v >> 8)); done
+}
+mktok() {
+    local i bytes='LMUTOKS\x00'
+    le 1 4; le "$2" 4; le "$3" 8; le 0 8
+    for ((i = 0; i < $3; i++)); do le $(((i * 7) % $2)) 2; done
+    printf "$bytes" >"$1"
+}
+csvcol() { cut -d, -f"$2" "$1"; } # csvcol FILE COLS
+
+# ---- a small corpus: 6 documents in two files -----------------------------
+{
+    for i in $(seq 1 40); do
+        echo "The cat sat on the mat number $i. The dog ran to the park and back $((i % 7)) times."
+    done
+    echo "<|endoftext|>"
+    for i in $(seq 1 30); do echo "A quick brown fox jumps over the lazy dog, again and again ($i)."; done
+    echo "<|endoftext|>"
+    for i in $(seq 1 30); do echo "Rain falls on the plain in Spain; snow falls on the hills ($i)."; done
+} >"$W/a.txt"
+{
+    for i in $(seq 1 30); do echo "Numbers: $i $((i * i)) $((i * i * i)), counting up."; done
+    echo "<|endoftext|>"
+    for i in $(seq 1 30); do echo "She sells sea shells by the sea shore, $i shells a day."; done
+    echo "<|endoftext|>"
+    for i in $(seq 1 30); do echo "To be or not to be, that is question $i."; done
+} >"$W/b.txt"
+cat >"$W/tiny.cfg" <<'EOF'
+# a tiny model and its training settings
+d_model = 16
+n_layer = 2
+q = 12
+q_prime = 2
+theta = 64
+d_pre = 24
+d_ff = 32
+batch = 4      # training settings live here too
+seq = 32
+lr = 3e-3
+threads = 2
+eval_every = 10
+eval_batches = 2
+save_every = 10
+EOF
+T="build/train --config $W/tiny.cfg"
+
+# ---- prepare --------------------------------------------------------------
+expect_ok prepare build/prepare --bytes --val 0.2 -o "$W/c" "$W/a.txt" "$W/b.txt"
+check "prepare: both splits written" [ -s "$W/c.train.tok" -a -s "$W/c.val.tok" ]
+check "prepare: token file magic" [ "$(head -c 7 "$W/c.train.tok")" = LMUTOKS ]
+check "prepare: reports 6 documents" grep -q "6 documents" "$W/prepare.out"
+# sizes: header + 2 bytes per token; tokens = text bytes without the
+# separators + one <|endoftext|> opening each document
+tb=$(($(stat -c %s "$W/c.train.tok") - 32)); vb=$(($(stat -c %s "$W/c.val.tok") - 32))
+nbytes=$(cat "$W/a.txt" "$W/b.txt" | sed 's/<|endoftext|>//' | wc -c)
+check "prepare: every byte is a token, one eot per document" \
+    [ $(((tb + vb) / 2)) -eq $((nbytes + 6)) ]
+expect_ok prepare_help build/prepare --help
+
+# ---- train, a straight run --------------------------------------------------
+expect_ok train $T --data "$W/c" --steps 40 --out "$W/run"
+check "train: checkpoint, log and run file" [ -s "$W/run/model.safetensors" -a -s "$W/run/log.csv" -a -s "$W/run/run.txt" ]
+check "train: log has a header and 40 rows" [ "$(wc -l <"$W/run/log.csv")" -eq 41 ]
+check "train: log header" [ "$(head -n 1 "$W/run/log.csv")" = "step,tokens,loss,lr,grad_norm,val_loss,tokens_per_s,elapsed_s" ]
+check "train: validation every 10 steps" [ "$(csvcol "$W/run/log.csv" 6 | grep -c '[0-9]')" -eq 4 ]
+first=$(sed -n 2p "$W/run/log.csv" | cut -d, -f3); last=$(tail -n 1 "$W/run/log.csv" | cut -d, -f3)
+check "train: loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.3) }'
+check "train: no temporary files left" [ -z "$(ls "$W/run" | grep tmp)" ]
+check "train: progress lines when not a terminal" grep -q "^step 40/40" "$W/train.out"
+expect_ok train_help build/train --help
+expect_ok train_presets build/train --list-presets
+check "train: presets listed" grep -q "lmu-1m" "$W/train_presets.out"
+
+# ---- exact resume: stop at 17, resume (settings from run.txt), compare ------
+expect_ok train_stop $T --data "$W/c" --steps 40 --out "$W/res" --stop-at 17
+check "train: --stop-at says how to continue" grep -q "train --resume" "$W/train_stop.out"
+check "train: stopped log has 17 rows" [ "$(wc -l <"$W/res/log.csv")" -eq 18 ]
+expect_ok train_resume build/train --resume "$W/res/model.safetensors"
+check "train: resume reads run.txt" grep -q "settings from $W/res/run.txt" "$W/train_resume.out"
+check "train: resumed at step 17" grep -q "at step 17" "$W/train_resume.out"
+csvcol "$W/run/log.csv" 1-6 >"$W/straight.csv"; csvcol "$W/res/log.csv" 1-6 >"$W/resumed.csv"
+check "train: resumed run is bit-identical to the straight one (loss, lr, grad norm, val loss)" \
+    cmp -s "$W/straight.csv" "$W/resumed.csv"
+check "train: final checkpoints identical" cmp -s "$W/run/model.safetensors" "$W/res/model.safetensors"
+
+# ---- Ctrl-C: finish the step, save, exit 0; then resume ---------------------
+$T --data "$W/c" --steps 1000000 --save-every 0 --out "$W/int" >"$W/int.out" 2>"$W/int.err" </dev/null &
+pid=$!
+for _ in $(seq 1 200); do
+    [ -f "$W/int/log.csv" ] && [ "$(wc -l <"$W/int/log.csv")" -gt 5 ] && break
+    sleep 0.05
+done
+kill -INT $pid; wait $pid; rc=$?
+check "train: Ctrl-C exits 0 (got $rc)" [ $rc -eq 0 ]
+check "train: Ctrl-C says interrupted" grep -q "interrupted at step" "$W/int.out"
+check "train: Ctrl-C saved a checkpoint" [ -s "$W/int/model.safetensors" ]
+rows=$(($(wc -l <"$W/int/log.csv") - 1))
+expect_ok train_int_resume build/train --resume "$W/int/model.safetensors" --steps $((rows + 5))
+check "train: resumed after Ctrl-C to step $((rows + 5))" [ "$(wc -l <"$W/int/log.csv")" -eq $((rows + 6)) ]
+
+# ---- NaN / Inf ----------------------------------------------------------------
+expect_ok train_nan_skip $T --data "$W/c" --steps 12 --out "$W/nan" --test-nan-at 5
+check "train: NaN step reported and skipped" grep -q "step 5: .*step skipped" "$W/train_nan_skip.out"
+check "train: NaN step logged as nan" [ "$(sed -n 7p "$W/nan/log.csv" | cut -d, -f3)" = nan ]
+check "train: training goes on after the NaN step" grep -q "1 NaN/Inf steps skipped" "$W/train_nan_skip.out"
+expect_err train_nan_stop "step 15: .*stopping.*last good checkpoint is $W/nan2/model.safetensors" \
+    $T --data "$W/c" --steps 30 --out "$W/nan2" --test-nan-at 15 --on-nan stop
+
+# ---- eval -----------------------------------------------------------------------
+expect_ok eval build/eval "$W/run/model.safetensors" --data "$W/c" --csv "$W/pos.csv" --append "$W/results.csv"
+check "eval: loss and bits per byte" grep -qE "loss [0-9.]+ nats/token .*[0-9.]+ bits/byte" "$W/eval.out"
+check "eval: per-position CSV has 32 positions" [ "$(wc -l <"$W/pos.csv")" -eq 33 ]
+check "eval: results CSV header + row" [ "$(wc -l <"$W/results.csv")" -eq 2 ]
+# the last validation loss of training and eval's loss: both are mean nats on the
+# validation split, on different windows; they must roughly agree
+vl=$(csvcol "$W/run/log.csv" 6 | grep . | tail -n 1); el=$(grep -oE 'loss [0-9.]+' "$W/eval.out" | head -1 | cut -d' ' -f2)
+check "eval: loss $el close to training's val loss $vl" awk -v a="$vl" -v b="$el" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.5) }'
+# bpb = nats / ln 2 / bytes per token; byte tokens: one byte each but eot
+bpb=$(grep -oE '[0-9.]+ bits/byte' "$W/eval.out" | cut -d' ' -f1)
+check "eval: bits/byte ~ loss / ln 2 for a byte-level model" awk -v l="$el" -v b="$bpb" 'BEGIN { r = b / (l / log(2)); exit !(r >= 1 && r < 1.1) }'
+expect_ok eval_help build/eval --help
+
+# ---- sample -----------------------------------------------------------------------
+S="build/sample $W/run/model.safetensors"
+expect_ok sample $S -p "The cat" -n 40 -s 7
+expect_ok sample2 $S -p "The cat" -n 40 -s 7
+check "sample: prompt echoed" grep -q "^The cat" "$W/sample.out"
+check "sample: same seed, same text" cmp -s "$W/sample.out" "$W/sample2.out"
+check "sample: 40 tokens (bytes) generated" [ "$(wc -c <"$W/sample.out")" -ge 40 ]
+expect_ok sample_greedy $S -p "The dog" -n 30 -t 0
+expect_ok sample_parallel $S -p "The dog" -n 30 -t 0 --parallel
+check "sample: recurrent and parallel modes agree (greedy)" cmp -s "$W/sample_greedy.out" "$W/sample_parallel.out"
+expect_ok sample_empty $S -n 20 -s 1 --top-k 0 --top-p 1
+expect_ok sample_help build/sample --help
+
+# ---- plots (gnuplot; tools/setup.sh installs gnuplot-nox) ----------------------
+if command -v gnuplot >/dev/null; then
+    expect_ok plot_loss tools/plot.sh loss "$W/plots/loss" "$W/run" "$W/res/log.csv=resumed"
+    expect_ok plot_pos tools/plot.sh positions "$W/plots/pos" "$W/pos.csv"
+    build/eval "$W/res/model.safetensors" --data "$W/c" --append "$W/results.csv" >/dev/null 2>&1
+    build/eval "$W/v300/model.safetensors" --tokens "$W/v300.val.tok" --append "$W/results.csv" >/dev/null 2>&1
+    expect_ok plot_scaling tools/plot.sh scaling "$W/plots/scaling" "$W/results.csv"
+    for f in loss pos scaling; do
+        check "plot: $f.png is a PNG" [ "$(head -c 4 "$W/plots/$f.png" | tail -c 3)" = PNG ]
+        check "plot: $f.svg is an SVG" grep -q "<svg" "$W/plots/$f.svg"
+    done
+    check "plot: prints the paths" grep -qx "$W/plots/loss.png" "$W/plot_loss.out"
+    expect_err plot_missing "cannot open $W/nope/log.csv" tools/plot.sh loss "$W/plots/x" "$W/nope"
+    expect_err plot_kind "unknown plot 'pie'" tools/plot.sh pie "$W/plots/x" "$W/run"
+    expect_err plot_wrong "is not a train log" tools/plot.sh loss "$W/plots/x" "$W/pos.csv"
+else
+    echo "  (no gnuplot: plot checks skipped; tools/setup.sh should install gnuplot-nox)"
+fi
+
+# ---- bad input: one clear line, non-zero exit, no crash ------------------------------
+printf 'not a token file at all, just some text\n' >"$W/junk.tok"
+head -c 50 "$W/c.train.tok" >"$W/trunc.tok"
+mktok "$W/v300.train.tok" 300 3000
+mktok "$W/v300.val.tok" 300 500
+cp "$W/c.train.tok" "$W/badid.tok"; printf '\xff\xff' | dd of="$W/badid.tok" bs=1 seek=40 conv=notrunc 2>/dev/null
+: >"$W/empty.txt"
+printf 'd_model = 16\nbatch = 4\nbogus_key = 1\n' >"$W/bad.cfg"
+printf 'batch = many\n' >"$W/bad2.cfg"
+printf 'not a checkpoint\n' >"$W/junk.safetensors"
+expect_ok v300_model $T --train "$W/v300.train.tok" --val "$W/v300.val.tok" --steps 2 --out "$W/v300"
+
+expect_err prepare_missing "cannot open $W/nope.txt: No such file" build/prepare --bytes "$W/nope.txt"
+expect_err prepare_empty "empty corpus" build/prepare --bytes "$W/empty.txt"
+expect_err prepare_noargs "no input files" build/prepare
+expect_err prepare_flag "unknown option '--frobnicate'" build/prepare --frobnicate "$W/a.txt"
+expect_err prepare_val "--val wants a fraction" build/prepare --bytes --val 2 "$W/a.txt"
+expect_err prepare_vocab "$W/nodir/encoder.json: cannot open.*fetch_data" build/prepare --vocab-dir "$W/nodir" "$W/a.txt"
+
+expect_err train_nodata "no data" build/train
+expect_err train_missing "cannot open $W/nope.train.tok: No such file" build/train --data "$W/nope"
+expect_err train_magic "$W/junk.tok: bad magic" build/train --train "$W/junk.tok"
+expect_err train_trunc "$W/trunc.tok: header says" build/train --train "$W/trunc.tok"
+expect_err train_badid "id 65535 at token 4" build/train --train "$W/badid.tok"
+expect_err train_preset "unknown preset 'lmu-3k'" build/train --data "$W/c" --preset lmu-3k
+expect_err train_flag "unknown option '--bogus'" build/train --data "$W/c" --bogus 3
+expect_err train_nonsense "unexpected argument 'fast'" build/train --data "$W/c" fast
+expect_err train_batch "batch 'abc' is not a number" build/train --data "$W/c" --batch abc
+expect_err train_batch0 "batch 0 is outside" build/train --data "$W/c" --batch 0
+expect_err train_lr "lr 'x' is not a number" build/train --data "$W/c" --lr x
+expect_err train_sched "want cosine, linear or constant" build/train --data "$W/c" --schedule cosinus
+expect_err train_noval "needs a value" build/train --data "$W/c" --steps
+expect_err train_seq "too few for --seq 100000" build/train --data "$W/c" --seq 100000
+expect_err train_cfg "$W/bad.cfg: line 3: unknown key 'bogus_key'" build/train --data "$W/c" --config "$W/bad.cfg"
+expect_err train_cfg2 "$W/bad2.cfg: line 1: batch 'many' is not a number" build/train --data "$W/c" --config "$W/bad2.cfg"
+expect_err train_cfgmissing "cannot open $W/none.cfg" build/train --data "$W/c" --config "$W/none.cfg"
+expect_err train_resume_missing "cannot resume from .*nope.safetensors" build/train --data "$W/c" --resume "$W/nope.safetensors"
+expect_err train_resume_junk "cannot resume from" build/train --data "$W/c" --resume "$W/junk.safetensors"
+expect_err train_resume_vocab "vocab_size 300 but $W/c.train.tok has 257" build/train --data "$W/c" --resume "$W/v300/model.safetensors"
+expect_err train_val_vocab "has vocab_size 300 but" build/train --train "$W/c.train.tok" --val "$W/v300.val.tok"
+
+expect_err sample_none "no checkpoint given" build/sample
+expect_err sample_missing "cannot load .*nope.safetensors" build/sample "$W/nope.safetensors"
+expect_err sample_junk "cannot load" build/sample "$W/junk.safetensors"
+expect_err sample_vocab "vocab_size 300 but the tokenizer has 257" build/sample "$W/v300/model.safetensors" --bytes
+expect_err sample_temp "--temp wants" $S --temp -1
+expect_err sample_topp "--top-p wants" $S --top-p 0
+expect_err sample_n "-n wants a count" $S -n lots
+expect_err sample_flag "unknown option '--fast'" $S --fast
+
+expect_err eval_nodata "no data" build/eval "$W/run/model.safetensors"
+expect_err eval_missing "cannot open $W/nope.val.tok" build/eval "$W/run/model.safetensors" --data "$W/nope"
+expect_err eval_magic "bad magic" build/eval "$W/run/model.safetensors" --tokens "$W/junk.tok"
+expect_err eval_vocab "vocab_size 300 but $W/c.val.tok has 257" build/eval "$W/v300/model.safetensors" --data "$W/c"
+expect_err eval_junk "cannot load" build/eval "$W/junk.safetensors" --data "$W/c"
+expect_err eval_seq "--seq 64 exceeds the model's n_ctx 32" build/eval "$W/run/model.safetensors" --data "$W/c" --seq 64
+expect_err eval_flag "unknown option '--fast'" build/eval "$W/run/model.safetensors" --fast
+
+finish
