@@ -1399,6 +1399,72 @@ LMU__PRIVATE void lmu__free_aligned(void *p)
 }
 
 /* ---------------------------------------------------------------------- */
+/* text: UTF-8 and JSON escapes, shared by the checkpoint and vocabulary   */
+/* parsers                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 if it is not
+   one (overlong, surrogate, > U+10FFFF, cut short, stray continuation). */
+LMU__PRIVATE size_t lmu__utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned b = s[0];
+    if (b < 0x80) { *cp = b; return 1; }
+    if (b >= 0xC2 && b <= 0xDF) {
+        if (n < 2 || (s[1] & 0xC0) != 0x80) return 0;
+        *cp = ((uint32_t)(b & 0x1F) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
+    if (b >= 0xE0 && b <= 0xEF) {
+        unsigned lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
+        if (n < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80) return 0;
+        *cp = ((uint32_t)(b & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+        return 3;
+    }
+    if (b >= 0xF0 && b <= 0xF4) {
+        unsigned lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
+        if (n < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        *cp = ((uint32_t)(b & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+              ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+        return 4;
+    }
+    return 0;
+}
+
+LMU__PRIVATE int lmu__hex4(const unsigned char *s, uint32_t *v)
+{
+    int k;
+    *v = 0;
+    for (k = 0; k < 4; k++) {
+        unsigned c = s[k], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return 0;
+        *v = (*v << 4) | d;
+    }
+    return 1;
+}
+
+/* Writes code point cp (<= U+10FFFF) as UTF-8; returns its length. */
+LMU__PRIVATE size_t lmu__utf8_put(unsigned char *o, uint32_t cp)
+{
+    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (unsigned char)(0xC0 | (cp >> 6)); o[1] = (unsigned char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12));
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (cp >> 18));
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ---------------------------------------------------------------------- */
 /* >>config (implementation)                                               */
 /* ---------------------------------------------------------------------- */
 
@@ -4858,38 +4924,13 @@ LMU__PRIVATE void lmu__st_swap(unsigned char *dst, const unsigned char *src, siz
         for (k = 0; k < size; k++) dst[i * size + k] = src[i * size + size - 1 - k];
 }
 
-/* Length (1..4) of the valid UTF-8 sequence at s, or 0 if it is invalid
-   (overlong forms, UTF-16 surrogates and code points past U+10FFFF are). */
-LMU__PRIVATE size_t lmu__st_utf8_len(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0];
-    unsigned lo = 0x80, hi = 0xBF;
-    size_t len, i;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    if (avail < len) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
-
 LMU__PRIVATE int lmu__st_utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s), i = 0;
     while (i < n) {
-        size_t k = lmu__st_utf8_len(p + i, n - i);
+        uint32_t cp;
+        size_t k = lmu__utf8_len(p + i, n - i, &cp);
         if (k == 0) return 0;
         i += k;
     }
@@ -5531,22 +5572,6 @@ LMU__PRIVATE int lmu__st_expect(lmu__st_parser *p, char c, const char *what, con
     return 1;
 }
 
-LMU__PRIVATE int lmu__st_hex4(const unsigned char *s, unsigned *out)
-{
-    unsigned v = 0;
-    int i;
-    for (i = 0; i < 4; i++) {
-        unsigned c = s[i], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return 0;
-        v = v * 16 + d;
-    }
-    *out = v;
-    return 1;
-}
-
 /* Parses the JSON string at p->pos (after whitespace). Up to cap decoded
    bytes go to out (may be NULL); *len gets the full decoded length; *nul is
    set when it decodes a U+0000. */
@@ -5554,6 +5579,7 @@ LMU__PRIVATE int lmu__st_string(lmu__st_parser *p, char *out, size_t cap, size_t
                                 const char *name)
 {
     size_t k = 0, start;
+    uint32_t cp;
     lmu__st_ws(p);
     start = p->pos;
     if (p->pos >= p->n || p->s[p->pos] != '"') return lmu__st_expect(p, '"', "a string", name);
@@ -5575,7 +5601,6 @@ LMU__PRIVATE int lmu__st_string(lmu__st_parser *p, char *out, size_t cap, size_t
         }
         if (c < 0x20) return lmu__st_fail(p, "control character inside a string", name);
         if (c == '\\') {
-            unsigned cp;
             if (p->pos + 1 >= p->n) {
                 p->pos++;
                 return lmu__st_fail(p, "unterminated escape", name);
@@ -5594,7 +5619,7 @@ LMU__PRIVATE int lmu__st_string(lmu__st_parser *p, char *out, size_t cap, size_t
             if (c != 'u') {
                 p->pos += 2;
             } else {
-                if (p->n - p->pos < 6 || !lmu__st_hex4(p->s + p->pos + 2, &cp))
+                if (p->n - p->pos < 6 || !lmu__hex4(p->s + p->pos + 2, &cp))
                     return lmu__st_fail(p, "\\u must be followed by 4 hex digits", name);
                 p->pos += 6;
                 if (cp >= 0xDC00 && cp <= 0xDFFF) {
@@ -5602,32 +5627,19 @@ LMU__PRIVATE int lmu__st_string(lmu__st_parser *p, char *out, size_t cap, size_t
                     return lmu__st_fail(p, "unpaired low surrogate in \\u escape", name);
                 }
                 if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    unsigned lo;
+                    uint32_t lo;
                     if (p->n - p->pos < 6 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u' ||
-                        !lmu__st_hex4(p->s + p->pos + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                        !lmu__hex4(p->s + p->pos + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
                         return lmu__st_fail(p, "high surrogate not followed by a \\u low surrogate",
                                             name);
                     p->pos += 6;
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 }
                 if (cp == 0) *nul = 1;
-                if (cp < 0x80) enc[ne++] = (unsigned char)cp;
-                else if (cp < 0x800) {
-                    enc[ne++] = (unsigned char)(0xC0 | (cp >> 6));
-                    enc[ne++] = (unsigned char)(0x80 | (cp & 0x3F));
-                } else if (cp < 0x10000) {
-                    enc[ne++] = (unsigned char)(0xE0 | (cp >> 12));
-                    enc[ne++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-                    enc[ne++] = (unsigned char)(0x80 | (cp & 0x3F));
-                } else {
-                    enc[ne++] = (unsigned char)(0xF0 | (cp >> 18));
-                    enc[ne++] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-                    enc[ne++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-                    enc[ne++] = (unsigned char)(0x80 | (cp & 0x3F));
-                }
+                ne = lmu__utf8_put(enc, cp);
             }
         } else {
-            ne = lmu__st_utf8_len(p->s + p->pos, p->n - p->pos);
+            ne = lmu__utf8_len(p->s + p->pos, p->n - p->pos, &cp);
             if (ne == 0) return lmu__st_fail(p, "invalid UTF-8 in a string", name);
             memcpy(enc, p->s + p->pos, ne);
             p->pos += ne;
@@ -7991,34 +8003,6 @@ LMU__PRIVATE int lmu__uc_class(uint32_t cp)
     return LMU__CC_OTHER;
 }
 
-/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 if it is not
-   one (overlong, surrogate, > U+10FFFF, cut short, stray continuation). */
-LMU__PRIVATE size_t lmu__utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned b = s[0];
-    if (b < 0x80) { *cp = b; return 1; }
-    if (b >= 0xC2 && b <= 0xDF) {
-        if (n < 2 || (s[1] & 0xC0) != 0x80) return 0;
-        *cp = ((uint32_t)(b & 0x1F) << 6) | (s[1] & 0x3F);
-        return 2;
-    }
-    if (b >= 0xE0 && b <= 0xEF) {
-        unsigned lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
-        if (n < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80) return 0;
-        *cp = ((uint32_t)(b & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-        return 3;
-    }
-    if (b >= 0xF0 && b <= 0xF4) {
-        unsigned lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
-        if (n < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        *cp = ((uint32_t)(b & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-              ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-        return 4;
-    }
-    return 0;
-}
-
 /* Class and byte length of the character at s[0..n), n >= 1. An invalid
    byte is one character of class OTHER, so every byte string splits. */
 LMU__PRIVATE int lmu__char_at(const unsigned char *s, size_t n, size_t *len)
@@ -8679,38 +8663,6 @@ LMU__PRIVATE void lmu__json_ws(lmu__loader *L)
 {
     while (L->i < L->n && (L->s[L->i] == ' ' || L->s[L->i] == '\t' || L->s[L->i] == '\n' || L->s[L->i] == '\r'))
         L->i++;
-}
-
-LMU__PRIVATE int lmu__hex4(const unsigned char *s, uint32_t *v)
-{
-    int k;
-    *v = 0;
-    for (k = 0; k < 4; k++) {
-        unsigned c = s[k], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return 0;
-        *v = (*v << 4) | d;
-    }
-    return 1;
-}
-
-LMU__PRIVATE size_t lmu__utf8_put(unsigned char *o, uint32_t cp)
-{
-    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (unsigned char)(0xC0 | (cp >> 6)); o[1] = (unsigned char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* Parses the JSON string at L->i (which is '"') into L->keybuf as UTF-8,
