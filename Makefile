@@ -19,9 +19,10 @@ LDLIBS  := $(STB) -lm
 FFTW_LIBS := $(shell pkg-config --exists fftw3f 2>/dev/null && echo -DLMU_HAVE_FFTW -lfftw3f)
 BLAS_LIBS := $(shell pkg-config --exists openblas 2>/dev/null && echo -DLMU_HAVE_OPENBLAS $$(pkg-config --cflags --libs openblas))
 
-HEADERS := lmu.h lmu_fft.h $(wildcard wip/*.h) tests/lmu_test.h
+HEADERS := lmu.h lmu_fft.h tests/lmu_test.h
 TESTS   := $(patsubst tests/%.c,build/%,$(wildcard tests/test_*.c))
 BENCHES := $(patsubst tools/%.c,build/%,$(wildcard tools/bench_*.c))
+EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 # The portable (no intrinsics) paths are tested too: the same programs built
 # with the SIMD kernels compiled out.
@@ -31,8 +32,8 @@ NOSIMD_TESTS := $(patsubst %,build/%_nosimd,$(filter test_fft test_gemm,$(notdir
 SAN_TESTS := $(patsubst %,build/%_san,$(filter test_tape test_model,$(notdir $(TESTS))))
 SANFLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all test bench setup clean
-all: $(TESTS) $(BENCHES)
+.PHONY: all test bench setup clean demo
+all: $(TESTS) $(BENCHES) $(EXAMPLES)
 
 setup:
 	@tools/setup.sh
@@ -49,6 +50,11 @@ build/test_%_san: tests/test_%.c $(HEADERS) | build
 build/bench_%: tools/bench_%.c $(HEADERS) | build
 	$(CC) $(CFLAGS) -I. $< -o $@ $(FFTW_LIBS) $(BLAS_LIBS) $(LDLIBS)
 
+# Examples. tests/test_tools.sh builds them with the cc line in their first
+# comment instead, which is what proves those lines right.
+build/%: examples/%.c $(HEADERS) | build
+	$(CC) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
 build:
 	mkdir -p build
 
@@ -60,6 +66,12 @@ bench:
 	@tools/setup.sh bench
 	@$(MAKE) --no-print-directory $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+# Fetch the Brown corpus and GPT-2's tokenizer, train lmu-55k for a few
+# minutes, plot the loss and sample from the model (tools/demo.sh).
+demo: setup
+	@$(MAKE) --no-print-directory build/prepare build/train build/eval build/sample
+	@tools/demo.sh
 
 clean:
 	rm -rf build

@@ -16,12 +16,10 @@
    tokens, so documents stay separable and a model learns where they begin.
    Whole documents go to validation, spread evenly through the corpus (every
    10th with --val 0.1); with a single document its last FRAC of tokens do.
-   The token file format is in wip/data.h (>>data).
+   The token file format is in lmu.h (>>data).
    Example: prepare --bytes -o data/tiny notes.txt */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/all.h"       /* these three go once the parts are spliced into lmu.h */
-#include "wip/data.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -226,6 +224,7 @@ int main(int argc, char **argv)
     r = lmu_tokens_write_file(path_train, train.v, train.n, lmu_tokenizer_vocab_size(tok), err,
                               sizeof err);
     if (r != LMU_OK) die("", err);
+    if (val == 0) remove(path_val); /* a stale split would be trained against */
     if (val > 0) {
         r = lmu_tokens_write_file(path_val, valid.v, valid.n, lmu_tokenizer_vocab_size(tok), err,
                                   sizeof err);
@@ -238,9 +237,12 @@ int main(int argc, char **argv)
            (double)total_bytes / (double)(train.n + valid.n ? train.n + valid.n : 1),
            (int)lmu_tokenizer_vocab_size(tok));
     printf("prepare: %s  %lu tokens\n", path_train, (unsigned long)train.n);
-    if (val > 0)
+    if (val > 0 && n_val_docs)
         printf("prepare: %s  %lu tokens (%lu documents)\n", path_val, (unsigned long)valid.n,
                (unsigned long)n_val_docs);
+    else if (val > 0)
+        printf("prepare: %s  %lu tokens (the end of the token stream)\n", path_val,
+               (unsigned long)valid.n);
     free(train.v);
     free(valid.v);
     free(files);

@@ -22,8 +22,6 @@
 #define _POSIX_C_SOURCE 200809L
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/all.h"       /* these three go once the parts are spliced into lmu.h */
-#include "wip/data.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -23,8 +23,6 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, fileno */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/all.h"       /* these three go once the parts are spliced into lmu.h */
-#include "wip/data.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -421,7 +419,7 @@ static void help(void)
             if (*p == '_') *p = '-';
         printf("  %-24s %s\n", flag, settings[i].help);
     }
-    printf("  %-24s %s\n", "--config FILE", "model keys (wip/data.h) and any setting above as key = value");
+    printf("  %-24s %s\n", "--config FILE", "model keys (lmu_config_parse) and any setting above as key = value");
     printf("  %-24s %s\n", "--resume CKPT", "continue from a checkpoint (reads run.txt beside it)");
     printf("  %-24s %s\n", "--list-presets", "print the model presets");
     printf("\nOutputs in --out: model.safetensors, log.csv (%s), run.txt.\n",

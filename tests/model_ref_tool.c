@@ -7,7 +7,6 @@
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/all.h"
 #include "lmu_test.h"
 
 enum { B = 2, T = 24, V = 67 };

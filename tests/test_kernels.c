@@ -1,4 +1,4 @@
-/* test_kernels.c - the fused kernels of wip/kernels.h against plain
+/* test_kernels.c - the fused kernels of lmu.h (>>ops) against plain
    double-precision references written here (direct sums, materialised
    softmax, no FFT), gradients against central differences of those
    references, plus causality, decode-vs-full, determinism.

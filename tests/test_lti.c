@@ -1,4 +1,4 @@
-/* test_lti.c - the LTI memory (wip/lti.h, MODEL.md section 1).
+/* test_lti.c - the LTI memory (lmu.h >>lmu, MODEL.md section 1).
 
    Abar, Bbar against a Taylor-series expm in long double computed here
    (independent of the library's Pade code), the ZOH identity

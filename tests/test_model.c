@@ -16,7 +16,6 @@ static void *lt_realloc(void *p, size_t n) { lt_allocs++; return realloc(p, n); 
 
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/all.h"
 #include "lmu_test.h"
 
 static const char *arch_name(int k)

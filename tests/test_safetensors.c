@@ -1,4 +1,4 @@
-/* test_safetensors.c - the safetensors reader and writer (wip/safetensors.h).
+/* test_safetensors.c - the safetensors reader and writer (lmu.h >>safetensors).
 
    Round trips (bit-exact, every dtype path, forced byte swapping), the
    atomic save under injected and real write failures, every truncation of a

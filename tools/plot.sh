@@ -35,7 +35,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lmu-plot.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$(dirname "$out")"
-labels=() n=0
+labels=() n=0 npts=0
 
 # input ARG: sets file and label ("path=label" or the folder's name)
 input() {
@@ -80,14 +80,14 @@ positions)
     for a in "$@"; do
         input "$a"; n=$((n + 1)); labels+=("$label")
         head -n 1 "$file" | grep -q '^position,loss' || die "$file is not an eval --csv file"
-        # mean over positions within 15% of each one: smooth on the log axis
+        # mean over positions within -20%..+25% of each one: smooth on the log axis
         awk -F, -v out="$tmp/pos_$n.dat" '
             NR > 1 { p[NR - 1] = $1 + 1; l[NR - 1] = $2; m = NR - 1 }
             END {
                 for (i = 1; i <= m; i++) {
                     s = 0; c = 0
                     for (j = 1; j <= m; j++)
-                        if (p[j] >= p[i] * 0.85 && p[j] <= p[i] * 1.15) { s += l[j]; c++ }
+                        if (p[j] >= p[i] * 0.8 && p[j] <= p[i] * 1.25) { s += l[j]; c++ }
                     print p[i], l[i], s / c > out
                 }
             }' "$file"
@@ -105,11 +105,13 @@ scaling)
              END { for (k in row) print row[k] }' "$file" | sort -n >"$tmp/scaling.dat"
     n=$(wc -l <"$tmp/scaling.dat")
     [ "$n" -ge 1 ] || die "$file has no rows"
+    # the power law is fitted when there are two model sizes or more
+    npts=$(cut -d' ' -f1 "$tmp/scaling.dat" | sort -u | wc -l)
     title=${TITLE:-"Loss against model size"} ;;
 esac
 
 for fmt in png svg; do
-    gnuplot -e "fmt='$fmt'; out='$out.$fmt'; dir='$here'; tdir='$tmp'; n=$n; npts=$n" \
+    gnuplot -e "fmt='$fmt'; out='$out.$fmt'; dir='$here'; tdir='$tmp'; n=$n; npts=$npts" \
         -e "labels='${labels[*]:-}'; title='${title//\'/}'" "$here/plot_$kind.gp" 2>"$tmp/gnuplot.err" ||
         { cat "$tmp/gnuplot.err" >&2; die "gnuplot failed on $kind"; }
 done

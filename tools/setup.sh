@@ -4,7 +4,7 @@
 #   tools/setup.sh            build + test dependencies
 #   tools/setup.sh bench      also the peers the benchmarks compare against
 set -eu
-need=(pkg-config libstb-dev)
+need=(pkg-config libstb-dev gnuplot-nox)
 [ "${1:-}" = bench ] && need+=(libfftw3-dev libopenblas-dev)
 [ "${1:-}" = torch ] && need+=(python3-torch python3-numpy)
 missing=()
