@@ -14,21 +14,50 @@
 
    Build: cc -O3 -march=native [-fopenmp] app.c $(pkg-config --cflags --libs stb) -lm
 
-   TABLE OF CONTENTS (search for the anchor)
-       >>config        compile-time options, decoration macros, result codes
-       >>alloc         allocator macros
+   TABLE OF CONTENTS (search for the anchor; each part's declarations come
+   first, its implementation after "IMPLEMENTATION" further down)
+       >>config        result codes, lmu_config, presets (MODEL.md section 4)
        >>rng           the library's own seeded random numbers
-       >>fft-glue      what lmu.h takes from lmu_fft.h
-       >>gemm          sgemm, packed and register-blocked
-       >>tensor        tensors and the arena they live in
-       >>tape          reverse-mode autograd tape
-       >>ops           every op: one forward, one backward
-       >>lmu           the LTI memory and the implicit self-attention block
-       >>transformer   the GPT-2 baseline
-       >>optim         Adam/AdamW, clipping, schedules
-       >>tokenizer     GPT-2 byte-level BPE (stb_ds hash maps)
-       >>safetensors   checkpoints
+       >>gemm          sgemm: packed panels, register-blocked micro-kernels
+       >>tensor        tensors and the arenas they live in
+       >>tape          reverse-mode autograd tape; how to add an op
+       >>ops           every op: one forward, one backward; fused kernels
+       >>optim         Adam/AdamW, gradient clipping, learning-rate schedule
+       >>lmu           the LTI memory: A, B, Abar, Bbar, H and its spectrum
+       >>safetensors   checkpoint files, read and written safely
+       >>model         the LMU language model and the transformer baseline
        >>generate      recurrent generation and sampling
+       >>tokenizer     GPT-2 byte-level BPE (stb_ds hash maps), byte fallback
+       >>data          token files and config files
+       >>alloc         allocator macros, OpenMP glue (implementation)
+
+   QUICK START (error checks left out; every call returns an lmu_result)
+       lmu_config cfg;  lmu_model *m;  lmu_gen g;  lmu_rng rng;  char err[256];
+       float loss;  int step, t, tok;
+       lmu_config_preset(&cfg, "lmu-55k");             // or fill lmu_config
+       lmu_model_create(&m, &cfg, 1234, err, sizeof err);
+       for (step = 0; step < 1000; step++) {           // tokens, targets: B x T
+           lmu_model_forward(m, tokens, targets, B, T, &loss);
+           lmu_model_backward(m);
+           lmu_model_step(m, lmu_lr_schedule(step, 100, 1000, 3e-3f), 1.0f, NULL);
+       }
+       lmu_model_save(m, "model.safetensors", 1);      // atomic, with Adam state
+       lmu_gen_create(&g, m, 0);                       // constant memory per token
+       lmu_rng_seed(&rng, 1);
+       for (t = 0, tok = 50256; t < 100; t++) {
+           lmu_gen_feed(&g, tok);
+           tok = lmu_gen_sample(&g, 0.8f, 40, 0.95f, &rng);
+       }
+       lmu_gen_free(&g);
+       lmu_model_free(m);
+
+   MEMORY
+       Parameters, gradients and Adam moments are one block each, sized at
+       lmu_model_create. Activations live in an arena planned by the first
+       step; later steps with the same shapes allocate nothing. The implicit
+       attention never stores its n x 3q' x d tensor: it runs one sequence at
+       a time and recomputes in backward, so training memory grows with the
+       batch only through the d-wide activations.
 
    COMPILE-TIME OPTIONS
        LMU_STATIC                 (globally) every public function is static

@@ -1,6 +1,6 @@
 /* tokenize.c - text to GPT-2 token ids and back.
 
-   build: cc -std=c99 -O2 -I. examples/tokenize.c -o tokenize $(pkg-config --cflags --libs stb) -lm
+   build: cc -std=c99 -O2 -I. examples/tokenize.c -o build/tokenize $(pkg-config --cflags --libs stb) -lm
 
    usage: tokenize [-d] [-s] [-b] [-v DIR] [FILE]
      (default)  read text (FILE or stdin), print ids, one line, space-separated
