@@ -8,7 +8,9 @@
 
 CC      ?= cc
 ARCH    ?= -march=native
-OPT     ?= -O3
+# -std=c99 turns off the fused multiply-adds that gcc's default (GNU) mode
+# forms; -ffp-contract=fast gives them back, as a user's plain cc -O3 has.
+OPT     ?= -O3 -ffp-contract=fast
 OMP     ?= -fopenmp
 WARN    ?= -Wall -Wextra
 CFLAGS  ?= -std=c99 -g $(OPT) $(ARCH) $(WARN) $(OMP)
@@ -27,10 +29,16 @@ TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 # The portable (no intrinsics) paths are tested too: the same programs built
 # with the SIMD kernels compiled out.
 NOSIMD_TESTS := $(patsubst %,build/%_nosimd,$(filter test_fft test_gemm,$(notdir $(TESTS))))
-# A few training steps under AddressSanitizer + UndefinedBehaviorSanitizer:
-# no leak, no invalid access (LeakSanitizer runs at exit).
-SAN_TESTS := $(patsubst %,build/%_san,$(filter test_tape test_model,$(notdir $(TESTS))))
-SANFLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# Every test program again under AddressSanitizer + UndefinedBehaviorSanitizer:
+# no leak, no invalid access (LeakSanitizer runs at exit). -O1 keeps the
+# builds quick; it comes after CFLAGS' -O3 and wins.
+SAN_TESTS := $(patsubst %,build/%_san,$(notdir $(TESTS)))
+SANFLAGS ?= -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# A short training run under valgrind memcheck (tests/test_valgrind.sh runs
+# it): built without -fopenmp, whose thread pool valgrind reports as
+# "possibly lost", and without AVX-512, which valgrind cannot decode.
+VG_TESTS := build/test_faults_vg
+VG_ARCH ?= $(if $(filter x86_64,$(shell uname -m)),-mavx2 -mfma)
 
 .PHONY: all test bench setup clean demo
 all: $(TESTS) $(BENCHES) $(EXAMPLES)
@@ -47,6 +55,12 @@ build/test_%_nosimd: tests/test_%.c $(HEADERS) | build
 build/test_%_san: tests/test_%.c $(HEADERS) | build
 	$(CC) $(CFLAGS) $(SANFLAGS) -I. $< -o $@ $(LDLIBS)
 
+build/test_%_vg: tests/test_%.c $(HEADERS) | build
+	$(CC) -std=c99 -g -O2 $(VG_ARCH) $(WARN) -I. $< -o $@ $(LDLIBS)
+
+# test_faults also builds the fuzzers' small vocabulary.
+build/test_faults build/test_faults_san build/test_faults_vg: tests/fuzz/fuzz_vocab.h
+
 build/bench_%: tools/bench_%.c $(HEADERS) | build
 	$(CC) $(CFLAGS) -I. $< -o $@ $(FFTW_LIBS) $(BLAS_LIBS) $(LDLIBS)
 
@@ -59,13 +73,18 @@ build:
 	mkdir -p build
 
 test: setup
-	@$(MAKE) --no-print-directory $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS)
+	@$(MAKE) --no-print-directory $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(VG_TESTS)
 	@tools/run_tests.sh $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(TEST_SCRIPTS)
 
+# The peers (FFTW, OpenBLAS, tiktoken, PyTorch) run in the same process or
+# script as lmu.h, so each figure is a ratio measured at the same moment.
+# tools/bench_model.sh also runs bench_fma, bench_train and bench_generate.
 bench:
 	@tools/setup.sh bench
+	@tools/setup.sh torch
 	@$(MAKE) --no-print-directory $(BENCHES)
-	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+	@for b in build/bench_fft build/bench_gemm build/bench_tokenizer; do echo "== $$b"; $$b || exit 1; done
+	@tools/bench_model.sh
 
 # Fetch the Brown corpus and GPT-2's tokenizer, train lmu-55k for a few
 # minutes, plot the loss and sample from the model (tools/demo.sh).

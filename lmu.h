@@ -1014,9 +1014,30 @@ LMUDEF const char *lmu_arch_name(lmu_arch a);
        lmu_model_save(m, "model.safetensors", 1);
        lmu_model_free(m);
 
-   The training path is the parallel one: the LMU memory is an FFT
-   convolution over the whole sequence. Generation (>>generate) runs the
-   same model as a recurrence with constant memory per token.
+   What is computed, for tokens of one sequence (n positions, d channels):
+
+       x = E[tokens]                                (n, d); no positions
+       for each layer:                              (transformer: x += wpe)
+           x = x + Mixer(LN_a(x))      ffn: gelu(x W1^T + b1) W2^T + b2,
+                                       width d_pre = round(1.5 d);
+                                       attn: causal multi-head attention
+           x = x + ImplicitAttn(LN_b(x))            (LMU only)
+           x = x + FFN_post(LN_c(x))                width d_ff
+       loss = mean_t CE(LN_f(x_t) E^T, target_t)    tied output, nats
+
+   ImplicitAttn(U), with H the LMU's q x n impulse response (>>lmu):
+       Z_i[t, r, c] = sum_{j<=t} (L_i H)[r, t-j] U[j, c] + b_i[r]
+                                                    i in {q, k, v}, r < q'
+       Q_t, K_t, V_t = gelu(Z_{q,k,v}[t])           each (q', d)
+       y_t = p softmax(Q_t K_t^T / sqrt(d)) V_t     (d)
+   LayerNorm: eps 1e-5, biased variance. gelu: the tanh form. The
+   transformer is GPT-2: learned positions, ln_a -> attention, ln_c -> MLP
+   of width 4 d. N (lmu_config_param_count) counts neither E nor wpe.
+
+   The training path is the parallel one: the convolution runs as an FFT of
+   length 2n with L_i applied to H's spectrum. Generation (>>generate) runs
+   the same model as a recurrence, m_t = Abar m_{t-1} + Bbar u_t and
+   Z_i[t] = L_i m_t + b_i, with constant memory per token.
 
    Parameters are tape tensors named as in MODEL.md section 7, so the
    checkpoint names, lmu_tape_find() and the tests all use one naming.
@@ -7506,6 +7527,14 @@ LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, ch
         }
     }
     if ((r = lmu_config_resolve(&c, err, errcap)) != LMU_OK) return LMU_ERR_FORMAT;
+    /* Every parameter is stored as F32, so a file too small for its
+       config's parameters is refused before the model (sized by the config,
+       not the file) is allocated: a 150-byte file cannot ask for 4 GB. */
+    if (lmu_config_param_count_total(&c) > f->data_len / 4) {
+        lmu__errf(err, errcap, "checkpoint: the config needs %lu parameters, the file holds %lu bytes of tensors",
+                  (unsigned long)lmu_config_param_count_total(&c), (unsigned long)f->data_len);
+        return LMU_ERR_FORMAT;
+    }
     if ((r = lmu_model_create(&m, &c, 0, err, errcap)) != LMU_OK) return r;
     t = &m->tape;
     has_optim = lmu_st_find(f, "optim.step") != NULL;
@@ -7615,17 +7644,59 @@ typedef struct lmu__cand {
 
 /* out (M) = W (M, K) x + b: batch-1 products read each weight once, so a
    row-parallel dot product is as fast as the memory allows. */
+/* sum of w[0..K) x[0..K) for four rows at once. Four rows share each load
+   of x, and 16 independent lanes per row let the compiler vectorise without
+   reassociating one float sum (which it may not do without -ffast-math):
+   the loop then runs at the speed of reading W, the limit at batch 1. */
+LMU__PRIVATE void lmu__dot4(float *out, const float *w0, const float *w1, const float *w2,
+                            const float *w3, const float *x, size_t K)
+{
+    float a0[16], a1[16], a2[16], a3[16];
+    size_t k, l;
+    for (l = 0; l < 16; l++) a0[l] = a1[l] = a2[l] = a3[l] = 0.0f;
+    for (k = 0; k + 16 <= K; k += 16)
+        for (l = 0; l < 16; l++) {
+            float xv = x[k + l];
+            a0[l] += w0[k + l] * xv;
+            a1[l] += w1[k + l] * xv;
+            a2[l] += w2[k + l] * xv;
+            a3[l] += w3[k + l] * xv;
+        }
+    for (l = 0; k + l < K; l++) {
+        float xv = x[k + l];
+        a0[l] += w0[k + l] * xv;
+        a1[l] += w1[k + l] * xv;
+        a2[l] += w2[k + l] * xv;
+        a3[l] += w3[k + l] * xv;
+    }
+    for (l = 0; l < 8; l++) {
+        a0[l] += a0[l + 8], a1[l] += a1[l + 8];
+        a2[l] += a2[l + 8], a3[l] += a3[l + 8];
+    }
+    for (l = 0; l < 4; l++) {
+        a0[l] += a0[l + 4], a1[l] += a1[l + 4];
+        a2[l] += a2[l + 4], a3[l] += a3[l + 4];
+    }
+    out[0] = (a0[0] + a0[2]) + (a0[1] + a0[3]);
+    out[1] = (a1[0] + a1[2]) + (a1[1] + a1[3]);
+    out[2] = (a2[0] + a2[2]) + (a2[1] + a2[3]);
+    out[3] = (a3[0] + a3[2]) + (a3[1] + a3[3]);
+}
+
+/* out (M) = W (M, K) x + b. */
 LMU__PRIVATE void lmu__gemv(float *out, const float *W, const float *x, const float *b, size_t M,
                             size_t K)
 {
-    long i;
+    long i4, n4 = (long)((M + 3) / 4);
     LMU__OMP(omp parallel for schedule(static) if (M * K > 65536))
-    for (i = 0; i < (long)M; i++) {
-        const float *w = W + (size_t)i * K;
-        float acc = b ? b[i] : 0.0f;
-        size_t k;
-        for (k = 0; k < K; k++) acc += w[k] * x[k];
-        out[i] = acc;
+    for (i4 = 0; i4 < n4; i4++) {
+        size_t r0 = (size_t)i4 * 4, r;
+        float o[4];
+        /* a last block of fewer than 4 rows repeats its last row */
+        const float *w[4];
+        for (r = 0; r < 4; r++) w[r] = W + (r0 + r < M ? r0 + r : M - 1) * K;
+        lmu__dot4(o, w[0], w[1], w[2], w[3], x, K);
+        for (r = 0; r < 4 && r0 + r < M; r++) out[r0 + r] = (b ? b[r0 + r] : 0.0f) + o[r];
     }
 }
 

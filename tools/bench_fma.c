@@ -46,7 +46,6 @@ int main(int argc, char **argv)
                k, r[k - 1].wall_gflops, r[k - 1].core_gflops);
     /* the number bench_model.sh feeds to bench_train --peak */
     printf("fma_gflops_per_core: %.1f\n", r[0].core_gflops);
-    if (r[0].checksum == 0.125) printf("(checksum)\n");
     if (json) {
         printf("{\"fma_gflops_per_core\": %.2f", r[0].core_gflops);
         for (k = 1; k <= maxt; k++)

@@ -116,11 +116,14 @@ BENCH_UNUSED static double bench_process_cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Where the chains' sums go, so that no compiler drops a kernel call whose
+   result the caller ignores (the kernel is a pure function). */
+BENCH_UNUSED static volatile double bench_fma_sink;
+
 typedef struct bench_fma_result {
     double wall_gflops;     /* all threads together, per wall second */
     double core_gflops;     /* per CPU second a thread was running: the
                                per-core peak, blind to time-slicing */
-    double checksum;    /* the chains' sum, so no compiler drops them */
 } bench_fma_result;
 
 /* `threads` threads run the kernel at once (an FMA counts 2 flops), best
@@ -132,7 +135,7 @@ typedef struct bench_fma_result {
 BENCH_UNUSED static bench_fma_result bench_fma_gflops(int threads, double seconds, int trials)
 {
     float init[BENCH_FMA_FLOATS];
-    bench_fma_result best = {0, 0, 0};
+    bench_fma_result best = {0, 0};
     long iters = 1 << 16;
     int i, tr;
 #ifndef _OPENMP
@@ -143,7 +146,7 @@ BENCH_UNUSED static bench_fma_result bench_fma_gflops(int threads, double second
        other processes would make the runs far too short */
     for (;;) {
         double c0 = bench_thread_cpu_now(), dt;
-        best.checksum += bench_fma_kernel(iters, 0.999999f, 1e-6f, init);
+        bench_fma_sink += bench_fma_kernel(iters, 0.999999f, 1e-6f, init);
         dt = bench_thread_cpu_now() - c0;
         if (dt > 0.05 || iters > (1L << 40)) {
             iters = (long)((double)iters * seconds / dt) + 1;
@@ -163,7 +166,7 @@ BENCH_UNUSED static bench_fma_result bench_fma_gflops(int threads, double second
             cpu += bench_thread_cpu_now() - c0;
         }
         dt = bench_now() - t0;
-        best.checksum += sum;
+        bench_fma_sink += sum;
         if (flops * threads / dt * 1e-9 > best.wall_gflops) best.wall_gflops = flops * threads / dt * 1e-9;
         if (cpu > 0 && flops * threads / cpu * 1e-9 > best.core_gflops)
             best.core_gflops = flops * threads / cpu * 1e-9;

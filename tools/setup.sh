@@ -5,7 +5,7 @@
 #   tools/setup.sh bench      also the peers the benchmarks compare against
 set -eu
 need=(pkg-config libstb-dev gnuplot-nox)
-[ "${1:-}" = bench ] && need+=(libfftw3-dev libopenblas-dev)
+[ "${1:-}" = bench ] && need+=(libfftw3-dev libopenblas-dev libjemalloc2)
 [ "${1:-}" = torch ] && need+=(python3-torch python3-numpy)
 missing=()
 for p in "${need[@]}"; do
