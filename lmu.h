@@ -3854,8 +3854,11 @@ LMU__KERN_INLINE float lmu__kern_expf(float x)
     uint32_t bits;
     xc = xc < -87.0f ? -87.0f : xc;
     /* round to nearest by the 1.5 * 2^23 trick: floorf would not vectorise
-       under the default -ftrapping-math */
-    kf = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+       under the default -ftrapping-math. Two statements: the assignment
+       drops excess precision where FLT_EVAL_METHOD != 0 (s390x, x87), which
+       would otherwise keep the fraction and make exp(1) = 2. */
+    kf = xc * 1.44269504088896341f + 12582912.0f;
+    kf = kf - 12582912.0f;
     kf = kf == kf ? kf : 0.0f; /* NaN: keep the cast defined; p carries the NaN */
     r = xc - kf * 0.693145751953125f;
     r = r - kf * 1.428606820309417232e-6f;
