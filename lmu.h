@@ -6775,6 +6775,12 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
             LMU__CFG_FAIL("config: theta %g must be positive and finite", c->theta);
         if (c->d_pre < 1 || c->d_pre > big)
             LMU__CFG_FAIL("config: d_pre %d outside 1..%d", c->d_pre, big);
+        /* Building H costs n_ctx q^2 multiply-adds in double when the model
+           is created (or loaded): cap it near 10 s, so a small file cannot
+           ask for hours (paper scale is q ~ 256 at n_ctx 64k, 4.3e9). */
+        if ((double)c->q * (double)c->q * (double)c->n_ctx > 8.6e9)
+            LMU__CFG_FAIL("config: q^2 n_ctx = %.3g exceeds 8.6e9 (building H would take minutes)",
+                          (double)c->q * (double)c->q * (double)c->n_ctx);
     }
     if (c->d_ff < 1 || c->d_ff > big) LMU__CFG_FAIL("config: d_ff %d outside 1..%d", c->d_ff, big);
     if (c->arch == LMU_ARCH_TRANSFORMER || c->mixer == LMU_MIXER_ATTN) {

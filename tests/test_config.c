@@ -48,6 +48,11 @@ int main(int argc, char **argv)
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "theta"), "negative theta refused: %s", err);
     memset(&c, 0, sizeof c); c.d_model = -5;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG, "negative d refused: %s", err);
+    memset(&c, 0, sizeof c); c.q = 2048; c.q_prime = 8; c.n_ctx = 131072;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "q^2 n_ctx"),
+             "a memory that takes minutes to build refused: %s", err);
+    memset(&c, 0, sizeof c); c.q = 256; c.q_prime = 8; c.n_ctx = 65536;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK, "paper scale q 256, n_ctx 64k accepted");
     memset(&c, 0, sizeof c); c.arch = (lmu_arch)7;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG, "unknown arch refused: %s", err);
     lmu_config_preset(&c, "lmu-1m");
