@@ -4,7 +4,7 @@
 #   tools/setup.sh            build + test dependencies
 #   tools/setup.sh bench      also the peers the benchmarks compare against
 set -eu
-need=(pkg-config libstb-dev gnuplot-nox)
+need=(pkg-config libstb-dev gnuplot-nox clang libclang-rt-14-dev valgrind)
 [ "${1:-}" = bench ] && need+=(libfftw3-dev libopenblas-dev libjemalloc2)
 [ "${1:-}" = torch ] && need+=(python3-torch python3-numpy)
 missing=()
