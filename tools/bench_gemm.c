@@ -83,10 +83,20 @@ int main(int argc, char **argv)
     /* The environment may pin OpenBLAS to an older kernel set
        (OPENBLAS_CORETYPE=Haswell = AVX2). Compare against its best: drop
        the override and start again, since OpenBLAS reads it at load. */
-    if (getenv("OPENBLAS_CORETYPE")) {
-        fprintf(stderr, "bench_gemm: unsetting OPENBLAS_CORETYPE=%s and re-executing\n",
-                getenv("OPENBLAS_CORETYPE"));
+    /* The two libraries run interleaved, each with its own threads: a
+       thread still spinning after its library's call steals a core from
+       the other's next call (OpenMP's active wait, OpenBLAS's spin before
+       sleeping). Both idle threads sleep at once, so neither pays for the
+       other; the settings are printed below. */
+    if (getenv("OPENBLAS_CORETYPE") || !getenv("OMP_WAIT_POLICY") ||
+        !getenv("OPENBLAS_THREAD_TIMEOUT")) {
+        if (getenv("OPENBLAS_CORETYPE"))
+            fprintf(stderr, "bench_gemm: unsetting OPENBLAS_CORETYPE=%s\n", getenv("OPENBLAS_CORETYPE"));
         unsetenv("OPENBLAS_CORETYPE");
+        setenv("OMP_WAIT_POLICY", "passive", 0);
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
+        fprintf(stderr, "bench_gemm: re-executing with OMP_WAIT_POLICY=%s OPENBLAS_THREAD_TIMEOUT=%s\n",
+                getenv("OMP_WAIT_POLICY"), getenv("OPENBLAS_THREAD_TIMEOUT"));
         execv("/proc/self/exe", argv);
         execv(argv[0], argv);
         perror("bench_gemm: execv");
@@ -145,9 +155,12 @@ int main(int argc, char **argv)
 #endif
     );
 #ifdef LMU_HAVE_OPENBLAS
-    printf("openblas: %s, core %s, OPENBLAS_CORETYPE %s, openblas_set_num_threads(t)\n",
+    printf("openblas: %s, core %s, OPENBLAS_CORETYPE %s, OPENBLAS_THREAD_TIMEOUT %s, "
+           "openblas_set_num_threads(t)\n",
            openblas_get_config(), openblas_get_corename(),
-           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset",
+           getenv("OPENBLAS_THREAD_TIMEOUT") ? getenv("OPENBLAS_THREAD_TIMEOUT") : "unset");
+    printf("both: OMP_WAIT_POLICY %s\n", getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset");
 #else
     printf("openblas: not built in (install libopenblas-dev; make adds -DLMU_HAVE_OPENBLAS)\n");
 #endif
