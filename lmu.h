@@ -1630,6 +1630,75 @@ LMU__PRIVATE size_t lmu__utf8_put(unsigned char *o, uint32_t cp)
     return 4;
 }
 
+#ifndef LMU_NO_STDIO
+#include <errno.h>
+/* Reads a whole file into LMU_MALLOC'd memory, with a NUL after the end (not
+   counted) so text parsers may rely on it. The size from ftell is only a
+   first guess (it is a long, and some files lie); reading goes on to EOF.
+   max_bytes (0: none) refuses larger files as LMU_ERR_FORMAT. Messages are
+   "WHAT: cannot open PATH: reason" and the like. One reader serves the
+   checkpoint, vocabulary and token-file loaders. */
+LMU__PRIVATE lmu_result lmu__read_whole_file(const char *path, const char *what, size_t max_bytes,
+                                             unsigned char **out, size_t *len, char *err,
+                                             size_t errcap)
+{
+    FILE *f;
+    unsigned char *b = NULL, *nb;
+    size_t cap = 0, n = 0, got;
+    long hint;
+    *out = NULL;
+    *len = 0;
+    f = fopen(path, "rb");
+    if (!f) {
+        lmu__errf(err, errcap, "%s: cannot open %.200s: %s", what, path, strerror(errno));
+        return LMU_ERR_IO;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && (hint = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (unsigned long long)hint < (unsigned long long)((size_t)-1 / 4))
+        cap = (size_t)hint + 1;
+    else
+        rewind(f);
+    if (cap < 4096) cap = 4096;
+    for (;;) {
+        if (!b || n == cap) {
+            if (b) {
+                if (cap > (size_t)-1 / 4) goto nomem;
+                cap *= 2;
+            }
+            nb = (unsigned char *)LMU_REALLOC(b, cap + 1);
+            if (!nb) goto nomem;
+            b = nb;
+        }
+        got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (max_bytes && n > max_bytes) {
+            fclose(f);
+            LMU_FREE(b);
+            lmu__errf(err, errcap, "%s: %.200s is larger than %lu bytes", what, path,
+                      (unsigned long)max_bytes);
+            return LMU_ERR_FORMAT;
+        }
+        if (n < cap) break; /* a short read: end of file or an error */
+    }
+    if (ferror(f)) {
+        lmu__errf(err, errcap, "%s: cannot read %.200s: %s", what, path, strerror(errno));
+        fclose(f);
+        LMU_FREE(b);
+        return LMU_ERR_IO;
+    }
+    fclose(f);
+    b[n] = 0;
+    *out = b;
+    *len = n;
+    return LMU_OK;
+nomem:
+    fclose(f);
+    LMU_FREE(b);
+    lmu__errf(err, errcap, "%s: out of memory reading %.200s", what, path);
+    return LMU_ERR_NOMEM;
+}
+#endif
+
 /* ---------------------------------------------------------------------- */
 /* >>config (implementation)                                               */
 /* ---------------------------------------------------------------------- */
@@ -6306,62 +6375,17 @@ LMUDEF lmu_result lmu_st_load_memory(lmu_st_file *f, const void *buf, size_t len
 #ifndef LMU_NO_STDIO
 LMUDEF lmu_result lmu_st_load_file(lmu_st_file *f, const char *path, char *err, size_t errcap)
 {
-    FILE *fp;
     unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    lmu_result r = LMU_OK;
-    long hint;
+    size_t len = 0;
+    lmu_result r;
     if (!f || !path) {
         lmu__errf(err, errcap, "safetensors: NULL file object or path");
         if (f) memset(f, 0, sizeof *f);
         return LMU_ERR_ARG;
     }
     memset(f, 0, sizeof *f);
-    fp = fopen(path, "rb");
-    if (!fp) {
-        lmu__errf(err, errcap, "safetensors: cannot open '%.200s'", path);
-        return LMU_ERR_IO;
-    }
-    /* The size is only a hint (ftell is a long); reading goes on to EOF. */
-    if (fseek(fp, 0, SEEK_END) == 0 && (hint = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
-        (unsigned long long)hint < (unsigned long long)((size_t)-1 / 2))
-        cap = (size_t)hint + 1;
-    else
-        rewind(fp);
-    if (cap < 4096) cap = 4096;
-    for (;;) {
-        size_t got;
-        if (len == cap || !buf) {
-            unsigned char *nb;
-            if (buf) {
-                if (cap > (size_t)-1 / 2) {
-                    r = LMU_ERR_NOMEM;
-                    break;
-                }
-                cap *= 2;
-            }
-            nb = (unsigned char *)LMU_REALLOC(buf, cap);
-            if (!nb) {
-                r = LMU_ERR_NOMEM;
-                break;
-            }
-            buf = nb;
-        }
-        got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (len < cap) { /* a short read: end of file or an error */
-            r = ferror(fp) ? LMU_ERR_IO : LMU_OK;
-            break;
-        }
-    }
-    fclose(fp);
-    if (r != LMU_OK) {
-        lmu__errf(err, errcap, r == LMU_ERR_IO ? "safetensors: read error in '%.200s'"
-                                               : "safetensors: out of memory reading '%.200s'",
-                  path);
-        LMU_FREE(buf);
-        return r;
-    }
+    r = lmu__read_whole_file(path, "safetensors", 0, &buf, &len, err, errcap);
+    if (r != LMU_OK) return r;
     r = lmu_st_load_memory(f, buf, len, err, errcap);
     if (r != LMU_OK) {
         LMU_FREE(buf);
@@ -9240,47 +9264,21 @@ LMUDEF lmu_result lmu_tokenizer_load_memory(lmu_tokenizer **out, const char *enc
 }
 
 #ifndef LMU_NO_STDIO
-/* Whole file into memory; files over 1 GiB are refused. */
-LMU__PRIVATE lmu_result lmu__read_file(const char *path, char **data, size_t *len, char *err, size_t errcap)
-{
-    FILE *f;
-    long sz;
-    *data = NULL;
-    *len = 0;
-    f = fopen(path, "rb");
-    if (!f) { lmu__errf(err, errcap, "%s: cannot open", path); return LMU_ERR_IO; }
-    if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        lmu__errf(err, errcap, "%s: cannot seek", path);
-        return LMU_ERR_IO;
-    }
-    if (sz > (1L << 30)) { fclose(f); lmu__errf(err, errcap, "%s: larger than 1 GiB", path); return LMU_ERR_FORMAT; }
-    *data = (char *)LMU_MALLOC((size_t)sz + 1);
-    if (!*data) { fclose(f); return LMU_ERR_NOMEM; }
-    if (fread(*data, 1, (size_t)sz, f) != (size_t)sz) {
-        fclose(f);
-        LMU_FREE(*data);
-        *data = NULL;
-        lmu__errf(err, errcap, "%s: read error", path);
-        return LMU_ERR_IO;
-    }
-    fclose(f);
-    *len = (size_t)sz;
-    return LMU_OK;
-}
-
 LMUDEF lmu_result lmu_tokenizer_load_files(lmu_tokenizer **out, const char *encoder_json_path,
                                            const char *vocab_bpe_path, char *err, size_t errcap)
 {
-    char *js = NULL, *bpe = NULL;
+    unsigned char *js = NULL, *bpe = NULL;
     size_t jn = 0, bn = 0;
     lmu_result r;
     if (err && errcap) err[0] = 0;
     if (!out || !encoder_json_path || !vocab_bpe_path) return LMU_ERR_ARG;
     *out = NULL;
-    r = lmu__read_file(encoder_json_path, &js, &jn, err, errcap);
-    if (r == LMU_OK) r = lmu__read_file(vocab_bpe_path, &bpe, &bn, err, errcap);
-    if (r == LMU_OK) r = lmu_tokenizer_load_memory(out, js, jn, bpe, bn, err, errcap);
+    /* GPT-2's files are 1 MB and 0.5 MB: a gigabyte is not a vocabulary */
+    r = lmu__read_whole_file(encoder_json_path, "tokenizer", (size_t)1 << 30, &js, &jn, err, errcap);
+    if (r == LMU_OK)
+        r = lmu__read_whole_file(vocab_bpe_path, "tokenizer", (size_t)1 << 30, &bpe, &bn, err, errcap);
+    if (r == LMU_OK)
+        r = lmu_tokenizer_load_memory(out, (const char *)js, jn, (const char *)bpe, bn, err, errcap);
     LMU_FREE(js);
     LMU_FREE(bpe);
     return r;
@@ -9415,52 +9413,6 @@ LMUDEF lmu_result lmu_tokens_load_memory(lmu_tokens *tf, const void *buf, size_t
 
 #ifndef LMU_NO_STDIO
 
-/* Reads a whole file into LMU_MALLOC'd memory (a NUL after the end, not
-   counted, so text parsers may rely on it). */
-LMU__PRIVATE lmu_result lmu__data_read_file(const char *path, unsigned char **out, size_t *len,
-                                            const char *what, char *err, size_t errcap)
-{
-    FILE *f;
-    unsigned char *b = NULL, *nb;
-    size_t cap = 0, n = 0, got;
-    *out = NULL;
-    *len = 0;
-    f = fopen(path, "rb");
-    if (!f) {
-        lmu__errf(err, errcap, "cannot open %s: %s", path, strerror(errno));
-        return LMU_ERR_IO;
-    }
-    for (;;) {
-        if (cap - n < 65536) {
-            size_t nc = cap ? cap * 2 : 1 << 16;
-            if (nc < cap) goto nomem;
-            nb = (unsigned char *)LMU_REALLOC(b, nc + 1);
-            if (!nb) goto nomem;
-            b = nb;
-            cap = nc;
-        }
-        got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) {
-        lmu__errf(err, errcap, "cannot read %s (%s): %s", path, what, strerror(errno));
-        fclose(f);
-        LMU_FREE(b);
-        return LMU_ERR_IO;
-    }
-    fclose(f);
-    b[n] = 0;
-    *out = b;
-    *len = n;
-    return LMU_OK;
-nomem:
-    fclose(f);
-    LMU_FREE(b);
-    lmu__errf(err, errcap, "out of memory reading %s", path);
-    return LMU_ERR_NOMEM;
-}
-
 LMUDEF lmu_result lmu_tokens_load_file(lmu_tokens *tf, const char *path, char *err,
                                        size_t errcap)
 {
@@ -9471,7 +9423,7 @@ LMUDEF lmu_result lmu_tokens_load_file(lmu_tokens *tf, const char *path, char *e
     if (err && errcap) err[0] = 0;
     if (!tf || !path) return LMU_ERR_ARG;
     memset(tf, 0, sizeof *tf);
-    if ((r = lmu__data_read_file(path, &buf, &len, "token file", err, errcap)) != LMU_OK) return r;
+    if ((r = lmu__read_whole_file(path, "token file", 0, &buf, &len, err, errcap)) != LMU_OK) return r;
     r = lmu_tokens_load_memory(tf, buf, len, msg, sizeof msg);
     LMU_FREE(buf);
     /* "token file: ..." becomes "PATH: ..." */

@@ -257,7 +257,7 @@ expect_err prepare_empty "empty corpus" build/prepare --bytes "$W/empty.txt"
 expect_err prepare_noargs "no input files" build/prepare
 expect_err prepare_flag "unknown option '--frobnicate'" build/prepare --frobnicate "$W/a.txt"
 expect_err prepare_val "--val wants a fraction" build/prepare --bytes --val 2 "$W/a.txt"
-expect_err prepare_vocab "$W/nodir/encoder.json: cannot open.*fetch_data" build/prepare --vocab-dir "$W/nodir" "$W/a.txt"
+expect_err prepare_vocab "cannot open $W/nodir/encoder.json: No such file.*fetch_data" build/prepare --vocab-dir "$W/nodir" "$W/a.txt"
 
 expect_err train_nodata "no data" build/train
 expect_err train_missing "cannot open $W/nope.train.tok: No such file" build/train --data "$W/nope"
