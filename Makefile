@@ -66,7 +66,7 @@ build/bench_%: tools/bench_%.c $(HEADERS) | build
 
 # Examples. tests/test_tools.sh builds them with the cc line in their first
 # comment instead, which is what proves those lines right.
-build/%: examples/%.c $(HEADERS) | build
+build/%: examples/%.c examples/example_util.h $(HEADERS) | build
 	$(CC) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 build:

@@ -23,6 +23,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
+#include "example_util.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,17 +35,6 @@ static const char *usage =
     "usage: eval CKPT (--data PREFIX | --tokens FILE) [--seq T] [--batch B] [--max-tokens N]\n"
     "            [--csv FILE] [--append FILE] [--bytes | --vocab-dir DIR] [--threads N]\n"
     "       eval --help\n";
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "eval: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
 
 static int count_arg(const char *s, double lo, double hi, long *out)
 {
@@ -71,6 +61,7 @@ int main(int argc, char **argv)
     double *sum, total = 0, n_bytes = 0;
     int *tk, *tg;
 
+    ex_prog = "eval";
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -94,14 +85,14 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
         else if (!strcmp(a, "--bytes")) bytes = 1;
         else if (!strcmp(a, "--seq") && more) {
-            if (!count_arg(argv[++i], 1, 1 << 20, &seq)) die("--seq wants 1..%d, not '%s'", 1 << 20, argv[i]);
+            if (!count_arg(argv[++i], 1, 1 << 20, &seq)) ex_die("--seq wants 1..%d, not '%s'", 1 << 20, argv[i]);
         } else if (!strcmp(a, "--batch") && more) {
-            if (!count_arg(argv[++i], 1, 65536, &batch)) die("--batch wants 1..65536, not '%s'", argv[i]);
+            if (!count_arg(argv[++i], 1, 65536, &batch)) ex_die("--batch wants 1..65536, not '%s'", argv[i]);
         } else if (!strcmp(a, "--max-tokens") && more) {
-            if (!count_arg(argv[++i], 2, 1e15, &max_tokens)) die("--max-tokens wants a count >= 2, not '%s'", argv[i]);
+            if (!count_arg(argv[++i], 2, 1e15, &max_tokens)) ex_die("--max-tokens wants a count >= 2, not '%s'", argv[i]);
         } else if (!strcmp(a, "--threads") && more) {
             long t;
-            if (!count_arg(argv[++i], 1, 1024, &t)) die("--threads wants 1..1024, not '%s'", argv[i]);
+            if (!count_arg(argv[++i], 1, 1024, &t)) ex_die("--threads wants 1..1024, not '%s'", argv[i]);
 #ifdef _OPENMP
             omp_set_num_threads((int)t);
 #endif
@@ -119,22 +110,22 @@ int main(int argc, char **argv)
                 usage);
         return 2;
     }
-    if (data && tokens) die("give --data or --tokens, not both");
+    if (data && tokens) ex_die("give --data or --tokens, not both");
     if (data) {
-        if (strlen(data) > 1000) die("path too long: %s", data);
+        if (strlen(data) > 1000) ex_die("path too long: %s", data);
         sprintf(path, "%s.val.tok", data);
         tokens = path;
     }
-    if (lmu_tokens_load_file(&tf, tokens, err, sizeof err) != LMU_OK) die("%s", err);
+    if (lmu_tokens_load_file(&tf, tokens, err, sizeof err) != LMU_OK) ex_die("%s", err);
     r = lmu_model_load(&m, ckpt, err, sizeof err);
-    if (r != LMU_OK) die("cannot load %s", err[0] ? err : lmu_strerror(r));
+    if (r != LMU_OK) ex_die("cannot load %s", err[0] ? err : lmu_strerror(r));
     if ((uint32_t)m->cfg.vocab_size != tf.vocab_size)
-        die("checkpoint %s has vocab_size %d but %s has %u", ckpt, m->cfg.vocab_size, tokens,
+        ex_die("checkpoint %s has vocab_size %d but %s has %u", ckpt, m->cfg.vocab_size, tokens,
             tf.vocab_size);
-    if (tf.count < 2) die("%s has %llu tokens; at least 2 are needed", tokens,
+    if (tf.count < 2) ex_die("%s has %llu tokens; at least 2 are needed", tokens,
                           (unsigned long long)tf.count);
     T = seq ? seq : m->cfg.n_ctx;
-    if (T > m->cfg.n_ctx) die("--seq %ld exceeds the model's n_ctx %d", T, m->cfg.n_ctx);
+    if (T > m->cfg.n_ctx) ex_die("--seq %ld exceeds the model's n_ctx %d", T, m->cfg.n_ctx);
     if (max_tokens && (uint64_t)max_tokens < tf.count) tf.count = (uint64_t)max_tokens;
     if ((uint64_t)T + 1 > tf.count) T = (long)tf.count - 1;
     nw = (long)((tf.count - 1) / (uint64_t)T);
@@ -142,7 +133,7 @@ int main(int argc, char **argv)
     if (bytes || m->cfg.vocab_size == 257) r = lmu_tokenizer_bytes(&tok);
     else {
         char enc[1100], bpe[1100];
-        if (strlen(dir) > 1000) die("path too long: %s", dir);
+        if (strlen(dir) > 1000) ex_die("path too long: %s", dir);
         sprintf(enc, "%s/encoder.json", dir);
         sprintf(bpe, "%s/vocab.bpe", dir);
         r = lmu_tokenizer_load_files(&tok, enc, bpe, err, sizeof err);
@@ -162,7 +153,7 @@ int main(int argc, char **argv)
     sum = (double *)calloc((size_t)T, sizeof(double));
     tk = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
     tg = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
-    if (!sum || !tk || !tg) die("out of memory");
+    if (!sum || !tk || !tg) ex_die("out of memory");
     for (w = 0; w < nw; w += B) {
         int nb = (int)(nw - w < B ? nw - w : B), b;
         const float *pl;
@@ -175,7 +166,7 @@ int main(int argc, char **argv)
             }
         }
         r = lmu_model_forward(m, tk, tg, nb, (int)T, &loss);
-        if (r != LMU_OK) die("forward failed: %s (%s)", lmu_strerror(r), m->err);
+        if (r != LMU_OK) ex_die("forward failed: %s (%s)", lmu_strerror(r), m->err);
         pl = lmu_model_position_losses(m);
         for (b = 0; b < nb; b++)
             for (j = 0; j < T; j++) {
@@ -201,21 +192,21 @@ int main(int argc, char **argv)
         printf("\n");
         if (csv) {
             FILE *f = fopen(csv, "wb");
-            if (!f) die("cannot write %s: %s", csv, strerror(errno));
+            if (!f) ex_die("cannot write %s: %s", csv, strerror(errno));
             fprintf(f, "position,loss,count\n");
             for (j = 0; j < T; j++) fprintf(f, "%ld,%.6f,%ld\n", j, sum[j] / (double)nw, nw);
-            if (fclose(f) != 0) die("cannot write %s: %s", csv, strerror(errno));
+            if (fclose(f) != 0) ex_die("cannot write %s: %s", csv, strerror(errno));
             printf("eval: per-position loss in %s\n", csv);
         }
         if (append) {
             FILE *f = fopen(append, "ab");
-            if (!f) die("cannot write %s: %s", append, strerror(errno));
+            if (!f) ex_die("cannot write %s: %s", append, strerror(errno));
             if (ftell(f) == 0) fprintf(f, "checkpoint,params,params_total,tokens,loss,bpb,seq\n");
             fprintf(f, "%s,%lu,%lu,%.0f,%.6f,", ckpt, (unsigned long)lmu_model_param_count(m),
                     (unsigned long)lmu_config_param_count_total(&m->cfg), n, loss);
             if (bpb >= 0) fprintf(f, "%.6f", bpb);
             fprintf(f, ",%ld\n", T);
-            if (fclose(f) != 0) die("cannot write %s: %s", append, strerror(errno));
+            if (fclose(f) != 0) ex_die("cannot write %s: %s", append, strerror(errno));
             printf("eval: summary added to %s\n", append);
         }
     }

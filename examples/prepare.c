@@ -20,6 +20,7 @@
    Example: prepare --bytes -o data/tiny notes.txt */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
+#include "example_util.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,39 +44,6 @@ static void help(void)
            "  --threads N        encoding threads (default: all)\n");
 }
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "prepare: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    size_t cap = 1 << 16, len = 0, got;
-    char *b;
-    if (!f) die("cannot open %s: %s", path, strerror(errno));
-    b = (char *)malloc(cap);
-    while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            char *nb = (char *)realloc(b, cap *= 2);
-            if (!nb) free(b);
-            b = nb;
-        }
-    }
-    if (!b) die("out of memory reading ", path);
-    if (ferror(f)) die("cannot read %s: %s", path, strerror(errno));
-    fclose(f);
-    *n = len;
-    return b;
-}
-
 /* growable int32 array */
 typedef struct { int32_t *v; size_t n, cap; } ivec;
 static void ivec_push(ivec *a, const int32_t *x, size_t n)
@@ -84,7 +52,7 @@ static void ivec_push(ivec *a, const int32_t *x, size_t n)
         size_t nc = a->cap ? a->cap : 1024;
         while (nc < a->n + n) nc *= 2;
         a->v = (int32_t *)realloc(a->v, nc * sizeof(int32_t));
-        if (!a->v) die("out of memory");
+        if (!a->v) ex_die("out of memory");
         a->cap = nc;
     }
     memcpy(a->v + a->n, x, n * sizeof(int32_t));
@@ -112,6 +80,7 @@ int main(int argc, char **argv)
     size_t n_docs = 0, n_val_docs = 0, total_bytes = 0, k;
     int32_t eot;
 
+    ex_prog = "prepare";
     files = (const char **)calloc((size_t)argc, sizeof *files);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -124,10 +93,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
         else if (!strcmp(a, "--val") && more) {
             if (!parse_double(argv[++i], &val) || !(val >= 0 && val <= 0.5))
-                die("--val wants a fraction in 0..0.5, not '%s'%s", argv[i], "");
+                ex_die("--val wants a fraction in 0..0.5, not '%s'%s", argv[i], "");
         } else if (!strcmp(a, "--threads") && more) {
             int t = atoi(argv[++i]);
-            if (t < 1 || t > 1024) die("--threads wants 1..1024, not '%s'%s", argv[i], "");
+            if (t < 1 || t > 1024) ex_die("--threads wants 1..1024, not '%s'%s", argv[i], "");
 #ifdef _OPENMP
             omp_set_num_threads(t);
 #endif
@@ -144,26 +113,26 @@ int main(int argc, char **argv)
     if (!out) { /* first file minus its extension */
         const char *slash = strrchr(files[0], '/'), *dot = strrchr(files[0], '.');
         size_t len = dot && (!slash || dot > slash + 1) ? (size_t)(dot - files[0]) : strlen(files[0]);
-        if (len >= sizeof prefix) die("path too long: ", files[0]);
+        if (len >= sizeof prefix) ex_die("path too long: ", files[0]);
         memcpy(prefix, files[0], len);
         prefix[len] = 0;
         out = prefix;
     }
-    if (strlen(out) > 1000) die("path too long: ", out);
+    if (strlen(out) > 1000) ex_die("path too long: ", out);
     sprintf(path_train, "%s.train.tok", out);
     sprintf(path_val, "%s.val.tok", out);
 
     if (bytes) r = lmu_tokenizer_bytes(&tok);
     else {
         char enc[1100], bpe[1100];
-        if (strlen(dir) > 1000) die("path too long: ", dir);
+        if (strlen(dir) > 1000) ex_die("path too long: ", dir);
         sprintf(enc, "%s/encoder.json", dir);
         sprintf(bpe, "%s/vocab.bpe", dir);
         r = lmu_tokenizer_load_files(&tok, enc, bpe, err, sizeof err);
         if (r != LMU_OK)
-            die("%s (run tools/fetch_data.sh, or use --bytes)%s", err, "");
+            ex_die("%s (run tools/fetch_data.sh, or use --bytes)%s", err, "");
     }
-    if (r != LMU_OK) die("cannot make the tokenizer: ", lmu_strerror(r));
+    if (r != LMU_OK) ex_die("cannot make the tokenizer: ", lmu_strerror(r));
     eot = lmu_tokenizer_eot(tok);
 
     /* encode every file; cut into documents at end-of-text ids */
@@ -172,12 +141,13 @@ int main(int argc, char **argv)
         size_t *starts = NULL, cap_s = 0;
         for (i = 0; i < n_files; i++) {
             size_t len, n_ids, a, b;
-            char *text = read_file(files[i], &len);
+            char *text = ex_read_file(files[i], &len);
+            if (!text) ex_die("cannot open %s: %s", files[i], strerror(errno));
             int32_t *ids = (int32_t *)malloc((len ? len : 1) * sizeof(int32_t));
-            if (!ids) die("out of memory");
+            if (!ids) ex_die("out of memory");
             total_bytes += len;
             r = lmu_encode_parallel(tok, text, len, 1, ids, len, &n_ids);
-            if (r != LMU_OK) die("encoding %s failed: %s", files[i], lmu_strerror(r));
+            if (r != LMU_OK) ex_die("encoding %s failed: %s", files[i], lmu_strerror(r));
             free(text);
             for (a = 0; a <= n_ids; a = b + 1) {
                 for (b = a; b < n_ids && ids[b] != eot; b++) {}
@@ -185,7 +155,7 @@ int main(int argc, char **argv)
                 if (n_docs == cap_s) {
                     cap_s = cap_s ? 2 * cap_s : 256;
                     starts = (size_t *)realloc(starts, (cap_s + 1) * sizeof *starts);
-                    if (!starts) die("out of memory");
+                    if (!starts) ex_die("out of memory");
                 }
                 starts[n_docs++] = docs_tok.n;
                 ivec_push(&docs_tok, &eot, 1);
@@ -194,7 +164,7 @@ int main(int argc, char **argv)
             free(ids);
         }
         if (n_docs == 0)
-            die("empty corpus: no text in %s", n_files == 1 ? files[0] : "the input files");
+            ex_die("empty corpus: no text in %s", n_files == 1 ? files[0] : "the input files");
         if (starts) starts[n_docs] = docs_tok.n;
         if (val > 0 && n_docs >= 2) {
             /* doc k is validation when the running share crosses an integer */
@@ -223,12 +193,12 @@ int main(int argc, char **argv)
 
     r = lmu_tokens_write_file(path_train, train.v, train.n, lmu_tokenizer_vocab_size(tok), err,
                               sizeof err);
-    if (r != LMU_OK) die("", err);
+    if (r != LMU_OK) ex_die("", err);
     if (val == 0) remove(path_val); /* a stale split would be trained against */
     if (val > 0) {
         r = lmu_tokens_write_file(path_val, valid.v, valid.n, lmu_tokenizer_vocab_size(tok), err,
                                   sizeof err);
-        if (r != LMU_OK) die("", err);
+        if (r != LMU_OK) ex_die("", err);
     }
     printf("prepare: %d file%s, %lu bytes, %lu documents -> %lu tokens (%.2f bytes/token, "
            "vocab %d)\n",

@@ -22,6 +22,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
+#include "example_util.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,45 +35,12 @@ static const char *usage =
     "              [-s SEED] [--bytes | --vocab-dir DIR] [--parallel] [--stop-at-eot]\n"
     "       sample --help\n";
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fflush(stdout);
-    fprintf(stderr, "sample: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
 static int num(const char *s, double lo, double hi, double *out)
 {
     char *end;
     errno = 0;
     *out = strtod(s, &end);
     return *s && !*end && !errno && *out >= lo && *out <= hi;
-}
-
-static char *read_text(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    size_t cap = 4096, len = 0, got;
-    char *b;
-    if (!f) die("cannot open %s: %s", path, strerror(errno));
-    b = (char *)malloc(cap);
-    while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            char *nb = (char *)realloc(b, cap *= 2);
-            if (!nb) free(b);
-            b = nb;
-        }
-    }
-    fclose(f);
-    if (!b) die("out of memory");
-    *n = len;
-    return b;
 }
 
 /* Logits of the next token from the parallel forward over ctx[0..n): the
@@ -87,7 +55,7 @@ static void parallel_logits(lmu_model *m, const int *ctx, int n, int *tgt, float
     lmu_result r;
     memset(tgt, 0, (size_t)n * sizeof(int)); /* any valid targets: only h is used */
     r = lmu_model_forward(m, ctx, tgt, 1, n, &loss);
-    if (r != LMU_OK && r != LMU_ERR_NONFINITE) die("forward failed: %s", m->err);
+    if (r != LMU_OK && r != LMU_ERR_NONFINITE) ex_die("forward failed: %s", m->err);
     ce = &m->tape.recs[m->tape.n_recs - 1];
     h = lmu_tape_data(&m->tape, ce->in[0]) + (size_t)(n - 1) * (size_t)d;
     E = lmu_tape_data(&m->tape, m->wte);
@@ -118,6 +86,7 @@ int main(int argc, char **argv)
     char *buf;
     size_t cap;
 
+    ex_prog = "sample";
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -140,24 +109,24 @@ int main(int argc, char **argv)
         } else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && more) prompt = argv[++i];
         else if (!strcmp(a, "--prompt-file") && more) prompt_file = argv[++i];
         else if ((!strcmp(a, "-n") || !strcmp(a, "--tokens")) && more) {
-            if (!num(argv[++i], 0, 1e9, &x) || x != (long)x) die("-n wants a count, not '%s'", argv[i]);
+            if (!num(argv[++i], 0, 1e9, &x) || x != (long)x) ex_die("-n wants a count, not '%s'", argv[i]);
             n_gen = (long)x;
         } else if ((!strcmp(a, "-t") || !strcmp(a, "--temp")) && more) {
-            if (!num(argv[++i], 0, 100, &temp)) die("--temp wants 0..100, not '%s'", argv[i]);
+            if (!num(argv[++i], 0, 100, &temp)) ex_die("--temp wants 0..100, not '%s'", argv[i]);
         } else if ((!strcmp(a, "-k") || !strcmp(a, "--top-k")) && more) {
-            if (!num(argv[++i], 0, 1e9, &x) || x != (int)x) die("--top-k wants a count, not '%s'", argv[i]);
+            if (!num(argv[++i], 0, 1e9, &x) || x != (int)x) ex_die("--top-k wants a count, not '%s'", argv[i]);
             top_k = (int)x;
         } else if (!strcmp(a, "--top-p") && more) {
-            if (!num(argv[++i], 0, 1, &top_p) || top_p <= 0) die("--top-p wants (0, 1], not '%s'", argv[i]);
+            if (!num(argv[++i], 0, 1, &top_p) || top_p <= 0) ex_die("--top-p wants (0, 1], not '%s'", argv[i]);
         } else if ((!strcmp(a, "-s") || !strcmp(a, "--seed")) && more) {
-            if (!num(argv[++i], 0, 1.8e19, &x) || x != (double)(uint64_t)x) die("--seed wants a whole number, not '%s'", argv[i]);
+            if (!num(argv[++i], 0, 1.8e19, &x) || x != (double)(uint64_t)x) ex_die("--seed wants a whole number, not '%s'", argv[i]);
             seed = (uint64_t)x;
         } else if (!strcmp(a, "--bytes")) bytes = 1;
         else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
         else if (!strcmp(a, "--parallel")) parallel = 1;
         else if (!strcmp(a, "--stop-at-eot")) stop_eot = 1;
         else if (!strcmp(a, "--threads") && more) {
-            if (!num(argv[++i], 1, 1024, &x)) die("--threads wants 1..1024, not '%s'", argv[i]);
+            if (!num(argv[++i], 1, 1024, &x)) ex_die("--threads wants 1..1024, not '%s'", argv[i]);
 #ifdef _OPENMP
             omp_set_num_threads((int)x);
 #endif
@@ -174,48 +143,49 @@ int main(int argc, char **argv)
         fprintf(stderr, "sample: no checkpoint given\n%s", usage);
         return 2;
     }
-    if (prompt && prompt_file) die("give --prompt or --prompt-file, not both");
+    if (prompt && prompt_file) ex_die("give --prompt or --prompt-file, not both");
 
     r = lmu_model_load(&m, ckpt, err, sizeof err);
-    if (r != LMU_OK) die("cannot load %s", err[0] ? err : lmu_strerror(r));
+    if (r != LMU_OK) ex_die("cannot load %s", err[0] ? err : lmu_strerror(r));
     if (bytes || m->cfg.vocab_size == 257) r = lmu_tokenizer_bytes(&tok);
     else {
         char enc[1100], bpe[1100];
-        if (strlen(dir) > 1000) die("path too long: %s", dir);
+        if (strlen(dir) > 1000) ex_die("path too long: %s", dir);
         sprintf(enc, "%s/encoder.json", dir);
         sprintf(bpe, "%s/vocab.bpe", dir);
         r = lmu_tokenizer_load_files(&tok, enc, bpe, err, sizeof err);
-        if (r != LMU_OK) die("%s (run tools/fetch_data.sh)", err);
+        if (r != LMU_OK) ex_die("%s (run tools/fetch_data.sh)", err);
     }
-    if (r != LMU_OK) die("cannot make the tokenizer: %s", lmu_strerror(r));
+    if (r != LMU_OK) ex_die("cannot make the tokenizer: %s", lmu_strerror(r));
     if (lmu_tokenizer_vocab_size(tok) != m->cfg.vocab_size)
-        die("%s has vocab_size %d but the tokenizer has %d%s", ckpt, m->cfg.vocab_size,
+        ex_die("%s has vocab_size %d but the tokenizer has %d%s", ckpt, m->cfg.vocab_size,
             (int)lmu_tokenizer_vocab_size(tok),
             bytes ? "" : " (a byte-level model? try --bytes)");
     eot = lmu_tokenizer_eot(tok);
 
-    if (prompt_file) text = read_text(prompt_file, &text_len);
+    if (prompt_file && !(text = ex_read_file(prompt_file, &text_len)))
+        ex_die("cannot open %s: %s", prompt_file, strerror(errno));
     else if (prompt) text_len = strlen(prompt);
     ids = (int32_t *)malloc((text_len + 1) * sizeof(int32_t));
-    if (!ids) die("out of memory");
+    if (!ids) ex_die("out of memory");
     /* every context starts at a document boundary, as training saw them */
     ids[0] = eot;
     if (text_len) {
         r = lmu_encode(tok, prompt_file ? text : prompt, text_len, 1, ids + 1, text_len, &n_prompt);
-        if (r != LMU_OK) die("cannot encode the prompt: %s", lmu_strerror(r));
+        if (r != LMU_OK) ex_die("cannot encode the prompt: %s", lmu_strerror(r));
     }
     n_prompt++;
 
-    if ((r = lmu_gen_create(&g, m, 0)) != LMU_OK) die("cannot start generation: %s", lmu_strerror(r));
+    if ((r = lmu_gen_create(&g, m, 0)) != LMU_OK) ex_die("cannot start generation: %s", lmu_strerror(r));
     lmu_rng_seed(&rng, seed);
     cap = lmu_tokenizer_max_token_bytes(tok) + 8;
     buf = (char *)malloc(cap);
     if (parallel) {
         ctx = (int *)malloc((size_t)m->cfg.n_ctx * sizeof(int));
         tgt = (int *)malloc((size_t)m->cfg.n_ctx * sizeof(int));
-        if (!ctx || !tgt) die("out of memory");
+        if (!ctx || !tgt) ex_die("out of memory");
     }
-    if (!buf) die("out of memory");
+    if (!buf) ex_die("out of memory");
     lmu_decoder_init(&dec);
 
     /* the prompt: echo it, feed it */
@@ -231,7 +201,7 @@ int main(int argc, char **argv)
             }
             ctx[n_ctx_used++] = ids[k];
         } else if ((r = lmu_gen_feed(&g, ids[k])) != LMU_OK)
-            die("%s", g.err);
+            ex_die("%s", g.err);
     }
     for (k = 0; k < (size_t)n_gen; k++) {
         int32_t next;
@@ -243,7 +213,7 @@ int main(int argc, char **argv)
             fputs("\n\n", stdout); /* a new document begins */
         } else {
             if (lmu_decoder_push(&dec, tok, next, buf, cap, &n_out) != LMU_OK)
-                die("cannot decode token %d", (int)next);
+                ex_die("cannot decode token %d", (int)next);
             fwrite(buf, 1, n_out, stdout);
         }
         fflush(stdout);

@@ -23,6 +23,7 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, fileno */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
+#include "example_util.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -87,18 +88,6 @@ static const char *usage =
 
 static int tty;
 static int bar_shown;
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (bar_shown) fprintf(stderr, "\n");
-    fprintf(stderr, "train: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
 
 static const setting *find_setting(const char *name)
 {
@@ -169,27 +158,6 @@ static int config_key(void *user, const char *key, const char *value, char *err,
     return set_setting(cx->o, s, value, err, cap) == 0 ? 1 : -1;
 }
 
-static char *read_text(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    size_t cap = 4096, len = 0, got;
-    char *b;
-    if (!f) return NULL;
-    b = (char *)malloc(cap);
-    while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            char *nb = (char *)realloc(b, cap *= 2);
-            if (!nb) free(b);
-            b = nb;
-        }
-    }
-    fclose(f);
-    if (!b) die("out of memory reading %s", path);
-    *n = len;
-    return b;
-}
-
 static int file_exists(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -234,6 +202,12 @@ static void fmt_count(char *buf, size_t cap, double x)
 }
 
 /* Prints a whole line, above the progress bar on a terminal. */
+/* before a fatal error: end the progress line, so the message starts a line */
+static void end_progress_line(void)
+{
+    if (bar_shown) fprintf(stderr, "\n");
+}
+
 static void say(const char *fmt, ...)
 {
     va_list ap;
@@ -328,11 +302,11 @@ static FILE *open_log(const char *path, long start, double *elapsed)
     *elapsed = 0;
     if (start > 0) {
         size_t n, a, b;
-        char *text = read_text(path, &n), *keep;
+        char *text = ex_read_file(path, &n), *keep;
         size_t kept = 0;
         if (text && n >= strlen(CSV_HEADER) && !strncmp(text, CSV_HEADER, strlen(CSV_HEADER))) {
             keep = (char *)malloc(n + 1);
-            if (!keep) die("out of memory");
+            if (!keep) ex_die("out of memory");
             for (a = 0; a < n; a = b + 1) {
                 for (b = a; b < n && text[b] != '\n'; b++) {}
                 if (b == n) break; /* a torn last line */
@@ -350,7 +324,7 @@ static FILE *open_log(const char *path, long start, double *elapsed)
                 kept += b - a + 1;
             }
             f = fopen(path, "wb");
-            if (!f) die("cannot write %s: %s", path, strerror(errno));
+            if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
             fwrite(keep, 1, kept, f);
             free(keep);
             free(text);
@@ -359,7 +333,7 @@ static FILE *open_log(const char *path, long start, double *elapsed)
         free(text);
     }
     f = fopen(path, "wb");
-    if (!f) die("cannot write %s: %s", path, strerror(errno));
+    if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
     fputs(CSV_HEADER, f);
     return f;
 }
@@ -369,7 +343,7 @@ static void write_run_file(const char *path, const opts *o, const lmu_config *c)
     char buf[1024];
     int i;
     FILE *f = fopen(path, "wb");
-    if (!f) die("cannot write %s: %s", path, strerror(errno));
+    if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
     fprintf(f, "# train settings; repeat the run with: train --config %s\n", path);
     lmu_config_format(c, buf, sizeof buf);
     fputs(buf, f);
@@ -390,7 +364,7 @@ static void write_run_file(const char *path, const opts *o, const lmu_config *c)
         else
             fprintf(f, "%s = %.17g\n", s->name, *(const double *)(const void *)p);
     }
-    if (fclose(f) != 0) die("cannot write %s: %s", path, strerror(errno));
+    if (fclose(f) != 0) ex_die("cannot write %s: %s", path, strerror(errno));
 }
 
 /* mkdir -p (POSIX mkdir; C99 has none) */
@@ -398,12 +372,12 @@ static void mkdirs(const char *dir)
 {
     char p[1024];
     size_t i, n = strlen(dir);
-    if (n == 0 || n >= sizeof p) die("bad --out folder '%s'", dir);
+    if (n == 0 || n >= sizeof p) ex_die("bad --out folder '%s'", dir);
     memcpy(p, dir, n + 1);
     for (i = 1; i <= n; i++) {
         if (p[i] != '/' && p[i] != 0) continue;
         p[i] = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) die("cannot create folder %s: %s", p, strerror(errno));
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) ex_die("cannot create folder %s: %s", p, strerror(errno));
         p[i] = i < n ? '/' : 0;
     }
 }
@@ -445,6 +419,8 @@ int main(int argc, char **argv)
     int ema_n = 0;
     lmu_result r;
 
+    ex_prog = "train";
+    ex_before_die = end_progress_line;
     memset(&o, 0, sizeof o);
     memset(&train, 0, sizeof train);
     memset(&val, 0, sizeof val);
@@ -473,7 +449,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "--resume")) {
-            if (i + 1 >= argc) die("%s needs a value", argv[i]);
+            if (i + 1 >= argc) ex_die("%s needs a value", argv[i]);
             if (!strcmp(argv[i], "--config")) config_path = argv[i + 1];
             else resume = argv[i + 1];
             i++;
@@ -484,18 +460,18 @@ int main(int argc, char **argv)
     if (!config_path && resume) { /* the settings the checkpoint was made with */
         const char *slash = strrchr(resume, '/');
         size_t dl = slash ? (size_t)(slash - resume) : 0;
-        if (dl > 1000) die("path too long: %s", resume);
+        if (dl > 1000) ex_die("path too long: %s", resume);
         snprintf(path, sizeof path, "%.*s%srun.txt", (int)dl, resume, slash ? "/" : "");
         if (file_exists(path)) config_path = path;
     }
     if (config_path) {
         size_t n;
-        char *text = read_text(config_path, &n);
-        if (!text) die("cannot open %s: %s", config_path, strerror(errno));
+        char *text = ex_read_file(config_path, &n);
+        if (!text) ex_die("cannot open %s: %s", config_path, strerror(errno));
         cx.o = &o;
         lmu_config_preset(&c, "lmu-55k");
         if (lmu_config_parse_ex(&c, text, n, config_key, &cx, err, sizeof err) != LMU_OK)
-            die("%s: %s", config_path, err);
+            ex_die("%s: %s", config_path, err);
         free(text);
         if (cx.saw_model_key) strcpy(preset_name, "custom");
         if (config_path == path) /* run.txt: settings the CLI may override */
@@ -524,12 +500,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "train: unknown option '%s'\n%s", a, usage);
             return 2;
         }
-        if (i + 1 >= argc) die("%s needs a value", a);
-        if (set_setting(&o, s, argv[++i], err, sizeof err) != 0) die("--%s", err);
+        if (i + 1 >= argc) ex_die("%s needs a value", a);
+        if (set_setting(&o, s, argv[++i], err, sizeof err) != 0) ex_die("--%s", err);
         on_cli[s - settings] = 1;
         if (!strcmp(s->name, "preset")) {
             if (lmu_config_preset(&c, o.preset) != LMU_OK)
-                die("unknown preset '%s' (train --list-presets)", o.preset);
+                ex_die("unknown preset '%s' (train --list-presets)", o.preset);
             strcpy(preset_name, o.preset);
             if (config_path) /* the file's model keys go on top of it */
                 say("train: note: --preset replaces the model of %s\n", config_path);
@@ -554,18 +530,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "train: no data: give --data PREFIX or --train FILE\n%s", usage);
         return 2;
     }
-    if (lmu_tokens_load_file(&train, o.train, err, sizeof err) != LMU_OK) die("%s", err);
+    if (lmu_tokens_load_file(&train, o.train, err, sizeof err) != LMU_OK) ex_die("%s", err);
     have_val = o.val[0] && strcmp(o.val, "none") != 0;
     if (have_val) {
-        if (lmu_tokens_load_file(&val, o.val, err, sizeof err) != LMU_OK) die("%s", err);
+        if (lmu_tokens_load_file(&val, o.val, err, sizeof err) != LMU_OK) ex_die("%s", err);
         if (val.vocab_size != train.vocab_size)
-            die("%s has vocab_size %u but %s has %u", o.val, val.vocab_size, o.train,
+            ex_die("%s has vocab_size %u but %s has %u", o.val, val.vocab_size, o.train,
                 train.vocab_size);
     }
     B = (int)o.batch;
     T = (int)o.seq;
     if ((uint64_t)T + 1 > train.count)
-        die("%s has %llu tokens, too few for --seq %d (needs %d)", o.train,
+        ex_die("%s has %llu tokens, too few for --seq %d (needs %d)", o.train,
             (unsigned long long)train.count, T, T + 1);
     if (have_val && val.count < 2) {
         say("train: %s has under 2 tokens: no validation\n", o.val);
@@ -584,25 +560,25 @@ int main(int argc, char **argv)
     /* model */
     if (resume) {
         r = lmu_model_load(&m, resume, err, sizeof err);
-        if (r != LMU_OK) die("cannot resume from %s", err[0] ? err : lmu_strerror(r));
+        if (r != LMU_OK) ex_die("cannot resume from %s", err[0] ? err : lmu_strerror(r));
         c = m->cfg;
         if ((uint32_t)c.vocab_size != train.vocab_size)
-            die("checkpoint %s has vocab_size %d but %s has %u", resume, c.vocab_size, o.train,
+            ex_die("checkpoint %s has vocab_size %d but %s has %u", resume, c.vocab_size, o.train,
                 train.vocab_size);
-        if (T > c.n_ctx) die("--seq %d exceeds the checkpoint's n_ctx %d", T, c.n_ctx);
+        if (T > c.n_ctx) ex_die("--seq %d exceeds the checkpoint's n_ctx %d", T, c.n_ctx);
         start = (long)m->data_pos;
         strcpy(preset_name, "resumed");
     } else {
         if (cx.saw_vocab && (uint32_t)c.vocab_size != train.vocab_size)
-            die("the config says vocab_size %d but %s has %u", c.vocab_size, o.train,
+            ex_die("the config says vocab_size %d but %s has %u", c.vocab_size, o.train,
                 train.vocab_size);
         c.vocab_size = (int)train.vocab_size;
         if (ctx_set) c.n_ctx = (int)o.ctx;
         else if (!cx.saw_n_ctx) c.n_ctx = T;
-        if (lmu_config_resolve(&c, err, sizeof err) != LMU_OK) die("%s", err);
-        if (T > c.n_ctx) die("--seq %d exceeds the model's n_ctx %d", T, c.n_ctx);
+        if (lmu_config_resolve(&c, err, sizeof err) != LMU_OK) ex_die("%s", err);
+        if (T > c.n_ctx) ex_die("--seq %d exceeds the model's n_ctx %d", T, c.n_ctx);
         r = lmu_model_create(&m, &c, (uint64_t)o.seed, err, sizeof err);
-        if (r != LMU_OK) die("cannot create the model: %s", err[0] ? err : lmu_strerror(r));
+        if (r != LMU_OK) ex_die("cannot create the model: %s", err[0] ? err : lmu_strerror(r));
     }
     o.ctx = c.n_ctx;
     if (have_val && val.count < (uint64_t)T + 1) {
@@ -643,7 +619,7 @@ int main(int argc, char **argv)
 
     tok = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
     tgt = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
-    if (!tok || !tgt) die("out of memory");
+    if (!tok || !tgt) ex_die("out of memory");
     signal(SIGINT, on_sigint);
     t0 = now();
 
@@ -666,12 +642,12 @@ int main(int argc, char **argv)
             n_nan++;
             nan_run++;
             if (!strcmp(o.on_nan, "stop"))
-                die("step %ld: %s; stopping (--on-nan stop); the last good checkpoint is %s", step,
+                ex_die("step %ld: %s; stopping (--on-nan stop); the last good checkpoint is %s", step,
                     m->err, file_exists(ckpt) ? ckpt : "(none yet)");
             say("train: step %ld: %s; step skipped\n", step, m->err);
-            if (nan_run >= 20) die("20 steps in a row were NaN/Inf; stopping");
+            if (nan_run >= 20) ex_die("20 steps in a row were NaN/Inf; stopping");
         } else if (r != LMU_OK)
-            die("step %ld failed: %s (%s)", step, lmu_strerror(r), m->err);
+            ex_die("step %ld failed: %s (%s)", step, lmu_strerror(r), m->err);
         else
             nan_run = 0;
         m->data_pos = (uint64_t)step + 1;
@@ -710,7 +686,7 @@ int main(int argc, char **argv)
         }
         if (interrupted || (o.stop_at > 0 && step + 1 == o.stop_at) || last ||
             (o.save_every > 0 && (step + 1) % o.save_every == 0)) {
-            if (lmu_model_save(m, ckpt, 1) != LMU_OK) die("cannot save: %s", m->err);
+            if (lmu_model_save(m, ckpt, 1) != LMU_OK) ex_die("cannot save: %s", m->err);
             if (interrupted || (o.stop_at > 0 && step + 1 == o.stop_at && !last)) {
                 say("train: %s at step %ld; saved %s (continue: train --resume %s)\n",
                     interrupted ? "interrupted" : "stopped", step + 1, ckpt, ckpt);

@@ -36,7 +36,7 @@ for p in $progs; do
     # runs first, builds every one of them with it)
     stale=0
     [ -x build/$p ] || stale=1
-    for dep in "$src" lmu.h lmu_fft.h; do [ "$dep" -nt build/$p ] && stale=1; done
+    for dep in "$src" lmu.h lmu_fft.h examples/example_util.h; do [ "$dep" -nt build/$p ] && stale=1; done
     if [ $stale = 1 ] && [ -n "$line" ]; then
         mkdir -p build
         (eval "$line" >"$W/build_$p.log" 2>&1; echo $? >"$W/build_$p.rc") &
