@@ -28,7 +28,7 @@ EXAMPLES := $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 TEST_SCRIPTS := $(wildcard tests/test_*.sh)
 # The portable (no intrinsics) paths are tested too: the same programs built
 # with the SIMD kernels compiled out.
-NOSIMD_TESTS := $(patsubst %,build/%_nosimd,$(filter test_fft test_gemm,$(notdir $(TESTS))))
+NOSIMD_TESTS := $(patsubst %,build/%_nosimd,$(filter test_fft test_gemm test_kernels test_lti test_model,$(notdir $(TESTS))))
 # Every test program again under AddressSanitizer + UndefinedBehaviorSanitizer:
 # no leak, no invalid access (LeakSanitizer runs at exit). -O1 keeps the
 # builds quick; it comes after CFLAGS' -O3 and wins.

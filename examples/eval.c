@@ -36,13 +36,11 @@ static const char *usage =
     "            [--csv FILE] [--append FILE] [--bytes | --vocab-dir DIR] [--threads N]\n"
     "       eval --help\n";
 
+/* a whole-number option into a long */
 static int count_arg(const char *s, double lo, double hi, long *out)
 {
-    char *end;
     double x;
-    errno = 0;
-    x = strtod(s, &end);
-    if (!*s || *end || errno || x < lo || x > hi || x != (double)(long)x) return 0;
+    if (!ex_number(s, lo, hi, 1, &x)) return 0;
     *out = (long)x;
     return 1;
 }

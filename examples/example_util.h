@@ -34,6 +34,20 @@ EX_UNUSED static void ex_die(const char *fmt, ...)
     exit(1);
 }
 
+/* A command-line number: all of s parsed, finite, within lo..hi and, when
+   whole, an integer. The one parser of every example's numeric options. */
+EX_UNUSED static int ex_number(const char *s, double lo, double hi, int whole, double *out)
+{
+    char *end;
+    double x;
+    errno = 0;
+    x = strtod(s, &end);
+    if (!*s || *end || errno || !(x >= lo && x <= hi)) return 0;
+    if (whole && x != (double)(long long)x) return 0;
+    *out = x;
+    return 1;
+}
+
 /* The whole file, NUL-terminated (not counted in *n); NULL with errno set
    when it cannot be opened. Running out of memory or a read error is
    fatal. */

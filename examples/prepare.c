@@ -59,14 +59,6 @@ static void ivec_push(ivec *a, const int32_t *x, size_t n)
     a->n += n;
 }
 
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return *s && !*end && errno == 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *out = NULL, *dir = "data/gpt2";
@@ -92,13 +84,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--bytes")) bytes = 1;
         else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
         else if (!strcmp(a, "--val") && more) {
-            if (!parse_double(argv[++i], &val) || !(val >= 0 && val <= 0.5))
+            if (!ex_number(argv[++i], 0, 0.5, 0, &val))
                 ex_die("--val wants a fraction in 0..0.5, not '%s'%s", argv[i], "");
         } else if (!strcmp(a, "--threads") && more) {
-            int t = atoi(argv[++i]);
-            if (t < 1 || t > 1024) ex_die("--threads wants 1..1024, not '%s'%s", argv[i], "");
+            double t;
+            if (!ex_number(argv[++i], 1, 1024, 1, &t)) ex_die("--threads wants 1..1024, not '%s'%s", argv[i], "");
 #ifdef _OPENMP
-            omp_set_num_threads(t);
+            omp_set_num_threads((int)t);
 #endif
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "prepare: unknown option '%s' (or it needs a value)\n%s", a, usage);

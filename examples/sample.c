@@ -35,35 +35,15 @@ static const char *usage =
     "              [-s SEED] [--bytes | --vocab-dir DIR] [--parallel] [--stop-at-eot]\n"
     "       sample --help\n";
 
-static int num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return *s && !*end && !errno && *out >= lo && *out <= hi;
-}
-
-/* Logits of the next token from the parallel forward over ctx[0..n): the
-   final LayerNorm's output at the last position (the fused loss op's first
-   input) times the tied embedding. */
+/* Logits of the next token from the parallel forward over ctx[0..n). */
 static void parallel_logits(lmu_model *m, const int *ctx, int n, int *tgt, float *logits)
 {
-    const lmu_tape_rec *ce;
-    const float *h, *E;
-    int v, k, d = m->cfg.d_model;
     float loss;
     lmu_result r;
-    memset(tgt, 0, (size_t)n * sizeof(int)); /* any valid targets: only h is used */
+    memset(tgt, 0, (size_t)n * sizeof(int)); /* any valid targets: only the logits are used */
     r = lmu_model_forward(m, ctx, tgt, 1, n, &loss);
     if (r != LMU_OK && r != LMU_ERR_NONFINITE) ex_die("forward failed: %s", m->err);
-    ce = &m->tape.recs[m->tape.n_recs - 1];
-    h = lmu_tape_data(&m->tape, ce->in[0]) + (size_t)(n - 1) * (size_t)d;
-    E = lmu_tape_data(&m->tape, m->wte);
-    for (v = 0; v < m->cfg.vocab_size; v++) {
-        float s = 0;
-        for (k = 0; k < d; k++) s += h[k] * E[(size_t)v * (size_t)d + (size_t)k];
-        logits[v] = s;
-    }
+    if (lmu_model_logits(m, 0, n - 1, logits) != LMU_OK) ex_die("logits: %s", m->err);
 }
 
 int main(int argc, char **argv)
@@ -109,24 +89,24 @@ int main(int argc, char **argv)
         } else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && more) prompt = argv[++i];
         else if (!strcmp(a, "--prompt-file") && more) prompt_file = argv[++i];
         else if ((!strcmp(a, "-n") || !strcmp(a, "--tokens")) && more) {
-            if (!num(argv[++i], 0, 1e9, &x) || x != (long)x) ex_die("-n wants a count, not '%s'", argv[i]);
+            if (!ex_number(argv[++i], 0, 1e9, 1, &x)) ex_die("-n wants a count, not '%s'", argv[i]);
             n_gen = (long)x;
         } else if ((!strcmp(a, "-t") || !strcmp(a, "--temp")) && more) {
-            if (!num(argv[++i], 0, 100, &temp)) ex_die("--temp wants 0..100, not '%s'", argv[i]);
+            if (!ex_number(argv[++i], 0, 100, 0, &temp)) ex_die("--temp wants 0..100, not '%s'", argv[i]);
         } else if ((!strcmp(a, "-k") || !strcmp(a, "--top-k")) && more) {
-            if (!num(argv[++i], 0, 1e9, &x) || x != (int)x) ex_die("--top-k wants a count, not '%s'", argv[i]);
+            if (!ex_number(argv[++i], 0, 1e9, 1, &x)) ex_die("--top-k wants a count, not '%s'", argv[i]);
             top_k = (int)x;
         } else if (!strcmp(a, "--top-p") && more) {
-            if (!num(argv[++i], 0, 1, &top_p) || top_p <= 0) ex_die("--top-p wants (0, 1], not '%s'", argv[i]);
+            if (!ex_number(argv[++i], 0, 1, 0, &top_p) || top_p <= 0) ex_die("--top-p wants (0, 1], not '%s'", argv[i]);
         } else if ((!strcmp(a, "-s") || !strcmp(a, "--seed")) && more) {
-            if (!num(argv[++i], 0, 1.8e19, &x) || x != (double)(uint64_t)x) ex_die("--seed wants a whole number, not '%s'", argv[i]);
+            if (!ex_number(argv[++i], 0, 1.8e19, 0, &x) || x != (double)(uint64_t)x) ex_die("--seed wants a whole number, not '%s'", argv[i]);
             seed = (uint64_t)x;
         } else if (!strcmp(a, "--bytes")) bytes = 1;
         else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
         else if (!strcmp(a, "--parallel")) parallel = 1;
         else if (!strcmp(a, "--stop-at-eot")) stop_eot = 1;
         else if (!strcmp(a, "--threads") && more) {
-            if (!num(argv[++i], 1, 1024, &x)) ex_die("--threads wants 1..1024, not '%s'", argv[i]);
+            if (!ex_number(argv[++i], 1, 1024, 1, &x)) ex_die("--threads wants 1..1024, not '%s'", argv[i]);
 #ifdef _OPENMP
             omp_set_num_threads((int)x);
 #endif

@@ -631,11 +631,10 @@ int main(int argc, char **argv)
         if (step == o.test_nan_at && o.test_nan_at > 0) {
             float *g = lmu_tape_data(&m->tape, m->ln_f_w), keep = g[0];
             g[0] = (float)NAN;
-            r = lmu_model_forward(m, tok, tgt, B, T, &loss);
+            r = lmu_model_forward_backward(m, tok, tgt, B, T, &loss);
             g[0] = keep;
         } else
-            r = lmu_model_forward(m, tok, tgt, B, T, &loss);
-        if (r == LMU_OK) r = lmu_model_backward(m);
+            r = lmu_model_forward_backward(m, tok, tgt, B, T, &loss);
         if (r == LMU_OK) r = lmu_model_step(m, lr, (float)o.clip, &gn);
         if (r == LMU_ERR_NONFINITE) {
             ok = 0;

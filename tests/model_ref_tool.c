@@ -38,6 +38,7 @@ static int dump(const char *kind, const char *dir)
     float loss;
     lmu_st_tensor *ts;
     size_t k, np;
+    float *g2;
     config_for(&c, kind);
     if (lmu_model_create(&m, &c, 99, err, sizeof err) != LMU_OK) {
         fprintf(stderr, "create: %s\n", err);
@@ -78,32 +79,41 @@ static int dump(const char *kind, const char *dir)
         fprintf(stderr, "forward/backward: %s\n", m->err);
         return 1;
     }
+    /* the training call's gradients too (the loss layer's come from its
+       forward there): "grad2.*", checked against the same reference */
+    g2 = (float *)malloc(m->tape.param_size * sizeof(float));
+    memcpy(g2, m->tape.param_grad, m->tape.param_size * sizeof(float));
+    if (lmu_model_forward_backward(m, in, tg, B, T, &loss) != LMU_OK) {
+        fprintf(stderr, "forward_backward: %s\n", m->err);
+        return 1;
+    }
     np = (size_t)m->tape.n_params;
-    ts = (lmu_st_tensor *)calloc(np + 1, sizeof *ts);
+    ts = (lmu_st_tensor *)calloc(2 * np + 1, sizeof *ts);
     {
-        static char names[256][80];
+        static char names[512][80];
         double lossd = loss;
-        for (k = 0; k < np; k++) {
-            const lmu_tensor *x = &m->tape.tensors[k];
-            snprintf(names[k], sizeof names[k], "grad.%s", x->name);
+        for (k = 0; k < 2 * np; k++) {
+            const lmu_tensor *x = &m->tape.tensors[k % np];
+            snprintf(names[k], sizeof names[k], "%s.%s", k < np ? "grad" : "grad2", x->name);
             ts[k].name = names[k];
             ts[k].dtype = LMU_ST_F32;
             ts[k].ndim = x->ndim;
             for (i = 0; i < x->ndim; i++) ts[k].shape[i] = (size_t)x->shape[i];
-            ts[k].data = lmu_tape_grad(&m->tape, (int)k);
+            ts[k].data = k < np ? g2 + x->off : lmu_tape_grad(&m->tape, (int)(k - np));
         }
-        ts[np].name = "loss";
-        ts[np].dtype = LMU_ST_F64;
-        ts[np].ndim = 1;
-        ts[np].shape[0] = 1;
-        ts[np].data = &lossd;
+        ts[2 * np].name = "loss";
+        ts[2 * np].dtype = LMU_ST_F64;
+        ts[2 * np].ndim = 1;
+        ts[2 * np].shape[0] = 1;
+        ts[2 * np].data = &lossd;
         snprintf(path, sizeof path, "%s/c.safetensors", dir);
-        if (lmu_st_save_file(path, ts, np + 1, NULL, 0, err, sizeof err) != LMU_OK) {
+        if (lmu_st_save_file(path, ts, 2 * np + 1, NULL, 0, err, sizeof err) != LMU_OK) {
             fprintf(stderr, "grads: %s\n", err);
             return 1;
         }
     }
     free(ts);
+    free(g2);
     lmu_model_free(m);
     return 0;
 }
@@ -137,8 +147,12 @@ static int compare(const char *kind, const char *dir, int argc, char **argv)
         size_t n, e;
         float *a, *bb;
         double num = 0, den = 0, rel;
-        if (strncmp(tc->name, "grad.", 5) != 0) continue;
-        tr = lmu_st_find(&r, tc->name);
+        int two = strncmp(tc->name, "grad2.", 6) == 0;
+        const char *pname = tc->name + (two ? 6 : 5);
+        char rname[96];
+        if (!two && strncmp(tc->name, "grad.", 5) != 0) continue;
+        snprintf(rname, sizeof rname, "grad.%s", pname);
+        tr = lmu_st_find(&r, rname);
         if (!tr) {
             LT_CHECK(0, "%s: reference has no %s", kind, tc->name);
             continue;
@@ -147,7 +161,7 @@ static int compare(const char *kind, const char *dir, int argc, char **argv)
         a = (float *)malloc(n * 4);
         bb = (float *)malloc(n * 4);
         lmu_st_read_f32(&c, tc->name, tc->shape, tc->ndim, a, NULL, 0);
-        if (lmu_st_read_f32(&r, tc->name, tc->shape, tc->ndim, bb, err, sizeof err) != LMU_OK) {
+        if (lmu_st_read_f32(&r, rname, tc->shape, tc->ndim, bb, err, sizeof err) != LMU_OK) {
             LT_CHECK(0, "%s: %s", kind, err);
             free(a), free(bb);
             continue;
@@ -157,9 +171,10 @@ static int compare(const char *kind, const char *dir, int argc, char **argv)
             den += (double)bb[e] * bb[e];
         }
         rel = den > 0 ? sqrt(num / den) : sqrt(num);
-        snprintf(name, sizeof name, "%s", tc->name + 5);
-        if (rel > worst) worst = rel, worst_name = tc->name + 5;
-        LT_CHECK(rel <= 1e-3 && den > 0, "%s: d loss / d %s matches (rel L2 %.2g, bound 1e-3)", kind, name, rel);
+        snprintf(name, sizeof name, "%s", pname);
+        if (rel > worst) worst = rel, worst_name = tc->name;
+        LT_CHECK(rel <= 1e-3 && den > 0, "%s: d loss / d %s matches%s (rel L2 %.2g, bound 1e-3)", kind,
+                 name, two ? " (forward_backward)" : "", rel);
         free(a), free(bb);
     }
     printf("  %s: worst gradient %s, rel L2 %.2g\n", kind, worst_name, worst);

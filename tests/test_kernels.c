@@ -161,7 +161,8 @@ static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int
     double *lref = (double *)malloc(N * sizeof(double));
     double *dxr = (double *)calloc(N * d, sizeof(double)), *dEr = (double *)calloc(V * d, sizeof(double));
     float *lse = (float *)kt_alloc(N), *losses = (float *)kt_alloc(N), loss;
-    float *scr = (float *)kt_alloc(lmu__ce_scratch_floats_tiled(N, V, rb, vb));
+    float *scr = (float *)kt_alloc(lmu__ce_scratch_floats_tiled(N, V, d, rb, vb, rb));
+    float *dx1 = (float *)kt_alloc(N * d), *dE1 = (float *)kt_alloc(V * d), loss1;
     /* at these sizes the gradients are far below KT_PREFILL, whose rounding
        would swamp them: += is checked by the FD cases */
     float pre = fd ? KT_PREFILL : 0.0f;
@@ -170,7 +171,7 @@ static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int
     const double dloss = 1.7;
     size_t i;
     mref = ref_ce(xd, Ed, tg, N, d, V, lref, dxr, dEr, dloss);
-    lmu__ce_forward_tiled(&loss, losses, lse, x, E, tg, N, d, V, NULL, scr, rb, vb);
+    lmu__ce_forward_tiled(&loss, losses, lse, NULL, NULL, x, E, tg, N, d, V, NULL, scr, rb);
     e = fabs(loss - mref) / fabs(mref);
     el = 0;
     for (i = 0; i < N; i++) el = kt_maxrel(el, fabs(losses[i] - lref[i]) / fabs(lref[i] + 1e-3));
@@ -180,6 +181,15 @@ static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int
     eg1 = kt_relerr(dx, pre, dxr, N * d);
     eg2 = kt_relerr(dE, pre, dEr, V * d);
     LT_CHECK(eg1 < 1e-5 && eg2 < 1e-5, "ce bwd vs materialised N=%zu V=%zu: dx %.2e dE %.2e", N, V, eg1, eg2);
+    /* the eager form: gradients of the mean loss from the forward itself */
+    lmu__ce_forward_tiled(&loss1, NULL, lse, dx1, dE1, x, E, tg, N, d, V, NULL, scr, rb);
+    for (i = 0; i < N * d; i++) dx1[i] *= (float)dloss;
+    for (i = 0; i < V * d; i++) dE1[i] *= (float)dloss;
+    eg1 = kt_relerr(dx1, 0.0f, dxr, N * d);
+    eg2 = kt_relerr(dE1, 0.0f, dEr, V * d);
+    LT_CHECK(loss1 == loss && eg1 < 1e-5 && eg2 < 1e-5,
+             "ce eager fwd grads N=%zu V=%zu chunk %zu: loss %s, dx %.2e dE %.2e", N, V, rb,
+             loss1 == loss ? "same bits" : "DIFFERS", eg1, eg2);
     if (fd) {
         kt_ce_ctx c;
         double *gx = (double *)malloc(N * d * sizeof(double)), *gE = (double *)malloc(V * d * sizeof(double));
@@ -196,6 +206,7 @@ static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int
     }
     lmu__free_aligned(x); lmu__free_aligned(E); lmu__free_aligned(lse); lmu__free_aligned(losses);
     lmu__free_aligned(scr); lmu__free_aligned(dx); lmu__free_aligned(dE);
+    lmu__free_aligned(dx1); lmu__free_aligned(dE1);
     free(tg); free(xd); free(Ed); free(lref); free(dxr); free(dEr);
 }
 
@@ -207,7 +218,7 @@ static void test_ce_extras(void)
     int32_t *tg = kt_targets(N, V);
     double *xd = kt_dcopy(x, N * d), *Ed = kt_dcopy(E, V * d);
     double *dxr = (double *)calloc(N * d, sizeof(double)), *dEr = (double *)calloc(V * d, sizeof(double));
-    float *lse = (float *)kt_alloc(N), *scr = (float *)kt_alloc(lmu__ce_scratch_floats(N, V)), loss;
+    float *lse = (float *)kt_alloc(N), *scr = (float *)kt_alloc(lmu__ce_scratch_floats(N, V, d)), loss;
     float *dx = kt_fill(N * d, KT_PREFILL), *dE = kt_fill(V * d, KT_PREFILL), *lg = (float *)kt_alloc(V);
     double e1, e2, worst = 0;
     /* reference: sum_i dl_i * loss_i, FD-free analytic, via N runs of ref_ce
@@ -218,7 +229,7 @@ static void test_ce_extras(void)
         for (k = 0; k < d; k++) dxr[i * d + k] += dxi[k];
         free(dxi);
     }
-    lmu__ce_forward(&loss, NULL, lse, x, E, tg, N, d, V, NULL, scr);
+    lmu__ce_forward(&loss, NULL, lse, NULL, NULL, x, E, tg, N, d, V, NULL, scr);
     lmu__ce_backward(dx, dE, 0.0f, dl, x, E, tg, lse, N, d, V, NULL, scr);
     e1 = kt_relerr(dx, KT_PREFILL, dxr, N * d);
     e2 = kt_relerr(dE, KT_PREFILL, dEr, V * d);
@@ -241,24 +252,29 @@ static void test_ce_determinism(void)
     size_t N = 70, d = 12, V = 301, rb = 16, vb = 64, t;
     float *x = kt_rand(N * d, 1.0), *E = kt_rand(V * d, 1.0);
     int32_t *tg = kt_targets(N, V);
-    float *scr = (float *)kt_alloc(lmu__ce_scratch_floats_tiled(N, V, rb, vb));
-    float *lse[3], *dx[3], *dE[3], loss[3];
+    float *scr = (float *)kt_alloc(lmu__ce_scratch_floats_tiled(N, V, d, rb, vb, rb));
+    float *lse[3], *dx[3], *dE[3], *dx1[3], *dE1[3], loss[3];
     int same = 1;
     for (t = 0; t < 3; t++) {
         KT_THREADS(t == 2 ? 1 : 2);
         lse[t] = (float *)kt_alloc(N);
         dx[t] = kt_fill(N * d, 0.0f);
         dE[t] = kt_fill(V * d, 0.0f);
-        lmu__ce_forward_tiled(&loss[t], NULL, lse[t], x, E, tg, N, d, V, NULL, scr, rb, vb);
+        dx1[t] = (float *)kt_alloc(N * d);
+        dE1[t] = (float *)kt_alloc(V * d);
+        lmu__ce_forward_tiled(&loss[t], NULL, lse[t], NULL, NULL, x, E, tg, N, d, V, NULL, scr, rb);
         lmu__ce_backward_tiled(dx[t], dE[t], 1.0f, NULL, x, E, tg, lse[t], N, d, V, NULL, scr, rb, vb);
+        lmu__ce_forward_tiled(&loss[t], NULL, lse[t], dx1[t], dE1[t], x, E, tg, N, d, V, NULL, scr, rb);
     }
     KT_THREADS(2);
     for (t = 1; t < 3; t++)
         same &= loss[t] == loss[0] && !memcmp(lse[t], lse[0], N * 4) &&
-                !memcmp(dx[t], dx[0], N * d * 4) && !memcmp(dE[t], dE[0], V * d * 4);
+                !memcmp(dx[t], dx[0], N * d * 4) && !memcmp(dE[t], dE[0], V * d * 4) &&
+                !memcmp(dx1[t], dx1[0], N * d * 4) && !memcmp(dE1[t], dE1[0], V * d * 4);
     LT_CHECK(same, "ce bit-identical twice and with 1 vs 2 threads");
     for (t = 0; t < 3; t++) {
         lmu__free_aligned(lse[t]); lmu__free_aligned(dx[t]); lmu__free_aligned(dE[t]);
+        lmu__free_aligned(dx1[t]); lmu__free_aligned(dE1[t]);
     }
     lmu__free_aligned(x); lmu__free_aligned(E); lmu__free_aligned(scr); free(tg);
 }
@@ -273,6 +289,7 @@ static void test_ce(void)
     test_ce_case(5, 7, 23, 64, 64, 1, 2.0);   /* FD, one tile */
     test_ce_case(101, 13, 1003, 24, 100, 0, 1.0); /* odd sizes, ragged tile edges */
     test_ce_case(97, 9, 999, 2048, 2048, 0, 3.0); /* default tiles, one block */
+    test_ce_case(300, 11, 517, 256, 2048, 0, 1.0); /* forward chunks of 256 rows, ragged last */
     test_ce_extras();
     test_ce_determinism();
     /* the real vocabulary, default tiles (ragged last block of 50257) */
@@ -282,12 +299,12 @@ static void test_ce(void)
     tg[0] = 50256;
     lse = (float *)kt_alloc(N);
     losses = (float *)kt_alloc(N);
-    scr = (float *)kt_alloc(lmu__ce_scratch_floats(N, V));
+    scr = (float *)kt_alloc(lmu__ce_scratch_floats(N, V, d));
     xd = kt_dcopy(x, N * d);
     Ed = kt_dcopy(E, V * d);
     lref = (double *)malloc(N * sizeof(double));
     mref = ref_ce(xd, Ed, tg, N, d, V, lref, NULL, NULL, 0);
-    lmu__ce_forward(&loss, losses, lse, x, E, tg, N, d, V, NULL, scr);
+    lmu__ce_forward(&loss, losses, lse, NULL, NULL, x, E, tg, N, d, V, NULL, scr);
     for (i = 0; i < N; i++) el = kt_maxrel(el, fabs(losses[i] - lref[i]) / lref[i]);
     LT_CHECK(el < 1e-5 && fabs(loss - mref) < 1e-5 * mref && fabs(mref - log((double)V)) < 1.0,
              "ce V=50257: loss %.6f (ref %.6f, log V %.3f), row max rel %.2e", loss, mref,
@@ -350,7 +367,9 @@ static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int n
     float *dqkv = kt_fill(n3, KT_PREFILL);
     double *qd = kt_dcopy(qkv, n3), *wd = kt_dcopy(w, no), *od = (double *)malloc(no * sizeof(double));
     double e;
-    lmu__mha_forward(out, lse, qkv, B, T, C, NH, nparts, scr);
+    lmu_gemm_ws ws;
+    LT_CHECK(lmu_gemm_ws_create(&ws, nparts) == LMU_OK, "mha gemm workspace");
+    lmu__mha_forward(out, lse, qkv, B, T, C, NH, &ws, nparts, scr);
     ref_mha(qd, B, T, C, NH, od);
     e = kt_relerr(out, 0.0f, od, no);
     LT_CHECK(e < 2e-6, "mha fwd B=%zu T=%zu C=%zu NH=%zu parts=%d: rel %.2e", B, T, C, NH, nparts, e);
@@ -359,13 +378,94 @@ static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int n
         double *g = (double *)malloc(n3 * sizeof(double));
         c.qkv = qd; c.w = wd; c.out = od; c.B = B; c.T = T; c.C = C; c.NH = NH;
         kt_fd(kt_mha_loss, &c, qd, n3, g);
-        lmu__mha_backward(dqkv, w, qkv, out, lse, B, T, C, NH, nparts, scr);
+        lmu__mha_backward(dqkv, w, qkv, out, lse, B, T, C, NH, &ws, nparts, scr);
         e = kt_relerr(dqkv, KT_PREFILL, g, n3);
         LT_CHECK(e < 1e-5, "mha grad vs FD B=%zu T=%zu C=%zu NH=%zu: dqkv %.2e", B, T, C, NH, e);
         free(g);
     }
     lmu__free_aligned(qkv); lmu__free_aligned(w); lmu__free_aligned(out); lmu__free_aligned(lse);
     lmu__free_aligned(scr); lmu__free_aligned(dqkv); free(qd); free(wd); free(od);
+    lmu_gemm_ws_destroy(&ws);
+}
+
+/* The backward written out in double: dqkv = d(sum w o out)/d qkv for
+   B = 1, through dS = P o (dP - rowsum(P o dP)) / sqrt(hs). */
+static void ref_mha_bwd(const double *qkv, const double *w, size_t T, size_t C, size_t NH,
+                        double *dqkv)
+{
+    size_t hs = C / NH, C3 = 3 * C, h, t, s, c;
+    double *P = (double *)malloc(T * sizeof(double)), *dP = (double *)malloc(T * sizeof(double));
+    double scale = 1.0 / sqrt((double)hs);
+    for (t = 0; t < T * C3; t++) dqkv[t] = 0.0;
+    for (h = 0; h < NH; h++)
+        for (t = 0; t < T; t++) {
+            const double *q = qkv + t * C3 + h * hs, *wt = w + t * C + h * hs;
+            double m = -1e300, sum = 0, D = 0;
+            for (s = 0; s <= t; s++) {
+                double a = 0;
+                for (c = 0; c < hs; c++) a += q[c] * qkv[s * C3 + C + h * hs + c];
+                P[s] = a * scale;
+                if (P[s] > m) m = P[s];
+            }
+            for (s = 0; s <= t; s++) sum += P[s] = exp(P[s] - m);
+            for (s = 0; s <= t; s++) {
+                double a = 0;
+                P[s] /= sum;
+                for (c = 0; c < hs; c++) a += wt[c] * qkv[s * C3 + 2 * C + h * hs + c];
+                dP[s] = a;
+                D += P[s] * a;
+            }
+            for (s = 0; s <= t; s++) {
+                double ds = P[s] * (dP[s] - D) * scale;
+                for (c = 0; c < hs; c++) {
+                    dqkv[t * C3 + h * hs + c] += ds * qkv[s * C3 + C + h * hs + c];
+                    dqkv[s * C3 + C + h * hs + c] += ds * q[c];
+                    dqkv[s * C3 + 2 * C + h * hs + c] += P[s] * wt[c];
+                }
+            }
+        }
+    free(P);
+    free(dP);
+}
+
+/* Past LMU__MHA_KCH keys (the chunked P V), past LMU__MHA_KB keys (the
+   backward's key chunks) and over several row blocks: forward and
+   backward against the references, decode == forward bit for bit, and
+   the backward's bits for 1 and 2 parts (2 parts with 3 heads: one head
+   split across the team). */
+static void test_mha_long(size_t T, size_t C, size_t NH)
+{
+    size_t B = 1, n3 = B * T * 3 * C, no = B * T * C, t;
+    float *qkv = kt_rand(n3, 1.5), *out = (float *)kt_alloc(no), *lse = (float *)kt_alloc(NH * T);
+    float *scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, C, 2)), *w = kt_rand(no, 1.0);
+    float *kc = (float *)kt_alloc(T * C), *vc = (float *)kt_alloc(T * C), *o1 = (float *)kt_alloc(C);
+    float *dq1 = kt_fill(n3, KT_PREFILL), *dq2 = kt_fill(n3, KT_PREFILL);
+    double *qd = kt_dcopy(qkv, n3), *od = (double *)malloc(no * sizeof(double)), e;
+    double *wd = kt_dcopy(w, no), *gd = (double *)malloc(n3 * sizeof(double));
+    lmu_gemm_ws ws;
+    int ok = 1;
+    LT_CHECK(lmu_gemm_ws_create(&ws, 2) == LMU_OK, "mha gemm workspace");
+    lmu__mha_forward(out, lse, qkv, B, T, C, NH, &ws, 2, scr);
+    ref_mha(qd, B, T, C, NH, od);
+    e = kt_relerr(out, 0.0f, od, no);
+    LT_CHECK(e < 2e-6, "mha fwd T=%zu C=%zu NH=%zu: rel %.2e", T, C, NH, e);
+    for (t = 0; t < T; t++) {
+        lmu__mha_decode(o1, kc, vc, qkv + t * 3 * C, t, C, NH, scr);
+        ok &= !memcmp(o1, out + t * C, C * 4);
+    }
+    LT_CHECK(ok, "mha decode == forward bitwise, T=%zu C=%zu NH=%zu", T, C, NH);
+    KT_THREADS(2);
+    lmu__mha_backward(dq1, w, qkv, out, lse, B, T, C, NH, &ws, 2, scr);
+    lmu__mha_backward(dq2, w, qkv, out, lse, B, T, C, NH, &ws, 1, scr);
+    ref_mha_bwd(qd, wd, T, C, NH, gd);
+    e = kt_relerr(dq1, KT_PREFILL, gd, n3);
+    LT_CHECK(e < 1e-5 && !memcmp(dq1, dq2, n3 * 4),
+             "mha grad vs double reference T=%zu C=%zu NH=%zu: dqkv %.2e, parts 1 == 2", T, C, NH, e);
+    lmu__free_aligned(qkv); lmu__free_aligned(out); lmu__free_aligned(lse); lmu__free_aligned(scr);
+    lmu__free_aligned(kc); lmu__free_aligned(vc); lmu__free_aligned(o1); lmu__free_aligned(w);
+    lmu__free_aligned(dq1); lmu__free_aligned(dq2);
+    free(qd); free(od); free(wd); free(gd);
+    lmu_gemm_ws_destroy(&ws);
 }
 
 static void test_mha(void)
@@ -374,6 +474,7 @@ static void test_mha(void)
     size_t i, B = 2, T = 23, C = 12, NH = 3, n3 = B * T * 3 * C, no = B * T * C, t, t0 = 9;
     float *qkv, *out, *out2, *lse, *lse2, *scr, *kc, *vc, *o1, *dq[3], *w;
     int ok;
+    lmu_gemm_ws ws;
     for (i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
         test_mha_case(2, Ts[i], 8, 1, 0, 3);
         test_mha_case(2, Ts[i], 12, 3, 0, 2);
@@ -383,6 +484,8 @@ static void test_mha(void)
     test_mha_case(2, 17, 12, 3, 1, 4);
     test_mha_case(1, 1, 4, 1, 1, 1);
     test_mha_case(3, 9, 10, 1, 1, 2);
+    test_mha_long(900, 12, 3);
+    test_mha_long(600, 66, 2); /* hs 33, as transformer-1m */
 
     /* causality: change every input of position t0; rows before it keep their bits */
     qkv = kt_rand(n3, 1.0);
@@ -390,14 +493,15 @@ static void test_mha(void)
     out = (float *)kt_alloc(no); out2 = (float *)kt_alloc(no);
     lse = (float *)kt_alloc(B * NH * T); lse2 = (float *)kt_alloc(B * NH * T);
     scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, C, 4));
-    lmu__mha_forward(out, lse, qkv, B, T, C, NH, 3, scr);
+    LT_CHECK(lmu_gemm_ws_create(&ws, 4) == LMU_OK, "mha gemm workspace");
+    lmu__mha_forward(out, lse, qkv, B, T, C, NH, &ws, 3, scr);
     {
         float *q2 = (float *)kt_alloc(n3);
         size_t b, ok1 = 1, changed = 0;
         memcpy(q2, qkv, n3 * 4);
         for (b = 0; b < B; b++)
             for (i = 0; i < 3 * C; i++) q2[(b * T + t0) * 3 * C + i] += 0.5f;
-        lmu__mha_forward(out2, lse2, q2, B, T, C, NH, 3, scr);
+        lmu__mha_forward(out2, lse2, q2, B, T, C, NH, NULL, 3, scr);
         for (b = 0; b < B; b++) {
             ok1 &= !memcmp(out + b * T * C, out2 + b * T * C, t0 * C * 4);
             changed += memcmp(out + (b * T + t0) * C, out2 + (b * T + t0) * C, (T - t0) * C * 4) != 0;
@@ -418,8 +522,8 @@ static void test_mha(void)
         int parts = i == 1 ? 1 : 4;
         KT_THREADS(i == 2 ? 1 : 2);
         dq[i] = kt_fill(n3, 0.0f);
-        lmu__mha_forward(out2, lse2, qkv, B, T, C, NH, parts, scr);
-        lmu__mha_backward(dq[i], w, qkv, out2, lse2, B, T, C, NH, parts, scr);
+        lmu__mha_forward(out2, lse2, qkv, B, T, C, NH, &ws, parts, scr);
+        lmu__mha_backward(dq[i], w, qkv, out2, lse2, B, T, C, NH, &ws, parts, scr);
     }
     KT_THREADS(2);
     LT_CHECK(!memcmp(out, out2, no * 4) && !memcmp(dq[0], dq[1], n3 * 4) && !memcmp(dq[0], dq[2], n3 * 4),
@@ -428,6 +532,7 @@ static void test_mha(void)
     lmu__free_aligned(qkv); lmu__free_aligned(w); lmu__free_aligned(out); lmu__free_aligned(out2);
     lmu__free_aligned(lse); lmu__free_aligned(lse2); lmu__free_aligned(scr);
     lmu__free_aligned(kc); lmu__free_aligned(vc); lmu__free_aligned(o1);
+    lmu_gemm_ws_destroy(&ws);
 }
 
 /* ====================================================================== */
@@ -555,6 +660,8 @@ static void test_conv(void)
     test_conv_case(2, 16, 3, 5, 2, 0, 3);
     test_conv_case(1, 16, 17, 4, 1, 64, 2); /* nfft = 4n, 2 channel blocks */
     test_conv_case(2, 100, 3, 6, 2, 0, 4);
+    test_conv_case(1, 40, 40, 3, 2, 0, 2);  /* 16 x 16 transposes, partial blocks both ways */
+    test_conv_case(1, 5, 260, 2, 1, 0, 2);  /* more channels than one forward group */
 
     /* causality. Through an FFT, rounding spreads over every output, so
        earlier outputs are unchanged only to rounding (a direct sum would
@@ -694,6 +801,8 @@ static void test_isa_attn(void)
     test_isa_case(3, 1, 5, 1, 1.0);
     test_isa_case(6, 4, 16, 3, 2.0);
     test_isa_case(2, 7, 3, 4, 3.0);
+    test_isa_case(3, 6, 70, 2, 1.5);  /* 64-channel product blocks and a tail */
+    test_isa_case(2, 5, 130, 1, 1.0);
     /* determinism: twice, nparts 1 vs 4, 1 vs 2 threads: all bit-identical */
     Z = kt_rand(npos * m, 1.5); p = kt_rand(qp, 1.0); w = kt_rand(npos * d, 1.0);
     Pc = (float *)kt_alloc(npos * qp * qp);
@@ -710,6 +819,21 @@ static void test_isa_attn(void)
         same &= !memcmp(y[i], y[0], npos * d * 4) && !memcmp(dZ[i], dZ[0], npos * m * 4) &&
                 !memcmp(dp[i], dp[0], qp * 4);
     LT_CHECK(same, "isa attn bit-identical across runs, nparts and thread counts");
+    /* the model op's mode: dZ written over (garbage before), streamed out a
+       position late; the same values as accumulating into zeros */
+    for (i = 0; i < 3; i++) {
+        int parts = i == 1 ? 1 : 3;
+        size_t j;
+        float *dZo = kt_fill(npos * m, NAN), *dpo = kt_fill(qp, 0.0f);
+        KT_THREADS(i == 2 ? 1 : 2);
+        lmu__isa_attn_forward(y[i], Pc, Z, p, npos, qp, d, parts, scr);
+        lmu__isa_attn_backward_to(dZo, dpo, w, Z, Pc, p, npos, qp, d, parts, scr, 0);
+        for (j = 0; j < npos * m; j++) same &= dZo[j] == dZ[0][j];
+        same &= !memcmp(dpo, dp[0], qp * 4);
+        lmu__free_aligned(dZo); lmu__free_aligned(dpo);
+    }
+    KT_THREADS(2);
+    LT_CHECK(same, "isa attn written-over dZ equals accumulated, any nparts and thread count");
     for (i = 0; i < 3; i++) {
         lmu__free_aligned(y[i]); lmu__free_aligned(dZ[i]); lmu__free_aligned(dp[i]);
     }
@@ -733,6 +857,24 @@ static void test_helpers(void)
                  lmu__kern_expf(100.0f) > 1e38f && lmu__kern_expf(NAN) != lmu__kern_expf(NAN),
              "kernel exp: max rel err %.2e on [-87, 88], 0 below, inf above, NaN kept", worst);
     LT_CHECK(gw < 1e-6f, "kernel gelu: max abs err %.2e on [-12, 12]", gw);
+    {
+        /* the attention's own gelu and gelu' (SIMD lanes and the tail) */
+        size_t n = 24001, j;
+        float *z = (float *)kt_alloc(n + 3), *g = (float *)kt_alloc(n + 3), *dg = (float *)kt_alloc(n + 3);
+        double e1 = 0, e2 = 0;
+        for (j = 0; j < n; j++) z[j] = (float)(-12.0 + 0.001 * (double)j);
+        z[n] = NAN, z[n + 1] = -1e30f, z[n + 2] = 1e30f;
+        lmu__isa_gelu_rows(g, dg, z, n + 3, NULL);
+        for (j = 0; j < n; j++) {
+            double x = (double)z[j], c = 0.7978845608028654, t = tanh(c * (x + 0.044715 * x * x * x));
+            double d1 = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x);
+            e1 = fmax(e1, fabs(g[j] - ref_gelu(x)));
+            e2 = fmax(e2, fabs(dg[j] - d1));
+        }
+        LT_CHECK(e1 < 1e-6 && e2 < 1e-6 && g[n] != g[n] && fabs(g[n + 1]) < 1e-4f && g[n + 2] == 1e30f,
+                 "isa gelu: max abs err %.2e, gelu' %.2e on [-12, 12]; NaN kept, +-1e30 saturate", e1, e2);
+        lmu__free_aligned(z); lmu__free_aligned(g); lmu__free_aligned(dg);
+    }
 }
 
 int main(int argc, char **argv)

@@ -98,6 +98,22 @@ static void test_recurrent_matches_parallel(void)
             lmu_model_step(m, 1e-2f, 1.0f, NULL);
         }
         LT_CHECK(lmu_model_forward(m, tok, tg, 1, T, NULL) == LMU_OK, "%s forward", arch_name(k));
+        {
+            /* the public accessor gives the same logits as the double product */
+            static float lg[V];
+            double e = 0, sc = 0;
+            LT_CHECK(lmu_model_logits(m, 0, T - 1, lg) == LMU_OK && lmu_model_logits(m, 1, 0, lg) == LMU_ERR_ARG &&
+                         lmu_model_logits(m, 0, T, lg) == LMU_ERR_ARG && lmu_model_logits(m, 0, -1, lg) == LMU_ERR_ARG,
+                     "%s: lmu_model_logits refuses positions outside the last forward", arch_name(k));
+            lmu_model_logits(m, 0, T - 1, lg);
+            parallel_logits(m, T - 1, ref);
+            for (v = 0; v < V; v++) {
+                if (fabs(ref[v] - lg[v]) > e) e = fabs(ref[v] - lg[v]);
+                if (fabs(ref[v]) > sc) sc = fabs(ref[v]);
+            }
+            LT_CHECK(e <= 1e-5 * (sc > 1 ? sc : 1), "%s: lmu_model_logits = x E^T at the last position (max diff %.3g)",
+                     arch_name(k), e);
+        }
         LT_CHECK(lmu_gen_create(&g, m, T) == LMU_OK, "%s generator", arch_name(k));
         for (t = 0; t < T; t++) {
             lmu_gen_feed(&g, tok[t]);
@@ -285,16 +301,14 @@ static void test_resume(void)
         lmu_model_create(&m, &c, 5, err, sizeof err);
         for (s = 0; s < N; s++) {
             batch(tok, tg, B, T, V, s);
-            lmu_model_forward(m, tok, tg, B, T, &straight[s]);
-            lmu_model_backward(m);
+            lmu_model_forward_backward(m, tok, tg, B, T, &straight[s]);
             lmu_model_step(m, lmu_lr_schedule(s, 2, N, 3e-3f), 1.0f, NULL);
         }
         lmu_model_free(m);
         lmu_model_create(&m, &c, 5, err, sizeof err);
         for (s = 0; s < N / 2; s++) {
             batch(tok, tg, B, T, V, s);
-            lmu_model_forward(m, tok, tg, B, T, &resumed[s]);
-            lmu_model_backward(m);
+            lmu_model_forward_backward(m, tok, tg, B, T, &resumed[s]);
             lmu_model_step(m, lmu_lr_schedule(s, 2, N, 3e-3f), 1.0f, NULL);
             m->data_pos = (uint64_t)s + 1;
         }
@@ -305,8 +319,7 @@ static void test_resume(void)
         if (!m) continue;
         for (s = (long)m->data_pos; s < N; s++) {
             batch(tok, tg, B, T, V, s);
-            lmu_model_forward(m, tok, tg, B, T, &resumed[s]);
-            lmu_model_backward(m);
+            lmu_model_forward_backward(m, tok, tg, B, T, &resumed[s]);
             lmu_model_step(m, lmu_lr_schedule(s, 2, N, 3e-3f), 1.0f, NULL);
         }
         LT_CHECK(memcmp(straight, resumed, sizeof straight) == 0,
@@ -315,6 +328,45 @@ static void test_resume(void)
         lmu_model_free(m);
     }
     remove(path);
+}
+
+/* lmu_model_forward_backward (loss-layer grads from its forward) against
+   lmu_model_forward + lmu_model_backward (recomputed in backward): the same
+   loss bits, every gradient equal to float rounding. */
+static void test_forward_backward(void)
+{
+    enum { B = 2, T = 24, V = 53 };
+    int tok[B * T], tg[B * T], k;
+    for (k = 0; k < 3; k++) {
+        lmu_config c;
+        lmu_model *m;
+        char err[256];
+        float l1 = 0, l2 = 0, *g1;
+        double num = 0, den = 0;
+        size_t i, n;
+        tiny_config(&c, k, V, T);
+        if (lmu_model_create(&m, &c, 21, err, sizeof err) != LMU_OK) continue;
+        n = m->tape.param_size;
+        batch(tok, tg, B, T, V, 9);
+        g1 = (float *)malloc(n * sizeof(float));
+        lmu_model_forward(m, tok, tg, B, T, &l1);
+        lmu_model_backward(m);
+        memcpy(g1, m->tape.param_grad, n * sizeof(float));
+        LT_CHECK(lmu_model_forward_backward(m, tok, tg, B, T, &l2) == LMU_OK, "%s forward_backward",
+                 arch_name(k));
+        for (i = 0; i < n; i++) {
+            double dd = (double)g1[i] - m->tape.param_grad[i];
+            num += dd * dd;
+            den += (double)g1[i] * g1[i];
+        }
+        LT_CHECK(l1 == l2 && den > 0 && sqrt(num / den) < 1e-6,
+                 "%s: forward_backward = forward + backward (loss %s, grads rel L2 %.2g, bound 1e-6)",
+                 arch_name(k), l1 == l2 ? "same bits" : "DIFFERS", den > 0 ? sqrt(num / den) : -1.0);
+        LT_CHECK(lmu_model_backward(m) == LMU_ERR_STATE, "%s: no second backward after forward_backward",
+                 arch_name(k));
+        free(g1);
+        lmu_model_free(m);
+    }
 }
 
 static void test_training(void)
@@ -333,10 +385,12 @@ static void test_training(void)
         /* memorise one batch: a bounded number of Adam steps */
         for (s = 0; s < 400; s++) {
             long before = lt_allocs;
-            if (lmu_model_forward(m, tok, tg, B, T, &loss) != LMU_OK ||
-                lmu_model_backward(m) != LMU_OK ||
+            float ev;
+            if (lmu_model_forward_backward(m, tok, tg, B, T, &loss) != LMU_OK ||
                 lmu_model_step(m, lmu_lr_schedule(s, 10, 400, 1e-2f), 1.0f, NULL) != LMU_OK)
                 break;
+            /* an evaluation forward between steps plans nothing new either */
+            if (s % 7 == 3 && lmu_model_forward(m, tok, tg, B, T, &ev) != LMU_OK) break;
             if (s == 0) first = loss;
             if (s > 0) allocs += lt_allocs - before;
             steps++;
@@ -379,6 +433,7 @@ int main(int argc, char **argv)
     test_recurrent_matches_parallel();
     test_checkpoints();
     test_resume();
+    test_forward_backward();
     test_training();
     return lt_end();
 }

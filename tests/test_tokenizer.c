@@ -412,7 +412,7 @@ static void test_malformed(void)
     }
     expect_refused(small_json, jn / 2, small_bpe, bn, "line", "truncated encoder.json");
     expect_refused(small_json, jn - 3, small_bpe, bn, "truncated", "encoder.json cut before '}'");
-    refuse_json("\"\\u00a1\"", "\"\\q\"", "bad escape", "escape \\q");
+    refuse_json("\"\\u00a1\"", "\"\\q\"", "invalid escape", "escape \\q");
     refuse_json("\"\\u00a1\"", "\"\\u00G1\"", "4 hex", "\\u with a non-hex digit");
     refuse_json("\"\\u00a1\"", "\"\\ud800\"", "surrogate", "lone high surrogate");
     refuse_json("\"\\u00a1\"", "\"\\udc00x\"", "surrogate", "lone low surrogate");
