@@ -2862,17 +2862,15 @@ LMU__PRIVATE void lmu__kern_gemm(struct lmu_gemm_ws *ws, int trans_a, int trans_
     (void)r;
 }
 
-/* exp(x) = 2^k e^r, |r| <= ln2/2, degree-7 Taylor (relative error about
-   2e-7). Branch-free, so the loops that call it vectorise; libm's expf
-   does not without -ffast-math, and softmax over 50257 logits per row
-   makes exp as costly as the matrix product. Above 88 (never reached by
-   softmax or gelu) it saturates at e^88 until the true result overflows. */
-LMU__KERN_INLINE float lmu__kern_expf(float x)
+/* e^x for x already in [-87, 88]: 2^k e^r, |r| <= ln2/2, degree-7 Taylor
+   (relative error about 2e-7). Branch-free, so the loops that call it
+   vectorise; libm's expf does not without -ffast-math, and softmax over
+   50257 logits per row makes exp as costly as the matrix product. */
+LMU__KERN_INLINE float lmu__kern_exp_core(float xc)
 {
-    float xc = x > 88.0f ? 88.0f : x, kf, r, p, s;
+    float kf, r, p, s;
     int32_t ki;
     uint32_t bits;
-    xc = xc < -87.0f ? -87.0f : xc;
     /* round to nearest by the 1.5 * 2^23 trick: floorf would not vectorise
        under the default -ftrapping-math. Two statements: the assignment
        drops excess precision where FLT_EVAL_METHOD != 0 (s390x, x87), which
@@ -2893,7 +2891,16 @@ LMU__KERN_INLINE float lmu__kern_expf(float x)
     ki = (int32_t)kf + 127;
     bits = (uint32_t)ki << 23;
     memcpy(&s, &bits, sizeof s);
-    p *= s;
+    return p * s;
+}
+
+/* exp(x) for any x: 0 below -87; above 88 (never reached by softmax) it
+   saturates at e^88 until the true result overflows. */
+LMU__KERN_INLINE float lmu__kern_expf(float x)
+{
+    float xc = x > 88.0f ? 88.0f : x, p;
+    xc = xc < -87.0f ? -87.0f : xc;
+    p = lmu__kern_exp_core(xc);
     p = x < -87.0f ? 0.0f : p;
     p = x > 88.72f ? (float)HUGE_VAL : p;
     return p;
@@ -2940,15 +2947,23 @@ LMU__KERN_INLINE float lmu__kern_sumexp(const float *x, size_t n, float m)
     return s;
 }
 
-/* gelu, tanh form (MODEL.md), with tanh(u) = 1 - 2/(e^{2u}+1) through the
-   vectorisable exp. Also returns gelu'(x) when dg is not NULL. */
+/* gelu as MODEL.md's tanh form, written as a sigmoid:
+       0.5 x (1 + tanh u) = x s,  s = 1 / (1 + e),  e = exp(-2u),
+       gelu' = s + 2 x e s^2 u'   (1 - s = e s, so nothing cancels).
+   Clamping -2u to [-40, 80], where s is 1 or 0 to float precision (the
+   error is below |x| 2e-35), leaves exp no overflow, underflow or infinity
+   to handle. NaN still propagates, since x multiplies the result. Also
+   returns gelu'(x) when dg is not NULL. */
 LMU__KERN_INLINE float lmu__kern_gelu(float x, float *dg)
 {
     const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-    float x2 = x * x, u = c * (x + 0.044715f * x2 * x);
-    float th = 1.0f - 2.0f / (lmu__kern_expf(2.0f * u) + 1.0f);
-    if (dg) *dg = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * c * (1.0f + 3.0f * 0.044715f * x2);
-    return 0.5f * x * (1.0f + th);
+    float x2 = x * x, w = -2.0f * c * (x + 0.044715f * x2 * x), e, sg;
+    w = w < -40.0f ? -40.0f : w;
+    w = w > 80.0f ? 80.0f : w;
+    e = lmu__kern_exp_core(w);
+    sg = 1.0f / (1.0f + e);
+    if (dg) *dg = sg + 2.0f * c * x * e * sg * sg * (1.0f + 3.0f * 0.044715f * x2);
+    return x * sg;
 }
 
 LMU__PRIVATE size_t lmu__kern_round16(size_t x) { return (x + 15) & ~(size_t)15; }
@@ -5120,47 +5135,8 @@ LMU__PRIVATE size_t lmu__isa_attn_scratch_floats(size_t npos, size_t qp, size_t 
            (size_t)(nparts < 1 ? 1 : nparts) * lmu__isa_attn_part_floats(qp, d);
 }
 
-/* gelu as MODEL.md's tanh form, written as a sigmoid:
-       0.5 x (1 + tanh u) = x s,  s = 1 / (1 + e),  e = exp(-2u),
-       gelu' = s + 2 x e s^2 u'   (1 - s = e s, so nothing cancels).
-   Clamping -2u to [-40, 80], where s is 1 or 0 to float precision (the
-   error is below |x| 2e-35), leaves exp no overflow, underflow or infinity
-   to handle, unlike the general lmu__kern_expf; this is the attention's
-   dominant element loop (3 q' d gelus per position, twice per step). NaN
-   still propagates, since x multiplies the result. */
-LMU__KERN_INLINE float lmu__isa_gelu(float x, float *dg)
-{
-    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-    float x2 = x * x, w = -2.0f * c * (x + 0.044715f * x2 * x), kf, r, p, s, e, sg;
-    int32_t ki;
-    uint32_t bits;
-    w = w < -40.0f ? -40.0f : w;
-    w = w > 80.0f ? 80.0f : w;
-    /* exp(w) = 2^k e^r as in lmu__kern_expf */
-    kf = w * 1.44269504088896341f + 12582912.0f;
-    kf = kf - 12582912.0f;
-    kf = kf == kf ? kf : 0.0f; /* NaN: keep the cast defined; r carries the NaN */
-    r = w - kf * 0.693145751953125f;
-    r = r - kf * 1.428606820309417232e-6f;
-    p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    ki = (int32_t)kf + 127;
-    bits = (uint32_t)ki << 23;
-    memcpy(&s, &bits, sizeof s);
-    e = p * s;
-    sg = 1.0f / (1.0f + e);
-    if (dg) *dg = sg + 2.0f * c * x * e * sg * sg * (1.0f + 3.0f * 0.044715f * x2);
-    return x * sg;
-}
-
 #ifdef LMU__ISA_AVX512
-/* lmu__isa_gelu on 16 lanes. Written out because gcc, left to vectorise
+/* lmu__kern_gelu on 16 lanes. Written out because gcc, left to vectorise
    the scalar form, specialises the clamped lanes and runs the polynomial
    and the division two and three times over. vmaxps returns its second
    operand for NaN, so w is never NaN here; x still carries it. */
@@ -5227,9 +5203,9 @@ LMU__PRIVATE void lmu__isa_gelu_rows(float *X, float *dg, const float *Z, size_t
     (void)pf;
 #endif
     if (dg)
-        for (; j < m; j++) X[j] = lmu__isa_gelu(Z[j], dg + j);
+        for (; j < m; j++) X[j] = lmu__kern_gelu(Z[j], dg + j);
     else
-        for (; j < m; j++) X[j] = lmu__isa_gelu(Z[j], NULL);
+        for (; j < m; j++) X[j] = lmu__kern_gelu(Z[j], NULL);
 }
 
 #ifdef LMU__ISA_AVX512
