@@ -152,8 +152,10 @@ static void test_checkpoints(void)
 {
     enum { B = 2, T = 16, V = 50 };
     int tok[B * T], tg[B * T], k;
-    const char *path = "build/test_model_ckpt.safetensors";
-    const char *path2 = "build/test_model_ckpt2.safetensors";
+    char path[64], path2[64];
+    /* per-process names: two test runs at once must not share files */
+    snprintf(path, sizeof path, "build/test_model_ckpt.%ld.safetensors", (long)getpid());
+    snprintf(path2, sizeof path2, "build/test_model_ckpt2.%ld.safetensors", (long)getpid());
     for (k = 0; k < 3; k++) {
         lmu_config c;
         lmu_model *m, *m2 = NULL;
@@ -290,7 +292,8 @@ static void test_resume(void)
 {
     enum { B = 2, T = 32, V = 61, N = 8 };
     int tok[B * T], tg[B * T], k;
-    const char *path = "build/test_model_resume.safetensors";
+    char path[64];
+    snprintf(path, sizeof path, "build/test_model_resume.%ld.safetensors", (long)getpid());
     for (k = 0; k < 3; k++) {
         lmu_config c;
         lmu_model *m;
