@@ -19,6 +19,18 @@
 #define LT__UNUSED
 #endif
 
+/* A whole file through the library's own reader (NUL-terminated; free it
+   with LMU_FREE), or NULL with *n = 0 when it cannot be read. Only where
+   the test has the implementation with stdio. */
+#if defined(LMU_IMPLEMENTATION) && !defined(LMU_NO_STDIO)
+static LT__UNUSED unsigned char *lt_slurp(const char *path, size_t *n)
+{
+    unsigned char *b;
+    if (lmu__read_whole_file(path, "test", 0, &b, n, NULL, 0) != LMU_OK) return NULL;
+    return b;
+}
+#endif
+
 static int lt__passed, lt__failed, lt__verbose;
 static const char *lt__name = "test";
 

@@ -8,26 +8,6 @@
 
 #define TMP "build/test_data_tmp.tok"
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *b;
-    long len;
-    *n = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b = (unsigned char *)malloc((size_t)len + 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static int file_exists(const char *p)
 {
     FILE *f = fopen(p, "rb");
@@ -62,7 +42,7 @@ static void test_round_trip(void)
         ids[1] = 0;
         LT_CHECK(lmu_tokens_write_file(TMP, ids, 1000, v, err, sizeof err) == LMU_OK,
                  "write vocab %d: %s", v, err);
-        raw = slurp(TMP, &n);
+        raw = lt_slurp(TMP, &n);
         LT_CHECK(raw && n == 32 + 2000, "file size %lu", (unsigned long)n);
         if (raw) {
             LT_CHECK(memcmp(raw, "LMUTOKS\0", 8) == 0 && raw[8] == 1 && !raw[9] && !raw[10] &&

@@ -53,29 +53,10 @@ static char g_err[256];
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *b = NULL;
-    long len;
-    *n = 0;
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        b = (unsigned char *)malloc((size_t)len + 1);
-        if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-            free(b);
-            b = NULL;
-        }
-        if (b) *n = (size_t)len;
-    }
-    fclose(f);
-    return b;
-}
-
 static int same_file(const char *path, const unsigned char *want, size_t n)
 {
     size_t m;
-    unsigned char *b = slurp(path, &m);
+    unsigned char *b = lt_slurp(path, &m);
     int ok = b && m == n && memcmp(b, want, n) == 0;
     free(b);
     return ok;
@@ -178,9 +159,9 @@ static void test_write_failures(void)
     train_step(new_m, tok, tgt, 1, 16);
     new_m->data_pos = 1234;
     LT_CHECK(lmu_model_save(new_m, path, 1) == LMU_OK, "save the new model once (%s)", new_m->err);
-    free(slurp(path, &new_n));
+    free(lt_slurp(path, &new_n));
     LT_CHECK(lmu_model_save(old_m, path, 1) == LMU_OK, "save the previous checkpoint (%s)", old_m->err);
-    old_bytes = slurp(path, &old_n);
+    old_bytes = lt_slurp(path, &old_n);
     LT_CHECK(old_bytes && old_n > 1000 && new_n > 1000, "checkpoints of %lu and %lu bytes",
              (unsigned long)old_n, (unsigned long)new_n);
     if (!old_bytes || getrlimit(RLIMIT_FSIZE, &old_lim) != 0) goto done;
@@ -252,8 +233,8 @@ static void test_full_disk(void)
     /* sizes first, on the normal disk */
     lmu_model_save(ms, DIR_ "/s.safetensors", 1);
     lmu_model_save(ml, DIR_ "/l.safetensors", 1);
-    free(slurp(DIR_ "/s.safetensors", &sn));
-    free(slurp(DIR_ "/l.safetensors", &ln));
+    free(lt_slurp(DIR_ "/s.safetensors", &sn));
+    free(lt_slurp(DIR_ "/l.safetensors", &ln));
     remove(DIR_ "/s.safetensors");
     remove(DIR_ "/l.safetensors");
     mkdir(mnt, 0755);
@@ -268,7 +249,7 @@ static void test_full_disk(void)
     LT_CHECK(sn + ln > ln * 5 / 4 + 8192, "sizes: small %lu, large %lu bytes, tmpfs %s", (unsigned long)sn,
              (unsigned long)ln, opts);
     LT_CHECK(lmu_model_save(ms, path, 1) == LMU_OK, "small checkpoint fits (%s)", ms->err);
-    bytes = slurp(path, &n);
+    bytes = lt_slurp(path, &n);
     r = lmu_model_save(ml, path, 1);
     LT_CHECK(r == LMU_ERR_IO && strstr(ml->err, "No space") != NULL,
              "large checkpoint next to it: disk full is LMU_ERR_IO (%s: %s)", lmu_strerror(r), ml->err);
@@ -281,7 +262,7 @@ static void test_full_disk(void)
     free(bytes);
     remove(path);
     LT_CHECK(lmu_model_save(ml, path, 1) == LMU_OK, "alone, the large checkpoint fits (%s)", ml->err);
-    bytes = slurp(path, &n);
+    bytes = lt_slurp(path, &n);
     r = lmu_model_save(ml2, path, 1);
     LT_CHECK(r == LMU_ERR_IO, "replacing it with one of the same size does not fit: %s (%s)", lmu_strerror(r),
              ml2->err);
@@ -298,7 +279,7 @@ static void test_full_disk(void)
         remove(path);
         LT_CHECK(lmu_tokens_write_file(DIR_ "/mnt/t.tok", ids, 4, 16, g_err, sizeof g_err) == LMU_OK,
                  "a small token file fits (%s)", g_err);
-        bytes = slurp(DIR_ "/mnt/t.tok", &n);
+        bytes = lt_slurp(DIR_ "/mnt/t.tok", &n);
         r = lmu_tokens_write_file(DIR_ "/mnt/t.tok", big, sizeof big / sizeof big[0], 16, g_err,
                                   sizeof g_err);
         LT_CHECK(r != LMU_OK && bytes && same_file(DIR_ "/mnt/t.tok", bytes, n),
@@ -338,11 +319,11 @@ static void test_kill_during_save(void)
     }
     b->data_pos = 99;
     lmu_model_save(b, path, 1);
-    bb = slurp(path, &bn);
+    bb = lt_slurp(path, &bn);
     t0 = now_s();
     lmu_model_save(a, path, 1);
     t_save = now_s() - t0;
-    ab = slurp(path, &an);
+    ab = lt_slurp(path, &an);
     LT_CHECK(ab && bb && an == bn && an > 4000000 && memcmp(ab, bb, an) != 0,
              "two different %lu-byte checkpoints, one save takes %.1f ms", (unsigned long)an, 1e3 * t_save);
     if (!ab || !bb) goto out;
@@ -368,7 +349,7 @@ static void test_kill_during_save(void)
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
         if (stray_files(DIR_, "big.safetensors.tmp", NULL, 1) > 0) mid++;
-        cur = slurp(path, &cn);
+        cur = lt_slurp(path, &cn);
         if (cur && cn == an && memcmp(cur, ab, an) == 0) good++, got_a++;
         else if (cur && cn == bn && memcmp(cur, bb, bn) == 0) good++, got_b++;
         else printf("  after kill %d the checkpoint is neither A nor B (%lu bytes)\n", iter, (unsigned long)cn);

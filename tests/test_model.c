@@ -134,20 +134,6 @@ static void test_recurrent_matches_parallel(void)
     }
 }
 
-static int file_bytes(const char *path, unsigned char **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    long n;
-    if (!f) return 0;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = (unsigned char *)malloc((size_t)n + 1);
-    *len = fread(*buf, 1, (size_t)n, f);
-    fclose(f);
-    return *len == (size_t)n;
-}
-
 static void test_checkpoints(void)
 {
     enum { B = 2, T = 16, V = 50 };
@@ -181,8 +167,8 @@ static void test_checkpoints(void)
                  "%s round trip is bit-exact (params, Adam moments, step, data position, config)",
                  arch_name(k));
         lmu_model_save(m2, path2, 1);
-        file_bytes(path, &a, &la);
-        file_bytes(path2, &b, &lb);
+        a = lt_slurp(path, &la);
+        b = lt_slurp(path2, &lb);
         LT_CHECK(la == lb && la > 0 && memcmp(a, b, la) == 0, "%s: re-saved file is byte-identical",
                  arch_name(k));
         lmu_model_free(m2);

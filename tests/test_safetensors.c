@@ -340,21 +340,6 @@ static void test_writer_args(void)
 /* ---- atomic save ------------------------------------------------------- */
 
 #if TST_POSIX && !defined(LMU_NO_STDIO)
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    unsigned char *b;
-    long n;
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    b = (unsigned char *)malloc((size_t)n + 1);
-    *len = fread(b, 1, (size_t)n, fp);
-    fclose(fp);
-    return b;
-}
-
 static int count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -386,7 +371,7 @@ static void test_atomic(void)
     t[0].name = "old"; t[0].dtype = LMU_ST_F32; t[0].ndim = 1; t[0].shape[0] = 3; t[0].data = a;
     r = lmu_st_save_file(path, t, 1, NULL, 0, g_err, sizeof g_err);
     LT_CHECK(r == LMU_OK, "first save (%s)", g_err);
-    old_bytes = slurp(path, &old_len);
+    old_bytes = lt_slurp(path, &old_len);
     for (i = 0; i < 64; i++) b[i] = (float)i * 0.5f;
     t[0].name = "new.weight"; t[0].shape[0] = 64; t[0].data = b;
     t[1].name = "new.bias"; t[1].dtype = LMU_ST_F32; t[1].ndim = 1; t[1].shape[0] = 3; t[1].data = a;
@@ -400,7 +385,7 @@ static void test_atomic(void)
         tries++;
         if (r != LMU_ERR_IO) bad_result++;
         if (!g_err[0]) bad_msg++;
-        now = slurp(path, &now_len);
+        now = lt_slurp(path, &now_len);
         if (!now || now_len != old_len || memcmp(now, old_bytes, old_len) != 0) bad_file++;
         free(now);
         if (count_entries(dir) != 1) bad_dir++;
@@ -413,14 +398,14 @@ static void test_atomic(void)
     fault.fail_write_at = (size_t)-1;
     fault.fail_sync = 1;
     r = lmu__st_save_file_ex(path, t, 2, fx_m, 2, &fault, g_err, sizeof g_err);
-    now = slurp(path, &now_len);
+    now = lt_slurp(path, &now_len);
     LT_CHECK(r == LMU_ERR_IO && now_len == old_len && memcmp(now, old_bytes, old_len) == 0 && count_entries(dir) == 1,
              "fsync failure: IO, old file kept, no temp (%s)", g_err);
     free(now);
     fault.fail_sync = 0;
     fault.fail_rename = 1;
     r = lmu__st_save_file_ex(path, t, 2, fx_m, 2, &fault, g_err, sizeof g_err);
-    now = slurp(path, &now_len);
+    now = lt_slurp(path, &now_len);
     LT_CHECK(r == LMU_ERR_IO && now_len == old_len && memcmp(now, old_bytes, old_len) == 0 && count_entries(dir) == 1,
              "rename failure: IO, old file kept, no temp (%s)", g_err);
     free(now);
@@ -436,7 +421,7 @@ static void test_atomic(void)
             if (setrlimit(RLIMIT_FSIZE, &lim) == 0) {
                 r = lmu_st_save_file(path, t, 2, fx_m, 2, g_err, sizeof g_err);
                 setrlimit(RLIMIT_FSIZE, &old_lim);
-                now = slurp(path, &now_len);
+                now = lt_slurp(path, &now_len);
                 LT_CHECK(r == LMU_ERR_IO && now_len == old_len && memcmp(now, old_bytes, old_len) == 0 &&
                              count_entries(dir) == 1,
                          "real write failure (RLIMIT_FSIZE): IO, old file kept: %s", g_err);
@@ -455,7 +440,7 @@ static void test_atomic(void)
     }
     /* and finally a save that succeeds replaces the file */
     r = lmu_st_save_file(path, t, 2, fx_m, 2, g_err, sizeof g_err);
-    now = slurp(path, &now_len);
+    now = lt_slurp(path, &now_len);
     LT_CHECK(r == LMU_OK && now_len == new_len && memcmp(now, new_mem, new_len) == 0 && count_entries(dir) == 1,
              "successful save replaces the file (%s)", g_err);
     free(now);

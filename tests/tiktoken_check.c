@@ -18,22 +18,6 @@
 #include "lmu.h"
 #include "tests/lmu_test.h"
 
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *p;
-    long sz;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    p = (unsigned char *)malloc((size_t)sz + 1);
-    if (p && fread(p, 1, (size_t)sz, f) != (size_t)sz) { free(p); p = NULL; }
-    fclose(f);
-    *n = (size_t)sz;
-    return p;
-}
-
 static int get_u32(const unsigned char *b, size_t n, size_t *o, uint32_t *v)
 {
     if (n - *o < 4 || *o > n) return 0;
@@ -46,7 +30,7 @@ static int get_u32(const unsigned char *b, size_t n, size_t *o, uint32_t *v)
 static void check_classes(const char *classes_path, const char *unassigned_path)
 {
     size_t n, cp, newer = 0, bad = 0, shown = 0, counted = 0;
-    unsigned char *cls = read_all(classes_path, &n), *unassigned = (unsigned char *)calloc(0x110000, 1);
+    unsigned char *cls = lt_slurp(classes_path, &n), *unassigned = (unsigned char *)calloc(0x110000, 1);
     FILE *f = fopen(unassigned_path, "r");
     char line[128];
     LT_CHECK(cls && n == 0x110000 && f && unassigned, "read %s and %s", classes_path, unassigned_path);
@@ -101,7 +85,7 @@ int main(int argc, char **argv)
     size_t ids_total = 0, ids_matched_cases = 0, sweep_bad = 0, shown = 0;
     lt_begin("tiktoken", argc, argv);
     if (argc < 4) { printf("usage: %s CASES.bin ENCODER.json VOCAB.bpe [-v]\n", argv[0]); return 2; }
-    b = read_all(argv[1], &n);
+    b = lt_slurp(argv[1], &n);
     if (!b || n < 16 || memcmp(b, "LMUTIKTOKEN1", 12) != 0) {
         LT_CHECK(0, "read %s", argv[1]);
         return lt_end();

@@ -30,6 +30,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A whole file through the library's own reader (NUL-terminated; free()
+   it), or NULL when it cannot be read. */
+static inline unsigned char *fz_slurp(const char *path, size_t *n)
+{
+    unsigned char *b;
+    if (lmu__read_whole_file(path, "fuzz", 0, &b, n, NULL, 0) != LMU_OK) return NULL;
+    return b;
+}
+
 #ifdef FZ_REPLAY_MAIN
 /* Replays the files given as arguments (no fuzzing): what a machine without
    libFuzzer can still check. */
@@ -37,20 +46,13 @@ int main(int argc, char **argv)
 {
     int i, n = 0;
     for (i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        unsigned char *b;
-        long len;
-        if (!f) {
-            fprintf(stderr, "cannot open %s\n", argv[i]);
+        size_t len;
+        unsigned char *b = fz_slurp(argv[i], &len);
+        if (!b) {
+            fprintf(stderr, "cannot read %s\n", argv[i]);
             return 2;
         }
-        fseek(f, 0, SEEK_END);
-        len = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        b = (unsigned char *)malloc((size_t)len + 1);
-        if (!b || fread(b, 1, (size_t)len, f) != (size_t)len) return 2;
-        fclose(f);
-        LLVMFuzzerTestOneInput(b, (size_t)len);
+        LLVMFuzzerTestOneInput(b, len);
         free(b);
         n++;
     }

@@ -13,25 +13,6 @@
 static lmu_tokenizer *g_tok[3];
 static int g_init;
 
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    char *b;
-    long len;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b = (char *)malloc((size_t)len + 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static void init(void)
 {
     static char js[FV_JSON_CAP], bpe[FV_BPE_CAP];
@@ -45,8 +26,8 @@ static void init(void)
     FZ_ASSERT(lmu_tokenizer_load_memory(&g_tok[1], js, jn, bpe, bn, err, sizeof err) == LMU_OK);
     snprintf(p1, sizeof p1, "%s/encoder.json", dir ? dir : "data/gpt2");
     snprintf(p2, sizeof p2, "%s/vocab.bpe", dir ? dir : "data/gpt2");
-    j = slurp(p1, &jn);
-    b = slurp(p2, &bn);
+    j = (char *)fz_slurp(p1, &jn);
+    b = (char *)fz_slurp(p2, &bn);
     if (j && b && lmu_tokenizer_load_memory(&g_tok[2], j, jn, b, bn, err, sizeof err) != LMU_OK)
         g_tok[2] = NULL;
     free(j);

@@ -29,25 +29,6 @@ static void put(const char *target, const char *name, const void *b, size_t n)
     g_n++;
 }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *b;
-    long len;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b = (unsigned char *)malloc((size_t)len + 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static void st_seeds(void)
 {
     static float f32[6] = {1, -2, 0.5f, 3, 4, 5};
@@ -120,7 +101,7 @@ static void model_seeds(const char *tmpdir)
             exit(1);
         }
         snprintf(p, sizeof p, "%s/seed_model.safetensors", tmpdir);
-        if (lmu_model_save(m, p, kinds[i].optim) != LMU_OK || !(b = slurp(p, &n))) {
+        if (lmu_model_save(m, p, kinds[i].optim) != LMU_OK || lmu__read_whole_file(p, "seed", 0, &b, &n, NULL, 0) != LMU_OK) {
             fprintf(stderr, "gen_seeds: save %s: %s\n", kinds[i].name, m->err);
             exit(1);
         }
