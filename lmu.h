@@ -4964,7 +4964,7 @@ LMU__PRIVATE void lmu__isa_conv_htil(float *cache, const float *Hspec, const flo
     lmu__kern_gemm(ws, 0, 0, 3 * qp, S, q, 1.0f, L, q, Hspec, S, 0.0f, cache + B * d * S, S);
 }
 
-/* lmu__isa_conv_forward after lmu__isa_conv_htil: the channel spectra
+/* The convolution's forward after lmu__isa_conv_htil: the channel spectra
    into the cache and Z. */
 LMU__PRIVATE void lmu__isa_conv_signals(float *Z, float *cache, const float *U, const float *bias,
                                         size_t B, size_t n, size_t d, size_t qp,
@@ -5010,15 +5010,6 @@ LMU__PRIVATE void lmu__isa_conv_signals(float *Z, float *cache, const float *U, 
             }
         }
     }
-}
-
-LMU__PRIVATE void lmu__isa_conv_forward(float *Z, float *cache, const float *U, const float *Hspec,
-                                        const float *L, const float *bias, size_t B, size_t n,
-                                        size_t d, size_t q, size_t qp, const lmu_fft_plan *plan,
-                                        struct lmu_gemm_ws *ws, int nparts, float *scratch)
-{
-    lmu__isa_conv_htil(cache, Hspec, L, B, d, q, qp, plan, ws);
-    lmu__isa_conv_signals(Z, cache, U, bias, B, n, d, qp, plan, nparts, scratch);
 }
 
 /* dZ [B, n, 3, qp, d] -> dU [B, n, d] +=, dL [3, qp, q] +=, dbias [3, qp] +=.
@@ -5457,10 +5448,9 @@ LMU__PRIVATE void lmu__isa_attn_gelu_put(float *X, float *dg, const float *Z, si
 /* dy [P, d] -> dZ [P, 3, qp, d] (accumulate: +=, else overwritten),
    dp [qp] +=. The model op overwrites, which saves a pass clearing Z's
    size of memory per sequence. */
-LMU__PRIVATE void lmu__isa_attn_backward_to(float *dZ, float *dp, const float *dy, const float *Z,
-                                            const float *Pc, const float *pw, size_t npos,
-                                            size_t qp, size_t d, int nparts, float *scratch,
-                                            int accumulate)
+LMU__PRIVATE void lmu__isa_attn_backward(float *dZ, float *dp, const float *dy, const float *Z,
+                                         const float *Pc, const float *pw, size_t npos, size_t qp,
+                                         size_t d, int nparts, float *scratch, int accumulate)
 {
     size_t m = 3 * qp * d, stride = lmu__isa_attn_part_floats(qp, d), pos;
     float scale = 1.0f / sqrtf((float)d), *dpp = scratch; /* (npos, qp) */
@@ -5530,13 +5520,6 @@ LMU__PRIVATE void lmu__isa_attn_backward_to(float *dZ, float *dp, const float *d
 }
 
 /* dy [P, d] -> dZ [P, 3, qp, d] +=, dp [qp] +=. */
-LMU__PRIVATE void lmu__isa_attn_backward(float *dZ, float *dp, const float *dy, const float *Z,
-                                         const float *Pc, const float *pw, size_t npos, size_t qp,
-                                         size_t d, int nparts, float *scratch)
-{
-    lmu__isa_attn_backward_to(dZ, dp, dy, Z, Pc, pw, npos, qp, d, nparts, scratch, 1);
-}
-
 #ifdef __cplusplus
 #define LMU__LTI_R __restrict
 #else
@@ -7897,7 +7880,7 @@ LMU__PRIVATE lmu_result lmu__op_isa_backward(lmu_tape *t, const lmu_tape_rec *re
         lmu__isa_conv_signals(Z, cache, U + b * T * d, bias, 1, T, d, qp, m->lti->plan, m->nparts,
                               m->scratch);
         /* dZ is written over, so it needs no clearing */
-        lmu__isa_attn_backward_to(dZ, dp, dy + b * T * d, Z, Pc + b * T * qp * qp, p, T, qp, d,
+        lmu__isa_attn_backward(dZ, dp, dy + b * T * d, Z, Pc + b * T * qp * qp, p, T, qp, d,
                                   m->nparts, m->scratch, 0);
         lmu__isa_conv_backward(dU + b * T * d, dL, db, dZ, cache, m->lti->Hspec, 1, T, d, q, qp,
                                m->lti->plan, &m->gemm, m->nparts, m->scratch);

@@ -606,6 +606,17 @@ static void kt_conv_free(kt_conv *k)
     lmu__free_aligned(k->b); lmu__free_aligned(k->Hs); lmu__free_aligned(k->cache);
 }
 
+/* The convolution's forward as the model op runs it: kernel spectra, then
+   the signals. */
+static void kt_conv_forward(float *Z, float *cache, const float *U, const float *Hspec,
+                            const float *L, const float *bias, size_t B, size_t n, size_t d,
+                            size_t q, size_t qp, const lmu_fft_plan *plan, struct lmu_gemm_ws *ws,
+                            int nparts, float *scratch)
+{
+    lmu__isa_conv_htil(cache, Hspec, L, B, d, q, qp, plan, ws);
+    lmu__isa_conv_signals(Z, cache, U, bias, B, n, d, qp, plan, nparts, scratch);
+}
+
 static void test_conv_case(size_t B, size_t n, size_t d, size_t q, size_t qp, size_t N, int nparts)
 {
     kt_conv k;
@@ -622,7 +633,7 @@ static void test_conv_case(size_t B, size_t n, size_t d, size_t q, size_t qp, si
     c.U = kt_dcopy(k.U, nu); c.H = kt_dcopy(k.H, q * n); c.L = kt_dcopy(k.L, nl);
     c.b = kt_dcopy(k.b, R); c.w = kt_dcopy(w, nz); c.Z = Zr = (double *)malloc(nz * sizeof(double));
     c.B = B; c.n = n; c.d = d; c.q = q; c.qp = qp;
-    lmu__isa_conv_forward(Z, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, nparts, scr);
+    kt_conv_forward(Z, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, nparts, scr);
     ref_conv(c.U, c.H, c.L, c.b, B, n, d, q, qp, Zr);
     e = kt_relerr(Z, 0.0f, Zr, nz);
     LT_CHECK(e < 1e-5, "conv fwd vs direct sum B=%zu n=%zu d=%zu q=%zu q'=%zu nfft=%zu: rel %.2e",
@@ -670,12 +681,12 @@ static void test_conv(void)
     kt_conv_make(&k, B, n, d, q, qp, 0);
     Z = (float *)kt_alloc(k.nz); Z2 = (float *)kt_alloc(k.nz);
     scr = (float *)kt_alloc(lmu__isa_conv_scratch_floats(k.plan, qp, 3));
-    lmu__isa_conv_forward(Z, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
+    kt_conv_forward(Z, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
     U2 = (float *)kt_alloc(B * n * d);
     memcpy(U2, k.U, B * n * d * 4);
     for (b = 0; b < B; b++)
         for (c = 0; c < d; c++) U2[(b * n + j0) * d + c] += 1.0f;
-    lmu__isa_conv_forward(Z2, k.cache, U2, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
+    kt_conv_forward(Z2, k.cache, U2, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
     for (b = 0; b < B; b++)
         for (t = 0; t < n; t++)
             for (i = 0; i < R * d; i++) {
@@ -693,7 +704,7 @@ static void test_conv(void)
     for (i = 0; i < 3; i++) {
         KT_THREADS(i == 2 ? 1 : 2);
         dU[i] = kt_fill(B * n * d, 0.0f); dL[i] = kt_fill(R * q, 0.0f); db[i] = kt_fill(R, 0.0f);
-        lmu__isa_conv_forward(Z2, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
+        kt_conv_forward(Z2, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
         lmu__isa_conv_backward(dU[i], dL[i], db[i], w, k.cache, k.Hs, B, n, d, q, qp, k.plan, NULL, 3, scr);
     }
     KT_THREADS(2);
@@ -780,7 +791,7 @@ static void test_isa_case(size_t npos, size_t qp, size_t d, int nparts, double z
     ref_isa_attn(c.Z, c.p, npos, qp, d, c.y);
     e = kt_relerr(y, 0.0f, c.y, ny);
     LT_CHECK(e < 2e-6, "isa attn fwd npos=%zu q'=%zu d=%zu: rel %.2e", npos, qp, d, e);
-    lmu__isa_attn_backward(dZ, dp, w, Z, Pc, p, npos, qp, d, nparts, scr);
+    lmu__isa_attn_backward(dZ, dp, w, Z, Pc, p, npos, qp, d, nparts, scr, 1);
     kt_fd(kt_isa_loss, &c, c.Z, nz, gZ);
     kt_fd(kt_isa_loss, &c, c.p, qp, gp);
     e1 = kt_relerr(dZ, KT_PREFILL, gZ, nz);
@@ -812,7 +823,7 @@ static void test_isa_attn(void)
         KT_THREADS(i == 2 ? 1 : 2);
         y[i] = (float *)kt_alloc(npos * d); dZ[i] = kt_fill(npos * m, 0.0f); dp[i] = kt_fill(qp, 0.0f);
         lmu__isa_attn_forward(y[i], Pc, Z, p, npos, qp, d, parts, scr);
-        lmu__isa_attn_backward(dZ[i], dp[i], w, Z, Pc, p, npos, qp, d, parts, scr);
+        lmu__isa_attn_backward(dZ[i], dp[i], w, Z, Pc, p, npos, qp, d, parts, scr, 1);
     }
     KT_THREADS(2);
     for (i = 1; i < 3; i++)
@@ -827,7 +838,7 @@ static void test_isa_attn(void)
         float *dZo = kt_fill(npos * m, NAN), *dpo = kt_fill(qp, 0.0f);
         KT_THREADS(i == 2 ? 1 : 2);
         lmu__isa_attn_forward(y[i], Pc, Z, p, npos, qp, d, parts, scr);
-        lmu__isa_attn_backward_to(dZo, dpo, w, Z, Pc, p, npos, qp, d, parts, scr, 0);
+        lmu__isa_attn_backward(dZo, dpo, w, Z, Pc, p, npos, qp, d, parts, scr, 0);
         for (j = 0; j < npos * m; j++) same &= dZo[j] == dZ[0][j];
         same &= !memcmp(dpo, dp[0], qp * 4);
         lmu__free_aligned(dZo); lmu__free_aligned(dpo);
