@@ -1078,8 +1078,6 @@ typedef struct lmu_model {
     int loss;                 /* id of the last forward's loss, -1 none */
     int losses;               /* id of its per-position losses (B*T) */
     int backward_done;        /* grads of the last forward are in place */
-    int eager_ce;             /* this forward's loss also computes its output
-                                 layer grads (lmu_model_forward_backward) */
     uint64_t data_pos;        /* the caller's place in its data, saved with
                                  the optimizer state so a resume continues */
     float *isa_buf;           /* (isa_cap) one sequence's Z, dZ and spectra */
@@ -7786,8 +7784,10 @@ LMU__PRIVATE lmu_result lmu__model_cache(lmu_model *m, size_t n, int *id)
     return lmu__tape_new_act(&m->tape, 1, shape, 0, id);
 }
 
-/* loss = mean CE of (x E^T) against targets; x (B, T, d). */
-LMU__PRIVATE lmu_result lmu__model_ce(lmu_model *m, int x, int E, int targets, int *loss)
+/* loss = mean CE of (x E^T) against targets; x (B, T, d). eager: a backward
+   follows (lmu_model_forward_backward), so compute the grads now. */
+LMU__PRIVATE lmu_result lmu__model_ce(lmu_model *m, int x, int E, int targets, int eager,
+                                      int *loss)
 {
     lmu_tape *t = &m->tape;
     const lmu_tensor *xt = &t->tensors[x];
@@ -7800,7 +7800,7 @@ LMU__PRIVATE lmu_result lmu__model_ce(lmu_model *m, int x, int E, int targets, i
     if ((r = lmu__model_record(m, &m->op_ce, 3, in, 0, NULL, loss, &rec)) != LMU_OK) return r;
     if ((r = lmu__model_cache(m, N, &lse)) != LMU_OK) return r;
     if ((r = lmu__model_cache(m, N, &losses)) != LMU_OK) return r;
-    if (m->eager_ce) {
+    if (eager) {
         if ((r = lmu__model_cache(m, N * d, &dx1)) != LMU_OK) return r;
         if ((r = lmu__model_cache(m, V * d, &dE1)) != LMU_OK) return r;
     }
@@ -8172,7 +8172,6 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
     m->err[0] = 0;
     m->loss = m->losses = -1;
     m->backward_done = 0;
-    m->eager_ce = eager;
     if (T > c->n_ctx) {
         snprintf(m->err, sizeof m->err, "forward: T = %d exceeds n_ctx = %d", T, c->n_ctx);
         return LMU_ERR_SHAPE;
@@ -8234,7 +8233,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
                 return LMU_ERR_RANGE;
             }
     }
-    LMU__TRY(lmu__model_ce(m, h, m->wte, tg, &m->loss));
+    LMU__TRY(lmu__model_ce(m, h, m->wte, tg, eager, &m->loss));
 #undef LMU__TRY
     lv = lmu_tape_data(t, m->loss)[0];
     if (loss) *loss = lv;
