@@ -4356,9 +4356,8 @@ LMU__PRIVATE size_t lmu__mha_part_floats(size_t T)
     return lmu__kern_round16(fwd > bwd ? fwd : bwd);
 }
 
-LMU__PRIVATE size_t lmu__mha_scratch_floats(size_t T, size_t C, int nparts)
+LMU__PRIVATE size_t lmu__mha_scratch_floats(size_t T, int nparts)
 {
-    (void)C;
     return (size_t)(nparts < 1 ? 1 : nparts) * lmu__mha_part_floats(T);
 }
 
@@ -8111,7 +8110,7 @@ LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
     m->nparts = lmu__thread_count();
     need = lmu__ce_scratch_floats(N, (size_t)c->vocab_size, (size_t)c->d_model);
     if (c->arch == LMU_ARCH_TRANSFORMER || c->mixer == LMU_MIXER_ATTN) {
-        s = lmu__mha_scratch_floats((size_t)T, (size_t)c->d_model, m->nparts);
+        s = lmu__mha_scratch_floats((size_t)T, m->nparts);
         if (s > need) need = s;
     }
     if (c->arch == LMU_ARCH_LMU) {

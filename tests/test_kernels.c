@@ -363,7 +363,7 @@ static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int n
     size_t n3 = B * T * 3 * C, no = B * T * C;
     float *qkv = kt_rand(n3, 1.5), *w = kt_rand(no, 1.0);
     float *out = (float *)kt_alloc(no), *lse = (float *)kt_alloc(B * NH * T);
-    float *scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, C, nparts));
+    float *scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, nparts));
     float *dqkv = kt_fill(n3, KT_PREFILL);
     double *qd = kt_dcopy(qkv, n3), *wd = kt_dcopy(w, no), *od = (double *)malloc(no * sizeof(double));
     double e;
@@ -437,7 +437,7 @@ static void test_mha_long(size_t T, size_t C, size_t NH)
 {
     size_t B = 1, n3 = B * T * 3 * C, no = B * T * C, t;
     float *qkv = kt_rand(n3, 1.5), *out = (float *)kt_alloc(no), *lse = (float *)kt_alloc(NH * T);
-    float *scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, C, 2)), *w = kt_rand(no, 1.0);
+    float *scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, 2)), *w = kt_rand(no, 1.0);
     float *kc = (float *)kt_alloc(T * C), *vc = (float *)kt_alloc(T * C), *o1 = (float *)kt_alloc(C);
     float *dq1 = kt_fill(n3, KT_PREFILL), *dq2 = kt_fill(n3, KT_PREFILL);
     double *qd = kt_dcopy(qkv, n3), *od = (double *)malloc(no * sizeof(double)), e;
@@ -492,7 +492,7 @@ static void test_mha(void)
     w = kt_rand(no, 1.0);
     out = (float *)kt_alloc(no); out2 = (float *)kt_alloc(no);
     lse = (float *)kt_alloc(B * NH * T); lse2 = (float *)kt_alloc(B * NH * T);
-    scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, C, 4));
+    scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, 4));
     LT_CHECK(lmu_gemm_ws_create(&ws, 4) == LMU_OK, "mha gemm workspace");
     lmu__mha_forward(out, lse, qkv, B, T, C, NH, &ws, 3, scr);
     {
