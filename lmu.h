@@ -946,6 +946,16 @@ typedef enum lmu_arch { LMU_ARCH_LMU = 0, LMU_ARCH_TRANSFORMER = 1 } lmu_arch;
    the layer's parameter list and one forward/backward op pair. */
 typedef enum lmu_mixer { LMU_MIXER_FFN = 0, LMU_MIXER_ATTN = 1, LMU_MIXER_COUNT } lmu_mixer;
 
+/* How the implicit attention's L_q, L_k, L_v start (ours; MODEL.md does not
+   say). RANDOM: N(0, 1/sqrt(q)), a random filter over the whole window.
+   DELAY: row r of each L decodes the memory's input r-ish steps ago (lags
+   0, 1, 2, 4, 8, ..., below theta): the Legendre read-out of a delay,
+   P_i(2 (lag + 1/2) / theta - 1), so the block starts as a weighted sum of
+   the last few tokens, which is what a language model needs first, instead
+   of a blur over theta tokens that it must learn to sharpen.
+   docs/EXPERIMENTS.md measures both. */
+typedef enum lmu_isa_init { LMU_ISA_INIT_RANDOM = 0, LMU_ISA_INIT_DELAY = 1, LMU_ISA_INIT_COUNT } lmu_isa_init;
+
 /* A model's shape. Zero means "default" for every field, so
        lmu_config c = {0}; c.d_model = 96; lmu_config_resolve(&c, err, sizeof err);
    gives a complete, validated config. */
@@ -958,7 +968,11 @@ typedef struct lmu_config {
     int n_layer;      /* default 3                                            */
     int q;            /* LMU memory order, default d                          */
     int q_prime;      /* q', reduced order of the implicit attention, def q/10 */
-    double theta;     /* LMU window, default 350                              */
+    double theta;     /* LMU window, default 350 (layer 0's, with theta_last) */
+    double theta_last;/* LMU only, ours: window of the last layer, the layers
+                         between spaced geometrically; 0 (default): every
+                         layer uses theta, as MODEL.md does                  */
+    lmu_isa_init isa_init; /* LMU only, ours: L's initialisation (above)     */
     int d_pre;        /* pre-FFN inner width, default round(1.5 d)            */
     int d_ff;         /* post-FFN / MLP inner width; LMU default 2 d,
                          transformer default 4 d                              */
@@ -995,6 +1009,11 @@ LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n);
 
 LMUDEF const char *lmu_mixer_name(lmu_mixer m);
 LMUDEF const char *lmu_arch_name(lmu_arch a);
+LMUDEF const char *lmu_isa_init_name(lmu_isa_init i);
+
+/* The LMU window of layer l: theta, or with theta_last set, theta (l = 0)
+   to theta_last (l = n_layer - 1) in geometric steps. `c` resolved. */
+LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l);
 
 /* ====================================================================== */
 /* >>model                                                                 */
@@ -1065,8 +1084,10 @@ typedef struct lmu_model {
     lmu_tape tape;            /* parameters and the step's activations */
     lmu_adam adam;            /* optimizer state, same offsets as the params */
     lmu_gemm_ws gemm;         /* packing buffers for every matrix product */
-    lmu_lti *lti;             /* LMU memory shared by every layer; NULL for
-                                 the transformer */
+    lmu_lti *lti;             /* layer 0's LMU memory (every layer's unless
+                                 theta_last is set); NULL for the transformer */
+    lmu_lti **lti_layer;      /* (n_layer) each layer's memory; layers of one
+                                 theta share one; NULL for the transformer */
     int wte, wpe, ln_f_w, ln_f_b; /* wpe: transformer only, else -1 */
     lmu_layer_ids *layer;     /* (n_layer) */
     float *scratch;           /* (scratch_cap) kernel scratch of one op */
@@ -7479,6 +7500,23 @@ LMUDEF const char *lmu_arch_name(lmu_arch a)
     return a == LMU_ARCH_TRANSFORMER ? "transformer" : "lmu";
 }
 
+LMUDEF const char *lmu_isa_init_name(lmu_isa_init i)
+{
+    switch (i) {
+    case LMU_ISA_INIT_RANDOM: return "random";
+    case LMU_ISA_INIT_DELAY: return "delay";
+    default: return "?";
+    }
+}
+
+LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l)
+{
+    if (!(c->theta_last > 0) || c->theta_last == c->theta || c->n_layer < 2 || l <= 0)
+        return c->theta;
+    if (l >= c->n_layer - 1) return c->theta_last;
+    return c->theta * pow(c->theta_last / c->theta, (double)l / (double)(c->n_layer - 1));
+}
+
 /* MODEL.md section 4: the paper's Table 3. d_ff is solved, not listed. */
 typedef struct lmu__preset_row {
     const char *size; /* "55k" */
@@ -7661,7 +7699,8 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
         if (c->d_ff == 0) c->d_ff = 4 * c->d_model;
         if (c->n_head == 0) c->n_head = lmu__default_heads(c->d_model);
         c->q = c->q_prime = c->d_pre = 0;
-        c->theta = 0;
+        c->theta = c->theta_last = 0;
+        c->isa_init = LMU_ISA_INIT_RANDOM;
         c->mixer = LMU_MIXER_FFN;
     } else {
         if (c->q == 0) c->q = c->d_model;
@@ -7676,13 +7715,21 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
             LMU__CFG_FAIL("config: q_prime %d outside 1..q (q = %d)", c->q_prime, c->q);
         if (!(c->theta > 0) || c->theta > 1e9)
             LMU__CFG_FAIL("config: theta %g must be positive and finite", c->theta);
+        if (!(c->theta_last >= 0) || c->theta_last > 1e9)
+            LMU__CFG_FAIL("config: theta_last %g must be 0 (off) or positive and finite",
+                          c->theta_last);
+        if (c->theta_last == c->theta) c->theta_last = 0; /* one spelling of "off" */
+        if ((int)c->isa_init < 0 || c->isa_init >= LMU_ISA_INIT_COUNT)
+            LMU__CFG_FAIL("config: unknown isa_init %d", (int)c->isa_init);
         if (c->d_pre < 1 || c->d_pre > big)
             LMU__CFG_FAIL("config: d_pre %d outside 1..%d", c->d_pre, big);
         /* Building H costs n_ctx q^2 multiply-adds in double when the model
            is created (or loaded): cap it near 10 s, so a small file cannot
            ask for hours (paper scale is q ~ 256 at n_ctx 64k, 4.3e9). */
-        if ((double)c->q * (double)c->q * (double)c->n_ctx > 8.6e9)
-            LMU__CFG_FAIL("config: q^2 n_ctx = %.3g exceeds 8.6e9 (building H would take minutes)",
+        if ((double)c->q * (double)c->q * (double)c->n_ctx * (c->theta_last > 0 ? c->n_layer : 1) >
+            8.6e9)
+            LMU__CFG_FAIL("config: q^2 n_ctx = %.3g per window exceeds 8.6e9 in all (building H "
+                          "would take minutes)",
                           (double)c->q * (double)c->q * (double)c->n_ctx);
     }
     if (c->d_ff < 1 || c->d_ff > big) LMU__CFG_FAIL("config: d_ff %d outside 1..%d", c->d_ff, big);
@@ -7865,6 +7912,7 @@ LMU__PRIVATE lmu_result lmu__op_isa_backward(lmu_tape *t, const lmu_tape_rec *re
     lmu_model *m = LMU__MODEL_OF(rec);
     size_t B = (size_t)rec->ip[0], T = (size_t)rec->ip[1], d = (size_t)rec->ip[2];
     size_t q = (size_t)rec->ip[3], qp = (size_t)rec->ip[4], b;
+    const lmu_lti *lti = m->lti_layer[rec->ip[5]];
     const float *U = lmu__tape_f32(t, rec->in[0]), *L = lmu__tape_f32(t, rec->in[1]);
     const float *bias = lmu__tape_f32(t, rec->in[2]), *p = lmu__tape_f32(t, rec->in[3]);
     const float *Pc = lmu__tape_f32(t, rec->cache[0]), *dy = lmu__tape_g32(t, rec->out);
@@ -7874,22 +7922,23 @@ LMU__PRIVATE lmu_result lmu__op_isa_backward(lmu_tape *t, const lmu_tape_rec *re
     if (!dU || !dL || !db || !dp)
         return lmu__tape_fail(t, LMU_ERR_STATE, "implicit_attention: inputs need grads");
     lmu__isa_seq_bufs(m, T, &Z, &dZ, &cache);
-    lmu__isa_conv_htil(cache, m->lti->Hspec, L, 1, d, q, qp, m->lti->plan, &m->gemm);
+    lmu__isa_conv_htil(cache, lti->Hspec, L, 1, d, q, qp, lti->plan, &m->gemm);
     for (b = 0; b < B; b++) {
-        lmu__isa_conv_signals(Z, cache, U + b * T * d, bias, 1, T, d, qp, m->lti->plan, m->nparts,
+        lmu__isa_conv_signals(Z, cache, U + b * T * d, bias, 1, T, d, qp, lti->plan, m->nparts,
                               m->scratch);
         /* dZ is written over, so it needs no clearing */
         lmu__isa_attn_backward(dZ, dp, dy + b * T * d, Z, Pc + b * T * qp * qp, p, T, qp, d,
                                   m->nparts, m->scratch, 0);
-        lmu__isa_conv_backward(dU + b * T * d, dL, db, dZ, cache, m->lti->Hspec, 1, T, d, q, qp,
-                               m->lti->plan, &m->gemm, m->nparts, m->scratch);
+        lmu__isa_conv_backward(dU + b * T * d, dL, db, dZ, cache, lti->Hspec, 1, T, d, q, qp,
+                               lti->plan, &m->gemm, m->nparts, m->scratch);
     }
     return LMU_OK;
 }
 
-LMU__PRIVATE lmu_result lmu__model_isa(lmu_model *m, int U, int L, int bias, int p, int B, int T,
-                                       int *y)
+LMU__PRIVATE lmu_result lmu__model_isa(lmu_model *m, int layer, int U, int L, int bias, int p,
+                                       int B, int T, int *y)
 {
+    const lmu_lti *lti = m->lti_layer[layer];
     lmu_tape *t = &m->tape;
     int shape[3], in[4], pc, d = m->cfg.d_model, q = m->cfg.q, qp = m->cfg.q_prime;
     size_t b, n = (size_t)T;
@@ -7903,15 +7952,16 @@ LMU__PRIVATE lmu_result lmu__model_isa(lmu_model *m, int U, int L, int bias, int
     if ((r = lmu__model_cache(m, (size_t)B * n * (size_t)qp * (size_t)qp, &pc)) != LMU_OK) return r;
     rec = &t->recs[t->n_recs - 1];
     rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = q, rec->ip[4] = qp;
+    rec->ip[5] = layer;
     rec->cache[0] = pc;
     Uv = lmu__tape_f32(t, U), Lv = lmu__tape_f32(t, L), bv = lmu__tape_f32(t, bias);
     pv = lmu__tape_f32(t, p), yv = lmu__tape_f32(t, *y), Pc = lmu__tape_f32(t, pc);
     lmu__isa_seq_bufs(m, n, &Z, &dZ, &cache);
-    lmu__isa_conv_htil(cache, m->lti->Hspec, Lv, 1, (size_t)d, (size_t)q, (size_t)qp,
-                       m->lti->plan, &m->gemm);
+    lmu__isa_conv_htil(cache, lti->Hspec, Lv, 1, (size_t)d, (size_t)q, (size_t)qp, lti->plan,
+                       &m->gemm);
     for (b = 0; b < (size_t)B; b++) {
         lmu__isa_conv_signals(Z, cache, Uv + b * n * (size_t)d, bv, 1, n, (size_t)d, (size_t)qp,
-                              m->lti->plan, m->nparts, m->scratch);
+                              lti->plan, m->nparts, m->scratch);
         lmu__isa_attn_forward(yv + b * n * (size_t)d, Pc + b * n * (size_t)qp * (size_t)qp, Z, pv,
                               n, (size_t)qp, (size_t)d, m->nparts, m->scratch);
     }
@@ -7993,6 +8043,35 @@ LMU__PRIVATE void lmu__model_fill(lmu_model *m, int id, float mean, float std, l
     for (i = 0; i < x->size; i++) p[i] = std > 0 ? mean + std * lmu_rng_normal(rng) : mean;
 }
 
+/* isa_init = delay: row r of each of L_q, L_k, L_v reads the memory's
+   input lag_r steps back, lags 0, 1, 2, 4, 8, ... (below theta). The
+   Legendre memory holds u(t - s) ~ sum_i P_i(2 s / theta - 1) m_i (the
+   LMU's decoder; P_i the Legendre polynomials); with the zero-order hold
+   the input of step t - lag sits at s = lag + 1/2, where the read-out
+   peaks on that one step (docs/EXPERIMENTS.md shows the kernels). */
+LMU__PRIVATE void lmu__model_init_delay(lmu_model *m, int id, int layer)
+{
+    const lmu_config *c = &m->cfg;
+    double theta = lmu_config_layer_theta(c, layer);
+    float *L = m->tape.param + m->tape.tensors[id].off; /* (3, q', q) */
+    int w, r, i, lag = 0;
+    for (r = 0; r < c->q_prime; r++) {
+        double x, p0 = 1, p1, p2;
+        lag = r < 3 ? r : 2 * lag;
+        if (lag + 0.5 >= theta) lag = (int)(theta - 0.5) > 0 ? (int)(theta - 0.5) : 0;
+        x = 2.0 * ((double)lag + 0.5) / theta - 1.0;
+        p1 = x;
+        for (i = 0; i < c->q; i++) { /* Bonnet's recursion for P_i(x) */
+            float v = (float)(i == 0 ? p0 : p1);
+            for (w = 0; w < 3; w++) L[((size_t)w * (size_t)c->q_prime + (size_t)r) * (size_t)c->q + (size_t)i] = v;
+            if (i >= 1) {
+                p2 = ((2.0 * i + 1.0) * x * p1 - i * p0) / (i + 1.0);
+                p0 = p1, p1 = p2;
+            }
+        }
+    }
+}
+
 /* Parameters in declaration order, one rng stream: a seed gives the same
    model everywhere. */
 LMU__PRIVATE void lmu__model_init(lmu_model *m, uint64_t seed)
@@ -8019,6 +8098,8 @@ LMU__PRIVATE void lmu__model_init(lmu_model *m, uint64_t seed)
         lmu__model_fill(m, L->ln_b_w, 1, 0, &rng);
         lmu__model_fill(m, L->ln_b_b, 0, 0, &rng);
         lmu__model_fill(m, L->lmu_L, 0, 1.0f / sqrtf((float)c->q), &rng);
+        /* drawn either way, so the other parameters do not depend on it */
+        if (c->isa_init == LMU_ISA_INIT_DELAY && L->lmu_L >= 0) lmu__model_init_delay(m, L->lmu_L, l);
         lmu__model_fill(m, L->lmu_b, 0, 0, &rng);
         lmu__model_fill(m, L->lmu_p, 0, 1.0f / sqrtf(2.0f * (float)c->n_layer), &rng);
         lmu__model_fill(m, L->ln_c_w, 1, 0, &rng);
@@ -8044,7 +8125,15 @@ LMUDEF void lmu_model_free(lmu_model *m)
     lmu_tape_free(&m->tape);
     lmu_adam_free(&m->adam);
     lmu_gemm_ws_destroy(&m->gemm);
-    lmu_lti_free(m->lti);
+    if (m->lti_layer) {
+        int l, k;
+        for (l = 0; l < m->cfg.n_layer; l++) {
+            for (k = 0; k < l && m->lti_layer[k] != m->lti_layer[l]; k++) {}
+            if (k == l) lmu_lti_free(m->lti_layer[l]); /* first owner */
+        }
+        LMU_FREE(m->lti_layer);
+    } else
+        lmu_lti_free(m->lti);
     LMU_FREE(m->layer);
     lmu__free_aligned(m->scratch);
     lmu__free_aligned(m->isa_buf);
@@ -8087,8 +8176,19 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
     if (r == LMU_OK) r = lmu_adam_init(&m->adam, &m->tape);
     if (r == LMU_OK) r = lmu_gemm_ws_create(&m->gemm, lmu__thread_count());
     if (r == LMU_OK) m->tape.gemm_ws = &m->gemm;
-    if (r == LMU_OK && m->cfg.arch == LMU_ARCH_LMU)
-        r = lmu_lti_create(&m->lti, m->cfg.q, m->cfg.theta, m->cfg.n_ctx);
+    if (r == LMU_OK && m->cfg.arch == LMU_ARCH_LMU) {
+        int l, k;
+        m->lti_layer = (lmu_lti **)LMU_MALLOC((size_t)m->cfg.n_layer * sizeof(lmu_lti *));
+        if (!m->lti_layer) r = LMU_ERR_NOMEM;
+        else memset(m->lti_layer, 0, (size_t)m->cfg.n_layer * sizeof(lmu_lti *));
+        for (l = 0; r == LMU_OK && l < m->cfg.n_layer; l++) {
+            double th = lmu_config_layer_theta(&m->cfg, l);
+            for (k = 0; k < l && !lmu_lti_matches(m->lti_layer[k], m->cfg.q, th, m->cfg.n_ctx); k++) {}
+            if (k < l) m->lti_layer[l] = m->lti_layer[k];
+            else r = lmu_lti_create(&m->lti_layer[l], m->cfg.q, th, m->cfg.n_ctx);
+        }
+        if (r == LMU_OK) m->lti = m->lti_layer[0];
+    }
     if (r != LMU_OK) {
         lmu__errf(err, errcap, "model: %s%s%s", lmu_strerror(r), m->tape.err[0] ? ": " : "",
                   m->tape.err);
@@ -8214,7 +8314,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
         }
         if (L->lmu_L >= 0) {
             LMU__TRY(lmu_tape_layernorm(t, x, L->ln_b_w, L->ln_b_b, &h));
-            LMU__TRY(lmu__model_isa(m, h, L->lmu_L, L->lmu_b, L->lmu_p, B, T, &a));
+            LMU__TRY(lmu__model_isa(m, l, h, L->lmu_L, L->lmu_b, L->lmu_p, B, T, &a));
             LMU__TRY(lmu_tape_add(t, x, a, &x));
         }
         LMU__TRY(lmu__model_ffn(t, x, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w,
@@ -8323,7 +8423,7 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
 /* >>safetensors: checkpoints                                              */
 /* ---------------------------------------------------------------------- */
 
-#define LMU__META_KEYS 13
+#define LMU__META_KEYS 15
 #define LMU__OPTIM_PREFIX_M "optim.m."
 #define LMU__OPTIM_PREFIX_V "optim.v."
 
@@ -8411,6 +8511,11 @@ LMUDEF lmu_result lmu_model_save(lmu_model *m, const char *path, int with_optim)
         LMU__META("q_prime", "%d", c->q_prime);
         LMU__META("theta", "%.17g", c->theta);
         LMU__META("d_pre", "%d", c->d_pre);
+        /* written only when set: a default model's file stays what
+           earlier versions wrote */
+        if (c->theta_last > 0) LMU__META("theta_last", "%.17g", c->theta_last);
+        if (c->isa_init != LMU_ISA_INIT_RANDOM)
+            LMU__META("isa_init", "%s", lmu_isa_init_name(c->isa_init));
     }
 #undef LMU__META
     r = lmu_st_save_file(path, ts, n, meta, i, m->err, sizeof m->err);
@@ -8493,6 +8598,25 @@ LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, ch
             lmu__errf(err, errcap, "checkpoint: metadata theta = \"%s\" is not a number", v);
             return LMU_ERR_FORMAT;
         }
+    }
+    /* absent in files of earlier versions: 0, their meaning */
+    if ((v = lmu_st_meta_get(f, "theta_last")) != NULL) {
+        char *end;
+        c.theta_last = strtod(v, &end);
+        if (end == v || *end) {
+            lmu__errf(err, errcap, "checkpoint: metadata theta_last = \"%s\" is not a number", v);
+            return LMU_ERR_FORMAT;
+        }
+    }
+    if ((v = lmu_st_meta_get(f, "isa_init")) != NULL) {
+        int k;
+        for (k = 0; k < (int)LMU_ISA_INIT_COUNT; k++)
+            if (strcmp(v, lmu_isa_init_name((lmu_isa_init)k)) == 0) break;
+        if (k == (int)LMU_ISA_INIT_COUNT) {
+            lmu__errf(err, errcap, "checkpoint: unknown isa_init \"%s\"", v);
+            return LMU_ERR_FORMAT;
+        }
+        c.isa_init = (lmu_isa_init)k;
     }
     if ((r = lmu_config_resolve(&c, err, errcap)) != LMU_OK) return LMU_ERR_FORMAT;
     /* Every parameter is stored as F32, so a file too small for its
@@ -8884,11 +9008,11 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
                times as fast as lmu_lti_step's tiles, and for any thread
                count with the same bits. */
             for (r = 0; r < q; r++) {
-                const float bb = m->lti->Bbar[r];
+                const float bb = m->lti_layer[l]->Bbar[r];
                 float *o = g->state_tmp + r * d;
                 for (k = 0; k < d; k++) o[k] = bb * g->h[k];
             }
-            lmu__kern_gemm(&g->gemm, 0, 0, q, d, q, 1.0f, m->lti->Abar, q, st, d, 1.0f,
+            lmu__kern_gemm(&g->gemm, 0, 0, q, d, q, 1.0f, m->lti_layer[l]->Abar, q, st, d, 1.0f,
                            g->state_tmp, d);
             memcpy(st, g->state_tmp, q * d * sizeof(float));
             /* Z = L m + b: the convolution with L H at this position, the
@@ -10686,7 +10810,7 @@ LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, 
         if (strcmp(key, ints[i].name) == 0)
             return lmu__data_int(key, v, ints[i].lo, ints[i].hi,
                                  (int *)(void *)((char *)c + ints[i].off), err, errcap);
-    if (strcmp(key, "theta") == 0) {
+    if (strcmp(key, "theta") == 0 || strcmp(key, "theta_last") == 0) {
         /* strtod on a bounded copy: digits, one '.', an exponent; no
            hex, inf or nan, which strtod would take */
         char buf[64], *end;
@@ -10699,13 +10823,24 @@ LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, 
         x = strtod(buf, &end);
         if (end != buf + n) goto bad_theta;
         if (!(x > 0) || x > 1e9) {
-            lmu__errf(err, errcap, "theta = %s must be in (0, 1e9]", v);
+            lmu__errf(err, errcap, "%s = %s must be in (0, 1e9]", key, v);
             return LMU_ERR_RANGE;
         }
-        c->theta = x;
+        if (key[5]) c->theta_last = x;
+        else c->theta = x;
         return LMU_OK;
     bad_theta:
-        lmu__errf(err, errcap, "theta = '%.40s' is not a number", v);
+        lmu__errf(err, errcap, "%s = '%.40s' is not a number", key, v);
+        return LMU_ERR_FORMAT;
+    }
+    if (strcmp(key, "isa_init") == 0) {
+        int k;
+        for (k = 0; k < (int)LMU_ISA_INIT_COUNT; k++)
+            if (strcmp(v, lmu_isa_init_name((lmu_isa_init)k)) == 0) {
+                c->isa_init = (lmu_isa_init)k;
+                return LMU_OK;
+            }
+        lmu__errf(err, errcap, "isa_init = '%.40s': want random or delay", v);
         return LMU_ERR_FORMAT;
     }
     if (strcmp(key, "arch") == 0) {
@@ -10750,7 +10885,7 @@ LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t le
        would otherwise silently win) */
     static const char *const known[] = {"preset", "arch",  "mixer", "vocab_size", "n_ctx",
                                         "d_model", "n_layer", "q",  "q_prime",  "theta",
-                                        "d_pre",  "d_ff",  "n_head"};
+                                        "d_pre",  "d_ff",  "n_head", "theta_last", "isa_init"};
     int seen[sizeof known / sizeof known[0]];
     size_t pos = 0;
     long line = 0;
@@ -10869,6 +11004,11 @@ LMUDEF size_t lmu_config_format(const lmu_config *c, char *buf, size_t cap)
 #undef LMU__FMT_INT
     if (c->theta > 0 && n > 0 && (size_t)n < sizeof tmp)
         n += snprintf(tmp + n, sizeof tmp - (size_t)n, "theta = %.17g\n", c->theta);
+    if (c->theta_last > 0 && n > 0 && (size_t)n < sizeof tmp)
+        n += snprintf(tmp + n, sizeof tmp - (size_t)n, "theta_last = %.17g\n", c->theta_last);
+    if (c->isa_init != LMU_ISA_INIT_RANDOM && n > 0 && (size_t)n < sizeof tmp)
+        n += snprintf(tmp + n, sizeof tmp - (size_t)n, "isa_init = %s\n",
+                      lmu_isa_init_name(c->isa_init));
     if (n < 0) n = 0;
     if ((size_t)n >= sizeof tmp) n = (int)sizeof tmp - 1;
     if (buf && cap) {

@@ -3,11 +3,13 @@
    build: cc -O3 -march=native -fopenmp -I. examples/prepare.c -o build/prepare $(pkg-config --cflags --libs stb) -lm
 
    usage: prepare [options] FILE...
-     -o, --out PREFIX   write PREFIX.train.tok and PREFIX.val.tok
-                        (default: the first FILE without its extension)
+     -o, --out PREFIX   write PREFIX.train.tok, PREFIX.val.tok (and with
+                        --test, PREFIX.test.tok); default: the first FILE
+                        without its extension
      --bytes            byte-level tokenizer (vocabulary 257: bytes + end of text)
      --vocab-dir DIR    GPT-2's encoder.json and vocab.bpe (default data/gpt2)
      --val FRAC         share of documents for validation (default 0.1; 0: none)
+     --test FRAC        share of documents for a test split (default 0: none)
      --threads N        encode on N threads
      -h, --help
 
@@ -16,6 +18,11 @@
    tokens, so documents stay separable and a model learns where they begin.
    Whole documents go to validation, spread evenly through the corpus (every
    10th with --val 0.1); with a single document its last FRAC of tokens do.
+   --test takes its documents the same way, half a period later (with
+   --val 0.1 --test 0.1: documents 9, 19, ... validate, 4, 14, ... test), so
+   adding a test split leaves the validation split as it was. A test split
+   is for the numbers you report: choose nothing on it (examples/eval.c,
+   tools/experiment.py).
    The token file format is in lmu.h (>>data).
    Example: prepare --bytes -o data/tiny notes.txt */
 #define LMU_IMPLEMENTATION
@@ -28,7 +35,8 @@
 #include <string.h>
 
 static const char *usage =
-    "usage: prepare [-o PREFIX] [--bytes | --vocab-dir DIR] [--val FRAC] [--threads N] FILE...\n"
+    "usage: prepare [-o PREFIX] [--bytes | --vocab-dir DIR] [--val FRAC] [--test FRAC]\n"
+    "               [--threads N] FILE...\n"
     "  text files in (documents separated by <|endoftext|>), PREFIX.train.tok and\n"
     "  PREFIX.val.tok out. --help for more.\n";
 
@@ -41,6 +49,7 @@ static void help(void)
            "  --bytes            byte-level tokenizer, vocabulary 257 (needs no files)\n"
            "  --vocab-dir DIR    GPT-2 encoder.json + vocab.bpe (default data/gpt2)\n"
            "  --val FRAC         share of documents kept for validation, 0..0.5 (default 0.1)\n"
+           "  --test FRAC        share of documents kept for a test split, 0..0.5 (default 0)\n"
            "  --threads N        encoding threads (default: all)\n");
 }
 
@@ -64,12 +73,12 @@ int main(int argc, char **argv)
     const char *out = NULL, *dir = "data/gpt2";
     const char **files;
     int n_files = 0, bytes = 0, i;
-    double val = 0.1;
-    char err[512], prefix[1024], path_train[1100], path_val[1100];
+    double val = 0.1, test = 0;
+    char err[512], prefix[1024], path_train[1100], path_val[1100], path_test[1100];
     lmu_tokenizer *tok = NULL;
     lmu_result r;
-    ivec train = {0}, valid = {0};
-    size_t n_docs = 0, n_val_docs = 0, total_bytes = 0, k;
+    ivec train = {0}, valid = {0}, testv = {0};
+    size_t n_docs = 0, n_val_docs = 0, n_test_docs = 0, total_bytes = 0, k;
     int32_t eot;
 
     ex_prog = "prepare";
@@ -86,6 +95,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--val") && more) {
             if (!ex_number(argv[++i], 0, 0.5, 0, &val))
                 ex_die("--val wants a fraction in 0..0.5, not '%s'%s", argv[i], "");
+        } else if (!strcmp(a, "--test") && more) {
+            if (!ex_number(argv[++i], 0, 0.5, 0, &test))
+                ex_die("--test wants a fraction in 0..0.5, not '%s'%s", argv[i], "");
         } else if (!strcmp(a, "--threads") && more) {
             double t;
             if (!ex_number(argv[++i], 1, 1024, 1, &t)) ex_die("--threads wants 1..1024, not '%s'%s", argv[i], "");
@@ -113,6 +125,8 @@ int main(int argc, char **argv)
     if (strlen(out) > 1000) ex_die("path too long: ", out);
     sprintf(path_train, "%s.train.tok", out);
     sprintf(path_val, "%s.val.tok", out);
+    sprintf(path_test, "%s.test.tok", out);
+    if (val + test > 0.5) ex_die("--val %g and --test %g leave less than half for training", val, test);
 
     if (bytes) r = lmu_tokenizer_bytes(&tok);
     else {
@@ -158,26 +172,41 @@ int main(int argc, char **argv)
         if (n_docs == 0)
             ex_die("empty corpus: no text in %s", n_files == 1 ? files[0] : "the input files");
         if (starts) starts[n_docs] = docs_tok.n;
-        if (val > 0 && n_docs >= 2) {
-            /* doc k is validation when the running share crosses an integer */
+        if ((val > 0 || test > 0) && n_docs >= 2) {
+            /* doc k is validation when the running share crosses an integer;
+               test the same, shifted by half a period so the two never
+               pick the same documents at equal shares */
             for (k = 0; k < n_docs; k++) {
-                ivec *dst = (size_t)((double)(k + 1) * val) > (size_t)((double)k * val) ? &valid
-                                                                                         : &train;
+                ivec *dst = &train;
+                if ((size_t)((double)(k + 1) * val) > (size_t)((double)k * val)) dst = &valid;
+                else if ((size_t)((double)(k + 1) * test + 0.5) > (size_t)((double)k * test + 0.5))
+                    dst = &testv;
                 ivec_push(dst, docs_tok.v + starts[k], starts[k + 1] - starts[k]);
                 if (dst == &valid) n_val_docs++;
+                if (dst == &testv) n_test_docs++;
             }
         }
-        if (val > 0 && (n_docs < 2 || n_val_docs == 0 || train.n == 0)) {
-            /* too few documents to split whole ones: cut the token stream */
-            size_t cut = docs_tok.n - (size_t)((double)docs_tok.n * val);
-            train.n = valid.n = 0;
-            n_val_docs = 0;
-            if (cut == docs_tok.n && cut > 1) cut--;
+        if ((val > 0 || test > 0) &&
+            (n_docs < 2 || (val > 0 && n_val_docs == 0) || (test > 0 && n_test_docs == 0) ||
+             train.n == 0)) {
+            /* too few documents to split whole ones: cut the token stream,
+               train | validation | test */
+            size_t nv = (size_t)((double)docs_tok.n * val), nt = (size_t)((double)docs_tok.n * test);
+            size_t cut;
+            train.n = valid.n = testv.n = 0;
+            n_val_docs = n_test_docs = 0;
+            if (val > 0 && nv == 0) nv = 1;
+            if (test > 0 && nt == 0) nt = 1;
+            if (nv + nt + 1 > docs_tok.n)
+                ex_die("corpus of %lu tokens is too small to split", (unsigned long)docs_tok.n);
+            cut = docs_tok.n - nv - nt;
             ivec_push(&train, docs_tok.v, cut);
-            ivec_push(&valid, docs_tok.v + cut, docs_tok.n - cut);
-            fprintf(stderr, "prepare: %lu document%s: validation is the last %.0f%% of the tokens\n",
-                    (unsigned long)n_docs, n_docs == 1 ? "" : "s", val * 100);
-        } else if (val == 0)
+            ivec_push(&valid, docs_tok.v + cut, nv);
+            ivec_push(&testv, docs_tok.v + cut + nv, nt);
+            fprintf(stderr, "prepare: %lu document%s: validation and test are the last %.0f%% and "
+                    "%.0f%% of the tokens\n",
+                    (unsigned long)n_docs, n_docs == 1 ? "" : "s", val * 100, test * 100);
+        } else if (val == 0 && test == 0)
             ivec_push(&train, docs_tok.v, docs_tok.n);
         free(docs_tok.v);
         free(starts);
@@ -192,11 +221,18 @@ int main(int argc, char **argv)
                                   sizeof err);
         if (r != LMU_OK) ex_die("", err);
     }
+    if (test == 0) remove(path_test);
+    if (test > 0) {
+        r = lmu_tokens_write_file(path_test, testv.v, testv.n, lmu_tokenizer_vocab_size(tok), err,
+                                  sizeof err);
+        if (r != LMU_OK) ex_die("", err);
+    }
     printf("prepare: %d file%s, %lu bytes, %lu documents -> %lu tokens (%.2f bytes/token, "
            "vocab %d)\n",
            n_files, n_files == 1 ? "" : "s", (unsigned long)total_bytes, (unsigned long)n_docs,
-           (unsigned long)(train.n + valid.n),
-           (double)total_bytes / (double)(train.n + valid.n ? train.n + valid.n : 1),
+           (unsigned long)(train.n + valid.n + testv.n),
+           (double)total_bytes /
+               (double)(train.n + valid.n + testv.n ? train.n + valid.n + testv.n : 1),
            (int)lmu_tokenizer_vocab_size(tok));
     printf("prepare: %s  %lu tokens\n", path_train, (unsigned long)train.n);
     if (val > 0 && n_val_docs)
@@ -205,8 +241,15 @@ int main(int argc, char **argv)
     else if (val > 0)
         printf("prepare: %s  %lu tokens (the end of the token stream)\n", path_val,
                (unsigned long)valid.n);
+    if (test > 0 && n_test_docs)
+        printf("prepare: %s  %lu tokens (%lu documents)\n", path_test, (unsigned long)testv.n,
+               (unsigned long)n_test_docs);
+    else if (test > 0)
+        printf("prepare: %s  %lu tokens (the end of the token stream)\n", path_test,
+               (unsigned long)testv.n);
     free(train.v);
     free(valid.v);
+    free(testv.v);
     free(files);
     lmu_tokenizer_free(tok);
     return 0;

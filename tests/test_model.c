@@ -18,9 +18,12 @@ static void *lt_realloc(void *p, size_t n) { lt_allocs++; return realloc(p, n); 
 #include "lmu.h"
 #include "lmu_test.h"
 
+#define N_ARCH 4 /* lmu/ffn, lmu/attn, transformer, lmu/ffn with our options */
+
 static const char *arch_name(int k)
 {
-    return k == 0 ? "lmu/ffn" : k == 1 ? "lmu/attn" : "transformer";
+    return k == 0 ? "lmu/ffn" : k == 1 ? "lmu/attn" : k == 2 ? "transformer"
+                                                  : "lmu/ffn theta_last isa_init=delay";
 }
 
 static void tiny_config(lmu_config *c, int k, int V, int n_ctx)
@@ -38,6 +41,11 @@ static void tiny_config(lmu_config *c, int k, int V, int n_ctx)
     c->d_pre = 40;
     c->d_ff = 48;
     c->n_head = 2;
+    if (k == 3) { /* the options of docs/EXPERIMENTS.md: a window per layer, delay init */
+        c->theta = 6;
+        c->theta_last = 100;
+        c->isa_init = LMU_ISA_INIT_DELAY;
+    }
 }
 
 /* Deterministic token stream: batch `step` of a toy language with structure
@@ -80,7 +88,7 @@ static void test_recurrent_matches_parallel(void)
     static int tok[T], tg[T];
     static double ref[V];
     int k, t, v;
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < N_ARCH; k++) {
         lmu_config c;
         lmu_model *m;
         lmu_gen g;
@@ -142,7 +150,7 @@ static void test_checkpoints(void)
     /* per-process names: two test runs at once must not share files */
     snprintf(path, sizeof path, "build/test_model_ckpt.%ld.safetensors", (long)getpid());
     snprintf(path2, sizeof path2, "build/test_model_ckpt2.%ld.safetensors", (long)getpid());
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < N_ARCH; k++) {
         lmu_config c;
         lmu_model *m, *m2 = NULL;
         char err[256];
@@ -280,7 +288,7 @@ static void test_resume(void)
     int tok[B * T], tg[B * T], k;
     char path[64];
     snprintf(path, sizeof path, "build/test_model_resume.%ld.safetensors", (long)getpid());
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < N_ARCH; k++) {
         lmu_config c;
         lmu_model *m;
         char err[256];
@@ -326,7 +334,7 @@ static void test_forward_backward(void)
 {
     enum { B = 2, T = 24, V = 53 };
     int tok[B * T], tg[B * T], k;
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < N_ARCH; k++) {
         lmu_config c;
         lmu_model *m;
         char err[256];
@@ -362,7 +370,7 @@ static void test_training(void)
 {
     enum { B = 2, T = 32, V = 40 };
     int tok[B * T], tg[B * T], k;
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < N_ARCH; k++) {
         lmu_config c;
         lmu_model *m;
         char err[256];
@@ -415,11 +423,70 @@ static void test_errors(void)
              "config that does not fit refused: %s", err);
 }
 
+/* Our options (docs/EXPERIMENTS.md): theta_last gives each layer its own
+   window, geometric from theta to theta_last; isa_init = delay makes row r
+   of each L read the input lag_r = 0, 1, 2, 4, ... steps back, so that
+   (L H)[r, .] peaks at lag_r. */
+static void test_layer_theta_and_delay_init(void)
+{
+    lmu_config c;
+    lmu_model *m;
+    char err[256];
+    int l, r, w;
+    tiny_config(&c, 3, 64, 64);
+    c.n_layer = 3;
+    c.theta = 8;
+    c.theta_last = 128;
+    LT_CHECK(lmu_model_create(&m, &c, 5, err, sizeof err) == LMU_OK, "create: %s", err);
+    if (!m) return;
+    LT_CHECK(lmu_config_layer_theta(&m->cfg, 0) == 8 && fabs(lmu_config_layer_theta(&m->cfg, 1) - 32) < 1e-9 &&
+                 lmu_config_layer_theta(&m->cfg, 2) == 128,
+             "layer windows 8, %g, %g (want 8, 32, 128)", lmu_config_layer_theta(&m->cfg, 1),
+             lmu_config_layer_theta(&m->cfg, 2));
+    for (l = 0; l < 3; l++)
+        LT_CHECK(m->lti_layer[l]->theta == lmu_config_layer_theta(&m->cfg, l),
+                 "layer %d's memory is built for its window", l);
+    for (l = 0; l < 3; l++) {
+        const float *L = lmu_tape_data(&m->tape, m->layer[l].lmu_L);
+        const lmu_lti *lti = m->lti_layer[l];
+        int lag = 0, q = c.q, n = lti->n, bad = 0;
+        for (r = 0; r < c.q_prime; r++) {
+            int best = 0, k, i;
+            double peak = -1e9, hk;
+            lag = r < 3 ? r : 2 * lag;
+            for (k = 0; k < n; k++) {
+                for (i = 0, hk = 0; i < q; i++) hk += (double)L[(size_t)2 * c.q_prime * q + (size_t)r * q + i] * lti->H[(size_t)i * n + k];
+                if (hk > peak) peak = hk, best = k;
+            }
+            for (w = 0; w < 3; w++) /* q, k, v rows alike */
+                if (memcmp(L + (size_t)w * c.q_prime * q + (size_t)r * q, L + (size_t)r * q, (size_t)q * sizeof(float)))
+                    bad++;
+            /* how sharp the peak can be depends on theta / q: a window
+               of up to 2q steps resolves single steps (peak near 1) */
+            LT_CHECK(best == lag && (lti->theta > 2 * q || peak > 0.8),
+                     "layer %d (theta %g): row %d of L_v H peaks at lag %d (%.2f; want lag %d)",
+                     l, lti->theta, r, best, peak, lag);
+        }
+        LT_CHECK(bad == 0, "layer %d: L_q, L_k, L_v start equal", l);
+    }
+    lmu_model_free(m);
+    /* every layer's window must be buildable: q^2 n_ctx is capped per window */
+    tiny_config(&c, 3, 64, 64);
+    c.theta_last = -1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "theta_last"),
+             "negative theta_last refused: %s", err);
+    tiny_config(&c, 3, 64, 64);
+    c.theta_last = c.theta;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.theta_last == 0,
+             "theta_last = theta resolves to 0 (one spelling of off)");
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_model", argc, argv);
     test_errors();
     test_recurrent_matches_parallel();
+    test_layer_theta_and_delay_init();
     test_checkpoints();
     test_resume();
     test_forward_backward();
