@@ -303,6 +303,8 @@ typedef struct lmu_tensor {
     size_t goff;                    /* element offset into its grad block, or LMU_NO_GRAD */
     int arena;                      /* lmu_arena */
     int frozen;                     /* parameters only: no grad, no update (the LMU's H) */
+    float lr_scale;                 /* parameters only: the optimizer's lr times this
+                                       (0 means 1) */
 } lmu_tensor;
 
 /* ====================================================================== */
@@ -973,6 +975,8 @@ typedef struct lmu_config {
                          between spaced geometrically; 0 (default): every
                          layer uses theta, as MODEL.md does                  */
     lmu_isa_init isa_init; /* LMU only, ours: L's initialisation (above)     */
+    double isa_lr;    /* LMU only, ours: learning-rate multiplier of the
+                         implicit attention's L, b, p; 0 (default) means 1 */
     int d_pre;        /* pre-FFN inner width, default round(1.5 d)            */
     int d_ff;         /* post-FFN / MLP inner width; LMU default 2 d,
                          transformer default 4 d                              */
@@ -4023,6 +4027,7 @@ LMUDEF lmu_result lmu_adam_step(lmu_adam *opt, lmu_tape *tape, float lr)
         float *w = tape->param + x->off, *g = tape->param_grad + x->off;
         float *m = opt->m + x->off, *v = opt->v + x->off;
         float wd = x->ndim >= 2 ? opt->weight_decay : 0.0f;
+        float lr_x = x->lr_scale > 0 ? lr * x->lr_scale : lr;
         long i;
         if (x->frozen) continue;
         LMU__OMP(omp parallel for schedule(static))
@@ -4032,7 +4037,7 @@ LMUDEF lmu_result lmu_adam_step(lmu_adam *opt, lmu_tape *tape, float lr)
             float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
             m[i] = mi;
             v[i] = vi;
-            w[i] -= lr * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + wd * w[i]);
+            w[i] -= lr_x * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + wd * w[i]);
         }
     }
     return LMU_OK;
@@ -7699,7 +7704,7 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
         if (c->d_ff == 0) c->d_ff = 4 * c->d_model;
         if (c->n_head == 0) c->n_head = lmu__default_heads(c->d_model);
         c->q = c->q_prime = c->d_pre = 0;
-        c->theta = c->theta_last = 0;
+        c->theta = c->theta_last = c->isa_lr = 0;
         c->isa_init = LMU_ISA_INIT_RANDOM;
         c->mixer = LMU_MIXER_FFN;
     } else {
@@ -7719,6 +7724,9 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
             LMU__CFG_FAIL("config: theta_last %g must be 0 (off) or positive and finite",
                           c->theta_last);
         if (c->theta_last == c->theta) c->theta_last = 0; /* one spelling of "off" */
+        if (!(c->isa_lr >= 0) || c->isa_lr > 1e6)
+            LMU__CFG_FAIL("config: isa_lr %g must be 0 (off) or in (0, 1e6]", c->isa_lr);
+        if (c->isa_lr == 1) c->isa_lr = 0;
         if ((int)c->isa_init < 0 || c->isa_init >= LMU_ISA_INIT_COUNT)
             LMU__CFG_FAIL("config: unknown isa_init %d", (int)c->isa_init);
         if (c->d_pre < 1 || c->d_pre > big)
@@ -8172,6 +8180,14 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
     m->layer = (lmu_layer_ids *)LMU_MALLOC((size_t)m->cfg.n_layer * sizeof(lmu_layer_ids));
     r = m->layer ? LMU_OK : LMU_ERR_NOMEM;
     if (r == LMU_OK) r = lmu__model_declare(m);
+    if (r == LMU_OK && m->cfg.isa_lr > 0) {
+        int l;
+        for (l = 0; l < m->cfg.n_layer; l++) {
+            m->tape.tensors[m->layer[l].lmu_L].lr_scale = (float)m->cfg.isa_lr;
+            m->tape.tensors[m->layer[l].lmu_b].lr_scale = (float)m->cfg.isa_lr;
+            m->tape.tensors[m->layer[l].lmu_p].lr_scale = (float)m->cfg.isa_lr;
+        }
+    }
     if (r == LMU_OK) r = lmu_tape_params_alloc(&m->tape);
     if (r == LMU_OK) r = lmu_adam_init(&m->adam, &m->tape);
     if (r == LMU_OK) r = lmu_gemm_ws_create(&m->gemm, lmu__thread_count());
@@ -8423,7 +8439,7 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
 /* >>safetensors: checkpoints                                              */
 /* ---------------------------------------------------------------------- */
 
-#define LMU__META_KEYS 15
+#define LMU__META_KEYS 16
 #define LMU__OPTIM_PREFIX_M "optim.m."
 #define LMU__OPTIM_PREFIX_V "optim.v."
 
@@ -8514,6 +8530,7 @@ LMUDEF lmu_result lmu_model_save(lmu_model *m, const char *path, int with_optim)
         /* written only when set: a default model's file stays what
            earlier versions wrote */
         if (c->theta_last > 0) LMU__META("theta_last", "%.17g", c->theta_last);
+        if (c->isa_lr > 0) LMU__META("isa_lr", "%.17g", c->isa_lr);
         if (c->isa_init != LMU_ISA_INIT_RANDOM)
             LMU__META("isa_init", "%s", lmu_isa_init_name(c->isa_init));
     }
@@ -8605,6 +8622,14 @@ LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, ch
         c.theta_last = strtod(v, &end);
         if (end == v || *end) {
             lmu__errf(err, errcap, "checkpoint: metadata theta_last = \"%s\" is not a number", v);
+            return LMU_ERR_FORMAT;
+        }
+    }
+    if ((v = lmu_st_meta_get(f, "isa_lr")) != NULL) {
+        char *end;
+        c.isa_lr = strtod(v, &end);
+        if (end == v || *end) {
+            lmu__errf(err, errcap, "checkpoint: metadata isa_lr = \"%s\" is not a number", v);
             return LMU_ERR_FORMAT;
         }
     }
@@ -10810,7 +10835,8 @@ LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, 
         if (strcmp(key, ints[i].name) == 0)
             return lmu__data_int(key, v, ints[i].lo, ints[i].hi,
                                  (int *)(void *)((char *)c + ints[i].off), err, errcap);
-    if (strcmp(key, "theta") == 0 || strcmp(key, "theta_last") == 0) {
+    if (strcmp(key, "theta") == 0 || strcmp(key, "theta_last") == 0 ||
+        strcmp(key, "isa_lr") == 0) {
         /* strtod on a bounded copy: digits, one '.', an exponent; no
            hex, inf or nan, which strtod would take */
         char buf[64], *end;
@@ -10822,11 +10848,12 @@ LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, 
         memcpy(buf, v, n + 1);
         x = strtod(buf, &end);
         if (end != buf + n) goto bad_theta;
-        if (!(x > 0) || x > 1e9) {
-            lmu__errf(err, errcap, "%s = %s must be in (0, 1e9]", key, v);
+        if (!(x > 0) || x > (key[0] == 'i' ? 1e6 : 1e9)) {
+            lmu__errf(err, errcap, "%s = %s must be in (0, %s]", key, v, key[0] == 'i' ? "1e6" : "1e9");
             return LMU_ERR_RANGE;
         }
-        if (key[5]) c->theta_last = x;
+        if (key[0] == 'i') c->isa_lr = x;
+        else if (key[5]) c->theta_last = x;
         else c->theta = x;
         return LMU_OK;
     bad_theta:
@@ -10885,7 +10912,7 @@ LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t le
        would otherwise silently win) */
     static const char *const known[] = {"preset", "arch",  "mixer", "vocab_size", "n_ctx",
                                         "d_model", "n_layer", "q",  "q_prime",  "theta",
-                                        "d_pre",  "d_ff",  "n_head", "theta_last", "isa_init"};
+                                        "d_pre",  "d_ff",  "n_head", "theta_last", "isa_init", "isa_lr"};
     int seen[sizeof known / sizeof known[0]];
     size_t pos = 0;
     long line = 0;
@@ -11006,6 +11033,8 @@ LMUDEF size_t lmu_config_format(const lmu_config *c, char *buf, size_t cap)
         n += snprintf(tmp + n, sizeof tmp - (size_t)n, "theta = %.17g\n", c->theta);
     if (c->theta_last > 0 && n > 0 && (size_t)n < sizeof tmp)
         n += snprintf(tmp + n, sizeof tmp - (size_t)n, "theta_last = %.17g\n", c->theta_last);
+    if (c->isa_lr > 0 && n > 0 && (size_t)n < sizeof tmp)
+        n += snprintf(tmp + n, sizeof tmp - (size_t)n, "isa_lr = %.17g\n", c->isa_lr);
     if (c->isa_init != LMU_ISA_INIT_RANDOM && n > 0 && (size_t)n < sizeof tmp)
         n += snprintf(tmp + n, sizeof tmp - (size_t)n, "isa_init = %s\n",
                       lmu_isa_init_name(c->isa_init));

@@ -45,6 +45,7 @@ static void tiny_config(lmu_config *c, int k, int V, int n_ctx)
         c->theta = 6;
         c->theta_last = 100;
         c->isa_init = LMU_ISA_INIT_DELAY;
+        c->isa_lr = 3;
     }
 }
 
@@ -470,6 +471,48 @@ static void test_layer_theta_and_delay_init(void)
         LT_CHECK(bad == 0, "layer %d: L_q, L_k, L_v start equal", l);
     }
     lmu_model_free(m);
+    {   /* isa_lr: the first Adam step moves each weight by about lr (the
+           bias-corrected m / sqrt(v) is +-1), so L, b and p move isa_lr
+           times as far as with isa_lr off, and everything else the same */
+        lmu_model *a, *b;
+        int tok[16], tg[16], i, ids[2];
+        double ratio[2];
+        for (i = 0; i < 16; i++) tok[i] = (i * 7) % 64, tg[i] = (i * 5 + 1) % 64;
+        tiny_config(&c, 3, 64, 64);
+        c.isa_lr = 0;
+        lmu_model_create(&a, &c, 9, err, sizeof err);
+        c.isa_lr = 3;
+        lmu_model_create(&b, &c, 9, err, sizeof err);
+        ids[0] = a->layer[0].lmu_p, ids[1] = a->layer[0].fc_w;
+        for (w = 0; w < 2; w++) {
+            lmu_model *mm = w ? b : a;
+            lmu_model_forward_backward(mm, tok, tg, 1, 16, NULL);
+        }
+        {
+            float *p0a = (float *)malloc(a->tape.param_size * sizeof(float));
+            float *p0b = (float *)malloc(b->tape.param_size * sizeof(float));
+            memcpy(p0a, a->tape.param, a->tape.param_size * sizeof(float));
+            memcpy(p0b, b->tape.param, b->tape.param_size * sizeof(float));
+            lmu_model_step(a, 1e-3f, 0, NULL);
+            lmu_model_step(b, 1e-3f, 0, NULL);
+            for (i = 0; i < 2; i++) {
+                const lmu_tensor *x = &a->tape.tensors[ids[i]];
+                double da = 0, db = 0;
+                size_t k;
+                for (k = 0; k < x->size; k++) {
+                    da += fabs(a->tape.param[x->off + k] - p0a[x->off + k]);
+                    db += fabs(b->tape.param[x->off + k] - p0b[x->off + k]);
+                }
+                ratio[i] = da > 0 ? db / da : 0;
+            }
+            free(p0a);
+            free(p0b);
+        }
+        LT_CHECK(fabs(ratio[0] - 3) < 1e-3 && fabs(ratio[1] - 1) < 1e-6,
+                 "isa_lr = 3: lmu.p moves %.4fx as far, ffn_post.fc.weight %.6fx", ratio[0], ratio[1]);
+        lmu_model_free(a);
+        lmu_model_free(b);
+    }
     /* every layer's window must be buildable: q^2 n_ctx is capped per window */
     tiny_config(&c, 3, 64, 64);
     c.theta_last = -1;
