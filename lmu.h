@@ -949,14 +949,16 @@ typedef enum lmu_arch { LMU_ARCH_LMU = 0, LMU_ARCH_TRANSFORMER = 1 } lmu_arch;
 typedef enum lmu_mixer { LMU_MIXER_FFN = 0, LMU_MIXER_ATTN = 1, LMU_MIXER_COUNT } lmu_mixer;
 
 /* How the implicit attention's L_q, L_k, L_v start (ours; MODEL.md does not
-   say). RANDOM: N(0, 1/sqrt(q)), a random filter over the whole window.
-   DELAY: row r of each L decodes the memory's input r-ish steps ago (lags
-   0, 1, 2, 4, 8, ..., below theta): the Legendre read-out of a delay,
-   P_i(2 (lag + 1/2) / theta - 1), so the block starts as a weighted sum of
-   the last few tokens, which is what a language model needs first, instead
-   of a blur over theta tokens that it must learn to sharpen.
-   docs/EXPERIMENTS.md measures both. */
-typedef enum lmu_isa_init { LMU_ISA_INIT_RANDOM = 0, LMU_ISA_INIT_DELAY = 1, LMU_ISA_INIT_COUNT } lmu_isa_init;
+   say). DELAY (the default): row r of each L decodes the memory's input
+   lag_r steps ago (lags 0, 1, 2, 4, 8, ..., below theta) with the Legendre
+   read-out of a delay, P_i(2 (lag + 1/2) / theta - 1), so the block starts
+   as a weighted sum of the last few tokens, which is what a language model
+   needs first. RANDOM: N(0, 1/sqrt(q)), a random filter over the whole
+   window, which the model must learn to sharpen: at 1.2M tokens of Brown it
+   had not (the block was worth 0.008 nats against 1.09 with DELAY;
+   docs/EXPERIMENTS.md). Checkpoints of versions before the option load as
+   RANDOM, which is how they were made. */
+typedef enum lmu_isa_init { LMU_ISA_INIT_DELAY = 0, LMU_ISA_INIT_RANDOM = 1, LMU_ISA_INIT_COUNT } lmu_isa_init;
 
 /* A model's shape. Zero means "default" for every field, so
        lmu_config c = {0}; c.d_model = 96; lmu_config_resolve(&c, err, sizeof err);
@@ -1118,9 +1120,10 @@ typedef struct lmu_model {
    [out, optional] err  one-line reason on failure
    Init: embeddings and linear weights N(0, 0.02); output projections of a
    residual branch (ffn_pre.proj, attn.proj, ffn_post.proj) and the
-   implicit attention's p scaled by 1/sqrt(2 n_layer) as GPT-2 does; L
-   N(0, 1/sqrt(q)) so L m keeps the memory's scale; biases 0; LayerNorm
-   gains 1. wpe N(0, 0.01).
+   implicit attention's p scaled by 1/sqrt(2 n_layer) as GPT-2 does; L as
+   cfg->isa_init says (default: delay read-outs; random: N(0, 1/sqrt(q)),
+   so L m keeps the memory's scale); biases 0; LayerNorm gains 1.
+   wpe N(0, 0.01).
    Returns LMU_OK, LMU_ERR_ARG (bad config), LMU_ERR_NOMEM, LMU_ERR_RANGE
    (the LMU memory cannot be built for this q, theta, n_ctx). */
 LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint64_t seed,
@@ -7705,7 +7708,7 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
         if (c->n_head == 0) c->n_head = lmu__default_heads(c->d_model);
         c->q = c->q_prime = c->d_pre = 0;
         c->theta = c->theta_last = c->isa_lr = 0;
-        c->isa_init = LMU_ISA_INIT_RANDOM;
+        c->isa_init = LMU_ISA_INIT_DELAY;
         c->mixer = LMU_MIXER_FFN;
     } else {
         if (c->q == 0) c->q = c->d_model;
@@ -8527,12 +8530,12 @@ LMUDEF lmu_result lmu_model_save(lmu_model *m, const char *path, int with_optim)
         LMU__META("q_prime", "%d", c->q_prime);
         LMU__META("theta", "%.17g", c->theta);
         LMU__META("d_pre", "%d", c->d_pre);
-        /* written only when set: a default model's file stays what
-           earlier versions wrote */
+        /* the options of later versions are written only when set, so
+           a file stays readable by the versions before them; isa_init
+           always, since its absence means "made before the option" */
         if (c->theta_last > 0) LMU__META("theta_last", "%.17g", c->theta_last);
         if (c->isa_lr > 0) LMU__META("isa_lr", "%.17g", c->isa_lr);
-        if (c->isa_init != LMU_ISA_INIT_RANDOM)
-            LMU__META("isa_init", "%s", lmu_isa_init_name(c->isa_init));
+        LMU__META("isa_init", "%s", lmu_isa_init_name(c->isa_init));
     }
 #undef LMU__META
     r = lmu_st_save_file(path, ts, n, meta, i, m->err, sizeof m->err);
@@ -8633,6 +8636,7 @@ LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, ch
             return LMU_ERR_FORMAT;
         }
     }
+    c.isa_init = LMU_ISA_INIT_RANDOM; /* files of earlier versions */
     if ((v = lmu_st_meta_get(f, "isa_init")) != NULL) {
         int k;
         for (k = 0; k < (int)LMU_ISA_INIT_COUNT; k++)
@@ -11035,7 +11039,7 @@ LMUDEF size_t lmu_config_format(const lmu_config *c, char *buf, size_t cap)
         n += snprintf(tmp + n, sizeof tmp - (size_t)n, "theta_last = %.17g\n", c->theta_last);
     if (c->isa_lr > 0 && n > 0 && (size_t)n < sizeof tmp)
         n += snprintf(tmp + n, sizeof tmp - (size_t)n, "isa_lr = %.17g\n", c->isa_lr);
-    if (c->isa_init != LMU_ISA_INIT_RANDOM && n > 0 && (size_t)n < sizeof tmp)
+    if (c->isa_init != LMU_ISA_INIT_DELAY && n > 0 && (size_t)n < sizeof tmp)
         n += snprintf(tmp + n, sizeof tmp - (size_t)n, "isa_init = %s\n",
                       lmu_isa_init_name(c->isa_init));
     if (n < 0) n = 0;

@@ -300,18 +300,18 @@ static void test_config(void)
     expect_err("isa_lr = 1e7\n", LMU_ERR_RANGE, "isa_lr = 1e7 must be in (0, 1e6]");
     expect_err("isa_init = delay\nisa_init = delay\n", LMU_ERR_FORMAT, "'isa_init' already set");
     {   /* our options (docs/EXPERIMENTS.md) parse, format and parse back */
-        const char *t = "preset = lmu-55k\ntheta = 16\ntheta_last = 350\nisa_init = delay\n"
+        const char *t = "preset = lmu-55k\ntheta = 16\ntheta_last = 350\nisa_init = random\n"
                         "isa_lr = 4\n";
         lmu_config q;
         size_t n;
         memset(&c, 0, sizeof c);
         LT_CHECK(lmu_config_parse(&c, t, strlen(t), err, sizeof err) == LMU_OK &&
                      lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.theta == 16 &&
-                     c.theta_last == 350 && c.isa_init == LMU_ISA_INIT_DELAY && c.isa_lr == 4,
+                     c.theta_last == 350 && c.isa_init == LMU_ISA_INIT_RANDOM && c.isa_lr == 4,
                  "theta_last and isa_init parse: %s", err);
         n = lmu_config_format(&c, buf, sizeof buf);
         memset(&q, 0, sizeof q);
-        LT_CHECK(strstr(buf, "theta_last = 350") && strstr(buf, "isa_init = delay") &&
+        LT_CHECK(strstr(buf, "theta_last = 350") && strstr(buf, "isa_init = random") &&
                      strstr(buf, "isa_lr = 4") &&
                      lmu_config_parse(&q, buf, n, err, sizeof err) == LMU_OK &&
                      lmu_config_resolve(&q, err, sizeof err) == LMU_OK && memcmp(&c, &q, sizeof c) == 0,

@@ -22,7 +22,7 @@ static void *lt_realloc(void *p, size_t n) { lt_allocs++; return realloc(p, n); 
 
 static const char *arch_name(int k)
 {
-    return k == 0 ? "lmu/ffn" : k == 1 ? "lmu/attn" : k == 2 ? "transformer"
+    return k == 0 ? "lmu/ffn isa_init=random" : k == 1 ? "lmu/attn" : k == 2 ? "transformer"
                                                   : "lmu/ffn theta_last isa_init=delay";
 }
 
@@ -41,6 +41,7 @@ static void tiny_config(lmu_config *c, int k, int V, int n_ctx)
     c->d_pre = 40;
     c->d_ff = 48;
     c->n_head = 2;
+    if (k == 0) c->isa_init = LMU_ISA_INIT_RANDOM; /* MODEL.md's init; attn: the default, delay */
     if (k == 3) { /* the options of docs/EXPERIMENTS.md: a window per layer, delay init */
         c->theta = 6;
         c->theta_last = 100;
@@ -524,12 +525,36 @@ static void test_layer_theta_and_delay_init(void)
              "theta_last = theta resolves to 0 (one spelling of off)");
 }
 
+/* A checkpoint written by lmu.h 0.1.0, before isa_init and theta_last
+   existed (tests/fixtures/v0.1.0-lmu-tiny.safetensors: lmu/ffn, V 64, d 16,
+   2 layers, q 12, q' 3, theta 20, 3 Adam steps from seed 7): it loads, as
+   isa_init = random with one window, and computes what 0.1.0 computed on
+   the same batch (3.74061108 there, on x86-64 with AVX-512). */
+static void test_old_checkpoint(void)
+{
+    lmu_model *m;
+    char err[256];
+    int tok[32], tg[32], i;
+    float loss = 0;
+    for (i = 0; i < 32; i++) tok[i] = (i * 11 + 3) % 64, tg[i] = (i * 5 + 1) % 64;
+    LT_CHECK(lmu_model_load(&m, "tests/fixtures/v0.1.0-lmu-tiny.safetensors", err, sizeof err) == LMU_OK,
+             "0.1.0 checkpoint loads: %s", err);
+    if (!m) return;
+    LT_CHECK(m->cfg.isa_init == LMU_ISA_INIT_RANDOM && m->cfg.theta_last == 0 && m->cfg.isa_lr == 0 &&
+                 m->cfg.theta == 20 && m->adam.step == 3,
+             "0.1.0 checkpoint: isa_init random, one window, Adam step 3");
+    LT_CHECK(lmu_model_forward(m, tok, tg, 2, 16, &loss) == LMU_OK && fabs(loss - 3.74061108) < 1e-5 * 3.74,
+             "0.1.0 checkpoint: the loss 0.1.0 computed (%.9g, want 3.74061108)", loss);
+    lmu_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_model", argc, argv);
     test_errors();
     test_recurrent_matches_parallel();
     test_layer_theta_and_delay_init();
+    test_old_checkpoint();
     test_checkpoints();
     test_resume();
     test_forward_backward();
