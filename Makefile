@@ -2,6 +2,7 @@
 #
 #   make test     build and run the test suite (installs missing Debian deps)
 #   make bench    benchmarks against FFTW / OpenBLAS / PyTorch (not tests)
+#   make experiment  LMU vs LMU+attention vs transformer at equal tokens
 #
 # Every tests/test_*.c is one test program and every tools/bench_*.c one
 # benchmark: adding a file is enough, no rule to write.
@@ -40,7 +41,7 @@ SANFLAGS ?= -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 VG_TESTS := build/test_faults_vg
 VG_ARCH ?= $(if $(filter x86_64,$(shell uname -m)),-mavx2 -mfma)
 
-.PHONY: all test bench setup clean demo
+.PHONY: all test bench setup clean demo experiment
 all: $(TESTS) $(BENCHES) $(EXAMPLES)
 
 setup:
@@ -93,6 +94,14 @@ bench:
 demo: setup
 	@$(MAKE) --no-print-directory build/prepare build/train build/eval build/sample
 	@tools/demo.sh
+
+# The paper's comparison at equal tokens: lmu, lmu-attn and the transformer
+# at several sizes and seeds, lr from a sweep on validation, judged on a test
+# split (tools/experiment.py; about 45 minutes on 2 cores). Options through
+# ARGS, e.g. make experiment ARGS="--profile full --jobs 8".
+experiment: setup
+	@$(MAKE) --no-print-directory build/prepare build/train build/eval
+	@tools/experiment.py $(ARGS)
 
 clean:
 	rm -rf build

@@ -14,6 +14,8 @@
                          tokens,loss,bpb,seq) to FILE, for the scaling plot
      --ablate            also the loss with each part switched off: what each
                          part of the model contributes (see below)
+     --ablate-all        the same, but only with each part off in every
+                         layer at once (one pass per part)
      --json FILE         everything printed, as one JSON object
      --bytes | --vocab-dir DIR   the tokenizer that counts bytes for bpb
      --threads N
@@ -45,7 +47,7 @@
 
 static const char *usage =
     "usage: eval CKPT (--data PREFIX | --tokens FILE) [--seq T] [--batch B] [--max-tokens N]\n"
-    "            [--csv FILE] [--append FILE] [--ablate] [--json FILE]\n"
+    "            [--csv FILE] [--append FILE] [--ablate | --ablate-all] [--json FILE]\n"
     "            [--bytes | --vocab-dir DIR] [--threads N]\n"
     "       eval --help\n";
 
@@ -213,6 +215,7 @@ int main(int argc, char **argv)
                    "  --append FILE      add checkpoint,params,params_total,tokens,loss,bpb,seq\n"
                    "  --ablate           loss with each part switched off (implicit attention,\n"
                    "                     attention, FFNs), per layer and in all layers at once\n"
+                   "  --ablate-all       the same, in all layers at once only (cheaper)\n"
                    "  --json FILE        the results as one JSON object (written atomically)\n"
                    "  --bytes            byte-level tokenizer for bpb (automatic for vocab 257)\n"
                    "  --vocab-dir DIR    GPT-2 encoder.json + vocab.bpe (default data/gpt2)\n"
@@ -224,6 +227,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--append") && more) append = argv[++i];
         else if (!strcmp(a, "--json") && more) json = argv[++i];
         else if (!strcmp(a, "--ablate")) ablate = 1;
+        else if (!strcmp(a, "--ablate-all")) ablate = 2;
         else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
         else if (!strcmp(a, "--bytes")) bytes = 1;
         else if (!strcmp(a, "--seq") && more) {
@@ -342,7 +346,7 @@ int main(int argc, char **argv)
             printf("  %-20s %6s %10s %10s\n", "part", "layer", "loss", "delta");
             if (js) fprintf(js, ", \"ablations\": [");
             for (k = 0; k < N_PARTS; k++) {
-                for (l = -1; l < m->cfg.n_layer; l++) {
+                for (l = -1; l < (ablate == 2 ? 0 : m->cfg.n_layer); l++) {
                     double nb = 0, lk;
                     int lo = l < 0 ? 0 : l, hi = l < 0 ? m->cfg.n_layer : l + 1;
                     if (!part_switch(m, k, lo, hi, 1)) continue;
