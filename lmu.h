@@ -958,7 +958,11 @@ typedef enum lmu_mixer { LMU_MIXER_FFN = 0, LMU_MIXER_ATTN = 1, LMU_MIXER_COUNT 
    had not (the block was worth 0.008 nats against 1.09 with DELAY;
    docs/EXPERIMENTS.md). Checkpoints of versions before the option load as
    RANDOM, which is how they were made. */
-typedef enum lmu_isa_init { LMU_ISA_INIT_DELAY = 0, LMU_ISA_INIT_RANDOM = 1, LMU_ISA_INIT_COUNT } lmu_isa_init;
+typedef enum lmu_isa_init {
+    LMU_ISA_INIT_DELAY = 0,
+    LMU_ISA_INIT_RANDOM = 1,
+    LMU_ISA_INIT_COUNT
+} lmu_isa_init;
 
 /* A model's shape. Zero means "default" for every field, so
        lmu_config c = {0}; c.d_model = 96; lmu_config_resolve(&c, err, sizeof err);
@@ -1180,7 +1184,8 @@ LMUDEF size_t lmu_model_param_count(const lmu_model *m);
 /* >>safetensors (model checkpoints)
    Saves the parameters under MODEL.md section 7's names, the config in
    __metadata__ (keys: format, arch, vocab_size, n_ctx, d_model, n_layer,
-   q, q_prime, theta, d_pre, d_ff, mixer, n_head), and with with_optim = 1
+   q, q_prime, theta, d_pre, d_ff, mixer, n_head, isa_init; theta_last and
+   isa_lr when set), and with with_optim = 1
    the optimizer state as optim.m.<name>, optim.v.<name>, optim.step and
    optim.data_pos. Atomic: a temporary file renamed over path.
    Returns LMU_OK, LMU_ERR_IO (message in m->err). */
@@ -1414,8 +1419,9 @@ LMUDEF const char *lmu_tokenizer_unicode_version(void);
 
    One `key = value` per line; `#` starts a comment (anywhere on a line);
    blank lines are fine; keys are lmu_config's field names plus "preset";
-   values are decimal integers (theta: a decimal number), arch
-   lmu|transformer, mixer ffn|attn. An unknown key, a key given twice, a
+   values are decimal integers (theta, theta_last, isa_lr: decimal
+   numbers), arch lmu|transformer, mixer ffn|attn, isa_init delay|random.
+   An unknown key, a key given twice, a
    value that does not parse or is out of range is an error that names the
    line. The parser only sets fields: call lmu_config_resolve afterwards
    (after any overrides of your own) to fill defaults and validate.
@@ -8074,7 +8080,8 @@ LMU__PRIVATE void lmu__model_init_delay(lmu_model *m, int id, int layer)
         p1 = x;
         for (i = 0; i < c->q; i++) { /* Bonnet's recursion for P_i(x) */
             float v = (float)(i == 0 ? p0 : p1);
-            for (w = 0; w < 3; w++) L[((size_t)w * (size_t)c->q_prime + (size_t)r) * (size_t)c->q + (size_t)i] = v;
+            for (w = 0; w < 3; w++) /* L_q, L_k, L_v alike */
+                L[((size_t)w * (size_t)c->q_prime + (size_t)r) * (size_t)c->q + (size_t)i] = v;
             if (i >= 1) {
                 p2 = ((2.0 * i + 1.0) * x * p1 - i * p0) / (i + 1.0);
                 p0 = p1, p1 = p2;
@@ -8110,7 +8117,8 @@ LMU__PRIVATE void lmu__model_init(lmu_model *m, uint64_t seed)
         lmu__model_fill(m, L->ln_b_b, 0, 0, &rng);
         lmu__model_fill(m, L->lmu_L, 0, 1.0f / sqrtf((float)c->q), &rng);
         /* drawn either way, so the other parameters do not depend on it */
-        if (c->isa_init == LMU_ISA_INIT_DELAY && L->lmu_L >= 0) lmu__model_init_delay(m, L->lmu_L, l);
+        if (c->isa_init == LMU_ISA_INIT_DELAY && L->lmu_L >= 0)
+            lmu__model_init_delay(m, L->lmu_L, l);
         lmu__model_fill(m, L->lmu_b, 0, 0, &rng);
         lmu__model_fill(m, L->lmu_p, 0, 1.0f / sqrtf(2.0f * (float)c->n_layer), &rng);
         lmu__model_fill(m, L->ln_c_w, 1, 0, &rng);
@@ -8202,7 +8210,8 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
         else memset(m->lti_layer, 0, (size_t)m->cfg.n_layer * sizeof(lmu_lti *));
         for (l = 0; r == LMU_OK && l < m->cfg.n_layer; l++) {
             double th = lmu_config_layer_theta(&m->cfg, l);
-            for (k = 0; k < l && !lmu_lti_matches(m->lti_layer[k], m->cfg.q, th, m->cfg.n_ctx); k++) {}
+            for (k = 0; k < l; k++)
+                if (lmu_lti_matches(m->lti_layer[k], m->cfg.q, th, m->cfg.n_ctx)) break;
             if (k < l) m->lti_layer[l] = m->lti_layer[k];
             else r = lmu_lti_create(&m->lti_layer[l], m->cfg.q, th, m->cfg.n_ctx);
         }
@@ -10853,7 +10862,8 @@ LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, 
         x = strtod(buf, &end);
         if (end != buf + n) goto bad_theta;
         if (!(x > 0) || x > (key[0] == 'i' ? 1e6 : 1e9)) {
-            lmu__errf(err, errcap, "%s = %s must be in (0, %s]", key, v, key[0] == 'i' ? "1e6" : "1e9");
+            lmu__errf(err, errcap, "%s = %s must be in (0, %s]", key, v,
+                      key[0] == 'i' ? "1e6" : "1e9");
             return LMU_ERR_RANGE;
         }
         if (key[0] == 'i') c->isa_lr = x;
@@ -10916,7 +10926,8 @@ LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t le
        would otherwise silently win) */
     static const char *const known[] = {"preset", "arch",  "mixer", "vocab_size", "n_ctx",
                                         "d_model", "n_layer", "q",  "q_prime",  "theta",
-                                        "d_pre",  "d_ff",  "n_head", "theta_last", "isa_init", "isa_lr"};
+                                        "d_pre",  "d_ff",  "n_head", "theta_last",
+                                        "isa_init", "isa_lr"};
     int seen[sizeof known / sizeof known[0]];
     size_t pos = 0;
     long line = 0;

@@ -2,8 +2,12 @@
    loss and gradients (dump), then compares them with what the PyTorch
    reference (tools/lmu_ref.py) computed from the same files (compare).
 
-     model_ref_tool dump KIND DIR       KIND: ffn | attn | transformer
+     model_ref_tool dump KIND DIR       KIND: ffn | attn | transformer | layers
      model_ref_tool compare KIND DIR    prints one line per check
+     model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
+                                        created, L as isa_init = delay made it
+   KIND layers is mixer ffn with a window per layer (theta 6 to theta_last
+   100 over 3 layers).
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -26,6 +30,33 @@ static void config_for(lmu_config *c, const char *kind)
     c->d_pre = 40;
     c->d_ff = 56;
     c->n_head = 2;
+    if (strcmp(kind, "layers") == 0) {
+        c->n_layer = 3;
+        c->theta = 6;
+        c->theta_last = 100;
+    }
+}
+
+/* The model as lmu_model_create made it (no jitter): for the reference's
+   check of the delay initialisation. */
+static int init(const char *kind, const char *dir)
+{
+    lmu_config c;
+    lmu_model *m;
+    char err[256], path[512];
+    config_for(&c, kind);
+    c.isa_init = LMU_ISA_INIT_DELAY;
+    if (lmu_model_create(&m, &c, 5, err, sizeof err) != LMU_OK) {
+        fprintf(stderr, "create: %s\n", err);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/init.safetensors", dir);
+    if (lmu_model_save(m, path, 0) != LMU_OK) {
+        fprintf(stderr, "save: %s\n", m->err);
+        return 1;
+    }
+    lmu_model_free(m);
+    return 0;
 }
 
 static int dump(const char *kind, const char *dir)
@@ -187,6 +218,7 @@ int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "dump") == 0) return dump(argv[2], argv[3]);
     if (argc >= 4 && strcmp(argv[1], "compare") == 0) return compare(argv[2], argv[3], argc - 3, argv + 3);
-    fprintf(stderr, "usage: model_ref_tool dump|compare ffn|attn|transformer DIR\n");
+    if (argc >= 4 && strcmp(argv[1], "init") == 0) return init(argv[2], argv[3]);
+    fprintf(stderr, "usage: model_ref_tool dump|compare|init ffn|attn|transformer|layers DIR\n");
     return 2;
 }

@@ -13,7 +13,7 @@ mkdir -p build
 cc -std=c99 -O2 -g -march=native -fopenmp -I. -Itests tests/model_ref_tool.c -o build/model_ref_tool \
     $(pkg-config --cflags --libs stb) -lm || { echo "test_model_ref: 0 passed, 1 failed"; exit 1; }
 passed=0; failed=0
-for kind in ffn attn transformer; do
+for kind in ffn attn transformer layers; do
     dir=build/model_ref_$kind
     rm -rf "$dir"; mkdir -p "$dir"
     if ! build/model_ref_tool dump $kind "$dir" ||
@@ -27,6 +27,17 @@ for kind in ffn attn transformer; do
     p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/')
     f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/')
     passed=$((passed + p)); failed=$((failed + f))
+done
+# isa_init = delay: the C model's L as created against the reference's own
+# delay read-outs (one window, and one window per layer)
+for kind in ffn layers; do
+    dir=build/model_ref_$kind
+    if build/model_ref_tool init $kind "$dir" &&
+       out=$(/usr/bin/python3 tools/lmu_ref.py delay-check --ckpt "$dir/init.safetensors" --tol 1e-6); then
+        passed=$((passed + 1)); echo "  ok   $kind: $out"
+    else
+        failed=$((failed + 1)); echo "  FAIL $kind: delay initialisation: ${out:-no result}"
+    fi
 done
 echo "test_model_ref: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

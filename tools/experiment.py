@@ -62,13 +62,14 @@ TINY_SIZES = {
 PROFILES = {
     # seq 32, 40 steps of 4 x 32: about a second per run
     "tiny": dict(families=FAMILIES, sizes=("t1", "t2"), seeds=3, lrs=(3e-3, 1e-2), tokens=5120,
-                 batch=4, seq=32, eval_every=10, eval_batches=2, eval_tokens=2048),
+                 batch=4, seq=32, eval_every=10, eval_batches=2, eval_tokens=2048, test_tokens=0),
     # about 45 minutes on 2 cores (docs/EXPERIMENTS.md gives the measured time)
     "small": dict(families=FAMILIES, sizes=("55k", "100k", "200k"), seeds=3, lrs=(3e-3, 6e-3),
-                  tokens=196608, batch=4, seq=256, eval_every=16, eval_batches=16, eval_tokens=32768),
+                  tokens=196608, batch=4, seq=256, eval_every=16, eval_batches=16, eval_tokens=16384,
+                  test_tokens=65536),
     # one epoch of Brown's training split per run
     "full": dict(families=FAMILIES, sizes=SIZES, seeds=3, lrs=(3e-3, 6e-3, 1.2e-2), tokens=1048576,
-                 batch=4, seq=512, eval_every=50, eval_batches=16, eval_tokens=65536),
+                 batch=4, seq=512, eval_every=50, eval_batches=16, eval_tokens=65536, test_tokens=0),
 }
 
 # The paper's fitted laws (arXiv 2110.02402) are drawn only when their
@@ -243,7 +244,8 @@ def finish_run(run, a, wall):
         tj, cj = os.path.join(run.dir, "test.json"), os.path.join(run.dir, "ablate.json")
         ev = os.path.join(ROOT, "build/eval")
         base = [ev, ck, "--seq", str(a.seq), "--threads", str(a.threads)]
-        sh(base + ["--tokens", a.data + ".test.tok", "--json", tj,
+        cap = ["--max-tokens", str(a.test_tokens + 1)] if a.test_tokens else []
+        sh(base + cap + ["--tokens", a.data + ".test.tok", "--json", tj,
                    "--csv", os.path.join(run.dir, "positions.csv")], run.dir, "eval")
         sh(base + ["--tokens", a.data + ".test.tok", "--max-tokens", str(a.eval_tokens + 1),
                    "--ablate-all", "--json", cj], run.dir, "ablate")
@@ -296,7 +298,6 @@ class Grid:
                 self.done += 1
             else:
                 todo.append(r)
-        self.work_total += sum(cost(r) for r in todo)
         active = []
         env = dict(os.environ, OMP_WAIT_POLICY="passive")
         while todo or active:
@@ -385,7 +386,8 @@ def write_outputs(a, sweep, finals, machine, wall):
                a.steps * a.batch * a.seq, a.steps, a.batch, a.seq),
            "- learning rate: per family and size, the lowest final validation loss of "
            "%s at seed 0; then seeds 1..%d at that lr" % (", ".join("%g" % l for l in a.lrs), a.seeds - 1),
-           "- test loss: the whole test split, read once per final run; the implicit attention's and "
+           "- test loss: %s of the test split, read once per final run; the implicit attention's and "
+           % ("the first %d tokens" % a.test_tokens if a.test_tokens else "all") +
            "the attention's contribution: test loss increase with that part off in every layer "
            "(`eval --ablate-all`, first %d test tokens)" % a.eval_tokens,
            "- overrides: %s" % (json.dumps({f: a.overrides.get(f, {}) for f in a.families})),
@@ -650,6 +652,7 @@ def main(argv):
     a.batch = a.batch or prof["batch"]
     a.seq = a.seq or prof["seq"]
     a.eval_every, a.eval_batches, a.eval_tokens = prof["eval_every"], prof["eval_batches"], prof["eval_tokens"]
+    a.test_tokens = prof["test_tokens"]
     cores = os.cpu_count() or 1
     a.jobs = a.jobs or min(cores, 2 if a.profile != "tiny" else cores)
     a.threads = a.threads or max(1, cores // a.jobs)
@@ -712,6 +715,16 @@ def main(argv):
     t0 = time.time()
     n_runs = len(a.families) * len(a.sizes) * (len(a.lrs) + a.seeds - 1)
     grid = Grid(a, n_runs)
+    # the ETA's total: every run not finished yet, the seeds' included
+    # (their lr is not known before the sweep, but their cost is)
+    for f in a.families:
+        for s in a.sizes:
+            probe = Run(f, s, a.lrs[0], 0, "sweep", {}, a.out)
+            left = sum(1 for lr in a.lrs if not Run(f, s, lr, 0, "sweep", {}, a.out).done())
+            for k in range(1, a.seeds):
+                if not any(Run(f, s, lr, k, "seed", {}, a.out).done() for lr in a.lrs):
+                    left += 1
+            grid.work_total += left * cost(probe)
     # the sweep: seed 0 at each lr
     sweep_runs = {}
     for f in a.families:

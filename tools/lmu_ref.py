@@ -74,6 +74,12 @@ CHECKPOINT METADATA CONTRACT (the safetensors "__metadata__" object)
     d_ff        integer   FFN_post inner width (transformer: MLP width, 4 d)
     mixer       "ffn" | "attn"   (arch lmu)
     n_head      integer   (mixer attn, and the transformer)
+    theta_last  decimal   (arch lmu, optional, ours) window of the last
+                layer; layer l's is theta * (theta_last/theta)^(l/(L-1))
+    isa_init    "delay" | "random"  (arch lmu, optional, ours) how lmu.L
+                starts; absent: random (files made before the option)
+    isa_lr      decimal   (arch lmu, optional, ours) lr multiplier of
+                lmu.L/b/p; changes training only, nothing computed here
   Keys irrelevant to the arch may be absent; this reader also accepts JSON
   numbers in place of the strings. Tensor names and shapes: MODEL.md
   section 7 (F32, [out, in] for linear weights); names starting with
@@ -262,8 +268,12 @@ def make_config(spec=None, **over):
     for k, v in kv.items():
         if k in INT_KEYS:
             cfg[k] = int(v)
-        elif k == "theta":
+        elif k in ("theta", "theta_last", "isa_lr"):
             cfg[k] = float(v)
+        elif k == "isa_init":
+            if v not in ("delay", "random"):
+                raise ValueError(f"isa_init {v!r}: want delay or random")
+            cfg[k] = str(v)
         elif k in ("arch", "mixer", "format"):
             cfg[k] = str(v)
         else:
@@ -275,9 +285,12 @@ def make_config(spec=None, **over):
     if cfg["arch"] == "transformer":
         cfg.setdefault("d_ff", 4 * d)
         cfg.setdefault("n_head", pick_n_head(d))
-        for k in ("q", "q_prime", "theta", "d_pre", "mixer"):
+        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "isa_init", "isa_lr"):
             cfg.pop(k, None)
     else:
+        cfg.setdefault("isa_init", "delay")
+        if cfg.get("theta_last") == cfg["theta"]:
+            cfg.pop("theta_last")
         cfg.setdefault("d_pre", round_half_up(1.5 * d))
         if cfg["mixer"] == "attn":
             cfg.setdefault("n_head", pick_n_head(d))
@@ -292,10 +305,10 @@ def make_config(spec=None, **over):
 def config_to_metadata(cfg):
     m = {"format": "lmu"}
     for k in ("arch", "vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "theta",
-              "d_pre", "d_ff", "mixer", "n_head"):
+              "d_pre", "d_ff", "mixer", "n_head", "theta_last", "isa_init", "isa_lr"):
         if k in cfg:
             v = cfg[k]
-            if k == "theta":
+            if k in ("theta", "theta_last", "isa_lr"):
                 v = repr(float(v)) if float(v) != int(v) else str(int(v))
             m[k] = str(v)
     return m
@@ -311,8 +324,11 @@ def metadata_to_config(meta):
     for k in INT_KEYS:
         if k in meta:
             cfg[k] = int(meta[k])
-    if "theta" in meta:
-        cfg["theta"] = float(meta["theta"])
+    for k in ("theta", "theta_last", "isa_lr"):
+        if k in meta:
+            cfg[k] = float(meta[k])
+    if cfg["arch"] == "lmu":
+        cfg["isa_init"] = str(meta.get("isa_init", "random"))
     need = ["vocab_size", "d_model", "n_layer", "d_ff"]
     if cfg["arch"] == "lmu":
         need += ["q", "q_prime", "theta"] + (["d_pre"] if cfg["mixer"] == "ffn" else ["n_head"])
@@ -323,11 +339,50 @@ def metadata_to_config(meta):
         raise ValueError(f"checkpoint metadata lacks {', '.join(miss)}")
     cfg.setdefault("n_ctx", 1024)
     if cfg["arch"] == "transformer":
-        for k in ("q", "q_prime", "theta", "d_pre", "mixer"):
+        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "isa_init", "isa_lr"):
             cfg.pop(k, None)
     elif cfg["mixer"] == "attn":
         cfg.pop("d_pre", None)
     return cfg
+
+
+def layer_theta(cfg, l):
+    """Layer l's window: theta, or geometric from theta (layer 0) to
+    theta_last (the last layer) when theta_last is set."""
+    th, last, L = cfg["theta"], cfg.get("theta_last", 0.0), cfg["n_layer"]
+    if not last or last == th or L < 2:
+        return th
+    return th * (last / th) ** (l / (L - 1))
+
+
+def delay_L(cfg, l):
+    """isa_init = delay: row r of each of L_q, L_k, L_v reads the input
+    lag_r = 0, 1, 2, 4, 8, ... steps back. The Legendre memory's state
+    decodes u(t - s) as sum_i P_i(2 s / theta - 1) m_i (P_i the Legendre
+    polynomials on [-1, 1]); under the zero-order hold the input of step
+    t - lag sits at s = lag + 1/2. Lags stop below theta. [3, q', q]."""
+    q, qp, th = cfg["q"], cfg["q_prime"], layer_theta(cfg, l)
+    rows = []
+    for r in range(qp):
+        lag = r if r < 3 else 2 ** (r - 1)
+        lag = min(lag, max(0, int(th - 0.5))) if lag + 0.5 >= th else lag
+        x = 2.0 * (lag + 0.5) / th - 1.0
+        rows.append(legendre_row(x, q))
+    Lr = torch.stack(rows)
+    return torch.stack([Lr, Lr, Lr])
+
+
+def legendre_row(x, q):
+    """P_0(x) .. P_{q-1}(x) from the explicit sum
+    P_n(x) = 2^-n sum_k C(n, k)^2 (x - 1)^(n-k) (x + 1)^k, in exact
+    rationals (the C uses Bonnet's recursion; this is a second route)."""
+    from fractions import Fraction
+    xf = Fraction(x)
+    out = []
+    for n in range(q):
+        out.append(float(sum(math.comb(n, k) ** 2 * (xf - 1) ** (n - k) * (xf + 1) ** k
+                             for k in range(n + 1)) / 2 ** n))
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def load_checkpoint(path):
@@ -513,7 +568,7 @@ def forward(P, cfg, idx, conv="auto"):
             raise ValueError(f"sequence of {n} exceeds n_ctx {cfg['n_ctx']}")
         x = x + P["wpe"][:n]
     else:
-        H = lmu_H(cfg["q"], cfg["theta"], n)
+        Hs = [lmu_H(cfg["q"], layer_theta(cfg, l), n) for l in range(cfg["n_layer"])]
         cfn = pick_conv(conv, n)
     for l in range(cfg["n_layer"]):
         p = f"blocks.{l}."
@@ -524,7 +579,7 @@ def forward(P, cfg, idx, conv="auto"):
             x = x + ffn(h, P, p + "ffn_pre.")
         if cfg["arch"] == "lmu":
             h = layernorm(x, P[p + "ln_b.weight"], P[p + "ln_b.bias"])
-            x = x + implicit_attention(h, P[p + "lmu.L"], P[p + "lmu.b"], P[p + "lmu.p"], H, cfn)
+            x = x + implicit_attention(h, P[p + "lmu.L"], P[p + "lmu.b"], P[p + "lmu.p"], Hs[l], cfn)
         h = layernorm(x, P[p + "ln_c.weight"], P[p + "ln_c.bias"])
         x = x + ffn(h, P, p + "ffn_post.")
     x = layernorm(x, P["ln_f.weight"], P["ln_f.bias"])
@@ -549,7 +604,9 @@ class Recurrent:
         dt = P["wte"].dtype
         L, d = cfg["n_layer"], cfg["d_model"]
         if cfg["arch"] == "lmu":
-            self.Abar, self.Bbar = (x.to(dt) for x in lmu_discrete(cfg["q"], cfg["theta"]))
+            AB = [lmu_discrete(cfg["q"], layer_theta(cfg, l)) for l in range(L)]
+            self.Abar = [a.to(dt) for a, _ in AB]
+            self.Bbar = [b.to(dt) for _, b in AB]
             self.mem = [torch.zeros(batch, cfg["q"], d, dtype=dt) for _ in range(L)]
         self.kcache = [[] for _ in range(L)]
         self.vcache = [[] for _ in range(L)]
@@ -582,7 +639,7 @@ class Recurrent:
                 x = x + ffn(h, P, p + "ffn_pre.")
             if cfg["arch"] == "lmu":
                 u = layernorm(x, P[p + "ln_b.weight"], P[p + "ln_b.bias"])  # [B, d]
-                m = torch.einsum("ij,bjc->bic", self.Abar, self.mem[l]) + self.Bbar[None, :, None] * u[:, None, :]
+                m = torch.einsum("ij,bjc->bic", self.Abar[l], self.mem[l]) + self.Bbar[l][None, :, None] * u[:, None, :]
                 self.mem[l] = m
                 Lw = P[p + "lmu.L"]
                 Z = torch.einsum("krq,bqc->bkrc", Lw, m)  # [B, 3, q', d]
@@ -653,6 +710,22 @@ def cmd_init(a):
     P = init_params(cfg, a.seed, a.jitter)
     st_write(a.out, P, config_to_metadata(cfg))
     print(f"wrote {a.out}: {json.dumps(config_to_metadata(cfg))}  N={count_params(cfg)}")
+
+
+def cmd_delay_check(a):
+    """The checkpoint's lmu.L (a freshly created model, isa_init = delay)
+    against this file's own delay read-outs."""
+    cfg, P = load_checkpoint(a.ckpt)
+    worst = 0.0
+    for l in range(cfg["n_layer"]):
+        want = delay_L(cfg, l)
+        got = P[f"blocks.{l}.lmu.L"]
+        worst = max(worst, ((got - want).abs().max() / want.abs().max()).item())
+    ok = worst <= a.tol
+    print(f"delay-check: {cfg['n_layer']} layers, windows "
+          f"{', '.join('%g' % layer_theta(cfg, l) for l in range(cfg['n_layer']))}: "
+          f"max |L - delay read-out| / max |read-out| = {worst:.2e} (bound {a.tol:g}): {'ok' if ok else 'FAIL'}")
+    return 0 if ok else 1
 
 
 def cmd_generate_check(a):
@@ -897,13 +970,16 @@ def main(argv=None):
     s.add_argument("--out")
     s.add_argument("--tol", type=float, default=1e-9)
     s.add_argument("--conv", default="auto", choices=("auto", "direct", "fft"))
+    s = sub.add_parser("delay-check")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--tol", type=float, default=1e-6)
     s = sub.add_parser("count")
     s.add_argument("--config")
     sub.add_parser("selfcheck")
     a = ap.parse_args(argv)
     try:
         return {"grads": cmd_grads, "init": cmd_init, "generate-check": cmd_generate_check,
-                "count": cmd_count, "selfcheck": cmd_selfcheck}[a.mode](a) or 0
+                "count": cmd_count, "selfcheck": cmd_selfcheck, "delay-check": cmd_delay_check}[a.mode](a) or 0
     except (ValueError, OSError, KeyError) as e:
         print(f"lmu_ref {a.mode}: error: {e}", file=sys.stderr)
         return 2
