@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Loss and every parameter gradient of tiny models (LMU with mixer ffn and
-# attn, transformer) against the PyTorch reference tools/lmu_ref.py, which
-# computes in float64 and is itself checked against finite differences by
-# tests/test_ref_selfcheck.sh. Installs python3-torch when missing.
+# attn, with a window per layer, and the transformer) against the PyTorch
+# reference tools/lmu_ref.py, which computes in float64 and is itself
+# checked against finite differences by tests/test_ref_selfcheck.sh; and the
+# delay initialisation against the reference's own. Installs python3-torch
+# when missing.
 set -u
 cd "$(dirname "$0")/.."
 if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then

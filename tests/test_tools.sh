@@ -201,9 +201,25 @@ check "eval: results CSV header + row" [ "$(wc -l <"$W/results.csv")" -eq 2 ]
 # validation split, on different windows; they must roughly agree
 vl=$(csvcol "$W/run/log.csv" 6 | grep . | tail -n 1); el=$(grep -oE 'loss [0-9.]+' "$W/eval.out" | head -1 | cut -d' ' -f2)
 check "eval: loss $el close to training's val loss $vl" awk -v a="$vl" -v b="$el" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.5) }'
-# bpb = nats / ln 2 / bytes per token; byte tokens: one byte each but eot
+# bpb = nats / ln 2 / bytes per token; byte tokens: one byte each but eot (>= 1, less
+# the rounding of the four printed decimals)
 bpb=$(grep -oE '[0-9.]+ bits/byte' "$W/eval.out" | cut -d' ' -f1)
-check "eval: bits/byte ~ loss / ln 2 for a byte-level model" awk -v l="$el" -v b="$bpb" 'BEGIN { r = b / (l / log(2)); exit !(r >= 1 && r < 1.1) }'
+check "eval: bits/byte ~ loss / ln 2 for a byte-level model" awk -v l="$el" -v b="$bpb" 'BEGIN { r = b / (l / log(2)); exit !(r >= 0.9999 && r < 1.1) }'
+# --ablate: every part switched off in turn, per layer and in all layers;
+# --json: the same numbers as one object. Switching a part off must change
+# the loss, and the JSON's loss must be the printed one.
+expect_ok eval_ablate build/eval "$W/run/model.safetensors" --data "$W/c" --ablate --json "$W/eval.json"
+check "eval --json: loss, buckets 1, 2-3, ..., and every part's ablation per layer and all" python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1])); el = float(sys.argv[2])
+parts = {(a["part"], a["layer"]) for a in j["ablations"]}
+want = {(p, l) for p in ("implicit_attention", "ffn_pre", "ffn_post") for l in range(-1, j.get("n_layer", 1))}
+assert abs(j["loss"] - el) < 1e-4, (j["loss"], el)
+assert [(b["lo"], b["hi"]) for b in j["buckets"]][:3] == [(1, 1), (2, 3), (4, 7)]
+assert want <= parts, (want, parts)
+assert all(abs(a["loss"] - j["loss"] - a["delta"]) < 1e-5 and a["loss"] != j["loss"] for a in j["ablations"])
+' "$W/eval.json" "$el"
+check "eval --ablate prints the contribution table" grep -q "implicit_attention  *all" "$W/eval_ablate.out"
 expect_ok eval_help build/eval --help
 
 # ---- sample -----------------------------------------------------------------------
