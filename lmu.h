@@ -8578,6 +8578,22 @@ bad:
     return LMU_ERR_FORMAT;
 }
 
+/* A decimal metadata value; absent leaves *out as it is (the caller's
+   default: 0 for the options files of earlier versions lack). */
+LMU__PRIVATE lmu_result lmu__meta_double(const lmu_st_file *f, const char *key, double *out,
+                                         char *err, size_t errcap)
+{
+    const char *v = lmu_st_meta_get(f, key);
+    char *end;
+    if (!v) return LMU_OK;
+    *out = strtod(v, &end);
+    if (end == v || *end) {
+        lmu__errf(err, errcap, "checkpoint: metadata %s = \"%s\" is not a number", key, v);
+        return LMU_ERR_FORMAT;
+    }
+    return LMU_OK;
+}
+
 LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, char *err,
                                              size_t errcap)
 {
@@ -8620,31 +8636,10 @@ LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, ch
         (r = lmu__meta_int(f, "d_ff", &c.d_ff, err, errcap)) != LMU_OK ||
         (r = lmu__meta_int(f, "n_head", &c.n_head, err, errcap)) != LMU_OK)
         return r;
-    if ((v = lmu_st_meta_get(f, "theta")) != NULL) {
-        char *end;
-        c.theta = strtod(v, &end);
-        if (end == v || *end) {
-            lmu__errf(err, errcap, "checkpoint: metadata theta = \"%s\" is not a number", v);
-            return LMU_ERR_FORMAT;
-        }
-    }
-    /* absent in files of earlier versions: 0, their meaning */
-    if ((v = lmu_st_meta_get(f, "theta_last")) != NULL) {
-        char *end;
-        c.theta_last = strtod(v, &end);
-        if (end == v || *end) {
-            lmu__errf(err, errcap, "checkpoint: metadata theta_last = \"%s\" is not a number", v);
-            return LMU_ERR_FORMAT;
-        }
-    }
-    if ((v = lmu_st_meta_get(f, "isa_lr")) != NULL) {
-        char *end;
-        c.isa_lr = strtod(v, &end);
-        if (end == v || *end) {
-            lmu__errf(err, errcap, "checkpoint: metadata isa_lr = \"%s\" is not a number", v);
-            return LMU_ERR_FORMAT;
-        }
-    }
+    if ((r = lmu__meta_double(f, "theta", &c.theta, err, errcap)) != LMU_OK ||
+        (r = lmu__meta_double(f, "theta_last", &c.theta_last, err, errcap)) != LMU_OK ||
+        (r = lmu__meta_double(f, "isa_lr", &c.isa_lr, err, errcap)) != LMU_OK)
+        return r;
     c.isa_init = LMU_ISA_INIT_RANDOM; /* files of earlier versions */
     if ((v = lmu_st_meta_get(f, "isa_init")) != NULL) {
         int k;
