@@ -6,6 +6,7 @@
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as isa_init = delay made it
+                                        (q' = 8 there: lags 0, 1, 2, 4, ... 64)
    KIND layers is mixer ffn with a window per layer (theta 6 to theta_last
    100 over 3 layers).
 */
@@ -46,6 +47,8 @@ static int init(const char *kind, const char *dir)
     char err[256], path[512];
     config_for(&c, kind);
     c.isa_init = LMU_ISA_INIT_DELAY;
+    c.q_prime = 8; /* rows enough for the doubling lags (4, 8, ...) and the
+                      cap below the window (theta 6 and 12.5: 5 and 12) */
     if (lmu_model_create(&m, &c, 5, err, sizeof err) != LMU_OK) {
         fprintf(stderr, "create: %s\n", err);
         return 1;

@@ -2,8 +2,9 @@
 # The PyTorch reference (tools/lmu_ref.py) checked against itself, and its
 # command line exercised end to end: ZOH and impulse response, direct vs FFT
 # convolution, recurrent vs parallel logits (both mixers and the transformer),
-# autograd vs finite differences, the preset parameter counts of MODEL.md
-# section 4, checkpoint round trips; then init -> grads -> generate-check on
+# autograd vs finite differences, a window per layer (theta_last), the
+# delay initialisation's lags, Legendre values and read-out peaks, the preset
+# parameter counts of MODEL.md section 4, checkpoint round trips; then init -> grads -> generate-check on
 # files, and tools/bench_torch.py's float32 model against the float64 oracle.
 # Installs python3-torch (tools/setup.sh torch) when missing.
 set -u

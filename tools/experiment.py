@@ -583,7 +583,7 @@ def plots(a, by, fams, sizes, fits, curves, runs):
         g.write('plot for [i=1:nfam] tdir."/pos_".i.".dat" using 1:3:4 with filledcurves lc rgb faint(i) notitle, \\\n'
                 '     for [i=1:nfam] tdir."/pos_".i.".dat" using 1:2 with lines lw 2.5 lc rgb color(i) title word(labels, i)\n')
         g.write('set output tdir."/../val_curves.".fmt\nunset logscale\nset logscale x\nset format x "%.0s%c"\n')
-        g.write('set title "validation loss against tokens, every run"\nset xlabel "tokens seen"\n')
+        g.write('set title "validation loss against tokens, every run (thick: the largest size; dotted: lrs the sweep dropped)"\nset xlabel "tokens seen"\n')
         parts = []
         for i, r in enumerate(runs):
             fi = fam_index.get(r.fam, 1)

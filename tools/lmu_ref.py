@@ -39,6 +39,13 @@ USAGE
       and `max_abs_diff` F64 [1]. Exit status 1 when they differ by more
       than --tol (default 1e-9, relative to max |logit|).
 
+  lmu_ref.py delay-check --ckpt M.safetensors [--tol T]
+      The checkpoint's blocks.{l}.lmu.L (a model as created with isa_init =
+      delay) against this file's own delay read-outs for layer l's window:
+      row r of L_q, L_k, L_v = P_i(2 (lag_r + 1/2) / theta_l - 1), lags 0, 1,
+      2, 4, 8, ... capped at floor(theta_l - 1/2). Exit status 1 when
+      max |diff| / max |read-out| exceeds --tol (default 1e-6).
+
   lmu_ref.py count [--config SPEC]
       Parameter count N (trainable, non-embedding: wte, wpe, A, B, H are not
       counted). Without --config: the table of MODEL.md section 4 for both
@@ -362,14 +369,15 @@ def delay_L(cfg, l):
     polynomials on [-1, 1]); under the zero-order hold the input of step
     t - lag sits at s = lag + 1/2. Lags stop below theta. [3, q', q]."""
     q, qp, th = cfg["q"], cfg["q_prime"], layer_theta(cfg, l)
-    rows = []
-    for r in range(qp):
-        lag = r if r < 3 else 2 ** (r - 1)
-        lag = min(lag, max(0, int(th - 0.5))) if lag + 0.5 >= th else lag
-        x = 2.0 * (lag + 0.5) / th - 1.0
-        rows.append(legendre_row(x, q))
-    Lr = torch.stack(rows)
+    Lr = torch.stack([legendre_row(2.0 * (lag + 0.5) / th - 1.0, q) for lag in delay_lags(th, qp)])
     return torch.stack([Lr, Lr, Lr])
+
+
+def delay_lags(theta, qp):
+    """The q' lags 0, 1, 2, 4, 8, ..., each capped at the largest whole
+    lag with lag + 1/2 <= theta (0 when theta < 1/2)."""
+    cap = max(0, math.floor(theta - 0.5))
+    return [min(r if r < 3 else 2 ** (r - 1), cap) for r in range(qp)]
 
 
 def legendre_row(x, q):
@@ -723,7 +731,8 @@ def cmd_delay_check(a):
         worst = max(worst, ((got - want).abs().max() / want.abs().max()).item())
     ok = worst <= a.tol
     print(f"delay-check: {cfg['n_layer']} layers, windows "
-          f"{', '.join('%g' % layer_theta(cfg, l) for l in range(cfg['n_layer']))}: "
+          f"{', '.join('%g' % layer_theta(cfg, l) for l in range(cfg['n_layer']))}, lags "
+          f"{' / '.join(','.join(map(str, delay_lags(layer_theta(cfg, l), cfg['q_prime']))) for l in range(cfg['n_layer']))}: "
           f"max |L - delay read-out| / max |read-out| = {worst:.2e} (bound {a.tol:g}): {'ok' if ok else 'FAIL'}")
     return 0 if ok else 1
 
@@ -912,6 +921,48 @@ def cmd_selfcheck(a):
                 count += 1
         ck(worst < 1e-5, f"{kind}: autograd == finite differences on {count} entries of {len(names)} tensors (worst rel {worst:.1e})")
 
+    # theta_last: a window per layer, geometric from theta to theta_last,
+    # in both the parallel and the recurrent path
+    cfg = make_config("V=11,n=40,d=8,L=3,q=6,qp=3,theta=6,theta_last=100,d_pre=12,d_ff=10")
+    wins = [layer_theta(cfg, l) for l in range(3)]
+    ck(abs(wins[0] - 6) < 1e-12 and abs(wins[1] - math.sqrt(600)) < 1e-12 and abs(wins[2] - 100) < 1e-12,
+       f"theta 6, theta_last 100, 3 layers: windows {', '.join('%.6g' % w for w in wins)} (6, sqrt(600), 100)")
+    one = make_config("V=11,n=40,d=8,L=1,q=6,qp=3,theta=6,theta_last=100,d_pre=12,d_ff=10")
+    ck(layer_theta(one, 0) == 6 and "theta_last" not in make_config("V=11,d=8,L=3,q=6,qp=3,theta=6,theta_last=6"),
+       "theta_last: one layer keeps theta; theta_last == theta reads as off")
+    P = {k: v.to(F64) for k, v in init_params(cfg, 13, 0.3).items()}
+    idx = torch.randint(0, 11, (2, 40), generator=g)
+    with torch.no_grad():
+        par = forward(P, cfg, idx)
+        rec = recurrent_logits(P, cfg, idx)
+        same = forward(P, dict(cfg, theta_last=0.0), idx)
+    e = rel_err(rec, par)
+    ck(e < 1e-11, f"theta_last: recurrent == parallel logits at all 40 positions (rel {e:.1e})")
+    e = rel_err(same, par)
+    ck(e > 1e-3, f"theta_last: the per-layer windows change the logits (rel {e:.1e} vs one window)")
+
+    # isa_init = delay: the lags, the Legendre values by a second route
+    # (numpy's legvander), and what the read-outs do: row r of L applied to
+    # the memory's impulse response (L H) peaks at lag r with height ~1
+    ck(delay_lags(12.5, 8) == [0, 1, 2, 4, 8, 12, 12, 12] and delay_lags(6, 6) == [0, 1, 2, 4, 5, 5]
+       and delay_lags(100, 8) == [0, 1, 2, 4, 8, 16, 32, 64] and delay_lags(1.2, 4) == [0, 0, 0, 0],
+       "delay lags: 0, 1, 2, 4, 8, ... capped at floor(theta - 1/2)")
+    xs = [-1.0, -0.7, -0.25, 0.0, 0.3, 0.9, 1.0]
+    ours = torch.stack([legendre_row(x, 40) for x in xs])
+    theirs = torch.from_numpy(np.polynomial.legendre.legvander(np.array(xs), 39))
+    e = rel_err(ours, theirs)
+    ck(e < 1e-12, f"Legendre P_0..P_39 (explicit sum, exact rationals) == numpy legvander (rel {e:.1e})")
+    for q, th, qp in ((60, 30.0, 6), (20, 12.5, 8), (100, 40.5, 7)):
+        c1 = make_config(f"V=11,d=8,L=1,q={q},qp={qp},theta={th},d_pre=12,d_ff=10")
+        Ld = delay_L(c1, 0)
+        K = Ld[0] @ lmu_H(q, th, 3 * int(th))
+        lags = delay_lags(th, qp)
+        peaks = K.argmax(dim=1).tolist()
+        hmin, hmax = K.max(dim=1).values.min().item(), K.max(dim=1).values.max().item()
+        ck(peaks == lags and 0.8 < hmin and hmax < 1.25 and torch.equal(Ld[0], Ld[1]) and torch.equal(Ld[0], Ld[2]),
+           f"delay read-outs q={q} theta={th}: L_q = L_k = L_v, (L H)[r] peaks at lags {peaks} "
+           f"(want {lags}), heights {hmin:.2f}..{hmax:.2f}")
+
     # parameter counts, MODEL.md section 4
     named = {"lmu-55k": 105, "lmu-1m": 469}
     for name, (target, *_r) in PRESETS.items():
@@ -927,7 +978,8 @@ def cmd_selfcheck(a):
     # checkpoint round trip, bit for bit
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in ("lmu-55k,V=97,mixer=attn", "lmu-100k,V=50,theta=90.5", "arch=transformer,V=33,n=20,d=32,L=2"):
+        for spec in ("lmu-55k,V=97,mixer=attn", "lmu-100k,V=50,theta=90.5", "arch=transformer,V=33,n=20,d=32,L=2",
+                     "lmu-55k,V=31,theta=6,theta_last=100.5,isa_init=random,isa_lr=3"):
             cfg = make_config(spec)
             P = init_params(cfg, 3, 0.1)
             path = os.path.join(tmp, "m.safetensors")
