@@ -1181,6 +1181,21 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
 /* Number of parameters as the paper counts them (see lmu_config_param_count). */
 LMUDEF size_t lmu_model_param_count(const lmu_model *m);
 
+/* Accessors, so callers need not reach into lmu_model. */
+LMUDEF const lmu_config *lmu_model_config(const lmu_model *m); /* resolved */
+/* The detail of the last failed call ("" after a success). */
+LMUDEF const char *lmu_model_error(const lmu_model *m);
+/* The caller's place in its data (a step count, a byte offset: the caller
+   chooses); saved with the optimizer state, so a resume continues there. */
+LMUDEF uint64_t lmu_model_data_pos(const lmu_model *m);
+LMUDEF void lmu_model_set_data_pos(lmu_model *m, uint64_t pos);
+/* Parameter NAME (MODEL.md section 7's names) and its element count, or
+   NULL when the model has no such tensor. Writable: for ablations and tests. */
+LMUDEF float *lmu_model_param(lmu_model *m, const char *name, size_t *count);
+/* The whole parameter block and its gradients (same offsets), n floats. */
+LMUDEF float *lmu_model_params(lmu_model *m, size_t *n);
+LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n);
+
 /* >>safetensors (model checkpoints)
    Saves the parameters under MODEL.md section 7's names, the config in
    __metadata__ (keys: format, arch, vocab_size, n_ctx, d_model, n_layer,
@@ -8229,6 +8244,33 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
 }
 
 LMUDEF size_t lmu_model_param_count(const lmu_model *m) { return lmu_config_param_count(&m->cfg); }
+
+LMUDEF const lmu_config *lmu_model_config(const lmu_model *m) { return m ? &m->cfg : NULL; }
+LMUDEF const char *lmu_model_error(const lmu_model *m) { return m ? m->err : "no model"; }
+LMUDEF uint64_t lmu_model_data_pos(const lmu_model *m) { return m ? m->data_pos : 0; }
+LMUDEF void lmu_model_set_data_pos(lmu_model *m, uint64_t pos)
+{
+    if (m) m->data_pos = pos;
+}
+
+LMUDEF float *lmu_model_param(lmu_model *m, const char *name, size_t *count)
+{
+    int id = m && name ? lmu_tape_find(&m->tape, name) : -1;
+    if (count) *count = id >= 0 ? m->tape.tensors[id].size : 0;
+    return id >= 0 ? lmu_tape_data(&m->tape, id) : NULL;
+}
+
+LMUDEF float *lmu_model_params(lmu_model *m, size_t *n)
+{
+    if (n) *n = m ? m->tape.param_size : 0;
+    return m ? m->tape.param : NULL;
+}
+
+LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n)
+{
+    if (n) *n = m ? m->tape.param_size : 0;
+    return m ? m->tape.param_grad : NULL;
+}
 
 /* Kernel scratch for one (B, T): the largest any op of the step needs. */
 LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
