@@ -145,6 +145,240 @@ typedef enum lmu_result {
 /* Returns a static string naming the result code; never NULL. */
 LMUDEF const char *lmu_strerror(lmu_result r);
 
+/* ---- model configuration ---------------------------------------------- */
+
+/* The model families. */
+#define LMU__ARCHS(X)                                                          \
+    X(LMU, lmu)                                                                \
+    X(TRANSFORMER, transformer)
+
+/* The sequence mixer that opens each layer of an LMU model (MODEL.md
+   section 3): enum tail, name in config files and checkpoints, suffix of
+   its presets. A new mixer is one line here plus its own section of the
+   implementation, >>mixer-NAME (see ADDING A MIXER there). */
+#define LMU__MIXERS(X)                                                         \
+    X(FFN, ffn, "")                                                            \
+    X(ATTN, attn, "-attn")
+
+/* How the implicit attention's L_q, L_k, L_v start (ours; MODEL.md leaves
+   it open). DELAY (the default): row r of each L decodes the memory's
+   input lag_r steps ago (lags 0, 1, 2, 4, 8, ..., below theta) with the
+   Legendre read-out of a delay, P_i(2 (lag + 1/2) / theta - 1), so the
+   block starts as a weighted sum of the last few tokens. RANDOM:
+   N(0, 1/sqrt(q)), a filter over the whole window the model must learn to
+   sharpen; at 1.2M tokens of Brown it had not (the block was worth 0.008
+   nats against 1.09 with DELAY; docs/EXPERIMENTS.md). Checkpoints made
+   before the option load as RANDOM, which is how they were made. */
+/* The parameters of a layer, one list per part, in checkpoint order
+   (MODEL.md section 7): X(id field, name after "blocks.<l>.", ndim, dims,
+   init). Dims: D = d_model, D3 = 3 d, PRE = d_pre, FF = d_ff, Q = q,
+   QP = q', THREE = 3, ONE = 1 (unused trailing dims). Init: ONE and ZERO
+   constants, NORMAL N(0, 0.02), RESID N(0, 0.02 / sqrt(2 n_layer)) for
+   the last projection of a residual branch (GPT-2's), L and P the
+   implicit attention's (lmu_model_create says how). From these lists come
+   lmu_layer_ids, the declaration, the initialisation and the parameter
+   count, so they cannot disagree. A layer is NORM_A, its mixer's list
+   (LMU__PARAMS_<MIXER>), MEMORY (LMU models) and POST. */
+#define LMU__PARAMS_NORM_A(X)                                                  \
+    X(ln_a_w, "ln_a.weight", 1, D, ONE, ONE, ONE)                              \
+    X(ln_a_b, "ln_a.bias", 1, D, ONE, ONE, ZERO)
+#define LMU__PARAMS_FFN(X)                                                     \
+    X(pre_fc_w, "ffn_pre.fc.weight", 2, PRE, D, ONE, NORMAL)                   \
+    X(pre_fc_b, "ffn_pre.fc.bias", 1, PRE, ONE, ONE, ZERO)                     \
+    X(pre_proj_w, "ffn_pre.proj.weight", 2, D, PRE, ONE, RESID)                \
+    X(pre_proj_b, "ffn_pre.proj.bias", 1, D, ONE, ONE, ZERO)
+#define LMU__PARAMS_ATTN(X)                                                    \
+    X(qkv_w, "attn.qkv.weight", 2, D3, D, ONE, NORMAL)                         \
+    X(qkv_b, "attn.qkv.bias", 1, D3, ONE, ONE, ZERO)                           \
+    X(attn_proj_w, "attn.proj.weight", 2, D, D, ONE, RESID)                    \
+    X(attn_proj_b, "attn.proj.bias", 1, D, ONE, ONE, ZERO)
+#define LMU__PARAMS_MEMORY(X)                                                  \
+    X(ln_b_w, "ln_b.weight", 1, D, ONE, ONE, ONE)                              \
+    X(ln_b_b, "ln_b.bias", 1, D, ONE, ONE, ZERO)                               \
+    X(lmu_L, "lmu.L", 3, THREE, QP, Q, L)                                      \
+    X(lmu_b, "lmu.b", 2, THREE, QP, ONE, ZERO)                                 \
+    X(lmu_p, "lmu.p", 1, QP, ONE, ONE, P)
+#define LMU__PARAMS_POST(X)                                                    \
+    X(ln_c_w, "ln_c.weight", 1, D, ONE, ONE, ONE)                              \
+    X(ln_c_b, "ln_c.bias", 1, D, ONE, ONE, ZERO)                               \
+    X(fc_w, "ffn_post.fc.weight", 2, FF, D, ONE, NORMAL)                       \
+    X(fc_b, "ffn_post.fc.bias", 1, FF, ONE, ONE, ZERO)                         \
+    X(fc_proj_w, "ffn_post.proj.weight", 2, D, FF, ONE, RESID)                 \
+    X(fc_proj_b, "ffn_post.proj.bias", 1, D, ONE, ONE, ZERO)
+
+#define LMU__ISA_INITS(X)                                                      \
+    X(DELAY, delay)                                                            \
+    X(RANDOM, random)
+
+typedef enum lmu_arch {
+#define LMU__ARCH_ENUM(tail, name) LMU_ARCH_##tail,
+    LMU__ARCHS(LMU__ARCH_ENUM)
+#undef LMU__ARCH_ENUM
+    LMU_ARCH_COUNT
+} lmu_arch;
+
+typedef enum lmu_mixer {
+#define LMU__MIXER_ENUM(tail, name, suffix) LMU_MIXER_##tail,
+    LMU__MIXERS(LMU__MIXER_ENUM)
+#undef LMU__MIXER_ENUM
+    LMU_MIXER_COUNT
+} lmu_mixer;
+
+typedef enum lmu_isa_init {
+#define LMU__ISA_INIT_ENUM(tail, name) LMU_ISA_INIT_##tail,
+    LMU__ISA_INITS(LMU__ISA_INIT_ENUM)
+#undef LMU__ISA_INIT_ENUM
+    LMU_ISA_INIT_COUNT
+} lmu_isa_init;
+
+/* Every field of lmu_config, once: from this list come the struct,
+   lmu_config_resolve's defaults and ranges, config-file parsing
+   (lmu_config_set), lmu_config_format, and the checkpoint metadata.
+       X(type, name, scope, lo, hi, default, help)
+   type     INT, REAL, or the enum it holds (ARCH, MIXER, ISA_INIT)
+   scope    ALL; LMU (LMU models only: 0 for the transformer); HEADS
+            (models with attention: the transformer, mixer attn)
+   lo, hi   the range of a set value; 0 always means "the default"
+   default  an expression of the fields before it, in `c`
+   The ranges are caps of sanity that keep every size product far from
+   overflow, not limits of the math. Fields marked "ours" are this
+   library's additions to MODEL.md's model. */
+#define LMU__CONFIG_FIELDS(X)                                                  \
+    X(ARCH, arch, ALL, 0, LMU_ARCH_COUNT - 1, LMU_ARCH_LMU,                    \
+      "model family: lmu or transformer")                                      \
+    X(MIXER, mixer, LMU, 0, LMU_MIXER_COUNT - 1, LMU_MIXER_FFN,                \
+      "sequence mixer of each LMU layer")                                      \
+    X(INT, vocab_size, ALL, 2, 1L << 24, 50257, "vocabulary size V (GPT-2's)") \
+    X(INT, n_ctx, ALL, 1, 1L << 20, 1024, "longest training sequence")        \
+    X(INT, d_model, ALL, 1, 1L << 16, 48, "model width d")                     \
+    X(INT, n_layer, ALL, 1, 1024, 3, "number of layers")                       \
+    X(INT, q, LMU, 1, 4096, c->d_model, "LMU memory order (default d)")        \
+    X(INT, q_prime, LMU, 1, 4096, c->q / 10 > 0 ? c->q / 10 : 1,               \
+      "reduced order q' of the implicit attention (default q/10)")             \
+    X(REAL, theta, LMU, 1e-9, 1e9, 350.0, "LMU window in tokens (layer 0's)")  \
+    X(REAL, theta_last, LMU, 1e-9, 1e9, 0,                                     \
+      "ours: the last layer's window, the layers between geometric; "          \
+      "0: every layer uses theta")                                             \
+    X(ISA_INIT, isa_init, LMU, 0, LMU_ISA_INIT_COUNT - 1, LMU_ISA_INIT_DELAY,  \
+      "ours: how L starts, delay or random")                                   \
+    X(REAL, isa_lr, LMU, 1e-9, 1e6, 0,                                         \
+      "ours: learning-rate multiplier of L, b, p (0: 1)")                      \
+    X(INT, d_pre, LMU, 1, 1L << 16, (3 * c->d_model + 1) / 2,                 \
+      "pre-FFN inner width (mixer ffn), default round(1.5 d)")                 \
+    X(INT, d_ff, ALL, 1, 1L << 16, c->arch == LMU_ARCH_TRANSFORMER ? 4 * c->d_model : 2 * c->d_model, \
+      "post-FFN / MLP inner width: LMU 2 d, transformer 4 d")                  \
+    X(INT, n_head, HEADS, 1, 1L << 16, lmu__default_heads(c->d_model),         \
+      "attention heads (default: head width nearest 32)")
+
+#define LMU__CTYPE_INT int
+#define LMU__CTYPE_REAL double
+#define LMU__CTYPE_ARCH lmu_arch
+#define LMU__CTYPE_MIXER lmu_mixer
+#define LMU__CTYPE_ISA_INIT lmu_isa_init
+
+/* A model's shape (fields: LMU__CONFIG_FIELDS above). Zero means "default"
+   for every field, so
+       lmu_config c = {0}; c.d_model = 96; lmu_config_resolve(&c, err, sizeof err);
+   gives a complete, validated config. */
+typedef struct lmu_config {
+#define LMU__CONFIG_MEMBER(type, name, scope, lo, hi, def, help) LMU__CTYPE_##type name;
+    LMU__CONFIG_FIELDS(LMU__CONFIG_MEMBER)
+#undef LMU__CONFIG_MEMBER
+} lmu_config;
+
+/* Fills `c` with a named preset: "lmu-55k", "lmu-100k", "lmu-200k",
+   "lmu-300k", "lmu-500k", "lmu-1m" (MODEL.md section 4, mixer ffn), the same
+   names with each other mixer's suffix ("-attn": post-FFN re-solved), and
+   "transformer-55k" ... "transformer-1m" (GPT-2 baseline of equal N).
+   Returns LMU_ERR_ARG for an unknown name. */
+LMUDEF lmu_result lmu_config_preset(lmu_config *c, const char *name);
+
+/* Number of presets and the i-th name, for listing them in tools. */
+LMUDEF int lmu_config_preset_count(void);
+LMUDEF const char *lmu_config_preset_name(int i);
+
+/* Fills defaults (fields left 0) and validates. On error returns
+   LMU_ERR_ARG and writes a one-line reason into err (may be NULL). */
+LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap);
+
+/* N as the paper counts it: trainable, non-embedding parameters (wte, wpe,
+   A, B and H excluded). `c` must be resolved. */
+LMUDEF size_t lmu_config_param_count(const lmu_config *c);
+
+/* All parameters that are stored, embeddings included. */
+LMUDEF size_t lmu_config_param_count_total(const lmu_config *c);
+
+/* Forward FLOPs per token at sequence length n (multiply-adds count 2),
+   output layer included; training costs about 3x this. The LMU convolution
+   counts as the FFT path runs it (n log n, amortised per token), global
+   attention as n/2 keys per query on average. */
+LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n);
+
+/* Names of the enum values ("?" when out of range). */
+LMUDEF const char *lmu_mixer_name(lmu_mixer m);
+LMUDEF const char *lmu_arch_name(lmu_arch a);
+LMUDEF const char *lmu_isa_init_name(lmu_isa_init i);
+
+/* The LMU window of layer l: theta, or with theta_last set, theta (l = 0)
+   to theta_last (l = n_layer - 1) in geometric steps. `c` resolved. */
+LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l);
+
+/*
+   MODEL CONFIG FILES (what train --config reads)
+
+       # lmu-55k with a longer memory window
+       preset   = lmu-55k      # first, if present: the rest overrides it
+       theta    = 1000
+       n_ctx    = 256
+
+   One `key = value` per line; `#` starts a comment (anywhere on a line);
+   blank lines are fine; keys are lmu_config's field names plus "preset";
+   values are decimal integers (theta, theta_last, isa_lr: decimal
+   numbers), arch lmu|transformer, mixer ffn|attn, isa_init delay|random;
+   0 asks for the default. Without a preset line the file starts from the
+   library's defaults (lmu_config_resolve's). An unknown key, a key given
+   twice, a value that does not parse or is out of range is an error that
+   names the line. The parser only sets fields: call lmu_config_resolve
+   afterwards (after any overrides of your own) to fill defaults and
+   validate.
+*/
+
+/* Sets one lmu_config field from text, as a config file line would.
+   [in,out] c    fields are set, nothing is resolved
+   [in] key, value  NUL-terminated; key "preset" loads a preset over c
+   [out, optional] err
+   Returns LMU_OK, LMU_ERR_ARG (unknown key), LMU_ERR_FORMAT (the value does
+   not parse), LMU_ERR_RANGE (it parses but is out of range). */
+LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *value, char *err,
+                                 size_t errcap);
+
+/* Parses a config file's text (see MODEL CONFIG FILES) into c, on top of
+   what c holds. Errors read "line 3: unknown key 'dmodel'".
+   Returns LMU_OK or the first error (lmu_config_set's codes, LMU_ERR_FORMAT
+   for a malformed line). Call lmu_config_resolve afterwards. */
+LMUDEF lmu_result lmu_config_parse(lmu_config *c, const char *text, size_t len, char *err,
+                                   size_t errcap);
+
+/* A program's own keys in the same file (training settings...): called
+   for every key before lmu_config's own handling. Return 1 when the key
+   was yours (consumed), 0 to let the config have it, or -1 for an error
+   (write the reason, without the line number, into err). */
+typedef int (*lmu_config_key_fn)(void *user, const char *key, const char *value, char *err,
+                                 size_t errcap);
+LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t len,
+                                      lmu_config_key_fn fn, void *user, char *err,
+                                      size_t errcap);
+
+/* Writes c as config-file text that lmu_config_parse reads back to the same
+   config (every field its arch uses and that is set, one per line).
+   Returns the length it needs (like snprintf); the output is NUL-terminated
+   when cap > 0. */
+LMUDEF size_t lmu_config_format(const lmu_config *c, char *buf, size_t cap);
+
+/* Field i of lmu_config (i from 0 while it returns a name, NULL after):
+   its name and help, for --help texts. */
+LMUDEF const char *lmu_config_field(int i, const char **help);
+
 /* ====================================================================== */
 /* >>rng                                                                   */
 /* ====================================================================== */
@@ -941,90 +1175,6 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
                               const size_t *shape, int ndim, void *dst,
                               char *err, size_t errcap);
 
-typedef enum lmu_arch { LMU_ARCH_LMU = 0, LMU_ARCH_TRANSFORMER = 1 } lmu_arch;
-
-/* The sequence mixer that opens each LMU layer (MODEL.md section 3). New
-   mixers get a value here, a name in lmu__mixer_names, their parameters in
-   the layer's parameter list and one forward/backward op pair. */
-typedef enum lmu_mixer { LMU_MIXER_FFN = 0, LMU_MIXER_ATTN = 1, LMU_MIXER_COUNT } lmu_mixer;
-
-/* How the implicit attention's L_q, L_k, L_v start (ours; MODEL.md does not
-   say). DELAY (the default): row r of each L decodes the memory's input
-   lag_r steps ago (lags 0, 1, 2, 4, 8, ..., below theta) with the Legendre
-   read-out of a delay, P_i(2 (lag + 1/2) / theta - 1), so the block starts
-   as a weighted sum of the last few tokens, which is what a language model
-   needs first. RANDOM: N(0, 1/sqrt(q)), a random filter over the whole
-   window, which the model must learn to sharpen: at 1.2M tokens of Brown it
-   had not (the block was worth 0.008 nats against 1.09 with DELAY;
-   docs/EXPERIMENTS.md). Checkpoints of versions before the option load as
-   RANDOM, which is how they were made. */
-typedef enum lmu_isa_init {
-    LMU_ISA_INIT_DELAY = 0,
-    LMU_ISA_INIT_RANDOM = 1,
-    LMU_ISA_INIT_COUNT
-} lmu_isa_init;
-
-/* A model's shape. Zero means "default" for every field, so
-       lmu_config c = {0}; c.d_model = 96; lmu_config_resolve(&c, err, sizeof err);
-   gives a complete, validated config. */
-typedef struct lmu_config {
-    lmu_arch arch;    /* LMU (default) or the transformer baseline           */
-    lmu_mixer mixer;  /* LMU only: ffn (default) or attn                      */
-    int vocab_size;   /* V, default 50257 (GPT-2)                             */
-    int n_ctx;        /* longest sequence the model sees, default 1024        */
-    int d_model;      /* d, default 48                                        */
-    int n_layer;      /* default 3                                            */
-    int q;            /* LMU memory order, default d                          */
-    int q_prime;      /* q', reduced order of the implicit attention, def q/10 */
-    double theta;     /* LMU window, default 350 (layer 0's, with theta_last) */
-    double theta_last;/* LMU only, ours: window of the last layer, the layers
-                         between spaced geometrically; 0 (default): every
-                         layer uses theta, as MODEL.md does                  */
-    lmu_isa_init isa_init; /* LMU only, ours: L's initialisation (above)     */
-    double isa_lr;    /* LMU only, ours: learning-rate multiplier of the
-                         implicit attention's L, b, p; 0 (default) means 1 */
-    int d_pre;        /* pre-FFN inner width, default round(1.5 d)            */
-    int d_ff;         /* post-FFN / MLP inner width; LMU default 2 d,
-                         transformer default 4 d                              */
-    int n_head;       /* mixer attn and transformer: default from d           */
-} lmu_config;
-
-/* Fills `c` with a named preset: "lmu-55k", "lmu-100k", "lmu-200k",
-   "lmu-300k", "lmu-500k", "lmu-1m" (MODEL.md section 4, mixer ffn), the same
-   names with "-attn" appended (mixer attn, post-FFN re-solved), and
-   "transformer-55k" ... "transformer-1m" (GPT-2 baseline of equal N).
-   Returns LMU_ERR_ARG for an unknown name. */
-LMUDEF lmu_result lmu_config_preset(lmu_config *c, const char *name);
-
-/* Number of presets and the i-th name, for listing them in tools. */
-LMUDEF int lmu_config_preset_count(void);
-LMUDEF const char *lmu_config_preset_name(int i);
-
-/* Fills defaults (fields left 0) and validates. On error returns
-   LMU_ERR_ARG and writes a one-line reason into err (may be NULL). */
-LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap);
-
-/* N as the paper counts it: trainable, non-embedding parameters (wte, wpe,
-   A, B and H excluded). `c` must be resolved. */
-LMUDEF size_t lmu_config_param_count(const lmu_config *c);
-
-/* All parameters that are stored, embeddings included. */
-LMUDEF size_t lmu_config_param_count_total(const lmu_config *c);
-
-/* Forward FLOPs per token at sequence length n (multiply-adds count 2),
-   output layer included; training costs about 3x this. The LMU convolution
-   counts as the FFT path runs it (n log n, amortised per token), global
-   attention as n/2 keys per query on average. */
-LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n);
-
-LMUDEF const char *lmu_mixer_name(lmu_mixer m);
-LMUDEF const char *lmu_arch_name(lmu_arch a);
-LMUDEF const char *lmu_isa_init_name(lmu_isa_init i);
-
-/* The LMU window of layer l: theta, or with theta_last set, theta (l = 0)
-   to theta_last (l = n_layer - 1) in geometric steps. `c` resolved. */
-LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l);
-
 /* ====================================================================== */
 /* >>model                                                                 */
 /* ====================================================================== */
@@ -1073,11 +1223,14 @@ LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l);
 
 /* Tensor ids of one layer's parameters; -1 where the layer has none. */
 typedef struct lmu_layer_ids {
-    int ln_a_w, ln_a_b, ln_b_w, ln_b_b, ln_c_w, ln_c_b;
-    int pre_fc_w, pre_fc_b, pre_proj_w, pre_proj_b; /* mixer ffn   */
-    int qkv_w, qkv_b, attn_proj_w, attn_proj_b;     /* mixer attn, transformer */
-    int lmu_L, lmu_b, lmu_p;                        /* implicit attention */
-    int fc_w, fc_b, fc_proj_w, fc_proj_b;           /* post-FFN / MLP */
+#define LMU__ID_FIELD(field, name, nd, d0, d1, d2, init) int field;
+#define LMU__MIXER_IDS(tail, name, suffix) LMU__PARAMS_##tail(LMU__ID_FIELD)
+    LMU__PARAMS_NORM_A(LMU__ID_FIELD)
+    LMU__MIXERS(LMU__MIXER_IDS)
+    LMU__PARAMS_MEMORY(LMU__ID_FIELD)
+    LMU__PARAMS_POST(LMU__ID_FIELD)
+#undef LMU__MIXER_IDS
+#undef LMU__ID_FIELD
 } lmu_layer_ids;
 
 struct lmu_model;
@@ -1234,7 +1387,7 @@ typedef struct lmu_gen {
     float *state;      /* per layer: LMU memory (q, d) */
     float *state_tmp;  /* (q, d) */
     float *kv;         /* per layer: k, v caches (max_ctx, d) each */
-    float *x, *h, *a, *big, *z, *y, *pc, *sc, *attn_scratch; /* work buffers */
+    float *x, *h, *a, *big, *z, *y, *pc, *attn_scratch; /* work buffers */
     float *logits;     /* (V) after the last lmu_gen_feed */
     struct lmu__cand *cand; /* (V) sampling work */
     lmu_gemm_ws gemm;  /* packing for the LMU's products (m and L m) */
@@ -1425,21 +1578,6 @@ LMUDEF const char *lmu_tokenizer_unicode_version(void);
        for (i = 0; i < tf.count; i++) use(tf.ids[i]);
        lmu_tokens_free(&tf);
 
-   MODEL CONFIG FILES (what train --config reads)
-
-       # lmu-55k with a longer memory window
-       preset   = lmu-55k      # first, if present: the rest overrides it
-       theta    = 1000
-       n_ctx    = 256
-
-   One `key = value` per line; `#` starts a comment (anywhere on a line);
-   blank lines are fine; keys are lmu_config's field names plus "preset";
-   values are decimal integers (theta, theta_last, isa_lr: decimal
-   numbers), arch lmu|transformer, mixer ffn|attn, isa_init delay|random.
-   An unknown key, a key given twice, a
-   value that does not parse or is out of range is an error that names the
-   line. The parser only sets fields: call lmu_config_resolve afterwards
-   (after any overrides of your own) to fill defaults and validate.
 */
 
 #define LMU_TOKENS_MAGIC "LMUTOKS" /* 7 chars + the terminating NUL = 8 bytes */
@@ -1487,37 +1625,6 @@ LMUDEF lmu_result lmu_tokens_load_file(lmu_tokens *tf, const char *path, char *e
 #endif
 /* Frees the ids and zeroes tf; safe on a zeroed tf. */
 LMUDEF void lmu_tokens_free(lmu_tokens *tf);
-
-/* Sets one lmu_config field from text, as a config file line would.
-   [in,out] c    fields are set, nothing is resolved
-   [in] key, value  NUL-terminated; key "preset" loads a preset over c
-   [out, optional] err
-   Returns LMU_OK, LMU_ERR_ARG (unknown key), LMU_ERR_FORMAT (the value does
-   not parse), LMU_ERR_RANGE (it parses but is out of range). */
-LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *value, char *err,
-                                 size_t errcap);
-
-/* Parses a config file's text (see MODEL CONFIG FILES) into c, on top of
-   what c holds. Errors read "line 3: unknown key 'dmodel'".
-   Returns LMU_OK or the first error (lmu_config_set's codes, LMU_ERR_FORMAT
-   for a malformed line). Call lmu_config_resolve afterwards. */
-LMUDEF lmu_result lmu_config_parse(lmu_config *c, const char *text, size_t len, char *err,
-                                   size_t errcap);
-
-/* A program's own keys in the same file (training settings...): called
-   for every key before lmu_config's own handling. Return 1 when the key
-   was yours (consumed), 0 to let the config have it, or -1 for an error
-   (write the reason, without the line number, into err). */
-typedef int (*lmu_config_key_fn)(void *user, const char *key, const char *value, char *err,
-                                 size_t errcap);
-LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t len,
-                                      lmu_config_key_fn fn, void *user, char *err,
-                                      size_t errcap);
-
-/* Writes c as config-file text that lmu_config_parse reads back to the same
-   config (every field, one per line). Returns the length it needs (like
-   snprintf); the output is NUL-terminated when cap > 0. */
-LMUDEF size_t lmu_config_format(const lmu_config *c, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }
@@ -1852,6 +1959,318 @@ LMUDEF const char *lmu_strerror(lmu_result r)
     };
     if ((int)r < 0 || (int)r >= (int)LMU_RESULT_COUNT) return "unknown result code";
     return names[r];
+}
+
+LMU__PRIVATE int lmu__mixer_has_heads(lmu_mixer x); /* >>layers */
+
+LMUDEF const char *lmu_arch_name(lmu_arch a)
+{
+    static const char *const names[] = {
+#define LMU__ARCH_NAME(tail, name) #name,
+        LMU__ARCHS(LMU__ARCH_NAME)
+#undef LMU__ARCH_NAME
+    };
+    return (unsigned)a < (unsigned)LMU_ARCH_COUNT ? names[a] : "?";
+}
+
+LMUDEF const char *lmu_mixer_name(lmu_mixer m)
+{
+    static const char *const names[] = {
+#define LMU__MIXER_NAME(tail, name, suffix) #name,
+        LMU__MIXERS(LMU__MIXER_NAME)
+#undef LMU__MIXER_NAME
+    };
+    return (unsigned)m < (unsigned)LMU_MIXER_COUNT ? names[m] : "?";
+}
+
+LMUDEF const char *lmu_isa_init_name(lmu_isa_init i)
+{
+    static const char *const names[] = {
+#define LMU__ISA_INIT_NAME(tail, name) #name,
+        LMU__ISA_INITS(LMU__ISA_INIT_NAME)
+#undef LMU__ISA_INIT_NAME
+    };
+    return (unsigned)i < (unsigned)LMU_ISA_INIT_COUNT ? names[i] : "?";
+}
+
+/* head width in 16..64 closest to 32; 1 head where no divisor fits */
+LMU__PRIVATE int lmu__default_heads(int d)
+{
+    int h, best = 1, best_gap = 1 << 30;
+    for (h = 1; h <= d; h++) {
+        int w, gap;
+        if (d % h) continue;
+        w = d / h;
+        if (w < 16 || w > 64) continue;
+        gap = w > 32 ? w - 32 : 32 - w;
+        if (gap < best_gap) best_gap = gap, best = h;
+    }
+    return best;
+}
+
+/* LMU__CONFIG_FIELDS as data, for the code that walks every field. */
+enum { LMU__KIND_INT, LMU__KIND_REAL, LMU__KIND_ENUM };
+enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS };
+#define LMU__KIND_OF_INT LMU__KIND_INT
+#define LMU__KIND_OF_REAL LMU__KIND_REAL
+#define LMU__KIND_OF_ARCH LMU__KIND_ENUM
+#define LMU__KIND_OF_MIXER LMU__KIND_ENUM
+#define LMU__KIND_OF_ISA_INIT LMU__KIND_ENUM
+
+LMU__PRIVATE const char *lmu__enum_name_INT(int v) { (void)v; return NULL; }
+#define lmu__enum_name_REAL lmu__enum_name_INT
+LMU__PRIVATE const char *lmu__enum_name_ARCH(int v) { return lmu_arch_name((lmu_arch)v); }
+LMU__PRIVATE const char *lmu__enum_name_MIXER(int v) { return lmu_mixer_name((lmu_mixer)v); }
+LMU__PRIVATE const char *lmu__enum_name_ISA_INIT(int v)
+{
+    return lmu_isa_init_name((lmu_isa_init)v);
+}
+
+typedef struct lmu__field {
+    const char *name, *help;
+    size_t off;
+    int kind, scope;
+    double lo, hi;                /* INT, REAL; ENUM: 0..count-1 */
+    const char *hi_text;          /* hi as the list writes it */
+    const char *(*names)(int v);  /* ENUM: a value's name */
+} lmu__field;
+
+static const lmu__field lmu__fields[] = {
+#define LMU__FIELD_ROW(type, name, scope, lo, hi, def, help)                   \
+    {#name, help, offsetof(lmu_config, name), LMU__KIND_OF_##type, LMU__SCOPE_##scope, \
+     (double)(lo), (double)(hi), #hi, lmu__enum_name_##type},
+    LMU__CONFIG_FIELDS(LMU__FIELD_ROW)
+#undef LMU__FIELD_ROW
+};
+#define LMU__N_FIELDS ((int)(sizeof lmu__fields / sizeof lmu__fields[0]))
+
+LMUDEF const char *lmu_config_field(int i, const char **help)
+{
+    if (i < 0 || i >= LMU__N_FIELDS) return NULL;
+    if (help) *help = lmu__fields[i].help;
+    return lmu__fields[i].name;
+}
+
+/* Does the model c describes use this field? c's arch and mixer valid. */
+LMU__PRIVATE int lmu__scope_on(const lmu_config *c, int scope)
+{
+    if (scope == LMU__SCOPE_LMU) return c->arch == LMU_ARCH_LMU;
+    if (scope == LMU__SCOPE_HEADS)
+        return c->arch == LMU_ARCH_TRANSFORMER || lmu__mixer_has_heads(c->mixer);
+    return 1;
+}
+
+/* A field's value as a double (every int and enum fits exactly). */
+LMU__PRIVATE double lmu__field_get(const lmu_config *c, const lmu__field *f)
+{
+    const char *p = (const char *)c + f->off;
+    if (f->kind == LMU__KIND_REAL) return *(const double *)(const void *)p;
+    if (f->kind == LMU__KIND_INT) return *(const int *)(const void *)p;
+    return (double)*(const lmu_arch *)(const void *)p; /* every enum is an int-sized enum */
+}
+
+LMU__PRIVATE void lmu__field_put(lmu_config *c, const lmu__field *f, double v)
+{
+    char *p = (char *)c + f->off;
+    if (f->kind == LMU__KIND_REAL) *(double *)(void *)p = v;
+    else if (f->kind == LMU__KIND_INT) *(int *)(void *)p = (int)v;
+    else *(lmu_arch *)(void *)p = (lmu_arch)(int)v;
+}
+
+/* "a, b or c": an enum field's accepted values, for error messages. */
+LMU__PRIVATE void lmu__field_choices(const lmu__field *f, char *buf, size_t cap)
+{
+    int k, n = (int)f->hi + 1;
+    size_t len = 0;
+    buf[0] = 0;
+    for (k = 0; k < n && len < cap; k++) {
+        int w = snprintf(buf + len, cap - len, "%s%s", k == 0 ? "" : k == n - 1 ? " or " : ", ",
+                         f->names(k));
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+}
+
+/* Parses text into field f: decimal digits for INT (a sign is refused:
+   every count is positive), a decimal number for REAL (no hex, inf or
+   nan, which strtod would take), a value's name for ENUM. 0 is the
+   default and always accepted. Returns LMU_OK, LMU_ERR_FORMAT,
+   LMU_ERR_RANGE; the message starts with the field's name. */
+LMU__PRIVATE lmu_result lmu__field_parse(const lmu__field *f, const char *v, double *out,
+                                         char *err, size_t errcap)
+{
+    double x = 0;
+    if (f->kind == LMU__KIND_ENUM) {
+        char choices[160];
+        int k;
+        for (k = 0; k <= (int)f->hi; k++)
+            if (strcmp(v, f->names(k)) == 0) {
+                *out = k;
+                return LMU_OK;
+            }
+        lmu__field_choices(f, choices, sizeof choices);
+        lmu__errf(err, errcap, "%s = '%.40s': want %s", f->name, v, choices);
+        return LMU_ERR_FORMAT;
+    }
+    if (f->kind == LMU__KIND_INT) {
+        const char *s = v;
+        if (!*s) goto bad_int;
+        for (; *s; s++) {
+            if (*s < '0' || *s > '9') goto bad_int;
+            x = x * 10 + (*s - '0');
+            if (x > f->hi) x = f->hi + 1; /* stays small on long inputs */
+        }
+    } else {
+        char buf[64], *end;
+        size_t k, n = strlen(v);
+        if (n == 0 || n >= sizeof buf) goto bad_real;
+        for (k = 0; k < n; k++)
+            if (!strchr("0123456789.eE+-", v[k])) goto bad_real;
+        memcpy(buf, v, n + 1);
+        x = strtod(buf, &end);
+        if (end != buf + n) goto bad_real;
+    }
+    if (x != 0 && !(x >= f->lo && x <= f->hi)) {
+        if (f->kind == LMU__KIND_INT)
+            lmu__errf(err, errcap, "%s = %s is outside %.0f..%.0f (0: the default)", f->name, v,
+                      f->lo, f->hi);
+        else
+            lmu__errf(err, errcap, "%s = %s must be in (0, %s] (0: the default)", f->name, v,
+                      f->hi_text);
+        return LMU_ERR_RANGE;
+    }
+    *out = x;
+    return LMU_OK;
+bad_int:
+    lmu__errf(err, errcap, "%s = '%.40s' is not a whole number", f->name, v);
+    return LMU_ERR_FORMAT;
+bad_real:
+    lmu__errf(err, errcap, "%s = '%.40s' is not a number", f->name, v);
+    return LMU_ERR_FORMAT;
+}
+
+LMU__PRIVATE int lmu__field_find(const char *name)
+{
+    int i;
+    for (i = 0; i < LMU__N_FIELDS; i++)
+        if (strcmp(name, lmu__fields[i].name) == 0) return i;
+    return -1;
+}
+
+LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
+{
+#define LMU__CFG_FAIL(...)                                                     \
+    do {                                                                       \
+        lmu__errf(err, errcap, __VA_ARGS__);                                   \
+        return LMU_ERR_ARG;                                                    \
+    } while (0)
+    int i = 0;
+    if (!c) return LMU_ERR_ARG;
+    if (err && errcap) err[0] = 0;
+    /* In list order, so a default may use the fields before it: a field
+       the model does not use is 0, an unset one takes its default, and
+       then it must be in range. */
+#define LMU__CFG_RESOLVE(type, fld, scope_, lo_, hi_, def, help_)             \
+    {                                                                          \
+        const lmu__field *f = &lmu__fields[i++];                               \
+        double v;                                                              \
+        if (!lmu__scope_on(c, LMU__SCOPE_##scope_)) c->fld = (LMU__CTYPE_##type)0; \
+        else if (c->fld == 0) c->fld = (LMU__CTYPE_##type)(def);               \
+        v = lmu__field_get(c, f);                                              \
+        if (f->kind == LMU__KIND_ENUM && !(v >= f->lo && v <= f->hi))          \
+            LMU__CFG_FAIL("config: unknown %s %d", f->name, (int)v);           \
+        if (f->kind == LMU__KIND_INT && lmu__scope_on(c, f->scope) && !(v >= f->lo && v <= f->hi)) \
+            LMU__CFG_FAIL("config: %s %.0f outside %.0f..%.0f", f->name, v, f->lo, f->hi); \
+        if (f->kind == LMU__KIND_REAL && !(v == 0 || (v >= f->lo && v <= f->hi))) \
+            LMU__CFG_FAIL("config: %s %g must be 0 (the default) or in (0, %g]", f->name, v, f->hi); \
+    }
+    LMU__CONFIG_FIELDS(LMU__CFG_RESOLVE)
+#undef LMU__CFG_RESOLVE
+    if (c->arch == LMU_ARCH_LMU) {
+        if (c->q_prime > c->q)
+            LMU__CFG_FAIL("config: q_prime %d outside 1..q (q = %d)", c->q_prime, c->q);
+        if (c->theta_last == c->theta) c->theta_last = 0; /* one spelling of "off" */
+        if (c->isa_lr == 1) c->isa_lr = 0;
+        /* Building H costs n_ctx q^2 multiply-adds in double when the model
+           is created (or loaded): cap it near 10 s, so a small file cannot
+           ask for hours (paper scale is q ~ 256 at n_ctx 64k, 4.3e9). */
+        if ((double)c->q * (double)c->q * (double)c->n_ctx * (c->theta_last > 0 ? c->n_layer : 1) >
+            8.6e9)
+            LMU__CFG_FAIL("config: q^2 n_ctx = %.3g per window exceeds 8.6e9 in all (building H "
+                          "would take minutes)",
+                          (double)c->q * (double)c->q * (double)c->n_ctx);
+    }
+    if (c->n_head > 0 && c->d_model % c->n_head != 0)
+        LMU__CFG_FAIL("config: n_head %d does not divide d_model %d", c->n_head, c->d_model);
+    return LMU_OK;
+#undef LMU__CFG_FAIL
+}
+
+LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, char *err,
+                                 size_t errcap)
+{
+    double x;
+    lmu_result r;
+    int i;
+    if (err && errcap) err[0] = 0;
+    if (!c || !key || !v) return LMU_ERR_ARG;
+    if (strcmp(key, "preset") == 0) {
+        lmu_config p;
+        if (lmu_config_preset(&p, v) != LMU_OK) {
+            lmu__errf(err, errcap, "unknown preset '%.40s' (lmu-55k ... lmu-1m, lmu-55k-attn ..., "
+                      "transformer-55k ...)", v);
+            return LMU_ERR_FORMAT;
+        }
+        *c = p;
+        return LMU_OK;
+    }
+    if ((i = lmu__field_find(key)) < 0) {
+        lmu__errf(err, errcap, "unknown key '%.40s'", key);
+        return LMU_ERR_ARG;
+    }
+    if ((r = lmu__field_parse(&lmu__fields[i], v, &x, err, errcap)) != LMU_OK) return r;
+    lmu__field_put(c, &lmu__fields[i], x);
+    return LMU_OK;
+}
+
+/* Appends one field's "value" text (REAL: every digit, so it reads back
+   to the same double). */
+LMU__PRIVATE int lmu__field_text(const lmu_config *c, const lmu__field *f, char *buf, size_t cap)
+{
+    double v = lmu__field_get(c, f);
+    if (f->kind == LMU__KIND_ENUM) return snprintf(buf, cap, "%s", f->names((int)v));
+    if (f->kind == LMU__KIND_INT) return snprintf(buf, cap, "%d", (int)v);
+    return snprintf(buf, cap, "%.17g", v);
+}
+
+/* Is field f written out (config text, checkpoint metadata)? Those the
+   model uses; numbers only when set, since 0 reads back as the default. */
+LMU__PRIVATE int lmu__field_written(const lmu_config *c, const lmu__field *f)
+{
+    return lmu__scope_on(c, f->scope) && (f->kind == LMU__KIND_ENUM || lmu__field_get(c, f) != 0);
+}
+
+LMUDEF size_t lmu_config_format(const lmu_config *c, char *buf, size_t cap)
+{
+    char tmp[1024], val[64];
+    size_t n = 0;
+    int i;
+    if (!c) return 0;
+    for (i = 0; i < LMU__N_FIELDS; i++) {
+        const lmu__field *f = &lmu__fields[i];
+        int w;
+        if (!lmu__field_written(c, f)) continue;
+        lmu__field_text(c, f, val, sizeof val);
+        w = snprintf(tmp + n, sizeof tmp - n, "%s = %s\n", f->name, val);
+        if (w < 0 || (size_t)w >= sizeof tmp - n) break;
+        n += (size_t)w;
+    }
+    if (buf && cap) {
+        size_t k = n < cap - 1 ? n : cap - 1;
+        memcpy(buf, tmp, k);
+        buf[k] = 0;
+    }
+    return n;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -7515,285 +7934,12 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
     return lmu__st_read_ex(f, name, dtype, shape, ndim, dst, lmu__st_host_le(), err, errcap);
 }
 
-LMUDEF const char *lmu_mixer_name(lmu_mixer m)
-{
-    switch (m) {
-    case LMU_MIXER_FFN: return "ffn";
-    case LMU_MIXER_ATTN: return "attn";
-    default: return "?";
-    }
-}
-
-LMUDEF const char *lmu_arch_name(lmu_arch a)
-{
-    return a == LMU_ARCH_TRANSFORMER ? "transformer" : "lmu";
-}
-
-LMUDEF const char *lmu_isa_init_name(lmu_isa_init i)
-{
-    switch (i) {
-    case LMU_ISA_INIT_RANDOM: return "random";
-    case LMU_ISA_INIT_DELAY: return "delay";
-    default: return "?";
-    }
-}
-
 LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l)
 {
     if (!(c->theta_last > 0) || c->theta_last == c->theta || c->n_layer < 2 || l <= 0)
         return c->theta;
     if (l >= c->n_layer - 1) return c->theta_last;
     return c->theta * pow(c->theta_last / c->theta, (double)l / (double)(c->n_layer - 1));
-}
-
-/* MODEL.md section 4: the paper's Table 3. d_ff is solved, not listed. */
-typedef struct lmu__preset_row {
-    const char *size; /* "55k" */
-    long target;      /* the named N */
-    int d, q, q_prime, n_layer;
-} lmu__preset_row;
-
-static const lmu__preset_row lmu__presets[] = {
-    {"55k", 55000L, 48, 50, 5, 3},      {"100k", 100000L, 65, 65, 7, 3},
-    {"200k", 200000L, 91, 90, 9, 3},    {"300k", 300000L, 112, 110, 13, 3},
-    {"500k", 500000L, 144, 150, 15, 3}, {"1m", 1000000L, 204, 220, 22, 3},
-};
-#define LMU__PRESET_ROWS ((int)(sizeof lmu__presets / sizeof lmu__presets[0]))
-
-/* head width in 16..64 closest to 32; 1 head where no divisor fits */
-LMU__PRIVATE int lmu__default_heads(int d)
-{
-    int h, best = 1, best_gap = 1 << 30;
-    for (h = 1; h <= d; h++) {
-        int w, gap;
-        if (d % h) continue;
-        w = d / h;
-        if (w < 16 || w > 64) continue;
-        gap = w > 32 ? w - 32 : 32 - w;
-        if (gap < best_gap) best_gap = gap, best = h;
-    }
-    return best;
-}
-
-LMUDEF size_t lmu_config_param_count(const lmu_config *c)
-{
-    size_t d = (size_t)c->d_model, per = 0;
-    if (c->arch == LMU_ARCH_TRANSFORMER) {
-        per = 4 * d                                   /* ln_a, ln_c        */
-            + 3 * d * d + 3 * d + d * d + d           /* attn qkv, proj    */
-            + 2 * d * (size_t)c->d_ff + (size_t)c->d_ff + d; /* mlp        */
-    } else {
-        size_t qp = (size_t)c->q_prime, q = (size_t)c->q;
-        per = 6 * d + 3 * qp * q + 3 * qp + qp + 2 * d * (size_t)c->d_ff + (size_t)c->d_ff + d;
-        if (c->mixer == LMU_MIXER_ATTN)
-            per += 4 * d * d + 4 * d;
-        else
-            per += 2 * d * (size_t)c->d_pre + (size_t)c->d_pre + d;
-    }
-    return (size_t)c->n_layer * per + 2 * d; /* + ln_f */
-}
-
-LMUDEF size_t lmu_config_param_count_total(const lmu_config *c)
-{
-    size_t emb = (size_t)c->vocab_size * (size_t)c->d_model;
-    if (c->arch == LMU_ARCH_TRANSFORMER) emb += (size_t)c->n_ctx * (size_t)c->d_model;
-    return lmu_config_param_count(c) + emb;
-}
-
-/* The d_ff that puts N closest to target: N is affine in d_ff, so solve and
-   check the integer neighbours. */
-LMU__PRIVATE int lmu__solve_d_ff(lmu_config *c, long target)
-{
-    lmu_config t = *c;
-    long n0, n1, best_gap = -1;
-    int k, guess, best = 1;
-    t.d_ff = 0;
-    n0 = (long)lmu_config_param_count(&t);
-    t.d_ff = 1;
-    n1 = (long)lmu_config_param_count(&t);
-    guess = (int)((double)(target - n0) / (double)(n1 - n0));
-    for (k = guess - 1; k <= guess + 1; k++) {
-        long gap;
-        if (k < 1) continue;
-        t.d_ff = k;
-        gap = labs((long)lmu_config_param_count(&t) - target);
-        if (best_gap < 0 || gap < best_gap) best_gap = gap, best = k;
-    }
-    return best;
-}
-
-/* Transformer baseline of equal N (MODEL.md section 6): same depth as the
-   LMU presets, MLP 4 d, and among the d that split into heads of width
-   16..64 the one whose exact count is closest to the target. */
-LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer)
-{
-    int d, best = 8;
-    long best_gap = -1;
-    for (d = 16; d <= 4096; d++) {
-        lmu_config t;
-        long gap;
-        int w = d / lmu__default_heads(d);
-        if (w < 16 || w > 64) continue;
-        memset(&t, 0, sizeof t);
-        t.arch = LMU_ARCH_TRANSFORMER;
-        t.d_model = d;
-        t.n_layer = n_layer;
-        t.d_ff = 4 * d;
-        gap = labs((long)lmu_config_param_count(&t) - target);
-        if (best_gap < 0 || gap < best_gap) best_gap = gap, best = d;
-    }
-    c->arch = LMU_ARCH_TRANSFORMER;
-    c->d_model = best;
-    c->n_layer = n_layer;
-    c->d_ff = 4 * best;
-    c->n_head = lmu__default_heads(best);
-}
-
-LMUDEF int lmu_config_preset_count(void) { return 3 * LMU__PRESET_ROWS; }
-
-LMUDEF const char *lmu_config_preset_name(int i)
-{
-    static const char *const names[] = {
-        "lmu-55k",        "lmu-100k",        "lmu-200k",        "lmu-300k",
-        "lmu-500k",       "lmu-1m",          "lmu-55k-attn",    "lmu-100k-attn",
-        "lmu-200k-attn",  "lmu-300k-attn",   "lmu-500k-attn",   "lmu-1m-attn",
-        "transformer-55k", "transformer-100k", "transformer-200k", "transformer-300k",
-        "transformer-500k", "transformer-1m",
-    };
-    if (i < 0 || i >= 3 * LMU__PRESET_ROWS) return NULL;
-    return names[i];
-}
-
-LMUDEF lmu_result lmu_config_preset(lmu_config *c, const char *name)
-{
-    int i;
-    if (!c || !name) return LMU_ERR_ARG;
-    for (i = 0; i < LMU__PRESET_ROWS; i++) {
-        const lmu__preset_row *r = &lmu__presets[i];
-        char lmu_name[32], attn_name[32], tr_name[40];
-        snprintf(lmu_name, sizeof lmu_name, "lmu-%s", r->size);
-        snprintf(attn_name, sizeof attn_name, "lmu-%s-attn", r->size);
-        snprintf(tr_name, sizeof tr_name, "transformer-%s", r->size);
-        memset(c, 0, sizeof *c);
-        if (strcmp(name, tr_name) == 0) {
-            lmu__transformer_for(c, r->target, r->n_layer);
-            return lmu_config_resolve(c, NULL, 0);
-        }
-        if (strcmp(name, lmu_name) != 0 && strcmp(name, attn_name) != 0) continue;
-        c->arch = LMU_ARCH_LMU;
-        c->mixer = strcmp(name, attn_name) == 0 ? LMU_MIXER_ATTN : LMU_MIXER_FFN;
-        c->d_model = r->d;
-        c->q = r->q;
-        c->q_prime = r->q_prime;
-        c->n_layer = r->n_layer;
-        c->theta = 350.0;
-        c->d_pre = (3 * r->d + 1) / 2; /* round(1.5 d), halves up */
-        if (c->mixer == LMU_MIXER_ATTN) c->n_head = lmu__default_heads(r->d);
-        c->d_ff = lmu__solve_d_ff(c, r->target);
-        return lmu_config_resolve(c, NULL, 0);
-    }
-    memset(c, 0, sizeof *c);
-    return LMU_ERR_ARG;
-}
-
-LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
-{
-#define LMU__CFG_FAIL(...)                                                     \
-    do {                                                                       \
-        lmu__errf(err, errcap, __VA_ARGS__);                                   \
-        return LMU_ERR_ARG;                                                    \
-    } while (0)
-    /* Caps keep every size product far from overflow and every buffer a
-       machine can hold; they are limits of sanity, not of the math. */
-    const int big = 1 << 16;
-    if (!c) return LMU_ERR_ARG;
-    if (err && errcap) err[0] = 0;
-    if (c->arch != LMU_ARCH_LMU && c->arch != LMU_ARCH_TRANSFORMER)
-        LMU__CFG_FAIL("config: unknown arch %d", (int)c->arch);
-    if ((int)c->mixer < 0 || c->mixer >= LMU_MIXER_COUNT)
-        LMU__CFG_FAIL("config: unknown mixer %d", (int)c->mixer);
-    if (c->vocab_size == 0) c->vocab_size = 50257;
-    if (c->n_ctx == 0) c->n_ctx = 1024;
-    if (c->d_model == 0) c->d_model = 48;
-    if (c->n_layer == 0) c->n_layer = 3;
-    if (c->vocab_size < 2 || c->vocab_size > (1 << 24))
-        LMU__CFG_FAIL("config: vocab_size %d outside 2..%d", c->vocab_size, 1 << 24);
-    if (c->n_ctx < 1 || c->n_ctx > (1 << 20))
-        LMU__CFG_FAIL("config: n_ctx %d outside 1..%d", c->n_ctx, 1 << 20);
-    if (c->d_model < 1 || c->d_model > big)
-        LMU__CFG_FAIL("config: d_model %d outside 1..%d", c->d_model, big);
-    if (c->n_layer < 1 || c->n_layer > 1024)
-        LMU__CFG_FAIL("config: n_layer %d outside 1..1024", c->n_layer);
-    if (c->arch == LMU_ARCH_TRANSFORMER) {
-        if (c->d_ff == 0) c->d_ff = 4 * c->d_model;
-        if (c->n_head == 0) c->n_head = lmu__default_heads(c->d_model);
-        c->q = c->q_prime = c->d_pre = 0;
-        c->theta = c->theta_last = c->isa_lr = 0;
-        c->isa_init = LMU_ISA_INIT_DELAY;
-        c->mixer = LMU_MIXER_FFN;
-    } else {
-        if (c->q == 0) c->q = c->d_model;
-        if (c->q_prime == 0) c->q_prime = c->q / 10 > 0 ? c->q / 10 : 1;
-        if (c->theta == 0) c->theta = 350.0;
-        if (c->d_pre == 0) c->d_pre = (3 * c->d_model + 1) / 2;
-        if (c->d_ff == 0) c->d_ff = 2 * c->d_model;
-        if (c->mixer == LMU_MIXER_ATTN && c->n_head == 0) c->n_head = lmu__default_heads(c->d_model);
-        if (c->mixer == LMU_MIXER_FFN) c->n_head = 0;
-        if (c->q < 1 || c->q > 4096) LMU__CFG_FAIL("config: q %d outside 1..4096", c->q);
-        if (c->q_prime < 1 || c->q_prime > c->q)
-            LMU__CFG_FAIL("config: q_prime %d outside 1..q (q = %d)", c->q_prime, c->q);
-        if (!(c->theta > 0) || c->theta > 1e9)
-            LMU__CFG_FAIL("config: theta %g must be positive and finite", c->theta);
-        if (!(c->theta_last >= 0) || c->theta_last > 1e9)
-            LMU__CFG_FAIL("config: theta_last %g must be 0 (off) or positive and finite",
-                          c->theta_last);
-        if (c->theta_last == c->theta) c->theta_last = 0; /* one spelling of "off" */
-        if (!(c->isa_lr >= 0) || c->isa_lr > 1e6)
-            LMU__CFG_FAIL("config: isa_lr %g must be 0 (off) or in (0, 1e6]", c->isa_lr);
-        if (c->isa_lr == 1) c->isa_lr = 0;
-        if ((int)c->isa_init < 0 || c->isa_init >= LMU_ISA_INIT_COUNT)
-            LMU__CFG_FAIL("config: unknown isa_init %d", (int)c->isa_init);
-        if (c->d_pre < 1 || c->d_pre > big)
-            LMU__CFG_FAIL("config: d_pre %d outside 1..%d", c->d_pre, big);
-        /* Building H costs n_ctx q^2 multiply-adds in double when the model
-           is created (or loaded): cap it near 10 s, so a small file cannot
-           ask for hours (paper scale is q ~ 256 at n_ctx 64k, 4.3e9). */
-        if ((double)c->q * (double)c->q * (double)c->n_ctx * (c->theta_last > 0 ? c->n_layer : 1) >
-            8.6e9)
-            LMU__CFG_FAIL("config: q^2 n_ctx = %.3g per window exceeds 8.6e9 in all (building H "
-                          "would take minutes)",
-                          (double)c->q * (double)c->q * (double)c->n_ctx);
-    }
-    if (c->d_ff < 1 || c->d_ff > big) LMU__CFG_FAIL("config: d_ff %d outside 1..%d", c->d_ff, big);
-    if (c->arch == LMU_ARCH_TRANSFORMER || c->mixer == LMU_MIXER_ATTN) {
-        if (c->n_head < 1 || c->d_model % c->n_head != 0)
-            LMU__CFG_FAIL("config: n_head %d does not divide d_model %d", c->n_head, c->d_model);
-    }
-    return LMU_OK;
-#undef LMU__CFG_FAIL
-}
-
-LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n)
-{
-    double d = c->d_model, fl = 0, L = c->n_layer, nn = n > 0 ? n : 1;
-    double V = c->vocab_size, dff = c->d_ff, attn;
-    /* causal attention: on average n/2 keys per query, scores + weighted sum */
-    attn = 2.0 * 2.0 * (nn + 1) / 2.0 * d;
-    if (c->arch == LMU_ARCH_TRANSFORMER) {
-        fl = L * (2 * (4 * d * d) + 2 * (2 * d * dff) + attn);
-    } else {
-        double qp = c->q_prime, q = c->q, nfft = 1, conv;
-        while (nfft < 2 * nn) nfft *= 2;
-        /* per token: d forward real FFTs and 3 q' d inverse ones of length
-           nfft (about 2.5 nfft log2 nfft flops each, shared by n tokens),
-           the spectral products (3 q' d bins x 6 flops) and L_i applied to
-           the spectrum of H (3 q' q bins x 2 x 2, per sequence). */
-        conv = ((d + 3 * qp * d) * 2.5 * nfft * log2(nfft) + 3 * qp * d * (nfft / 2 + 1) * 6 +
-                3 * qp * q * (nfft / 2 + 1) * 4) / nn;
-        fl = L * (conv + 4 * qp * qp * d + 2 * qp * d + 2 * (2 * d * dff));
-        fl += L * (c->mixer == LMU_MIXER_ATTN ? 2 * (4 * d * d) + attn : 2 * (2 * d * c->d_pre));
-    }
-    return fl + 2 * d * V;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -8001,6 +8147,426 @@ LMU__PRIVATE lmu_result lmu__model_isa(lmu_model *m, int layer, int U, int L, in
 }
 
 /* ---------------------------------------------------------------------- */
+/* >>layers  what a layer is made of: parameter lists, mixers as units     */
+/* ---------------------------------------------------------------------- */
+/* A layer is LN_a -> its mixer; LN_b -> the implicit attention (LMU models,
+   "the memory"); LN_c -> the post-FFN, each a residual branch. The
+   parameter lists of the header (LMU__PARAMS_*) become rows here; a mixer
+   is a unit, its functions in its own section below, found through
+   lmu__mixer_units by the config's lmu_mixer, never by which parameters
+   exist.
+
+   ADDING A MIXER: a line in LMU__MIXERS, its parameter list
+   LMU__PARAMS_<TAIL> beside it, and a section >>mixer-NAME defining
+   lmu__mixer_NAME (an lmu__mixer_unit: parameters, FLOPs, scratch, the
+   forward on the tape with its backward as tape ops, generation state and
+   step). Config files, checkpoints, presets ("lmu-55k" + its suffix),
+   parameter counts, planning and generation then know it. */
+
+enum { LMU__DIM_ONE, LMU__DIM_D, LMU__DIM_D3, LMU__DIM_PRE, LMU__DIM_FF, LMU__DIM_Q, LMU__DIM_QP,
+       LMU__DIM_THREE };
+enum { LMU__INIT_ONE, LMU__INIT_ZERO, LMU__INIT_NORMAL, LMU__INIT_RESID, LMU__INIT_L,
+       LMU__INIT_P };
+
+typedef struct lmu__param_row {
+    size_t field;     /* offsetof(lmu_layer_ids, the id) */
+    const char *name; /* after "blocks.<l>." */
+    int ndim, dim[3], init;
+} lmu__param_row;
+
+#define LMU__PARAM_ROW(field, name, nd, d0, d1, d2, init)                      \
+    {offsetof(lmu_layer_ids, field), name, nd,                                 \
+     {LMU__DIM_##d0, LMU__DIM_##d1, LMU__DIM_##d2}, LMU__INIT_##init},
+static const lmu__param_row lmu__rows_norm_a[] = {LMU__PARAMS_NORM_A(LMU__PARAM_ROW)};
+static const lmu__param_row lmu__rows_memory[] = {LMU__PARAMS_MEMORY(LMU__PARAM_ROW)};
+static const lmu__param_row lmu__rows_post[] = {LMU__PARAMS_POST(LMU__PARAM_ROW)};
+#define LMU__MIXER_ROWS(tail, name, suffix)                                    \
+    static const lmu__param_row lmu__rows_##name[] = {LMU__PARAMS_##tail(LMU__PARAM_ROW)};
+LMU__MIXERS(LMU__MIXER_ROWS)
+#undef LMU__MIXER_ROWS
+#define LMU__NROWS(a) ((int)(sizeof a / sizeof a[0]))
+
+LMU__PRIVATE size_t lmu__dim(const lmu_config *c, int sym)
+{
+    switch (sym) {
+    case LMU__DIM_D: return (size_t)c->d_model;
+    case LMU__DIM_D3: return 3 * (size_t)c->d_model;
+    case LMU__DIM_PRE: return (size_t)c->d_pre;
+    case LMU__DIM_FF: return (size_t)c->d_ff;
+    case LMU__DIM_Q: return (size_t)c->q;
+    case LMU__DIM_QP: return (size_t)c->q_prime;
+    case LMU__DIM_THREE: return 3;
+    default: return 1;
+    }
+}
+
+LMU__PRIVATE size_t lmu__rows_size(const lmu_config *c, const lmu__param_row *r, int n)
+{
+    size_t s = 0;
+    int i;
+    for (i = 0; i < n; i++)
+        s += lmu__dim(c, r[i].dim[0]) * lmu__dim(c, r[i].dim[1]) * lmu__dim(c, r[i].dim[2]);
+    return s;
+}
+
+#define LMU__IDS(L, r) ((int *)(void *)((char *)(L) + (r)->field))
+
+struct lmu_gen;
+
+/* A sequence mixer. Every function gets the layer index, so layers of
+   one model may differ (a layer stack) without a new interface. */
+typedef struct lmu__mixer_unit {
+    const lmu__param_row *rows;
+    int n_rows;
+    int heads;    /* uses n_head (config fields of scope HEADS) */
+    int kv_cache; /* generation state grows with the context, to max_ctx */
+    /* forward FLOPs per token at length n, without its LayerNorm */
+    double (*flops)(const lmu_config *c, double n);
+    /* kernel scratch floats of its ops at length T (>>ops' sizes) */
+    size_t (*scratch)(const lmu_model *m, size_t T);
+    /* x (B, T, d) -> x + Mixer(LN_a x) on the tape */
+    lmu_result (*forward)(lmu_model *m, int l, int x, int B, int T, int *out);
+    /* generation: state floats per layer, work floats, one position's
+       step on g->x with this layer's state */
+    size_t (*gen_state)(const lmu_config *c, size_t max_ctx);
+    size_t (*gen_work)(const lmu_config *c, size_t max_ctx);
+    void (*gen_step)(struct lmu_gen *g, int l, float *state);
+} lmu__mixer_unit;
+
+/* shared by the mixers and the post-FFN (>>generate) */
+LMU__PRIVATE void lmu__gen_ln(const lmu_model *m, float *out, const float *x, int g, int b);
+LMU__PRIVATE void lmu__gemv(float *out, const float *W, const float *x, const float *b, size_t M,
+                            size_t K);
+LMU__PRIVATE void lmu__gen_ffn(struct lmu_gen *g, int lg, int lb, int w1, int b1, int w2, int b2);
+#define LMU__GP(id) (m->tape.param + m->tape.tensors[id].off)
+
+/* x (B, T, d) + FFN(LN(x)) with the given weights; gelu inside. */
+LMU__PRIVATE lmu_result lmu__model_ffn(lmu_tape *t, int x, int g, int gb, int w1, int b1, int w2,
+                                       int b2, int *out)
+{
+    int h, a;
+    lmu_result r;
+    if ((r = lmu_tape_layernorm(t, x, g, gb, &h)) != LMU_OK) return r;
+    if ((r = lmu_tape_linear(t, h, w1, b1, 0, &a)) != LMU_OK) return r;
+    if ((r = lmu_tape_gelu(t, a, &a)) != LMU_OK) return r;
+    if ((r = lmu_tape_linear(t, a, w2, b2, 0, &a)) != LMU_OK) return r;
+    return lmu_tape_add(t, x, a, out);
+}
+
+LMU__PRIVATE size_t lmu__no_floats(const lmu_model *m, size_t T)
+{
+    (void)m, (void)T;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* >>mixer-ffn  a position-wise FFN of width d_pre (MODEL.md section 3)     */
+/* ---------------------------------------------------------------------- */
+
+LMU__PRIVATE double lmu__ffn_flops(const lmu_config *c, double n)
+{
+    (void)n;
+    return 2.0 * (2.0 * c->d_model * c->d_pre);
+}
+
+LMU__PRIVATE lmu_result lmu__ffn_forward(lmu_model *m, int l, int x, int B, int T, int *out)
+{
+    const lmu_layer_ids *L = &m->layer[l];
+    (void)B, (void)T;
+    return lmu__model_ffn(&m->tape, x, L->ln_a_w, L->ln_a_b, L->pre_fc_w, L->pre_fc_b,
+                          L->pre_proj_w, L->pre_proj_b, out);
+}
+
+LMU__PRIVATE size_t lmu__ffn_gen_state(const lmu_config *c, size_t max_ctx)
+{
+    (void)c, (void)max_ctx;
+    return 0;
+}
+
+LMU__PRIVATE size_t lmu__ffn_gen_work(const lmu_config *c, size_t max_ctx)
+{
+    (void)max_ctx;
+    return (size_t)c->d_pre;
+}
+
+LMU__PRIVATE void lmu__ffn_gen_step(struct lmu_gen *g, int l, float *state)
+{
+    const lmu_layer_ids *L = &g->m->layer[l];
+    (void)state;
+    lmu__gen_ffn(g, L->ln_a_w, L->ln_a_b, L->pre_fc_w, L->pre_fc_b, L->pre_proj_w, L->pre_proj_b);
+}
+
+static const lmu__mixer_unit lmu__mixer_ffn = {
+    lmu__rows_ffn,      LMU__NROWS(lmu__rows_ffn), 0, 0, lmu__ffn_flops, lmu__no_floats,
+    lmu__ffn_forward,   lmu__ffn_gen_state,        lmu__ffn_gen_work, lmu__ffn_gen_step};
+
+/* ---------------------------------------------------------------------- */
+/* >>mixer-attn  causal multi-head attention (MODEL.md section 3; the       */
+/*               transformer's too)                                        */
+/* ---------------------------------------------------------------------- */
+
+LMU__PRIVATE double lmu__attn_flops(const lmu_config *c, double n)
+{
+    double d = c->d_model;
+    /* projections, and on average n/2 keys per query: scores + weighted sum */
+    return 2.0 * (4.0 * d * d) + 2.0 * 2.0 * (n + 1) / 2.0 * d;
+}
+
+LMU__PRIVATE size_t lmu__attn_scratch(const lmu_model *m, size_t T)
+{
+    return lmu__mha_scratch_floats(T, m->nparts);
+}
+
+LMU__PRIVATE lmu_result lmu__attn_forward(lmu_model *m, int l, int x, int B, int T, int *out)
+{
+    const lmu_layer_ids *L = &m->layer[l];
+    lmu_tape *t = &m->tape;
+    int h, a;
+    lmu_result r;
+    if ((r = lmu_tape_layernorm(t, x, L->ln_a_w, L->ln_a_b, &h)) != LMU_OK) return r;
+    if ((r = lmu_tape_linear(t, h, L->qkv_w, L->qkv_b, 0, &a)) != LMU_OK) return r;
+    if ((r = lmu__model_mha(m, a, B, T, &a)) != LMU_OK) return r;
+    if ((r = lmu_tape_linear(t, a, L->attn_proj_w, L->attn_proj_b, 0, &a)) != LMU_OK) return r;
+    return lmu_tape_add(t, x, a, out);
+}
+
+/* keys and values of every position so far: (2, max_ctx, d) */
+LMU__PRIVATE size_t lmu__attn_gen_state(const lmu_config *c, size_t max_ctx)
+{
+    return 2 * max_ctx * (size_t)c->d_model;
+}
+
+/* q, k, v of this position (3 d, rounded to 16) and the scores (max_ctx) */
+LMU__PRIVATE size_t lmu__attn_gen_work(const lmu_config *c, size_t max_ctx)
+{
+    return ((3 * (size_t)c->d_model + 15) & ~(size_t)15) + max_ctx;
+}
+
+LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
+{
+    const lmu_model *m = g->m;
+    const lmu_layer_ids *L = &m->layer[l];
+    size_t d = (size_t)m->cfg.d_model, k;
+    float *kc = state, *vc = state + (size_t)g->max_ctx * d;
+    float *sc = g->big + ((3 * d + 15) & ~(size_t)15);
+    lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
+    lmu__gemv(g->big, LMU__GP(L->qkv_w), g->h, LMU__GP(L->qkv_b), 3 * d, d);
+    lmu__mha_decode(g->y, kc, vc, g->big, (size_t)g->t, d, (size_t)m->cfg.n_head, sc);
+    lmu__gemv(g->a, LMU__GP(L->attn_proj_w), g->y, LMU__GP(L->attn_proj_b), d, d);
+    for (k = 0; k < d; k++) g->x[k] += g->a[k];
+}
+
+static const lmu__mixer_unit lmu__mixer_attn = {
+    lmu__rows_attn,     LMU__NROWS(lmu__rows_attn), 1, 1, lmu__attn_flops, lmu__attn_scratch,
+    lmu__attn_forward,  lmu__attn_gen_state,        lmu__attn_gen_work, lmu__attn_gen_step};
+
+/* ---------------------------------------------------------------------- */
+/* the layer stack                                                         */
+/* ---------------------------------------------------------------------- */
+
+static const lmu__mixer_unit *const lmu__mixer_units[] = {
+#define LMU__MIXER_UNIT(tail, name, suffix) &lmu__mixer_##name,
+    LMU__MIXERS(LMU__MIXER_UNIT)
+#undef LMU__MIXER_UNIT
+};
+
+LMU__PRIVATE int lmu__mixer_has_heads(lmu_mixer x)
+{
+    return (unsigned)x < (unsigned)LMU_MIXER_COUNT && lmu__mixer_units[x]->heads;
+}
+
+/* Layer l's mixer: the one place that says what a layer is (every layer
+   alike today; a per-layer list would be read here). */
+LMU__PRIVATE lmu_mixer lmu__layer_mixer(const lmu_config *c, int l)
+{
+    (void)l;
+    return c->arch == LMU_ARCH_TRANSFORMER ? LMU_MIXER_ATTN : c->mixer;
+}
+
+LMU__PRIVATE const lmu__mixer_unit *lmu__layer_unit(const lmu_config *c, int l)
+{
+    return lmu__mixer_units[lmu__layer_mixer(c, l)];
+}
+
+LMU__PRIVATE int lmu__layer_has_memory(const lmu_config *c, int l)
+{
+    (void)l;
+    return c->arch == LMU_ARCH_LMU;
+}
+
+/* Layer l's parameter lists in checkpoint order; returns how many. */
+LMU__PRIVATE int lmu__layer_parts(const lmu_config *c, int l, const lmu__param_row **rows,
+                                  int *n)
+{
+    const lmu__mixer_unit *u = lmu__layer_unit(c, l);
+    int k = 0;
+    rows[k] = lmu__rows_norm_a, n[k++] = LMU__NROWS(lmu__rows_norm_a);
+    rows[k] = u->rows, n[k++] = u->n_rows;
+    if (lmu__layer_has_memory(c, l)) rows[k] = lmu__rows_memory, n[k++] = LMU__NROWS(lmu__rows_memory);
+    rows[k] = lmu__rows_post, n[k++] = LMU__NROWS(lmu__rows_post);
+    return k;
+}
+
+LMUDEF size_t lmu_config_param_count(const lmu_config *c)
+{
+    const lmu__param_row *rows[4];
+    int n[4], l, k, parts;
+    size_t s = 2 * (size_t)c->d_model; /* ln_f */
+    for (l = 0; l < c->n_layer; l++)
+        for (parts = lmu__layer_parts(c, l, rows, n), k = 0; k < parts; k++)
+            s += lmu__rows_size(c, rows[k], n[k]);
+    return s;
+}
+
+LMUDEF size_t lmu_config_param_count_total(const lmu_config *c)
+{
+    size_t emb = (size_t)c->vocab_size * (size_t)c->d_model;
+    if (c->arch == LMU_ARCH_TRANSFORMER) emb += (size_t)c->n_ctx * (size_t)c->d_model;
+    return lmu_config_param_count(c) + emb;
+}
+
+/* The implicit attention's FLOPs per token at length n: per token, d
+   forward real FFTs and 3 q' d inverse ones of length nfft (about
+   2.5 nfft log2 nfft flops each, shared by n tokens), the spectral
+   products (3 q' d bins x 6 flops), L_i applied to the spectrum of H
+   (3 q' q bins x 2 x 2, per sequence), then the q' x q' attention. */
+LMU__PRIVATE double lmu__memory_flops(const lmu_config *c, double n)
+{
+    double d = c->d_model, qp = c->q_prime, q = c->q, nfft = 1, conv;
+    while (nfft < 2 * n) nfft *= 2;
+    conv = ((d + 3 * qp * d) * 2.5 * nfft * log2(nfft) + 3 * qp * d * (nfft / 2 + 1) * 6 +
+            3 * qp * q * (nfft / 2 + 1) * 4) / n;
+    return conv + 4 * qp * qp * d + 2 * qp * d;
+}
+
+LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n)
+{
+    double fl = 0, nn = n > 0 ? n : 1;
+    int l;
+    for (l = 0; l < c->n_layer; l++) {
+        fl += lmu__layer_unit(c, l)->flops(c, nn) + 2.0 * (2.0 * c->d_model * c->d_ff);
+        if (lmu__layer_has_memory(c, l)) fl += lmu__memory_flops(c, nn);
+    }
+    return fl + 2.0 * c->d_model * c->vocab_size;
+}
+
+/* ---- presets (MODEL.md section 4) -------------------------------------- */
+
+/* The paper's Table 3: X(a, size, N, d, q, q', n_layer), `a` passed
+   through. d_ff is solved, not listed. */
+#define LMU__PRESET_ROWS(X, a)                                                 \
+    X(a, "55k", 55000L, 48, 50, 5, 3)                                          \
+    X(a, "100k", 100000L, 65, 65, 7, 3)                                        \
+    X(a, "200k", 200000L, 91, 90, 9, 3)                                        \
+    X(a, "300k", 300000L, 112, 110, 13, 3)                                     \
+    X(a, "500k", 500000L, 144, 150, 15, 3)                                     \
+    X(a, "1m", 1000000L, 204, 220, 22, 3)
+
+typedef struct lmu__preset_row {
+    const char *size; /* "55k" */
+    long target;      /* the named N */
+    int d, q, q_prime, n_layer;
+} lmu__preset_row;
+
+static const lmu__preset_row lmu__presets[] = {
+#define LMU__PRESET_ROW(a, size, N, d, q, qp, nl) {size, N, d, q, qp, nl},
+    LMU__PRESET_ROWS(LMU__PRESET_ROW, ~)
+#undef LMU__PRESET_ROW
+};
+#define LMU__N_PRESETS ((int)(sizeof lmu__presets / sizeof lmu__presets[0]))
+
+/* The d_ff that puts N closest to target: N is affine in d_ff, so solve and
+   check the integer neighbours. */
+LMU__PRIVATE int lmu__solve_d_ff(lmu_config *c, long target)
+{
+    lmu_config t = *c;
+    long n0, n1, best_gap = -1;
+    int k, guess, best = 1;
+    t.d_ff = 0;
+    n0 = (long)lmu_config_param_count(&t);
+    t.d_ff = 1;
+    n1 = (long)lmu_config_param_count(&t);
+    guess = (int)((double)(target - n0) / (double)(n1 - n0));
+    for (k = guess - 1; k <= guess + 1; k++) {
+        long gap;
+        if (k < 1) continue;
+        t.d_ff = k;
+        gap = labs((long)lmu_config_param_count(&t) - target);
+        if (best_gap < 0 || gap < best_gap) best_gap = gap, best = k;
+    }
+    return best;
+}
+
+/* Transformer baseline of equal N (MODEL.md section 6): same depth as the
+   LMU presets, MLP 4 d, and among the d that split into heads of width
+   16..64 the one whose exact count is closest to the target. */
+LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer)
+{
+    int d, best = 8;
+    long best_gap = -1;
+    for (d = 16; d <= 4096; d++) {
+        lmu_config t;
+        long gap;
+        int w = d / lmu__default_heads(d);
+        if (w < 16 || w > 64) continue;
+        memset(&t, 0, sizeof t);
+        t.arch = LMU_ARCH_TRANSFORMER;
+        t.d_model = d;
+        t.n_layer = n_layer;
+        t.d_ff = 4 * d;
+        gap = labs((long)lmu_config_param_count(&t) - target);
+        if (best_gap < 0 || gap < best_gap) best_gap = gap, best = d;
+    }
+    memset(c, 0, sizeof *c);
+    c->arch = LMU_ARCH_TRANSFORMER;
+    c->d_model = best;
+    c->n_layer = n_layer;
+}
+
+LMUDEF int lmu_config_preset_count(void) { return ((int)LMU_MIXER_COUNT + 1) * LMU__N_PRESETS; }
+
+LMUDEF const char *lmu_config_preset_name(int i)
+{
+    static const char *const names[] = {
+#define LMU__PRESET_LMU_NAME(suffix, size, N, d, q, qp, nl) "lmu-" size suffix,
+#define LMU__PRESET_MIXER_NAMES(tail, name, suffix) LMU__PRESET_ROWS(LMU__PRESET_LMU_NAME, suffix)
+#define LMU__PRESET_TR_NAME(a, size, N, d, q, qp, nl) "transformer-" size,
+        LMU__MIXERS(LMU__PRESET_MIXER_NAMES) LMU__PRESET_ROWS(LMU__PRESET_TR_NAME, ~)
+#undef LMU__PRESET_LMU_NAME
+#undef LMU__PRESET_MIXER_NAMES
+#undef LMU__PRESET_TR_NAME
+    };
+    if (i < 0 || i >= lmu_config_preset_count()) return NULL;
+    return names[i];
+}
+
+LMUDEF lmu_result lmu_config_preset(lmu_config *c, const char *name)
+{
+    int i, k, n = lmu_config_preset_count();
+    if (!c || !name) return LMU_ERR_ARG;
+    for (i = 0; i < n && strcmp(name, lmu_config_preset_name(i)) != 0; i++) {}
+    memset(c, 0, sizeof *c);
+    if (i == n) return LMU_ERR_ARG;
+    k = i / LMU__N_PRESETS; /* the mixer, or LMU_MIXER_COUNT: the transformer */
+    {
+        const lmu__preset_row *r = &lmu__presets[i % LMU__N_PRESETS];
+        if (k == (int)LMU_MIXER_COUNT) {
+            lmu__transformer_for(c, r->target, r->n_layer);
+            return lmu_config_resolve(c, NULL, 0);
+        }
+        c->mixer = (lmu_mixer)k;
+        c->d_model = r->d;
+        c->q = r->q;
+        c->q_prime = r->q_prime;
+        c->n_layer = r->n_layer;
+        c->d_ff = 1; /* resolve the rest, then solve d_ff against N */
+        if (lmu_config_resolve(c, NULL, 0) != LMU_OK) return LMU_ERR_ARG;
+        c->d_ff = lmu__solve_d_ff(c, r->target);
+        return lmu_config_resolve(c, NULL, 0);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
 /* parameters                                                              */
 /* ---------------------------------------------------------------------- */
 
@@ -8008,7 +8574,7 @@ LMU__PRIVATE lmu_result lmu__model_param(lmu_model *m, int *id, int ndim, int d0
                                          const char *fmt, int layer)
 {
     char name[LMU_TENSOR_NAME_MAX];
-    int shape[3];
+    int shape[LMU_TENSOR_MAX_DIMS] = {0};
     shape[0] = d0, shape[1] = d1, shape[2] = d2;
     snprintf(name, sizeof name, fmt, layer);
     return lmu_tape_param(&m->tape, name, ndim, shape, 0, id);
@@ -8018,49 +8584,33 @@ LMU__PRIVATE lmu_result lmu__model_param(lmu_model *m, int *id, int ndim, int d0
 LMU__PRIVATE lmu_result lmu__model_declare(lmu_model *m)
 {
     const lmu_config *c = &m->cfg;
-    int l, d = c->d_model, lmu = c->arch == LMU_ARCH_LMU;
-    int attn = !lmu || c->mixer == LMU_MIXER_ATTN;
+    const lmu__param_row *rows[4];
+    int l, k, i, n[4], parts, d = c->d_model;
     lmu_result r = LMU_OK;
-#define LMU__P(id, nd, a, b_, c_, fmt) \
-    if (r == LMU_OK) r = lmu__model_param(m, &(id), nd, a, b_, c_, fmt, l)
-    l = 0;
     m->wpe = -1;
-    LMU__P(m->wte, 2, c->vocab_size, d, 0, "wte");
-    if (!lmu) LMU__P(m->wpe, 2, c->n_ctx, d, 0, "wpe");
+    r = lmu__model_param(m, &m->wte, 2, c->vocab_size, d, 0, "wte", 0);
+    if (r == LMU_OK && c->arch == LMU_ARCH_TRANSFORMER)
+        r = lmu__model_param(m, &m->wpe, 2, c->n_ctx, d, 0, "wpe", 0);
     for (l = 0; l < c->n_layer && r == LMU_OK; l++) {
         lmu_layer_ids *L = &m->layer[l];
         memset(L, 0xff, sizeof *L); /* every id -1 */
-        LMU__P(L->ln_a_w, 1, d, 0, 0, "blocks.%d.ln_a.weight");
-        LMU__P(L->ln_a_b, 1, d, 0, 0, "blocks.%d.ln_a.bias");
-        if (attn) {
-            LMU__P(L->qkv_w, 2, 3 * d, d, 0, "blocks.%d.attn.qkv.weight");
-            LMU__P(L->qkv_b, 1, 3 * d, 0, 0, "blocks.%d.attn.qkv.bias");
-            LMU__P(L->attn_proj_w, 2, d, d, 0, "blocks.%d.attn.proj.weight");
-            LMU__P(L->attn_proj_b, 1, d, 0, 0, "blocks.%d.attn.proj.bias");
-        } else {
-            LMU__P(L->pre_fc_w, 2, c->d_pre, d, 0, "blocks.%d.ffn_pre.fc.weight");
-            LMU__P(L->pre_fc_b, 1, c->d_pre, 0, 0, "blocks.%d.ffn_pre.fc.bias");
-            LMU__P(L->pre_proj_w, 2, d, c->d_pre, 0, "blocks.%d.ffn_pre.proj.weight");
-            LMU__P(L->pre_proj_b, 1, d, 0, 0, "blocks.%d.ffn_pre.proj.bias");
+        parts = lmu__layer_parts(c, l, rows, n);
+        for (k = 0; k < parts; k++)
+            for (i = 0; i < n[k] && r == LMU_OK; i++) {
+                const lmu__param_row *w = &rows[k][i];
+                char fmt[LMU_TENSOR_NAME_MAX];
+                snprintf(fmt, sizeof fmt, "blocks.%%d.%s", w->name);
+                r = lmu__model_param(m, LMU__IDS(L, w), w->ndim, (int)lmu__dim(c, w->dim[0]),
+                                     (int)lmu__dim(c, w->dim[1]), (int)lmu__dim(c, w->dim[2]), fmt, l);
+            }
+        if (r == LMU_OK && lmu__layer_has_memory(c, l) && c->isa_lr > 0) {
+            m->tape.tensors[L->lmu_L].lr_scale = (float)c->isa_lr;
+            m->tape.tensors[L->lmu_b].lr_scale = (float)c->isa_lr;
+            m->tape.tensors[L->lmu_p].lr_scale = (float)c->isa_lr;
         }
-        if (lmu) {
-            LMU__P(L->ln_b_w, 1, d, 0, 0, "blocks.%d.ln_b.weight");
-            LMU__P(L->ln_b_b, 1, d, 0, 0, "blocks.%d.ln_b.bias");
-            LMU__P(L->lmu_L, 3, 3, c->q_prime, c->q, "blocks.%d.lmu.L");
-            LMU__P(L->lmu_b, 2, 3, c->q_prime, 0, "blocks.%d.lmu.b");
-            LMU__P(L->lmu_p, 1, c->q_prime, 0, 0, "blocks.%d.lmu.p");
-        }
-        LMU__P(L->ln_c_w, 1, d, 0, 0, "blocks.%d.ln_c.weight");
-        LMU__P(L->ln_c_b, 1, d, 0, 0, "blocks.%d.ln_c.bias");
-        LMU__P(L->fc_w, 2, c->d_ff, d, 0, "blocks.%d.ffn_post.fc.weight");
-        LMU__P(L->fc_b, 1, c->d_ff, 0, 0, "blocks.%d.ffn_post.fc.bias");
-        LMU__P(L->fc_proj_w, 2, d, c->d_ff, 0, "blocks.%d.ffn_post.proj.weight");
-        LMU__P(L->fc_proj_b, 1, d, 0, 0, "blocks.%d.ffn_post.proj.bias");
     }
-    l = 0;
-    LMU__P(m->ln_f_w, 1, d, 0, 0, "ln_f.weight");
-    LMU__P(m->ln_f_b, 1, d, 0, 0, "ln_f.bias");
-#undef LMU__P
+    if (r == LMU_OK) r = lmu__model_param(m, &m->ln_f_w, 1, d, 0, 0, "ln_f.weight", 0);
+    if (r == LMU_OK) r = lmu__model_param(m, &m->ln_f_b, 1, d, 0, 0, "ln_f.bias", 0);
     return r;
 }
 
@@ -8110,38 +8660,35 @@ LMU__PRIVATE void lmu__model_init_delay(lmu_model *m, int id, int layer)
 LMU__PRIVATE void lmu__model_init(lmu_model *m, uint64_t seed)
 {
     const lmu_config *c = &m->cfg;
+    const lmu__param_row *rows[4];
     lmu_rng rng;
-    int l;
+    int l, k, i, n[4], parts;
     float res = 0.02f / sqrtf(2.0f * (float)c->n_layer);
     lmu_rng_seed(&rng, seed);
     lmu__model_fill(m, m->wte, 0, 0.02f, &rng);
     lmu__model_fill(m, m->wpe, 0, 0.01f, &rng);
     for (l = 0; l < c->n_layer; l++) {
         lmu_layer_ids *L = &m->layer[l];
-        lmu__model_fill(m, L->ln_a_w, 1, 0, &rng);
-        lmu__model_fill(m, L->ln_a_b, 0, 0, &rng);
-        lmu__model_fill(m, L->qkv_w, 0, 0.02f, &rng);
-        lmu__model_fill(m, L->qkv_b, 0, 0, &rng);
-        lmu__model_fill(m, L->attn_proj_w, 0, res, &rng);
-        lmu__model_fill(m, L->attn_proj_b, 0, 0, &rng);
-        lmu__model_fill(m, L->pre_fc_w, 0, 0.02f, &rng);
-        lmu__model_fill(m, L->pre_fc_b, 0, 0, &rng);
-        lmu__model_fill(m, L->pre_proj_w, 0, res, &rng);
-        lmu__model_fill(m, L->pre_proj_b, 0, 0, &rng);
-        lmu__model_fill(m, L->ln_b_w, 1, 0, &rng);
-        lmu__model_fill(m, L->ln_b_b, 0, 0, &rng);
-        lmu__model_fill(m, L->lmu_L, 0, 1.0f / sqrtf((float)c->q), &rng);
-        /* drawn either way, so the other parameters do not depend on it */
-        if (c->isa_init == LMU_ISA_INIT_DELAY && L->lmu_L >= 0)
-            lmu__model_init_delay(m, L->lmu_L, l);
-        lmu__model_fill(m, L->lmu_b, 0, 0, &rng);
-        lmu__model_fill(m, L->lmu_p, 0, 1.0f / sqrtf(2.0f * (float)c->n_layer), &rng);
-        lmu__model_fill(m, L->ln_c_w, 1, 0, &rng);
-        lmu__model_fill(m, L->ln_c_b, 0, 0, &rng);
-        lmu__model_fill(m, L->fc_w, 0, 0.02f, &rng);
-        lmu__model_fill(m, L->fc_b, 0, 0, &rng);
-        lmu__model_fill(m, L->fc_proj_w, 0, res, &rng);
-        lmu__model_fill(m, L->fc_proj_b, 0, 0, &rng);
+        parts = lmu__layer_parts(c, l, rows, n);
+        for (k = 0; k < parts; k++)
+            for (i = 0; i < n[k]; i++) {
+                int id = *LMU__IDS(L, &rows[k][i]);
+                switch (rows[k][i].init) {
+                case LMU__INIT_ONE: lmu__model_fill(m, id, 1, 0, &rng); break;
+                case LMU__INIT_ZERO: lmu__model_fill(m, id, 0, 0, &rng); break;
+                case LMU__INIT_NORMAL: lmu__model_fill(m, id, 0, 0.02f, &rng); break;
+                case LMU__INIT_RESID: lmu__model_fill(m, id, 0, res, &rng); break;
+                case LMU__INIT_L:
+                    /* drawn either way, so the other parameters do not
+                       depend on isa_init */
+                    lmu__model_fill(m, id, 0, 1.0f / sqrtf((float)c->q), &rng);
+                    if (c->isa_init == LMU_ISA_INIT_DELAY) lmu__model_init_delay(m, id, l);
+                    break;
+                case LMU__INIT_P:
+                    lmu__model_fill(m, id, 0, 1.0f / sqrtf(2.0f * (float)c->n_layer), &rng);
+                    break;
+                }
+            }
     }
     lmu__model_fill(m, m->ln_f_w, 1, 0, &rng);
     lmu__model_fill(m, m->ln_f_b, 0, 0, &rng);
@@ -8206,14 +8753,6 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
     m->layer = (lmu_layer_ids *)LMU_MALLOC((size_t)m->cfg.n_layer * sizeof(lmu_layer_ids));
     r = m->layer ? LMU_OK : LMU_ERR_NOMEM;
     if (r == LMU_OK) r = lmu__model_declare(m);
-    if (r == LMU_OK && m->cfg.isa_lr > 0) {
-        int l;
-        for (l = 0; l < m->cfg.n_layer; l++) {
-            m->tape.tensors[m->layer[l].lmu_L].lr_scale = (float)m->cfg.isa_lr;
-            m->tape.tensors[m->layer[l].lmu_b].lr_scale = (float)m->cfg.isa_lr;
-            m->tape.tensors[m->layer[l].lmu_p].lr_scale = (float)m->cfg.isa_lr;
-        }
-    }
     if (r == LMU_OK) r = lmu_tape_params_alloc(&m->tape);
     if (r == LMU_OK) r = lmu_adam_init(&m->adam, &m->tape);
     if (r == LMU_OK) r = lmu_gemm_ws_create(&m->gemm, lmu__thread_count());
@@ -8277,13 +8816,14 @@ LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
 {
     const lmu_config *c = &m->cfg;
     size_t N = (size_t)B * (size_t)T, need, s;
+    int l;
     m->nparts = lmu__thread_count();
     need = lmu__ce_scratch_floats(N, (size_t)c->vocab_size, (size_t)c->d_model);
-    if (c->arch == LMU_ARCH_TRANSFORMER || c->mixer == LMU_MIXER_ATTN) {
-        s = lmu__mha_scratch_floats((size_t)T, m->nparts);
+    for (l = 0; l < c->n_layer; l++) {
+        s = lmu__layer_unit(c, l)->scratch(m, (size_t)T);
         if (s > need) need = s;
     }
-    if (c->arch == LMU_ARCH_LMU) {
+    if (m->lti) { /* the memory: layers of one model share n_ctx, so nfft */
         s = lmu__isa_conv_scratch_floats(m->lti->plan, (size_t)c->q_prime, m->nparts);
         if (s > need) need = s;
         s = lmu__isa_attn_scratch_floats((size_t)T, (size_t)c->q_prime, (size_t)c->d_model,
@@ -8305,26 +8845,13 @@ LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
         m->scratch = p;
         m->scratch_cap = need;
     }
-    if (c->arch == LMU_ARCH_TRANSFORMER && N > m->pos_cap) {
+    if (m->wpe >= 0 && N > m->pos_cap) {
         int *p = (int *)LMU_REALLOC(m->pos, N * sizeof(int));
         if (!p) return LMU_ERR_NOMEM;
         m->pos = p;
         m->pos_cap = N;
     }
     return LMU_OK;
-}
-
-/* x (B, T, d) + FFN(LN(x)) with the given weights; gelu inside. */
-LMU__PRIVATE lmu_result lmu__model_ffn(lmu_tape *t, int x, int g, int gb, int w1, int b1, int w2,
-                                       int b2, int *out)
-{
-    int h, a;
-    lmu_result r;
-    if ((r = lmu_tape_layernorm(t, x, g, gb, &h)) != LMU_OK) return r;
-    if ((r = lmu_tape_linear(t, h, w1, b1, 0, &a)) != LMU_OK) return r;
-    if ((r = lmu_tape_gelu(t, a, &a)) != LMU_OK) return r;
-    if ((r = lmu_tape_linear(t, a, w2, b2, 0, &a)) != LMU_OK) return r;
-    return lmu_tape_add(t, x, a, out);
 }
 
 LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, const int *targets,
@@ -8361,7 +8888,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
     LMU__TRY(lmu_tape_input_ids(t, tokens, 2, shape, &ids));
     LMU__TRY(lmu_tape_input_ids(t, targets, 2, shape, &tg));
     LMU__TRY(lmu_tape_embedding(t, ids, m->wte, &x));
-    if (c->arch == LMU_ARCH_TRANSFORMER) {
+    if (m->wpe >= 0) { /* the transformer's learned positions */
         int pos, pe, b, i;
         for (b = 0; b < B; b++)
             for (i = 0; i < T; i++) m->pos[(size_t)b * (size_t)T + (size_t)i] = i;
@@ -8371,18 +8898,8 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
     }
     for (l = 0; l < c->n_layer; l++) {
         const lmu_layer_ids *L = &m->layer[l];
-        /* the mixer: the seam where new sequence mixers plug in */
-        if (L->qkv_w >= 0) {
-            LMU__TRY(lmu_tape_layernorm(t, x, L->ln_a_w, L->ln_a_b, &h));
-            LMU__TRY(lmu_tape_linear(t, h, L->qkv_w, L->qkv_b, 0, &a));
-            LMU__TRY(lmu__model_mha(m, a, B, T, &a));
-            LMU__TRY(lmu_tape_linear(t, a, L->attn_proj_w, L->attn_proj_b, 0, &a));
-            LMU__TRY(lmu_tape_add(t, x, a, &x));
-        } else {
-            LMU__TRY(lmu__model_ffn(t, x, L->ln_a_w, L->ln_a_b, L->pre_fc_w, L->pre_fc_b,
-                                    L->pre_proj_w, L->pre_proj_b, &x));
-        }
-        if (L->lmu_L >= 0) {
+        LMU__TRY(lmu__layer_unit(c, l)->forward(m, l, x, B, T, &x));
+        if (lmu__layer_has_memory(c, l)) {
             LMU__TRY(lmu_tape_layernorm(t, x, L->ln_b_w, L->ln_b_b, &h));
             LMU__TRY(lmu__model_isa(m, l, h, L->lmu_L, L->lmu_b, L->lmu_p, B, T, &a));
             LMU__TRY(lmu_tape_add(t, x, a, &x));
@@ -8493,9 +9010,48 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
 /* >>safetensors: checkpoints                                              */
 /* ---------------------------------------------------------------------- */
 
-#define LMU__META_KEYS 16
+#define LMU__META_KEYS (LMU__N_FIELDS + 1)
 #define LMU__OPTIM_PREFIX_M "optim.m."
 #define LMU__OPTIM_PREFIX_V "optim.v."
+
+/* The config as checkpoint metadata: "format", then every field the model
+   uses and that is set (lmu__field_written), so a file stays readable by
+   versions before an option that is off. isa_init is an enum and so
+   always written: its absence means "made before the option". */
+LMU__PRIVATE size_t lmu__config_to_meta(const lmu_config *c, lmu_st_meta *meta,
+                                        char (*vals)[40])
+{
+    size_t n = 0;
+    int i;
+    meta[n].key = "format", meta[n].value = "lmu", n++;
+    for (i = 0; i < LMU__N_FIELDS; i++) {
+        const lmu__field *f = &lmu__fields[i];
+        if (!lmu__field_written(c, f)) continue;
+        lmu__field_text(c, f, vals[n], sizeof vals[n]);
+        meta[n].key = f->name, meta[n].value = vals[n], n++;
+    }
+    return n;
+}
+
+/* Reads the fields back; an absent one stays as c holds it (0: the
+   default). Values parse as config-file values do. */
+LMU__PRIVATE lmu_result lmu__config_from_meta(lmu_config *c, const lmu_st_file *f, char *err,
+                                              size_t errcap)
+{
+    char msg[160];
+    int i;
+    for (i = 0; i < LMU__N_FIELDS; i++) {
+        const char *v = lmu_st_meta_get(f, lmu__fields[i].name);
+        double x;
+        if (!v) continue;
+        if (lmu__field_parse(&lmu__fields[i], v, &x, msg, sizeof msg) != LMU_OK) {
+            lmu__errf(err, errcap, "checkpoint: metadata %s", msg);
+            return LMU_ERR_FORMAT;
+        }
+        lmu__field_put(c, &lmu__fields[i], x);
+    }
+    return LMU_OK;
+}
 
 #ifndef LMU_NO_STDIO
 LMUDEF lmu_result lmu_model_save(lmu_model *m, const char *path, int with_optim)
@@ -8559,82 +9115,13 @@ LMUDEF lmu_result lmu_model_save(lmu_model *m, const char *path, int with_optim)
         ts[n].data = &step_pos[1];
         n++;
     }
-    i = 0;
-#define LMU__META(k, ...)                                                      \
-    do {                                                                       \
-        snprintf(vals[i], sizeof vals[i], __VA_ARGS__);                        \
-        meta[i].key = k;                                                       \
-        meta[i].value = vals[i];                                               \
-        i++;                                                                   \
-    } while (0)
-    LMU__META("format", "lmu");
-    LMU__META("arch", "%s", lmu_arch_name(c->arch));
-    LMU__META("vocab_size", "%d", c->vocab_size);
-    LMU__META("n_ctx", "%d", c->n_ctx);
-    LMU__META("d_model", "%d", c->d_model);
-    LMU__META("n_layer", "%d", c->n_layer);
-    LMU__META("d_ff", "%d", c->d_ff);
-    LMU__META("n_head", "%d", c->n_head);
-    if (c->arch == LMU_ARCH_LMU) {
-        LMU__META("mixer", "%s", lmu_mixer_name(c->mixer));
-        LMU__META("q", "%d", c->q);
-        LMU__META("q_prime", "%d", c->q_prime);
-        LMU__META("theta", "%.17g", c->theta);
-        LMU__META("d_pre", "%d", c->d_pre);
-        /* the options of later versions are written only when set, so
-           a file stays readable by the versions before them; isa_init
-           always, since its absence means "made before the option" */
-        if (c->theta_last > 0) LMU__META("theta_last", "%.17g", c->theta_last);
-        if (c->isa_lr > 0) LMU__META("isa_lr", "%.17g", c->isa_lr);
-        LMU__META("isa_init", "%s", lmu_isa_init_name(c->isa_init));
-    }
-#undef LMU__META
+    i = lmu__config_to_meta(c, meta, vals);
     r = lmu_st_save_file(path, ts, n, meta, i, m->err, sizeof m->err);
     LMU_FREE(ts);
     LMU_FREE(names);
     return r;
 }
 #endif
-
-/* A metadata integer: decimal digits only, in 0..2^31-1. */
-LMU__PRIVATE lmu_result lmu__meta_int(const lmu_st_file *f, const char *key, int *out, char *err,
-                                      size_t errcap)
-{
-    const char *v = lmu_st_meta_get(f, key);
-    long x = 0;
-    if (!v) {
-        *out = 0;
-        return LMU_OK; /* absent: the config default */
-    }
-    if (!*v) goto bad;
-    for (; *v; v++) {
-        if (*v < '0' || *v > '9' || x > 0x7fffffffL / 10) goto bad;
-        x = x * 10 + (*v - '0');
-    }
-    if (x > 0x7fffffffL) goto bad;
-    *out = (int)x;
-    return LMU_OK;
-bad:
-    lmu__errf(err, errcap, "checkpoint: metadata %s = \"%s\" is not a count", key,
-              lmu_st_meta_get(f, key));
-    return LMU_ERR_FORMAT;
-}
-
-/* A decimal metadata value; absent leaves *out as it is (the caller's
-   default: 0 for the options files of earlier versions lack). */
-LMU__PRIVATE lmu_result lmu__meta_double(const lmu_st_file *f, const char *key, double *out,
-                                         char *err, size_t errcap)
-{
-    const char *v = lmu_st_meta_get(f, key);
-    char *end;
-    if (!v) return LMU_OK;
-    *out = strtod(v, &end);
-    if (end == v || *end) {
-        lmu__errf(err, errcap, "checkpoint: metadata %s = \"%s\" is not a number", key, v);
-        return LMU_ERR_FORMAT;
-    }
-    return LMU_OK;
-}
 
 LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, char *err,
                                              size_t errcap)
@@ -8654,45 +9141,12 @@ LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, ch
                   v ? v : "missing", v ? "\"" : "");
         return LMU_ERR_FORMAT;
     }
-    v = lmu_st_meta_get(f, "arch");
-    if (v && strcmp(v, "transformer") == 0)
-        c.arch = LMU_ARCH_TRANSFORMER;
-    else if (!v || strcmp(v, "lmu") != 0) {
-        lmu__errf(err, errcap, "checkpoint: unknown arch \"%s\"", v ? v : "");
+    if (!lmu_st_meta_get(f, "arch")) {
+        lmu__errf(err, errcap, "checkpoint: metadata arch is missing");
         return LMU_ERR_FORMAT;
     }
-    v = lmu_st_meta_get(f, "mixer");
-    if (v && strcmp(v, "attn") == 0)
-        c.mixer = LMU_MIXER_ATTN;
-    else if (v && strcmp(v, "ffn") != 0) {
-        lmu__errf(err, errcap, "checkpoint: unknown mixer \"%s\"", v);
-        return LMU_ERR_FORMAT;
-    }
-    if ((r = lmu__meta_int(f, "vocab_size", &c.vocab_size, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_int(f, "n_ctx", &c.n_ctx, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_int(f, "d_model", &c.d_model, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_int(f, "n_layer", &c.n_layer, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_int(f, "q", &c.q, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_int(f, "q_prime", &c.q_prime, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_int(f, "d_pre", &c.d_pre, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_int(f, "d_ff", &c.d_ff, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_int(f, "n_head", &c.n_head, err, errcap)) != LMU_OK)
-        return r;
-    if ((r = lmu__meta_double(f, "theta", &c.theta, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_double(f, "theta_last", &c.theta_last, err, errcap)) != LMU_OK ||
-        (r = lmu__meta_double(f, "isa_lr", &c.isa_lr, err, errcap)) != LMU_OK)
-        return r;
-    c.isa_init = LMU_ISA_INIT_RANDOM; /* files of earlier versions */
-    if ((v = lmu_st_meta_get(f, "isa_init")) != NULL) {
-        int k;
-        for (k = 0; k < (int)LMU_ISA_INIT_COUNT; k++)
-            if (strcmp(v, lmu_isa_init_name((lmu_isa_init)k)) == 0) break;
-        if (k == (int)LMU_ISA_INIT_COUNT) {
-            lmu__errf(err, errcap, "checkpoint: unknown isa_init \"%s\"", v);
-            return LMU_ERR_FORMAT;
-        }
-        c.isa_init = (lmu_isa_init)k;
-    }
+    c.isa_init = LMU_ISA_INIT_RANDOM; /* files of versions before the option */
+    if ((r = lmu__config_from_meta(&c, f, err, errcap)) != LMU_OK) return r;
     if ((r = lmu_config_resolve(&c, err, errcap)) != LMU_OK) return LMU_ERR_FORMAT;
     /* Every parameter is stored as F32, so a file too small for its
        config's parameters is refused before the model (sized by the config,
@@ -8940,8 +9394,6 @@ LMU__PRIVATE void lmu__gen_ln(const lmu_model *m, float *out, const float *x, in
                            P + m->tape.tensors[b].off, 1, (size_t)m->cfg.d_model, 1e-5f);
 }
 
-#define LMU__GP(id) (m->tape.param + m->tape.tensors[id].off)
-
 LMUDEF void lmu_gen_free(lmu_gen *g)
 {
     if (!g) return;
@@ -8954,31 +9406,32 @@ LMUDEF void lmu_gen_free(lmu_gen *g)
 LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
 {
     const lmu_config *c;
-    size_t d, q, qp, L, kv, big, state, total, V, sc, as;
-    int attn;
+    size_t d, q, qp, L, kv = 0, big, state, total, V, as;
+    int l;
     float *p;
     if (!g || !m) return LMU_ERR_ARG;
     memset(g, 0, sizeof *g);
     c = &m->cfg;
     if (max_ctx <= 0) max_ctx = c->n_ctx;
-    if (c->arch == LMU_ARCH_TRANSFORMER && max_ctx > c->n_ctx) max_ctx = c->n_ctx;
-    attn = c->arch == LMU_ARCH_TRANSFORMER || c->mixer == LMU_MIXER_ATTN;
+    if (m->wpe >= 0 && max_ctx > c->n_ctx) max_ctx = c->n_ctx; /* learned positions end */
     d = (size_t)c->d_model, q = (size_t)c->q, qp = (size_t)c->q_prime, L = (size_t)c->n_layer;
     V = (size_t)c->vocab_size;
-    state = c->arch == LMU_ARCH_LMU ? L * q * d : 0;
-    kv = attn ? L * 2 * (size_t)max_ctx * d : 0;
-    big = 3 * d;
-    if ((size_t)c->d_ff > big) big = (size_t)c->d_ff;
-    if ((size_t)c->d_pre > big) big = (size_t)c->d_pre;
-    sc = attn ? (size_t)max_ctx : 0;
-    as = c->arch == LMU_ARCH_LMU ? lmu__isa_attn_scratch_floats(1, qp, d, 1) : 0;
+    state = m->lti ? L * q * d : 0;
+    big = (size_t)c->d_ff;
+    for (l = 0; l < c->n_layer; l++) {
+        const lmu__mixer_unit *u = lmu__layer_unit(c, l);
+        size_t w = u->gen_work(c, (size_t)max_ctx);
+        kv += u->gen_state(c, (size_t)max_ctx);
+        if (w > big) big = w;
+    }
+    as = m->lti ? lmu__isa_attn_scratch_floats(1, qp, d, 1) : 0;
     /* one block: every buffer 16-float aligned */
 #define LMU__R(n) (((n) + 15) & ~(size_t)15)
     total = LMU__R(state) + LMU__R(q * d) + LMU__R(kv) + 5 * LMU__R(d) + LMU__R(big) +
-            LMU__R(3 * qp * d) + LMU__R(qp * qp) + LMU__R(sc) + LMU__R(as) + LMU__R(V);
+            LMU__R(3 * qp * d) + LMU__R(qp * qp) + LMU__R(as) + LMU__R(V);
     g->state = (float *)lmu__alloc_aligned(total * sizeof(float));
     g->cand = (lmu__cand *)LMU_MALLOC(V * sizeof(lmu__cand));
-    if (c->arch == LMU_ARCH_LMU) {
+    if (m->lti) {
         /* The LMU's products (Abar m and L m) all have K = q and N = d:
            slices for those shapes (300 KB a thread for lmu-1m) instead of
            lmu_gemm_ws_bytes' any-shape 6.5 MB. One per thread the team may
@@ -8989,7 +9442,7 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
                                                   sizeof(float));
         g->gemm.owned = 1;
     }
-    if (!g->state || !g->cand || (c->arch == LMU_ARCH_LMU && !g->gemm.buf)) {
+    if (!g->state || !g->cand || (m->lti && !g->gemm.buf)) {
         lmu_gen_free(g);
         return LMU_ERR_NOMEM;
     }
@@ -9004,7 +9457,6 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
     g->big = p, p += LMU__R(big);
     g->z = p, p += LMU__R(3 * qp * d);
     g->pc = p, p += LMU__R(qp * qp);
-    g->sc = p, p += LMU__R(sc);
     g->attn_scratch = p, p += LMU__R(as);
     g->logits = p;
 #undef LMU__R
@@ -9018,7 +9470,7 @@ LMUDEF void lmu_gen_reset(lmu_gen *g)
 {
     const lmu_config *c = &g->m->cfg;
     g->t = 0;
-    if (c->arch == LMU_ARCH_LMU)
+    if (g->m->lti)
         memset(g->state, 0, (size_t)c->n_layer * (size_t)c->q * (size_t)c->d_model * sizeof(float));
 }
 
@@ -9036,70 +9488,67 @@ LMU__PRIVATE void lmu__gen_ffn(lmu_gen *g, int lg, int lb, int w1, int b1, int w
     for (k = 0; k < d; k++) g->x[k] += g->a[k];
 }
 
+/* x += ImplicitAttn(LN_b x) for one position, the memory as a recurrence. */
+LMU__PRIVATE void lmu__gen_memory(lmu_gen *g, int l)
+{
+    const lmu_model *m = g->m;
+    const lmu_layer_ids *L = &m->layer[l];
+    size_t d = (size_t)m->cfg.d_model, q = (size_t)m->cfg.q, qp = (size_t)m->cfg.q_prime, r, k;
+    float *st = g->state + (size_t)l * q * d;
+    const float *bias = LMU__GP(L->lmu_b);
+    lmu__gen_ln(m, g->h, g->x, L->ln_b_w, L->ln_b_b);
+    /* m_t = Abar m_{t-1} + Bbar x_t as the outer product Bbar x^T plus one
+       packed sgemm: Abar m is a q x q by q x d product, which the
+       register-blocked kernel runs fastest, with the same bits for any
+       thread count. */
+    for (r = 0; r < q; r++) {
+        const float bb = m->lti_layer[l]->Bbar[r];
+        float *o = g->state_tmp + r * d;
+        for (k = 0; k < d; k++) o[k] = bb * g->h[k];
+    }
+    lmu__kern_gemm(&g->gemm, 0, 0, q, d, q, 1.0f, m->lti_layer[l]->Abar, q, st, d, 1.0f,
+                   g->state_tmp, d);
+    memcpy(st, g->state_tmp, q * d * sizeof(float));
+    /* Z = L m + b: the convolution with L H at this position, the same
+       kind of product (3q' x q by q x d) */
+    for (r = 0; r < 3 * qp; r++)
+        for (k = 0; k < d; k++) g->z[r * d + k] = bias[r];
+    lmu__kern_gemm(&g->gemm, 0, 0, 3 * qp, d, q, 1.0f, LMU__GP(L->lmu_L), q, st, d, 1.0f, g->z,
+                   d);
+    lmu__isa_attn_forward(g->y, g->pc, g->z, LMU__GP(L->lmu_p), 1, qp, d, 1, g->attn_scratch);
+    for (k = 0; k < d; k++) g->x[k] += g->y[k];
+}
+
 LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
 {
     const lmu_model *m;
     const lmu_config *c;
-    size_t d, q, qp, k, l;
+    size_t d, k, off;
+    int l;
     if (!g || !g->m) return LMU_ERR_ARG;
     m = g->m;
     c = &m->cfg;
-    d = (size_t)c->d_model, q = (size_t)c->q, qp = (size_t)c->q_prime;
+    d = (size_t)c->d_model;
     if (token < 0 || token >= c->vocab_size) {
         snprintf(g->err, sizeof g->err, "generate: token %d outside 0..%d", token, c->vocab_size - 1);
         return LMU_ERR_RANGE;
     }
-    if ((c->arch == LMU_ARCH_TRANSFORMER || c->mixer == LMU_MIXER_ATTN) && g->t >= g->max_ctx) {
-        snprintf(g->err, sizeof g->err, "generate: context full (%d positions)", g->max_ctx);
-        return LMU_ERR_CAPACITY;
-    }
+    for (l = 0; l < c->n_layer; l++)
+        if (lmu__layer_unit(c, l)->kv_cache && g->t >= g->max_ctx) {
+            snprintf(g->err, sizeof g->err, "generate: context full (%d positions)", g->max_ctx);
+            return LMU_ERR_CAPACITY;
+        }
     memcpy(g->x, LMU__GP(m->wte) + (size_t)token * d, d * sizeof(float));
     if (m->wpe >= 0) {
         const float *pe = LMU__GP(m->wpe) + (size_t)g->t * d;
         for (k = 0; k < d; k++) g->x[k] += pe[k];
     }
-    for (l = 0; l < (size_t)c->n_layer; l++) {
+    for (l = 0, off = 0; l < c->n_layer; l++) {
+        const lmu__mixer_unit *u = lmu__layer_unit(c, l);
         const lmu_layer_ids *L = &m->layer[l];
-        if (L->qkv_w >= 0) {
-            float *kc = g->kv + l * 2 * (size_t)g->max_ctx * d, *vc = kc + (size_t)g->max_ctx * d;
-            lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
-            lmu__gemv(g->big, LMU__GP(L->qkv_w), g->h, LMU__GP(L->qkv_b), 3 * d, d);
-            lmu__mha_decode(g->y, kc, vc, g->big, (size_t)g->t, d, (size_t)c->n_head, g->sc);
-            lmu__gemv(g->a, LMU__GP(L->attn_proj_w), g->y, LMU__GP(L->attn_proj_b), d, d);
-            for (k = 0; k < d; k++) g->x[k] += g->a[k];
-        } else {
-            lmu__gen_ffn(g, L->ln_a_w, L->ln_a_b, L->pre_fc_w, L->pre_fc_b, L->pre_proj_w,
-                         L->pre_proj_b);
-        }
-        if (L->lmu_L >= 0) {
-            float *st = g->state + l * q * d;
-            const float *bias = LMU__GP(L->lmu_b);
-            size_t r;
-            lmu__gen_ln(m, g->h, g->x, L->ln_b_w, L->ln_b_b);
-            /* m_t = Abar m_{t-1} + Bbar x_t (lmu_lti_step's recurrence) as
-               the outer product Bbar x^T plus one packed sgemm: Abar m is
-               a q x q by q x d product (9.9M multiply-adds per layer for
-               lmu-1m), which the register-blocked kernel runs about three
-               times as fast as lmu_lti_step's tiles, and for any thread
-               count with the same bits. */
-            for (r = 0; r < q; r++) {
-                const float bb = m->lti_layer[l]->Bbar[r];
-                float *o = g->state_tmp + r * d;
-                for (k = 0; k < d; k++) o[k] = bb * g->h[k];
-            }
-            lmu__kern_gemm(&g->gemm, 0, 0, q, d, q, 1.0f, m->lti_layer[l]->Abar, q, st, d, 1.0f,
-                           g->state_tmp, d);
-            memcpy(st, g->state_tmp, q * d * sizeof(float));
-            /* Z = L m + b: the convolution with L H at this position, the
-               same kind of product (3q' x q by q x d) */
-            for (r = 0; r < 3 * qp; r++)
-                for (k = 0; k < d; k++) g->z[r * d + k] = bias[r];
-            lmu__kern_gemm(&g->gemm, 0, 0, 3 * qp, d, q, 1.0f, LMU__GP(L->lmu_L), q, st, d, 1.0f,
-                           g->z, d);
-            lmu__isa_attn_forward(g->y, g->pc, g->z, LMU__GP(L->lmu_p), 1, qp, d, 1,
-                                  g->attn_scratch);
-            for (k = 0; k < d; k++) g->x[k] += g->y[k];
-        }
+        u->gen_step(g, l, g->kv + off);
+        off += u->gen_state(c, (size_t)g->max_ctx);
+        if (lmu__layer_has_memory(c, l)) lmu__gen_memory(g, l);
         lmu__gen_ffn(g, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w, L->fc_proj_b);
     }
     lmu__gen_ln(m, g->h, g->x, m->ln_f_w, m->ln_f_b);
@@ -10835,125 +11284,6 @@ LMUDEF lmu_result lmu_tokens_write_file(const char *path, const int32_t *ids, si
 
 /* ---- config files ------------------------------------------------------ */
 
-/* Decimal integer, digits only (a leading '+' or '-' is refused: every
-   field is a count), in lo..hi. */
-LMU__PRIVATE lmu_result lmu__data_int(const char *key, const char *v, long lo, long hi, int *out,
-                                      char *err, size_t errcap)
-{
-    long x = 0;
-    const char *s = v;
-    if (!*s) goto bad;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') goto bad;
-        x = x * 10 + (*s - '0');
-        if (x > hi) x = hi + 1; /* stays small: no overflow on long inputs */
-    }
-    if (x < lo || x > hi) {
-        lmu__errf(err, errcap, "%s = %s is outside %ld..%ld", key, v, lo, hi);
-        return LMU_ERR_RANGE;
-    }
-    *out = (int)x;
-    return LMU_OK;
-bad:
-    lmu__errf(err, errcap, "%s = '%.40s' is not a whole number", key, v);
-    return LMU_ERR_FORMAT;
-}
-
-LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, char *err,
-                                 size_t errcap)
-{
-    /* int fields: name, offset, range (the same limits as lmu_config_resolve) */
-    static const struct {
-        const char *name;
-        size_t off;
-        long lo, hi;
-    } ints[] = {
-        {"vocab_size", offsetof(lmu_config, vocab_size), 2, 1L << 24},
-        {"n_ctx", offsetof(lmu_config, n_ctx), 1, 1L << 20},
-        {"d_model", offsetof(lmu_config, d_model), 1, 1L << 16},
-        {"n_layer", offsetof(lmu_config, n_layer), 1, 1024},
-        {"q", offsetof(lmu_config, q), 1, 4096},
-        {"q_prime", offsetof(lmu_config, q_prime), 1, 4096},
-        {"d_pre", offsetof(lmu_config, d_pre), 1, 1L << 16},
-        {"d_ff", offsetof(lmu_config, d_ff), 1, 1L << 16},
-        {"n_head", offsetof(lmu_config, n_head), 1, 1L << 16},
-    };
-    size_t i;
-    if (err && errcap) err[0] = 0;
-    if (!c || !key || !v) return LMU_ERR_ARG;
-    for (i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (strcmp(key, ints[i].name) == 0)
-            return lmu__data_int(key, v, ints[i].lo, ints[i].hi,
-                                 (int *)(void *)((char *)c + ints[i].off), err, errcap);
-    if (strcmp(key, "theta") == 0 || strcmp(key, "theta_last") == 0 ||
-        strcmp(key, "isa_lr") == 0) {
-        /* strtod on a bounded copy: digits, one '.', an exponent; no
-           hex, inf or nan, which strtod would take */
-        char buf[64], *end;
-        double x;
-        size_t k, n = strlen(v);
-        if (n == 0 || n >= sizeof buf) goto bad_theta;
-        for (k = 0; k < n; k++)
-            if (!strchr("0123456789.eE+-", v[k])) goto bad_theta;
-        memcpy(buf, v, n + 1);
-        x = strtod(buf, &end);
-        if (end != buf + n) goto bad_theta;
-        if (!(x > 0) || x > (key[0] == 'i' ? 1e6 : 1e9)) {
-            lmu__errf(err, errcap, "%s = %s must be in (0, %s]", key, v,
-                      key[0] == 'i' ? "1e6" : "1e9");
-            return LMU_ERR_RANGE;
-        }
-        if (key[0] == 'i') c->isa_lr = x;
-        else if (key[5]) c->theta_last = x;
-        else c->theta = x;
-        return LMU_OK;
-    bad_theta:
-        lmu__errf(err, errcap, "%s = '%.40s' is not a number", key, v);
-        return LMU_ERR_FORMAT;
-    }
-    if (strcmp(key, "isa_init") == 0) {
-        int k;
-        for (k = 0; k < (int)LMU_ISA_INIT_COUNT; k++)
-            if (strcmp(v, lmu_isa_init_name((lmu_isa_init)k)) == 0) {
-                c->isa_init = (lmu_isa_init)k;
-                return LMU_OK;
-            }
-        lmu__errf(err, errcap, "isa_init = '%.40s': want random or delay", v);
-        return LMU_ERR_FORMAT;
-    }
-    if (strcmp(key, "arch") == 0) {
-        if (strcmp(v, "lmu") == 0) c->arch = LMU_ARCH_LMU;
-        else if (strcmp(v, "transformer") == 0) c->arch = LMU_ARCH_TRANSFORMER;
-        else {
-            lmu__errf(err, errcap, "arch = '%.40s': want lmu or transformer", v);
-            return LMU_ERR_FORMAT;
-        }
-        return LMU_OK;
-    }
-    if (strcmp(key, "mixer") == 0) {
-        int k;
-        for (k = 0; k < (int)LMU_MIXER_COUNT; k++)
-            if (strcmp(v, lmu_mixer_name((lmu_mixer)k)) == 0) {
-                c->mixer = (lmu_mixer)k;
-                return LMU_OK;
-            }
-        lmu__errf(err, errcap, "mixer = '%.40s': want ffn or attn", v);
-        return LMU_ERR_FORMAT;
-    }
-    if (strcmp(key, "preset") == 0) {
-        lmu_config p;
-        if (lmu_config_preset(&p, v) != LMU_OK) {
-            lmu__errf(err, errcap, "unknown preset '%.40s' (lmu-55k ... lmu-1m, lmu-55k-attn ..., "
-                      "transformer-55k ...)", v);
-            return LMU_ERR_FORMAT;
-        }
-        *c = p;
-        return LMU_OK;
-    }
-    lmu__errf(err, errcap, "unknown key '%.40s'", key);
-    return LMU_ERR_ARG;
-}
-
 LMU__PRIVATE int lmu__data_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\r'; }
 
 LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t len,
@@ -10961,11 +11291,7 @@ LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t le
 {
     /* keys seen so far, so a repeated key is an error (a typo'd duplicate
        would otherwise silently win) */
-    static const char *const known[] = {"preset", "arch",  "mixer", "vocab_size", "n_ctx",
-                                        "d_model", "n_layer", "q",  "q_prime",  "theta",
-                                        "d_pre",  "d_ff",  "n_head", "theta_last",
-                                        "isa_init", "isa_lr"};
-    int seen[sizeof known / sizeof known[0]];
+    int seen[LMU__N_FIELDS + 1]; /* "preset" and every field */
     size_t pos = 0;
     long line = 0;
     int n_keys = 0;
@@ -11031,9 +11357,8 @@ LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t le
             }
         }
         if (handled) continue;
-        for (k = 0; k < sizeof known / sizeof known[0]; k++)
-            if (strcmp(key, known[k]) == 0) break;
-        if (k < sizeof known / sizeof known[0]) {
+        k = strcmp(key, "preset") == 0 ? 0 : (size_t)(lmu__field_find(key) + 1);
+        if (k > 0 || strcmp(key, "preset") == 0) {
             if (seen[k]) {
                 lmu__errf(err, errcap, "line %ld: '%s' already set on line %d", line, key, seen[k]);
                 return LMU_ERR_FORMAT;
@@ -11057,47 +11382,6 @@ LMUDEF lmu_result lmu_config_parse(lmu_config *c, const char *text, size_t len, 
                                    size_t errcap)
 {
     return lmu_config_parse_ex(c, text, len, NULL, NULL, err, errcap);
-}
-
-LMUDEF size_t lmu_config_format(const lmu_config *c, char *buf, size_t cap)
-{
-    char tmp[1024];
-    int n;
-    if (!c) return 0;
-    n = snprintf(tmp, sizeof tmp, "arch = %s\nmixer = %s\n", lmu_arch_name(c->arch),
-                 lmu_mixer_name(c->mixer));
-    /* zero fields (defaults, or unused by this arch) are left out: the
-       parser refuses 0 and resolve gives the same value back */
-#define LMU__FMT_INT(name)                                                     \
-    if (c->name > 0 && n > 0 && (size_t)n < sizeof tmp)                        \
-        n += snprintf(tmp + n, sizeof tmp - (size_t)n, #name " = %d\n", c->name);
-    LMU__FMT_INT(vocab_size)
-    LMU__FMT_INT(n_ctx)
-    LMU__FMT_INT(d_model)
-    LMU__FMT_INT(n_layer)
-    LMU__FMT_INT(q)
-    LMU__FMT_INT(q_prime)
-    LMU__FMT_INT(d_pre)
-    LMU__FMT_INT(d_ff)
-    LMU__FMT_INT(n_head)
-#undef LMU__FMT_INT
-    if (c->theta > 0 && n > 0 && (size_t)n < sizeof tmp)
-        n += snprintf(tmp + n, sizeof tmp - (size_t)n, "theta = %.17g\n", c->theta);
-    if (c->theta_last > 0 && n > 0 && (size_t)n < sizeof tmp)
-        n += snprintf(tmp + n, sizeof tmp - (size_t)n, "theta_last = %.17g\n", c->theta_last);
-    if (c->isa_lr > 0 && n > 0 && (size_t)n < sizeof tmp)
-        n += snprintf(tmp + n, sizeof tmp - (size_t)n, "isa_lr = %.17g\n", c->isa_lr);
-    if (c->isa_init != LMU_ISA_INIT_DELAY && n > 0 && (size_t)n < sizeof tmp)
-        n += snprintf(tmp + n, sizeof tmp - (size_t)n, "isa_init = %s\n",
-                      lmu_isa_init_name(c->isa_init));
-    if (n < 0) n = 0;
-    if ((size_t)n >= sizeof tmp) n = (int)sizeof tmp - 1;
-    if (buf && cap) {
-        size_t k = (size_t)n < cap - 1 ? (size_t)n : cap - 1;
-        memcpy(buf, tmp, k);
-        buf[k] = 0;
-    }
-    return (size_t)n;
 }
 
 #endif /* LMU_IMPLEMENTATION_DONE */

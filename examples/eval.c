@@ -34,31 +34,47 @@
    ffn_pre (ffn_pre.proj), ffn_post (ffn_post.proj); per layer, then in every
    layer at once (layer -1 in the JSON).
    Example: eval out/demo/model.safetensors --data data/brown --csv out/demo/positions.csv */
-#define _POSIX_C_SOURCE 200809L
+#define _POSIX_C_SOURCE 200809L /* isatty */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
 #include "example_util.h"
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static const char *usage =
+typedef struct opts {
+    const char *data, *tokens, *csv, *append, *json, *vocab_dir;
+    long seq, batch, max_tokens, threads;
+    int ablate, ablate_all, bytes;
+} opts;
+
+#define F(f) EX_FIELD(opts, f)
+static const ex_opt options[] = {
+    {"data", 0, EX_ARG, F(data), 0, 0, 0, "PREFIX", "evaluate PREFIX.val.tok"},
+    {"tokens", 0, EX_ARG, F(tokens), 0, 0, 0, "FILE", "evaluate this token file"},
+    {"seq", 0, EX_LONG, F(seq), 0, 1, 1 << 20, "T", "context length (default: the model's n_ctx)"},
+    {"batch", 0, EX_LONG, F(batch), 0, 1, 65536, "B", "windows per forward pass (default 8)"},
+    {"max_tokens", 0, EX_LONG, F(max_tokens), 0, 2, 1e15, "N", "at most N tokens (default: all)"},
+    {"csv", 0, EX_ARG, F(csv), 0, 0, 0, "FILE", "per-position loss: position,loss,count"},
+    {"append", 0, EX_ARG, F(append), 0, 0, 0, "FILE", "add checkpoint,params,params_total,tokens,loss,bpb,seq"},
+    {"ablate", 0, EX_FLAG, F(ablate), 0, 0, 0, NULL,
+     "the loss with each part off in turn (implicit attention,\n"
+     "                           attention, FFNs), per layer and in all layers at once"},
+    {"ablate_all", 0, EX_FLAG, F(ablate_all), 0, 0, 0, NULL, "the same, in all layers at once only (cheaper)"},
+    {"json", 0, EX_ARG, F(json), 0, 0, 0, "FILE", "the results as one JSON object (written atomically)"},
+    {"bytes", 0, EX_FLAG, F(bytes), 0, 0, 0, NULL, "byte-level tokenizer for bpb (automatic for vocab 257)"},
+    {"vocab_dir", 0, EX_ARG, F(vocab_dir), 0, 0, 0, "DIR", "GPT-2 encoder.json + vocab.bpe (default data/gpt2)"},
+    {"threads", 0, EX_LONG, F(threads), 0, 1, 1024, "N", "OpenMP threads"},
+};
+
+static const ex_opts eval_cli = {
+    "eval",
     "usage: eval CKPT (--data PREFIX | --tokens FILE) [--seq T] [--batch B] [--max-tokens N]\n"
     "            [--csv FILE] [--append FILE] [--ablate | --ablate-all] [--json FILE]\n"
     "            [--bytes | --vocab-dir DIR] [--threads N]\n"
-    "       eval --help\n";
-
-/* a whole-number option into a long */
-static int count_arg(const char *s, double lo, double hi, long *out)
-{
-    double x;
-    if (!ex_number(s, lo, hi, 1, &x)) return 0;
-    *out = (long)x;
-    return 1;
-}
+    "       eval --help\n",
+    options, EX_COUNT(options), NULL};
 
 /* The parts --ablate switches off: the tensors that scale each branch's
    output (weight and bias of its output projection; the implicit
@@ -70,7 +86,7 @@ static const part parts[] = {
     {"ffn_pre", "blocks.%d.ffn_pre.proj.weight", "blocks.%d.ffn_pre.proj.bias"},
     {"ffn_post", "blocks.%d.ffn_post.proj.weight", "blocks.%d.ffn_post.proj.bias"},
 };
-#define N_PARTS ((int)(sizeof parts / sizeof parts[0]))
+#define N_PARTS EX_COUNT(parts)
 
 /* Switches part k off (off = 1: saves the weights, writes zeros) or back on
    (off = 0: restores them) in layers lo..hi-1. Returns 0 when the model
@@ -85,15 +101,11 @@ static int part_switch(lmu_model *m, int k, int lo, int hi, int off)
         for (s = 0; s < 2; s++) {
             const char *fmt = s ? parts[k].b : parts[k].w;
             char name[96];
-            int id;
             size_t nel;
             float *x;
             if (!fmt) continue;
             snprintf(name, sizeof name, fmt, l);
-            id = lmu_tape_find(&m->tape, name);
-            if (id < 0) return 0;
-            nel = m->tape.tensors[id].size;
-            x = lmu_tape_data(&m->tape, id);
+            if (!(x = lmu_model_param(m, name, &nel))) return 0;
             if (off) {
                 if (used + nel > cap) {
                     float *p = (float *)realloc(saved, (used + nel) * sizeof(float));
@@ -109,29 +121,36 @@ static int part_switch(lmu_model *m, int k, int lo, int hi, int off)
     return 1;
 }
 
-/* One pass over the nw windows of T+1 tokens, B at a time: adds each
-   position's loss into sum[T] and, with a tokenizer, the bytes the targets
-   decode to into *n_bytes. Returns the total loss in nats. */
-static double eval_pass(lmu_model *m, const lmu_tokens *tf, long T, long nw, int B, int *tk,
-                        int *tg, double *sum, const lmu_tokenizer *tok, double *n_bytes,
-                        const char *what)
+/* What one pass reads: nw windows of T+1 tokens, B at a time. */
+typedef struct windows {
+    const lmu_tokens *tf;
+    long T, nw;
+    int B, *tk, *tg;
+} windows;
+
+/* One pass over the windows: adds each position's loss into sum[T] and,
+   with a tokenizer, the bytes the targets decode to into *n_bytes.
+   Returns the total loss in nats. */
+static double eval_pass(lmu_model *m, const windows *w, double *sum, const lmu_tokenizer *tok,
+                        double *n_bytes, const char *what)
 {
     double total = 0;
-    long w, j;
-    for (w = 0; w < nw; w += B) {
-        int nb = (int)(nw - w < B ? nw - w : B), b;
+    long T = w->T, i, j;
+    int show = ex_tty() && w->nw > w->B;
+    for (i = 0; i < w->nw; i += w->B) {
+        int nb = (int)(w->nw - i < w->B ? w->nw - i : w->B), b;
         const float *pl;
         float loss;
         lmu_result r;
         for (b = 0; b < nb; b++) {
-            const uint16_t *src = tf->ids + (size_t)(w + b) * (size_t)T;
+            const uint16_t *src = w->tf->ids + (size_t)(i + b) * (size_t)T;
             for (j = 0; j < T; j++) {
-                tk[(long)b * T + j] = src[j];
-                tg[(long)b * T + j] = src[j + 1];
+                w->tk[(long)b * T + j] = src[j];
+                w->tg[(long)b * T + j] = src[j + 1];
             }
         }
-        r = lmu_model_forward(m, tk, tg, nb, (int)T, &loss);
-        if (r != LMU_OK) ex_die("forward failed: %s (%s)", lmu_strerror(r), m->err);
+        r = lmu_model_forward(m, w->tk, w->tg, nb, (int)T, &loss);
+        if (r != LMU_OK) ex_die("forward failed: %s (%s)", lmu_strerror(r), lmu_model_error(m));
         pl = lmu_model_position_losses(m);
         for (b = 0; b < nb; b++)
             for (j = 0; j < T; j++) {
@@ -139,15 +158,33 @@ static double eval_pass(lmu_model *m, const lmu_tokens *tf, long T, long nw, int
                 total += pl[(long)b * T + j];
                 if (tok) {
                     size_t len = 0;
-                    int32_t id = tg[(long)b * T + j];
+                    int32_t id = w->tg[(long)b * T + j];
                     if (id != lmu_tokenizer_eot(tok)) lmu_tokenizer_token(tok, id, &len);
                     *n_bytes += (double)len;
                 }
             }
-        if (isatty(2) && nw > B) fprintf(stderr, "\r%s: %ld/%ld windows", what, w + nb, nw);
+        if (show) fprintf(stderr, "\r%s: %ld/%ld windows", what, i + nb, w->nw);
     }
-    if (isatty(2) && nw > B) fprintf(stderr, "\r%40s\r", "");
+    if (show) fprintf(stderr, "\r%40s\r", "");
     return total;
+}
+
+/* The tokenizer that counts bytes for bpb, or NULL (then no bpb). */
+static lmu_tokenizer *bpb_tokenizer(const opts *o, const lmu_config *c)
+{
+    lmu_tokenizer *tok = NULL;
+    char err[512] = "";
+    if (ex_tokenizer(&tok, o->bytes || c->vocab_size == 257, o->vocab_dir, err, sizeof err) != LMU_OK) {
+        fprintf(stderr, "eval: no bits per byte: %s\n", err);
+        return NULL;
+    }
+    if (lmu_tokenizer_vocab_size(tok) != c->vocab_size) {
+        fprintf(stderr, "eval: no bits per byte: the tokenizer has %d ids, the model %d\n",
+                (int)lmu_tokenizer_vocab_size(tok), c->vocab_size);
+        lmu_tokenizer_free(tok);
+        return NULL;
+    }
+    return tok;
 }
 
 /* Mean loss per bucket of context length: position p sees p + 1 tokens,
@@ -162,14 +199,44 @@ static void print_buckets(const double *sum, long T, long nw, FILE *js)
         hi = 2 * lo - 1 < T ? 2 * lo - 1 : T;
         for (p = lo - 1; p < hi; p++) s += sum[p];
         s /= (double)(hi - lo + 1) * (double)nw;
-        if (lo == hi) printf(" %ld: %.3f", lo, s);
-        else printf(" %ld-%ld: %.3f", lo, hi, s);
+        if (lo == hi) printf(" %ld: %.6f", lo, s);
+        else printf(" %ld-%ld: %.6f", lo, hi, s);
         if (js)
             fprintf(js, "%s{\"lo\": %ld, \"hi\": %ld, \"loss\": %.6f, \"count\": %.0f}",
                     lo == 1 ? "" : ", ", lo, hi, s, (double)(hi - lo + 1) * (double)nw);
     }
     printf("\n");
     if (js) fprintf(js, "]");
+}
+
+/* The loss with each part off in turn (all_only: only in every layer at
+   once), against the full model's loss. */
+static void print_ablations(lmu_model *m, const windows *w, double loss, int all_only, FILE *js)
+{
+    double *tmp = (double *)malloc((size_t)w->T * sizeof(double)), n = (double)w->nw * (double)w->T;
+    int k, l, first = 1, L = lmu_model_config(m)->n_layer;
+    if (!tmp) ex_die("out of memory");
+    printf("eval: contribution of each part (loss with it switched off, minus %.6f):\n", loss);
+    printf("  %-20s %6s %10s %10s\n", "part", "layer", "loss", "delta");
+    if (js) fprintf(js, ", \"ablations\": [");
+    for (k = 0; k < N_PARTS; k++)
+        for (l = -1; l < (all_only ? 0 : L); l++) {
+            double nb = 0, lk;
+            int lo = l < 0 ? 0 : l, hi = l < 0 ? L : l + 1;
+            if (!part_switch(m, k, lo, hi, 1)) continue;
+            memset(tmp, 0, (size_t)w->T * sizeof(double));
+            lk = eval_pass(m, w, tmp, NULL, &nb, parts[k].name) / n; /* no bpb: no byte count */
+            part_switch(m, k, lo, hi, 0);
+            if (l < 0) printf("  %-20s %6s %10.6f %+10.6f\n", parts[k].name, "all", lk, lk - loss);
+            else printf("  %-20s %6d %10.6f %+10.6f\n", parts[k].name, l, lk, lk - loss);
+            if (js) {
+                fprintf(js, "%s{\"part\": \"%s\", \"layer\": %d, \"loss\": %.6f, \"delta\": %.6f}",
+                        first ? "" : ", ", parts[k].name, l, lk, lk - loss);
+                first = 0;
+            }
+        }
+    if (js) fprintf(js, "]");
+    free(tmp);
 }
 
 /* s as a JSON string (paths: escape quotes, backslashes, control bytes) */
@@ -185,207 +252,120 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static void write_csv(const char *path, const double *sum, long T, long nw)
+{
+    long j;
+    FILE *f = fopen(path, "wb");
+    if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "position,loss,count\n");
+    for (j = 0; j < T; j++) fprintf(f, "%ld,%.6f,%ld\n", j, sum[j] / (double)nw, nw);
+    if (fclose(f) != 0) ex_die("cannot write %s: %s", path, strerror(errno));
+    printf("eval: per-position loss in %s\n", path);
+}
+
+/* A row for the scaling plot (tools/plot.sh scaling). */
+static void append_row(const char *path, const char *ckpt, lmu_model *m, double n, double loss, double bpb,
+                       long T)
+{
+    FILE *f = fopen(path, "ab");
+    if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
+    if (ftell(f) == 0) fprintf(f, "checkpoint,params,params_total,tokens,loss,bpb,seq\n");
+    fprintf(f, "%s,%lu,%lu,%.0f,%.6f,", ckpt, (unsigned long)lmu_model_param_count(m),
+            (unsigned long)lmu_config_param_count_total(lmu_model_config(m)), n, loss);
+    if (bpb >= 0) fprintf(f, "%.6f", bpb);
+    fprintf(f, ",%ld\n", T);
+    if (fclose(f) != 0) ex_die("cannot write %s: %s", path, strerror(errno));
+    printf("eval: summary added to %s\n", path);
+}
+
 int main(int argc, char **argv)
 {
-    const char *ckpt = NULL, *data = NULL, *tokens = NULL, *csv = NULL, *append = NULL, *json = NULL;
-    char json_tmp[1100];
-    const char *dir = "data/gpt2";
-    char path[1100], err[512];
-    long seq = 0, batch = 8, max_tokens = 0, nw, T, j;
-    int bytes = 0, ablate = 0, i, B;
+    opts o;
+    const char *pos[1] = {NULL}, *ckpt, *tokens;
+    char json_tmp[1100], path[1100], err[512] = "";
     lmu_model *m;
+    const lmu_config *c;
     lmu_tokens tf;
-    lmu_tokenizer *tok = NULL;
+    lmu_tokenizer *tok;
     lmu_result r;
-    double *sum, total = 0, n_bytes = 0;
-    int *tk, *tg;
+    windows w;
+    double *sum, total, n_bytes = 0, n, loss, bpb;
+    FILE *js = NULL;
 
     ex_prog = "eval";
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("%s", usage);
-            printf("\n  --data PREFIX      evaluate PREFIX.val.tok\n"
-                   "  --tokens FILE      evaluate this token file\n"
-                   "  --seq T            context length (default: the model's n_ctx)\n"
-                   "  --batch B          windows per forward pass (default 8)\n"
-                   "  --max-tokens N     at most N tokens (default: all)\n"
-                   "  --csv FILE         per-position loss: position,loss,count\n"
-                   "  --append FILE      add checkpoint,params,params_total,tokens,loss,bpb,seq\n"
-                   "  --ablate           loss with each part switched off (implicit attention,\n"
-                   "                     attention, FFNs), per layer and in all layers at once\n"
-                   "  --ablate-all       the same, in all layers at once only (cheaper)\n"
-                   "  --json FILE        the results as one JSON object (written atomically)\n"
-                   "  --bytes            byte-level tokenizer for bpb (automatic for vocab 257)\n"
-                   "  --vocab-dir DIR    GPT-2 encoder.json + vocab.bpe (default data/gpt2)\n"
-                   "  --threads N        OpenMP threads\n");
-            return 0;
-        } else if (!strcmp(a, "--data") && more) data = argv[++i];
-        else if (!strcmp(a, "--tokens") && more) tokens = argv[++i];
-        else if (!strcmp(a, "--csv") && more) csv = argv[++i];
-        else if (!strcmp(a, "--append") && more) append = argv[++i];
-        else if (!strcmp(a, "--json") && more) json = argv[++i];
-        else if (!strcmp(a, "--ablate")) ablate = 1;
-        else if (!strcmp(a, "--ablate-all")) ablate = 2;
-        else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
-        else if (!strcmp(a, "--bytes")) bytes = 1;
-        else if (!strcmp(a, "--seq") && more) {
-            if (!count_arg(argv[++i], 1, 1 << 20, &seq)) ex_die("--seq wants 1..%d, not '%s'", 1 << 20, argv[i]);
-        } else if (!strcmp(a, "--batch") && more) {
-            if (!count_arg(argv[++i], 1, 65536, &batch)) ex_die("--batch wants 1..65536, not '%s'", argv[i]);
-        } else if (!strcmp(a, "--max-tokens") && more) {
-            if (!count_arg(argv[++i], 2, 1e15, &max_tokens)) ex_die("--max-tokens wants a count >= 2, not '%s'", argv[i]);
-        } else if (!strcmp(a, "--threads") && more) {
-            long t;
-            if (!count_arg(argv[++i], 1, 1024, &t)) ex_die("--threads wants 1..1024, not '%s'", argv[i]);
-#ifdef _OPENMP
-            omp_set_num_threads((int)t);
-#endif
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "eval: unknown option '%s' (or it needs a value)\n%s", a, usage);
-            return 2;
-        } else if (!ckpt) ckpt = a;
-        else {
-            fprintf(stderr, "eval: unexpected argument '%s'\n%s", a, usage);
-            return 2;
-        }
-    }
-    if (!ckpt || (!data && !tokens)) {
-        fprintf(stderr, "eval: %s\n%s", !ckpt ? "no checkpoint given" : "no data: --data or --tokens",
-                usage);
-        return 2;
-    }
-    if (data && tokens) ex_die("give --data or --tokens, not both");
-    if (json) {
-        if (strlen(json) > 1000) ex_die("path too long: %s", json);
-        sprintf(json_tmp, "%s.tmp", json);
-    }
-    if (data) {
-        if (strlen(data) > 1000) ex_die("path too long: %s", data);
-        sprintf(path, "%s.val.tok", data);
+    memset(&o, 0, sizeof o);
+    o.batch = 8, o.vocab_dir = "data/gpt2";
+    if (ex_parse(&eval_cli, argc, argv, &o, NULL, pos, 1) < 1) ex_usage_error(&eval_cli, "no checkpoint given");
+    ckpt = pos[0], tokens = o.tokens;
+    if (!o.data && !o.tokens) ex_usage_error(&eval_cli, "no data: --data or --tokens");
+    if (o.data && o.tokens) ex_die("give --data or --tokens, not both");
+    if (o.json && strlen(o.json) > 1000) ex_die("path too long: %s", o.json);
+    if (o.json) sprintf(json_tmp, "%s.tmp", o.json);
+    if (o.data) {
+        if (strlen(o.data) > 1000) ex_die("path too long: %s", o.data);
+        sprintf(path, "%s.val.tok", o.data);
         tokens = path;
     }
+    ex_threads(o.threads);
+
+    /* the tokens, the model, the windows */
     if (lmu_tokens_load_file(&tf, tokens, err, sizeof err) != LMU_OK) ex_die("%s", err);
     r = lmu_model_load(&m, ckpt, err, sizeof err);
     if (r != LMU_OK) ex_die("cannot load %s", err[0] ? err : lmu_strerror(r));
-    if ((uint32_t)m->cfg.vocab_size != tf.vocab_size)
-        ex_die("checkpoint %s has vocab_size %d but %s has %u", ckpt, m->cfg.vocab_size, tokens,
-            tf.vocab_size);
-    if (tf.count < 2) ex_die("%s has %llu tokens; at least 2 are needed", tokens,
-                          (unsigned long long)tf.count);
-    T = seq ? seq : m->cfg.n_ctx;
-    if (T > m->cfg.n_ctx) ex_die("--seq %ld exceeds the model's n_ctx %d", T, m->cfg.n_ctx);
-    if (max_tokens && (uint64_t)max_tokens < tf.count) tf.count = (uint64_t)max_tokens;
-    if ((uint64_t)T + 1 > tf.count) T = (long)tf.count - 1;
-    nw = (long)((tf.count - 1) / (uint64_t)T);
+    c = lmu_model_config(m);
+    if ((uint32_t)c->vocab_size != tf.vocab_size)
+        ex_die("checkpoint %s has vocab_size %d but %s has %u", ckpt, c->vocab_size, tokens, tf.vocab_size);
+    if (tf.count < 2) ex_die("%s has %llu tokens; at least 2 are needed", tokens, (unsigned long long)tf.count);
+    w.T = o.seq ? o.seq : c->n_ctx;
+    if (w.T > c->n_ctx) ex_die("--seq %ld exceeds the model's n_ctx %d", w.T, c->n_ctx);
+    if (o.max_tokens && (uint64_t)o.max_tokens < tf.count) tf.count = (uint64_t)o.max_tokens;
+    if ((uint64_t)w.T + 1 > tf.count) w.T = (long)tf.count - 1;
+    w.tf = &tf;
+    w.nw = (long)((tf.count - 1) / (uint64_t)w.T);
+    w.B = (int)(o.batch < w.nw ? o.batch : w.nw);
+    tok = bpb_tokenizer(&o, c);
+    sum = (double *)calloc((size_t)w.T, sizeof(double));
+    w.tk = (int *)malloc((size_t)w.B * (size_t)w.T * sizeof(int));
+    w.tg = (int *)malloc((size_t)w.B * (size_t)w.T * sizeof(int));
+    if (!sum || !w.tk || !w.tg) ex_die("out of memory");
 
-    if (bytes || m->cfg.vocab_size == 257) r = lmu_tokenizer_bytes(&tok);
-    else {
-        char enc[1100], bpe[1100];
-        if (strlen(dir) > 1000) ex_die("path too long: %s", dir);
-        sprintf(enc, "%s/encoder.json", dir);
-        sprintf(bpe, "%s/vocab.bpe", dir);
-        r = lmu_tokenizer_load_files(&tok, enc, bpe, err, sizeof err);
-        if (r != LMU_OK) {
-            fprintf(stderr, "eval: no bits per byte: %s\n", err);
-            tok = NULL;
-        }
-    }
-    if (tok && lmu_tokenizer_vocab_size(tok) != m->cfg.vocab_size) {
-        fprintf(stderr, "eval: no bits per byte: the tokenizer has %d ids, the model %d\n",
-                (int)lmu_tokenizer_vocab_size(tok), m->cfg.vocab_size);
-        lmu_tokenizer_free(tok);
-        tok = NULL;
+    /* the loss, in nats per token and bits per byte */
+    total = eval_pass(m, &w, sum, tok, &n_bytes, "eval");
+    n = (double)w.nw * (double)w.T, loss = total / n;
+    bpb = tok && n_bytes > 0 ? total / log(2.0) / n_bytes : -1;
+    printf("eval: %s on %s: %.0f tokens in %ld windows of %ld\n", ckpt, tokens, n, w.nw, w.T);
+    printf("eval: loss %.6f nats/token (perplexity %.2f)", loss, exp(loss));
+    if (bpb >= 0) printf(", %.6f bits/byte (%.0f bytes, %.2f bytes/token)", bpb, n_bytes, n_bytes / n);
+    printf("\n");
+    if (o.json) {
+        if (!(js = fopen(json_tmp, "wb"))) ex_die("cannot write %s: %s", json_tmp, strerror(errno));
+        fprintf(js, "{\"checkpoint\": ");
+        json_str(js, ckpt);
+        fprintf(js, ", \"data\": ");
+        json_str(js, tokens);
+        fprintf(js, ", \"arch\": \"%s\", \"mixer\": \"%s\", \"tokens\": %.0f, \"seq\": %ld, "
+                "\"params\": %lu, \"params_total\": %lu, \"loss\": %.6f, \"bpb\": ",
+                lmu_arch_name(c->arch), lmu_mixer_name(c->mixer), n, w.T,
+                (unsigned long)lmu_model_param_count(m), (unsigned long)lmu_config_param_count_total(c),
+                loss);
+        if (bpb >= 0) fprintf(js, "%.6f", bpb);
+        else fprintf(js, "null");
     }
 
-    B = (int)(batch < nw ? batch : nw);
-    sum = (double *)calloc((size_t)T, sizeof(double));
-    tk = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
-    tg = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
-    if (!sum || !tk || !tg) ex_die("out of memory");
-    total = eval_pass(m, &tf, T, nw, B, tk, tg, sum, tok, &n_bytes, "eval");
-    {
-        double n = (double)nw * (double)T, loss = total / n;
-        double bpb = tok && n_bytes > 0 ? total / log(2.0) / n_bytes : -1;
-        FILE *js = NULL;
-        printf("eval: %s on %s: %.0f tokens in %ld windows of %ld\n", ckpt, tokens, n, nw, T);
-        printf("eval: loss %.4f nats/token (perplexity %.2f)", loss, exp(loss));
-        if (bpb >= 0) printf(", %.4f bits/byte (%.0f bytes, %.2f bytes/token)", bpb, n_bytes, n_bytes / n);
-        printf("\n");
-        if (json) {
-            js = fopen(json_tmp, "wb");
-            if (!js) ex_die("cannot write %s: %s", json_tmp, strerror(errno));
-            fprintf(js, "{\"checkpoint\": ");
-            json_str(js, ckpt);
-            fprintf(js, ", \"data\": ");
-            json_str(js, tokens);
-            fprintf(js, ", \"arch\": \"%s\", \"mixer\": \"%s\", \"tokens\": %.0f, \"seq\": %ld, "
-                    "\"params\": %lu, \"params_total\": %lu, \"loss\": %.6f, \"bpb\": ",
-                    lmu_arch_name(m->cfg.arch), lmu_mixer_name(m->cfg.mixer), n, T,
-                    (unsigned long)lmu_model_param_count(m),
-                    (unsigned long)lmu_config_param_count_total(&m->cfg), loss);
-            if (bpb >= 0) fprintf(js, "%.6f", bpb);
-            else fprintf(js, "null");
-        }
-        print_buckets(sum, T, nw, js);
-        if (csv) {
-            FILE *f = fopen(csv, "wb");
-            if (!f) ex_die("cannot write %s: %s", csv, strerror(errno));
-            fprintf(f, "position,loss,count\n");
-            for (j = 0; j < T; j++) fprintf(f, "%ld,%.6f,%ld\n", j, sum[j] / (double)nw, nw);
-            if (fclose(f) != 0) ex_die("cannot write %s: %s", csv, strerror(errno));
-            printf("eval: per-position loss in %s\n", csv);
-        }
-        if (ablate) {
-            /* contributions need no bpb: skip the byte count */
-            double *tmp = (double *)calloc((size_t)T, sizeof(double));
-            int k, l, first = 1;
-            if (!tmp) ex_die("out of memory");
-            printf("eval: contribution of each part (loss with it switched off, minus %.4f):\n", loss);
-            printf("  %-20s %6s %10s %10s\n", "part", "layer", "loss", "delta");
-            if (js) fprintf(js, ", \"ablations\": [");
-            for (k = 0; k < N_PARTS; k++) {
-                for (l = -1; l < (ablate == 2 ? 0 : m->cfg.n_layer); l++) {
-                    double nb = 0, lk;
-                    int lo = l < 0 ? 0 : l, hi = l < 0 ? m->cfg.n_layer : l + 1;
-                    if (!part_switch(m, k, lo, hi, 1)) continue;
-                    memset(tmp, 0, (size_t)T * sizeof(double));
-                    lk = eval_pass(m, &tf, T, nw, B, tk, tg, tmp, NULL, &nb, parts[k].name) / n;
-                    part_switch(m, k, lo, hi, 0);
-                    if (l < 0) printf("  %-20s %6s %10.4f %+10.4f\n", parts[k].name, "all", lk, lk - loss);
-                    else printf("  %-20s %6d %10.4f %+10.4f\n", parts[k].name, l, lk, lk - loss);
-                    if (js) {
-                        fprintf(js, "%s{\"part\": \"%s\", \"layer\": %d, \"loss\": %.6f, \"delta\": %.6f}",
-                                first ? "" : ", ", parts[k].name, l, lk, lk - loss);
-                        first = 0;
-                    }
-                }
-            }
-            if (js) fprintf(js, "]");
-            free(tmp);
-        }
-        if (js) {
-            fprintf(js, "}\n");
-            if (fclose(js) != 0 || rename(json_tmp, json) != 0)
-                ex_die("cannot write %s: %s", json, strerror(errno));
-            printf("eval: summary in %s\n", json);
-        }
-        if (append) {
-            FILE *f = fopen(append, "ab");
-            if (!f) ex_die("cannot write %s: %s", append, strerror(errno));
-            if (ftell(f) == 0) fprintf(f, "checkpoint,params,params_total,tokens,loss,bpb,seq\n");
-            fprintf(f, "%s,%lu,%lu,%.0f,%.6f,", ckpt, (unsigned long)lmu_model_param_count(m),
-                    (unsigned long)lmu_config_param_count_total(&m->cfg), n, loss);
-            if (bpb >= 0) fprintf(f, "%.6f", bpb);
-            fprintf(f, ",%ld\n", T);
-            if (fclose(f) != 0) ex_die("cannot write %s: %s", append, strerror(errno));
-            printf("eval: summary added to %s\n", append);
-        }
+    /* by position: buckets of context length, the CSV; then the ablations */
+    print_buckets(sum, w.T, w.nw, js);
+    if (o.csv) write_csv(o.csv, sum, w.T, w.nw);
+    if (o.ablate || o.ablate_all) print_ablations(m, &w, loss, o.ablate_all, js);
+    if (js) {
+        fprintf(js, "}\n");
+        if (fclose(js) != 0 || rename(json_tmp, o.json) != 0)
+            ex_die("cannot write %s: %s", o.json, strerror(errno));
+        printf("eval: summary in %s\n", o.json);
     }
+    if (o.append) append_row(o.append, ckpt, m, n, loss, bpb, w.T);
     free(sum);
-    free(tk);
-    free(tg);
+    free(w.tk);
+    free(w.tg);
     lmu_tokens_free(&tf);
     lmu_tokenizer_free(tok);
     lmu_model_free(m);

@@ -34,24 +34,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *usage =
+typedef struct opts {
+    const char *out, *vocab_dir;
+    double val, test;
+    long threads;
+    int bytes;
+} opts;
+
+#define F(f) EX_FIELD(opts, f)
+static const ex_opt options[] = {
+    {"out", 'o', EX_ARG, F(out), 0, 0, 0, "PREFIX",
+     "outputs PREFIX.train.tok, PREFIX.val.tok (default: the first\n"
+     "                           FILE without its extension)"},
+    {"bytes", 0, EX_FLAG, F(bytes), 0, 0, 0, NULL, "byte-level tokenizer, vocabulary 257 (needs no files)"},
+    {"vocab_dir", 0, EX_ARG, F(vocab_dir), 0, 0, 0, "DIR", "GPT-2 encoder.json + vocab.bpe (default data/gpt2)"},
+    {"val", 0, EX_DBL, F(val), 0, 0, 0.5, "FRAC", "share of documents kept for validation (default 0.1)"},
+    {"test", 0, EX_DBL, F(test), 0, 0, 0.5, "FRAC", "share of documents kept for a test split (default 0)"},
+    {"threads", 0, EX_LONG, F(threads), 0, 1, 1024, "N", "encoding threads (default: all)"},
+};
+
+static const ex_opts prepare_cli = {
+    "prepare",
     "usage: prepare [-o PREFIX] [--bytes | --vocab-dir DIR] [--val FRAC] [--test FRAC]\n"
     "               [--threads N] FILE...\n"
     "  text files in (documents separated by <|endoftext|>), PREFIX.train.tok and\n"
-    "  PREFIX.val.tok out. --help for more.\n";
-
-static void help(void)
-{
-    printf("%s", usage);
-    printf("\n"
-           "  -o, --out PREFIX   outputs PREFIX.train.tok, PREFIX.val.tok (default: first FILE\n"
-           "                     without its extension)\n"
-           "  --bytes            byte-level tokenizer, vocabulary 257 (needs no files)\n"
-           "  --vocab-dir DIR    GPT-2 encoder.json + vocab.bpe (default data/gpt2)\n"
-           "  --val FRAC         share of documents kept for validation, 0..0.5 (default 0.1)\n"
-           "  --test FRAC        share of documents kept for a test split, 0..0.5 (default 0)\n"
-           "  --threads N        encoding threads (default: all)\n");
-}
+    "  PREFIX.val.tok out. --help for more.\n",
+    options, EX_COUNT(options), NULL};
 
 /* growable int32 array */
 typedef struct { int32_t *v; size_t n, cap; } ivec;
@@ -70,10 +78,11 @@ static void ivec_push(ivec *a, const int32_t *x, size_t n)
 
 int main(int argc, char **argv)
 {
-    const char *out = NULL, *dir = "data/gpt2";
+    opts o;
+    const char *out, *dir;
     const char **files;
-    int n_files = 0, bytes = 0, i;
-    double val = 0.1, test = 0;
+    int n_files, bytes, i;
+    double val, test;
     char err[512], prefix[1024], path_train[1100], path_val[1100], path_test[1100];
     lmu_tokenizer *tok = NULL;
     lmu_result r;
@@ -82,47 +91,23 @@ int main(int argc, char **argv)
     int32_t eot;
 
     ex_prog = "prepare";
+    memset(&o, 0, sizeof o);
+    o.vocab_dir = "data/gpt2", o.val = 0.1;
     files = (const char **)calloc((size_t)argc, sizeof *files);
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return 0;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && more) out = argv[++i];
-        else if (!strcmp(a, "--bytes")) bytes = 1;
-        else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
-        else if (!strcmp(a, "--val") && more) {
-            if (!ex_number(argv[++i], 0, 0.5, 0, &val))
-                ex_die("--val wants a fraction in 0..0.5, not '%s'%s", argv[i], "");
-        } else if (!strcmp(a, "--test") && more) {
-            if (!ex_number(argv[++i], 0, 0.5, 0, &test))
-                ex_die("--test wants a fraction in 0..0.5, not '%s'%s", argv[i], "");
-        } else if (!strcmp(a, "--threads") && more) {
-            double t;
-            if (!ex_number(argv[++i], 1, 1024, 1, &t)) ex_die("--threads wants 1..1024, not '%s'%s", argv[i], "");
-#ifdef _OPENMP
-            omp_set_num_threads((int)t);
-#endif
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "prepare: unknown option '%s' (or it needs a value)\n%s", a, usage);
-            return 2;
-        } else
-            files[n_files++] = a;
-    }
-    if (n_files == 0) {
-        fprintf(stderr, "prepare: no input files\n%s", usage);
-        return 2;
-    }
+    if (!files) ex_die("out of memory");
+    n_files = ex_parse(&prepare_cli, argc, argv, &o, NULL, files, argc);
+    if (n_files == 0) ex_usage_error(&prepare_cli, "no input files");
+    ex_threads(o.threads);
+    out = o.out, dir = o.vocab_dir, bytes = o.bytes, val = o.val, test = o.test;
     if (!out) { /* first file minus its extension */
         const char *slash = strrchr(files[0], '/'), *dot = strrchr(files[0], '.');
         size_t len = dot && (!slash || dot > slash + 1) ? (size_t)(dot - files[0]) : strlen(files[0]);
-        if (len >= sizeof prefix) ex_die("path too long: ", files[0]);
+        if (len >= sizeof prefix) ex_die("path too long: %s", files[0]);
         memcpy(prefix, files[0], len);
         prefix[len] = 0;
         out = prefix;
     }
-    if (strlen(out) > 1000) ex_die("path too long: ", out);
+    if (strlen(out) > 1000) ex_die("path too long: %s", out);
     sprintf(path_train, "%s.train.tok", out);
     sprintf(path_val, "%s.val.tok", out);
     sprintf(path_test, "%s.test.tok", out);
@@ -131,14 +116,14 @@ int main(int argc, char **argv)
     if (bytes) r = lmu_tokenizer_bytes(&tok);
     else {
         char enc[1100], bpe[1100];
-        if (strlen(dir) > 1000) ex_die("path too long: ", dir);
+        if (strlen(dir) > 1000) ex_die("path too long: %s", dir);
         sprintf(enc, "%s/encoder.json", dir);
         sprintf(bpe, "%s/vocab.bpe", dir);
         r = lmu_tokenizer_load_files(&tok, enc, bpe, err, sizeof err);
         if (r != LMU_OK)
-            ex_die("%s (run tools/fetch_data.sh, or use --bytes)%s", err, "");
+            ex_die("%s (run tools/fetch_data.sh, or use --bytes)", err);
     }
-    if (r != LMU_OK) ex_die("cannot make the tokenizer: ", lmu_strerror(r));
+    if (r != LMU_OK) ex_die("cannot make the tokenizer: %s", lmu_strerror(r));
     eot = lmu_tokenizer_eot(tok);
 
     /* encode every file; cut into documents at end-of-text ids */
@@ -214,18 +199,18 @@ int main(int argc, char **argv)
 
     r = lmu_tokens_write_file(path_train, train.v, train.n, lmu_tokenizer_vocab_size(tok), err,
                               sizeof err);
-    if (r != LMU_OK) ex_die("", err);
+    if (r != LMU_OK) ex_die("%s", err);
     if (val == 0) remove(path_val); /* a stale split would be trained against */
     if (val > 0) {
         r = lmu_tokens_write_file(path_val, valid.v, valid.n, lmu_tokenizer_vocab_size(tok), err,
                                   sizeof err);
-        if (r != LMU_OK) ex_die("", err);
+        if (r != LMU_OK) ex_die("%s", err);
     }
     if (test == 0) remove(path_test);
     if (test > 0) {
         r = lmu_tokens_write_file(path_test, testv.v, testv.n, lmu_tokenizer_vocab_size(tok), err,
                                   sizeof err);
-        if (r != LMU_OK) ex_die("", err);
+        if (r != LMU_OK) ex_die("%s", err);
     }
     printf("prepare: %d file%s, %lu bytes, %lu documents -> %lu tokens (%.2f bytes/token, "
            "vocab %d)\n",

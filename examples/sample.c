@@ -24,172 +24,157 @@
 #include "lmu.h"
 #include "example_util.h"
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static const char *usage =
+typedef struct opts {
+    const char *prompt, *prompt_file, *vocab_dir;
+    long tokens, top_k, threads;
+    double temp, top_p;
+    uint64_t seed;
+    int bytes, parallel, stop_at_eot;
+} opts;
+
+#define F(f) EX_FIELD(opts, f)
+static const ex_opt options[] = {
+    {"prompt", 'p', EX_ARG, F(prompt), 0, 0, 0, "TEXT", "text to continue (default: a new document)"},
+    {"prompt_file", 0, EX_ARG, F(prompt_file), 0, 0, 0, "FILE", "the prompt from a file"},
+    {"tokens", 'n', EX_LONG, F(tokens), 0, 0, 1e9, "N", "tokens to generate (default 200)"},
+    {"temp", 't', EX_DBL, F(temp), 0, 0, 100, "T", "temperature (default 0.8; 0: greedy)"},
+    {"top_k", 'k', EX_LONG, F(top_k), 0, 0, 1e9, "K", "sample among the K most likely (default 40; 0: all)"},
+    {"top_p", 0, EX_DBL, F(top_p), EX_OPEN_LO, 0, 1, "P", "nucleus: smallest set with probability >= P (default 0.95)"},
+    {"seed", 's', EX_U64, F(seed), 0, 0, 1.8e19, "S", "sampling seed (default: the time)"},
+    {"bytes", 0, EX_FLAG, F(bytes), 0, 0, 0, NULL, "byte-level tokenizer (automatic for vocabulary 257)"},
+    {"vocab_dir", 0, EX_ARG, F(vocab_dir), 0, 0, 0, "DIR", "GPT-2 encoder.json + vocab.bpe (default data/gpt2)"},
+    {"parallel", 0, EX_FLAG, F(parallel), 0, 0, 0, NULL,
+     "the parallel forward over the context for each token (slow;\n"
+     "                           the recurrence is the default)"},
+    {"stop_at_eot", 0, EX_FLAG, F(stop_at_eot), 0, 0, 0, NULL, "stop at <|endoftext|>"},
+    {"threads", 0, EX_LONG, F(threads), 0, 1, 1024, "N", "OpenMP threads"},
+};
+
+static const ex_opts sample_cli = {
+    "sample",
     "usage: sample CKPT [-p PROMPT | --prompt-file FILE] [-n N] [-t TEMP] [-k TOPK] [--top-p P]\n"
     "              [-s SEED] [--bytes | --vocab-dir DIR] [--parallel] [--stop-at-eot]\n"
-    "       sample --help\n";
+    "       sample --help\n",
+    options, EX_COUNT(options), NULL};
 
-/* Logits of the next token from the parallel forward over ctx[0..n). */
-static void parallel_logits(lmu_model *m, const int *ctx, int n, int *tgt, float *logits)
+/* The context for --parallel: the latest n_ctx tokens. */
+typedef struct window {
+    int *ids, *tgt, n, cap;
+} window;
+
+static void window_push(window *w, int id)
+{
+    if (w->n == w->cap) { /* slide */
+        memmove(w->ids, w->ids + 1, (size_t)(w->n - 1) * sizeof(int));
+        w->n--;
+    }
+    w->ids[w->n++] = id;
+}
+
+/* Logits of the next token from the parallel forward over the window. */
+static void parallel_logits(lmu_model *m, window *w, float *logits)
 {
     float loss;
     lmu_result r;
-    memset(tgt, 0, (size_t)n * sizeof(int)); /* any valid targets: only the logits are used */
-    r = lmu_model_forward(m, ctx, tgt, 1, n, &loss);
-    if (r != LMU_OK && r != LMU_ERR_NONFINITE) ex_die("forward failed: %s", m->err);
-    if (lmu_model_logits(m, 0, n - 1, logits) != LMU_OK) ex_die("logits: %s", m->err);
+    memset(w->tgt, 0, (size_t)w->n * sizeof(int)); /* any valid targets: only the logits are used */
+    r = lmu_model_forward(m, w->ids, w->tgt, 1, w->n, &loss);
+    if (r != LMU_OK && r != LMU_ERR_NONFINITE) ex_die("forward failed: %s", lmu_model_error(m));
+    if (lmu_model_logits(m, 0, w->n - 1, logits) != LMU_OK) ex_die("logits: %s", lmu_model_error(m));
+}
+
+/* The prompt's tokens after an <|endoftext|>: every context starts at a
+   document boundary, as training saw them. */
+static int32_t *encode_prompt(lmu_tokenizer *tok, const char *text, size_t len, size_t *n)
+{
+    int32_t *ids = (int32_t *)malloc((len + 1) * sizeof(int32_t));
+    lmu_result r;
+    if (!ids) ex_die("out of memory");
+    ids[0] = lmu_tokenizer_eot(tok);
+    *n = 0;
+    if (len && (r = lmu_encode(tok, text, len, 1, ids + 1, len, n)) != LMU_OK)
+        ex_die("cannot encode the prompt: %s", lmu_strerror(r));
+    ++*n;
+    return ids;
 }
 
 int main(int argc, char **argv)
 {
-    const char *ckpt = NULL, *prompt = NULL, *prompt_file = NULL, *dir = "data/gpt2";
-    long n_gen = 200;
-    double temp = 0.8, top_p = 0.95, x;
-    int top_k = 40, bytes = 0, parallel = 0, stop_eot = 0, i;
-    uint64_t seed = (uint64_t)time(NULL);
-    char err[512], *text = NULL;
-    size_t text_len = 0, n_prompt = 0, k;
+    opts o;
+    const char *pos[1] = {NULL}, *ckpt, *text = "";
+    char err[512] = "", *file_text = NULL, *buf;
+    size_t text_len = 0, n_prompt, k, cap, n_out;
     lmu_model *m;
+    const lmu_config *c;
     lmu_tokenizer *tok;
     lmu_gen g;
     lmu_rng rng;
     lmu_decoder dec;
     lmu_result r;
     int32_t *ids, eot;
-    int *ctx = NULL, *tgt = NULL, n_ctx_used = 0;
-    char *buf;
-    size_t cap;
+    window w;
 
     ex_prog = "sample";
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("%s", usage);
-            printf("\n  -p, --prompt TEXT   text to continue (default: a new document)\n"
-                   "  --prompt-file FILE  the prompt from a file\n"
-                   "  -n, --tokens N      tokens to generate (default 200)\n"
-                   "  -t, --temp T        temperature (default 0.8; 0: greedy)\n"
-                   "  -k, --top-k K       sample among the K most likely (default 40; 0: all)\n"
-                   "  --top-p P           nucleus: smallest set with probability >= P (default 0.95)\n"
-                   "  -s, --seed S        sampling seed (default: the time)\n"
-                   "  --bytes             byte-level tokenizer (automatic for vocabulary 257)\n"
-                   "  --vocab-dir DIR     GPT-2 encoder.json + vocab.bpe (default data/gpt2)\n"
-                   "  --parallel          parallel forward over the context per token (slow;\n"
-                   "                      the recurrence is the default)\n"
-                   "  --stop-at-eot       stop at <|endoftext|>\n"
-                   "  --threads N         OpenMP threads\n");
-            return 0;
-        } else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && more) prompt = argv[++i];
-        else if (!strcmp(a, "--prompt-file") && more) prompt_file = argv[++i];
-        else if ((!strcmp(a, "-n") || !strcmp(a, "--tokens")) && more) {
-            if (!ex_number(argv[++i], 0, 1e9, 1, &x)) ex_die("-n wants a count, not '%s'", argv[i]);
-            n_gen = (long)x;
-        } else if ((!strcmp(a, "-t") || !strcmp(a, "--temp")) && more) {
-            if (!ex_number(argv[++i], 0, 100, 0, &temp)) ex_die("--temp wants 0..100, not '%s'", argv[i]);
-        } else if ((!strcmp(a, "-k") || !strcmp(a, "--top-k")) && more) {
-            if (!ex_number(argv[++i], 0, 1e9, 1, &x)) ex_die("--top-k wants a count, not '%s'", argv[i]);
-            top_k = (int)x;
-        } else if (!strcmp(a, "--top-p") && more) {
-            if (!ex_number(argv[++i], 0, 1, 0, &top_p) || top_p <= 0) ex_die("--top-p wants (0, 1], not '%s'", argv[i]);
-        } else if ((!strcmp(a, "-s") || !strcmp(a, "--seed")) && more) {
-            if (!ex_number(argv[++i], 0, 1.8e19, 0, &x) || x != (double)(uint64_t)x) ex_die("--seed wants a whole number, not '%s'", argv[i]);
-            seed = (uint64_t)x;
-        } else if (!strcmp(a, "--bytes")) bytes = 1;
-        else if (!strcmp(a, "--vocab-dir") && more) dir = argv[++i];
-        else if (!strcmp(a, "--parallel")) parallel = 1;
-        else if (!strcmp(a, "--stop-at-eot")) stop_eot = 1;
-        else if (!strcmp(a, "--threads") && more) {
-            if (!ex_number(argv[++i], 1, 1024, 1, &x)) ex_die("--threads wants 1..1024, not '%s'", argv[i]);
-#ifdef _OPENMP
-            omp_set_num_threads((int)x);
-#endif
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "sample: unknown option '%s' (or it needs a value)\n%s", a, usage);
-            return 2;
-        } else if (!ckpt) ckpt = a;
-        else {
-            fprintf(stderr, "sample: unexpected argument '%s'\n%s", a, usage);
-            return 2;
-        }
-    }
-    if (!ckpt) {
-        fprintf(stderr, "sample: no checkpoint given\n%s", usage);
-        return 2;
-    }
-    if (prompt && prompt_file) ex_die("give --prompt or --prompt-file, not both");
+    memset(&o, 0, sizeof o);
+    o.tokens = 200, o.temp = 0.8, o.top_k = 40, o.top_p = 0.95, o.seed = (uint64_t)time(NULL);
+    o.vocab_dir = "data/gpt2";
+    if (ex_parse(&sample_cli, argc, argv, &o, NULL, pos, 1) < 1)
+        ex_usage_error(&sample_cli, "no checkpoint given");
+    ckpt = pos[0];
+    if (o.prompt && o.prompt_file) ex_die("give --prompt or --prompt-file, not both");
+    ex_threads(o.threads);
 
+    /* the model and its tokenizer */
     r = lmu_model_load(&m, ckpt, err, sizeof err);
     if (r != LMU_OK) ex_die("cannot load %s", err[0] ? err : lmu_strerror(r));
-    if (bytes || m->cfg.vocab_size == 257) r = lmu_tokenizer_bytes(&tok);
-    else {
-        char enc[1100], bpe[1100];
-        if (strlen(dir) > 1000) ex_die("path too long: %s", dir);
-        sprintf(enc, "%s/encoder.json", dir);
-        sprintf(bpe, "%s/vocab.bpe", dir);
-        r = lmu_tokenizer_load_files(&tok, enc, bpe, err, sizeof err);
-        if (r != LMU_OK) ex_die("%s (run tools/fetch_data.sh)", err);
-    }
-    if (r != LMU_OK) ex_die("cannot make the tokenizer: %s", lmu_strerror(r));
-    if (lmu_tokenizer_vocab_size(tok) != m->cfg.vocab_size)
-        ex_die("%s has vocab_size %d but the tokenizer has %d%s", ckpt, m->cfg.vocab_size,
-            (int)lmu_tokenizer_vocab_size(tok),
-            bytes ? "" : " (a byte-level model? try --bytes)");
+    c = lmu_model_config(m);
+    r = ex_tokenizer(&tok, o.bytes || c->vocab_size == 257, o.vocab_dir, err, sizeof err);
+    if (r != LMU_OK) ex_die("%s (run tools/fetch_data.sh)", err[0] ? err : lmu_strerror(r));
+    if (lmu_tokenizer_vocab_size(tok) != c->vocab_size)
+        ex_die("%s has vocab_size %d but the tokenizer has %d%s", ckpt, c->vocab_size,
+               (int)lmu_tokenizer_vocab_size(tok), o.bytes ? "" : " (a byte-level model? try --bytes)");
     eot = lmu_tokenizer_eot(tok);
 
-    if (prompt_file && !(text = ex_read_file(prompt_file, &text_len)))
-        ex_die("cannot open %s: %s", prompt_file, strerror(errno));
-    else if (prompt) text_len = strlen(prompt);
-    ids = (int32_t *)malloc((text_len + 1) * sizeof(int32_t));
-    if (!ids) ex_die("out of memory");
-    /* every context starts at a document boundary, as training saw them */
-    ids[0] = eot;
-    if (text_len) {
-        r = lmu_encode(tok, prompt_file ? text : prompt, text_len, 1, ids + 1, text_len, &n_prompt);
-        if (r != LMU_OK) ex_die("cannot encode the prompt: %s", lmu_strerror(r));
-    }
-    n_prompt++;
+    /* the prompt */
+    if (o.prompt_file) {
+        if (!(file_text = ex_read_file(o.prompt_file, &text_len)))
+            ex_die("cannot open %s: %s", o.prompt_file, strerror(errno));
+        text = file_text;
+    } else if (o.prompt)
+        text = o.prompt, text_len = strlen(o.prompt);
+    ids = encode_prompt(tok, text, text_len, &n_prompt);
 
     if ((r = lmu_gen_create(&g, m, 0)) != LMU_OK) ex_die("cannot start generation: %s", lmu_strerror(r));
-    lmu_rng_seed(&rng, seed);
+    lmu_rng_seed(&rng, o.seed);
     cap = lmu_tokenizer_max_token_bytes(tok) + 8;
     buf = (char *)malloc(cap);
-    if (parallel) {
-        ctx = (int *)malloc((size_t)m->cfg.n_ctx * sizeof(int));
-        tgt = (int *)malloc((size_t)m->cfg.n_ctx * sizeof(int));
-        if (!ctx || !tgt) ex_die("out of memory");
+    memset(&w, 0, sizeof w);
+    if (o.parallel) {
+        w.cap = c->n_ctx;
+        w.ids = (int *)malloc((size_t)w.cap * sizeof(int));
+        w.tgt = (int *)malloc((size_t)w.cap * sizeof(int));
+        if (!w.ids || !w.tgt) ex_die("out of memory");
     }
     if (!buf) ex_die("out of memory");
     lmu_decoder_init(&dec);
 
-    /* the prompt: echo it, feed it */
-    if (text_len) {
-        fwrite(prompt_file ? text : prompt, 1, text_len, stdout);
-        fflush(stdout);
-    }
+    /* echo the prompt and feed it, then generate: sample, print, feed */
+    fwrite(text, 1, text_len, stdout);
+    fflush(stdout);
     for (k = 0; k < n_prompt; k++) {
-        if (parallel) {
-            if (n_ctx_used == m->cfg.n_ctx) { /* slide: keep the latest n_ctx tokens */
-                memmove(ctx, ctx + 1, (size_t)(n_ctx_used - 1) * sizeof(int));
-                n_ctx_used--;
-            }
-            ctx[n_ctx_used++] = ids[k];
-        } else if ((r = lmu_gen_feed(&g, ids[k])) != LMU_OK)
-            ex_die("%s", g.err);
+        if (o.parallel) window_push(&w, ids[k]);
+        else if (lmu_gen_feed(&g, ids[k]) != LMU_OK) ex_die("%s", g.err);
     }
-    for (k = 0; k < (size_t)n_gen; k++) {
+    for (k = 0; k < (size_t)o.tokens; k++) {
         int32_t next;
-        size_t n_out;
-        if (parallel) parallel_logits(m, ctx, n_ctx_used, tgt, g.logits);
-        next = (int32_t)lmu_gen_sample(&g, (float)temp, top_k, (float)top_p, &rng);
+        if (o.parallel) parallel_logits(m, &w, g.logits);
+        next = (int32_t)lmu_gen_sample(&g, (float)o.temp, (int)o.top_k, (float)o.top_p, &rng);
         if (next == eot) {
-            if (stop_eot) break;
+            if (o.stop_at_eot) break;
             fputs("\n\n", stdout); /* a new document begins */
         } else {
             if (lmu_decoder_push(&dec, tok, next, buf, cap, &n_out) != LMU_OK)
@@ -197,29 +182,21 @@ int main(int argc, char **argv)
             fwrite(buf, 1, n_out, stdout);
         }
         fflush(stdout);
-        if (k + 1 == (size_t)n_gen) break;
-        if (parallel) {
-            if (n_ctx_used == m->cfg.n_ctx) {
-                memmove(ctx, ctx + 1, (size_t)(n_ctx_used - 1) * sizeof(int));
-                n_ctx_used--;
-            }
-            ctx[n_ctx_used++] = next;
-        } else if ((r = lmu_gen_feed(&g, next)) != LMU_OK) {
+        if (k + 1 == (size_t)o.tokens) break;
+        if (o.parallel) window_push(&w, next);
+        else if (lmu_gen_feed(&g, next) != LMU_OK) {
             /* attention models: the KV cache is full */
             fprintf(stderr, "\nsample: %s; stopping\n", g.err);
             break;
         }
     }
-    {
-        size_t n_out;
-        if (lmu_decoder_flush(&dec, buf, cap, &n_out) == LMU_OK) fwrite(buf, 1, n_out, stdout);
-    }
+    if (lmu_decoder_flush(&dec, buf, cap, &n_out) == LMU_OK) fwrite(buf, 1, n_out, stdout);
     fputc('\n', stdout);
     free(buf);
     free(ids);
-    free(text);
-    free(ctx);
-    free(tgt);
+    free(file_text);
+    free(w.ids);
+    free(w.tgt);
     lmu_gen_free(&g);
     lmu_tokenizer_free(tok);
     lmu_model_free(m);

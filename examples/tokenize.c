@@ -3,95 +3,100 @@
    build: cc -std=c99 -O2 -I. examples/tokenize.c -o build/tokenize $(pkg-config --cflags --libs stb) -lm
 
    usage: tokenize [-d] [-s] [-b] [-v DIR] [FILE]
-     (default)  read text (FILE or stdin), print ids, one line, space-separated
-     -d         decode: read ids (any white space between them), write the text
-     -s         "<|endoftext|>" in the text is the end-of-text id (encode)
-     -b         the byte-level tokenizer (ids 0..255 are bytes, 256 end of text)
-     -v DIR     GPT-2's encoder.json and vocab.bpe are in DIR (default data/gpt2;
-                tools/fetch_tokenizer.sh puts them there)
+     (default)            read text (FILE or stdin), print ids, one line, space-separated
+     -d, --decode         read ids (any white space or commas between them), write the text
+     -s, --special        "<|endoftext|>" in the text is the end-of-text id (encode)
+     -b, --bytes          the byte-level tokenizer (ids 0..255 are bytes, 256 end of text)
+     -v, --vocab-dir DIR  GPT-2's encoder.json and vocab.bpe are in DIR (default
+                          data/gpt2; tools/fetch_tokenizer.sh puts them there)
+   Plain C99 (no POSIX), like the library.
    Example: echo "Hello world" | tokenize | tokenize -d */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
+#include "example_util.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static char *read_all(FILE *f, size_t *n)
+typedef struct opts {
+    int decode, special, bytes;
+    const char *vocab_dir;
+} opts;
+
+#define F(f) EX_FIELD(opts, f)
+static const ex_opt options[] = {
+    {"decode", 'd', EX_FLAG, F(decode), 0, 0, 0, NULL, "ids in (white space or commas between), text out"},
+    {"special", 's', EX_FLAG, F(special), 0, 0, 0, NULL, "\"<|endoftext|>\" in the text is the end-of-text id"},
+    {"bytes", 'b', EX_FLAG, F(bytes), 0, 0, 0, NULL, "byte-level tokenizer (ids 0..255 bytes, 256 end of text)"},
+    {"vocab_dir", 'v', EX_ARG, F(vocab_dir), 0, 0, 0, "DIR", "GPT-2 encoder.json + vocab.bpe (default data/gpt2)"},
+};
+
+static const ex_opts tokenize_cli = {
+    "tokenize",
+    "usage: tokenize [-d] [-s] [-b] [-v DIR] [FILE]\n"
+    "  text (FILE or stdin) in, token ids out, one line; -d: ids in, text out\n",
+    options, EX_COUNT(options), NULL};
+
+/* text -> ids, one line */
+static void encode(const lmu_tokenizer *tok, const char *text, size_t n, int special)
 {
-    size_t cap = 1 << 16, len = 0, got;
-    char *b = (char *)malloc(cap);
-    while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            char *nb = (char *)realloc(b, cap *= 2);
-            if (!nb) { free(b); return NULL; }
-            b = nb;
-        }
+    int32_t *ids = (int32_t *)malloc((n + 1) * sizeof *ids);
+    size_t k, m = 0;
+    lmu_result r = ids ? lmu_encode_parallel(tok, text, n, special, ids, n, &m) : LMU_ERR_NOMEM;
+    if (r != LMU_OK) ex_die("%s", lmu_strerror(r));
+    for (k = 0; k < m; k++) printf(k ? " %ld" : "%ld", (long)ids[k]);
+    printf("\n");
+    free(ids);
+}
+
+/* ids -> text: they stream through the decoder, as in generation */
+static void decode(const lmu_tokenizer *tok, const char *text, size_t n)
+{
+    lmu_decoder d;
+    size_t cap = lmu_tokenizer_max_token_bytes(tok) + 4, w;
+    char *out = (char *)malloc(cap), *end;
+    const char *p = text;
+    lmu_result r;
+    if (!out) ex_die("out of memory");
+    lmu_decoder_init(&d);
+    while (p < text + n) {
+        long v;
+        while (p < text + n && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == ',')) p++;
+        if (p >= text + n) break;
+        v = strtol(p, &end, 10);
+        if (end == p) ex_die("not an id at byte %ld", (long)(p - text));
+        p = end;
+        if ((r = lmu_decoder_push(&d, tok, (int32_t)v, out, cap, &w)) != LMU_OK)
+            ex_die("id %ld: %s", v, lmu_strerror(r));
+        fwrite(out, 1, w, stdout);
     }
-    if (b) b[len] = 0; /* len < cap here: room for a terminator */
-    *n = len;
-    return b;
+    lmu_decoder_flush(&d, out, cap, &w);
+    fwrite(out, 1, w, stdout);
+    free(out);
 }
 
 int main(int argc, char **argv)
 {
-    int decode = 0, special = 0, bytes = 0, i;
-    const char *dir = "data/gpt2", *file = NULL;
-    char enc_path[1024], bpe_path[1024], err[256];
+    opts o;
+    const char *file = NULL;
+    char err[512] = "", *text;
     lmu_tokenizer *tok;
     lmu_result r;
-    FILE *in = stdin;
-    char *text;
     size_t n;
-    for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-d") == 0) decode = 1;
-        else if (strcmp(argv[i], "-s") == 0) special = 1;
-        else if (strcmp(argv[i], "-b") == 0) bytes = 1;
-        else if (strcmp(argv[i], "-v") == 0 && i + 1 < argc) dir = argv[++i];
-        else if (argv[i][0] == '-' && argv[i][1]) { fprintf(stderr, "usage: %s [-d] [-s] [-b] [-v DIR] [FILE]\n", argv[0]); return 2; }
-        else file = argv[i];
-    }
-    if (bytes) r = lmu_tokenizer_bytes(&tok);
-    else {
-        snprintf(enc_path, sizeof enc_path, "%s/encoder.json", dir);
-        snprintf(bpe_path, sizeof bpe_path, "%s/vocab.bpe", dir);
-        r = lmu_tokenizer_load_files(&tok, enc_path, bpe_path, err, sizeof err);
-    }
-    if (r != LMU_OK) { fprintf(stderr, "tokenize: %s: %s\n", lmu_strerror(r), err); return 1; }
-    if (file && !(in = fopen(file, "rb"))) { fprintf(stderr, "tokenize: cannot open %s\n", file); return 1; }
-    text = read_all(in, &n);
-    if (in != stdin) fclose(in);
-    if (!text) { fprintf(stderr, "tokenize: out of memory\n"); return 1; }
 
-    if (!decode) {
-        int32_t *ids = (int32_t *)malloc((n + 1) * sizeof *ids);
-        size_t k, m = 0;
-        r = ids ? lmu_encode_parallel(tok, text, n, special, ids, n, &m) : LMU_ERR_NOMEM;
-        if (r != LMU_OK) { fprintf(stderr, "tokenize: %s\n", lmu_strerror(r)); return 1; }
-        for (k = 0; k < m; k++) printf(k ? " %ld" : "%ld", (long)ids[k]);
-        printf("\n");
-        free(ids);
-    } else {
-        /* ids stream through the decoder, as in generation */
-        lmu_decoder d;
-        char *out = (char *)malloc(lmu_tokenizer_max_token_bytes(tok) + 4), *p = text, *end;
-        size_t w;
-        lmu_decoder_init(&d);
-        while (p < text + n) {
-            long v;
-            while (p < text + n && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == ',')) p++;
-            if (p >= text + n) break;
-            v = strtol(p, &end, 10);
-            if (end == p) { fprintf(stderr, "tokenize: not an id at byte %ld\n", (long)(p - text)); return 1; }
-            p = end;
-            r = lmu_decoder_push(&d, tok, (int32_t)v, out, lmu_tokenizer_max_token_bytes(tok) + 4, &w);
-            if (r != LMU_OK) { fprintf(stderr, "tokenize: id %ld: %s\n", v, lmu_strerror(r)); return 1; }
-            fwrite(out, 1, w, stdout);
-        }
-        lmu_decoder_flush(&d, out, 4, &w);
-        fwrite(out, 1, w, stdout);
-        free(out);
-    }
+    ex_prog = "tokenize";
+    memset(&o, 0, sizeof o);
+    o.vocab_dir = "data/gpt2";
+    ex_parse(&tokenize_cli, argc, argv, &o, NULL, &file, 1);
+    r = ex_tokenizer(&tok, o.bytes, o.vocab_dir, err, sizeof err);
+    if (r != LMU_OK) ex_die("%s", err[0] ? err : lmu_strerror(r));
+    if (file) {
+        if (!(text = ex_read_file(file, &n))) ex_die("cannot open %s: %s", file, strerror(errno));
+    } else
+        text = ex_read_stream(stdin, "stdin", &n);
+    if (o.decode) decode(tok, text, n);
+    else encode(tok, text, n, o.special);
     free(text);
     lmu_tokenizer_free(tok);
     return 0;

@@ -20,228 +20,287 @@
    exactly (bit for bit at the same thread count): batches are a function
    of (seed, step) and the step is saved in the checkpoint.
    Example: train --data data/brown --preset lmu-55k --steps 300 --out out/demo */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, fileno */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, fileno, mkdir */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
 #include "example_util.h"
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/stat.h>
 
 /* ---- settings: one table for the command line, --config files and run.txt */
 
 typedef struct opts {
     char data[1024], train[1024], val[1024], out[1024], preset[64], schedule[16], on_nan[8];
     long batch, seq, ctx, steps, tokens, warmup, eval_every, eval_batches, save_every,
-        print_every, threads, stop_at, test_nan_at;
+        print_every, threads, stop_at;
     double lr, clip;
-    long long seed;
+    uint64_t seed;
+    const char *config, *resume; /* the command line's only */
+    int list_presets;
 } opts;
 
-enum { S_STR, S_LONG, S_DBL, S_LL };
-typedef struct setting {
-    const char *name;
-    int type;
-    size_t off, cap; /* cap: string size */
-    double lo, hi;
-    const char *arg, *help;
-} setting;
+#define CSV_COLUMNS "step,tokens,loss,lr,grad_norm,val_loss,tokens_per_s,elapsed_s"
 
-#define OFF(f) offsetof(opts, f)
-static const setting settings[] = {
-    {"data", S_STR, OFF(data), 1024, 0, 0, "PREFIX", "token files PREFIX.train.tok, PREFIX.val.tok"},
-    {"train", S_STR, OFF(train), 1024, 0, 0, "FILE", "training tokens (instead of --data)"},
-    {"val", S_STR, OFF(val), 1024, 0, 0, "FILE", "validation tokens (\"none\": no validation)"},
-    {"out", S_STR, OFF(out), 1024, 0, 0, "DIR", "output folder (default out/run)"},
-    {"preset", S_STR, OFF(preset), 64, 0, 0, "NAME", "model preset (default lmu-55k; --list-presets)"},
-    {"batch", S_LONG, OFF(batch), 0, 1, 1 << 16, "B", "sequences per step (default 8)"},
-    {"seq", S_LONG, OFF(seq), 0, 1, 1 << 20, "T", "tokens per sequence (default 128)"},
-    {"ctx", S_LONG, OFF(ctx), 0, 1, 1 << 20, "N", "model n_ctx (default: --seq)"},
-    {"steps", S_LONG, OFF(steps), 0, 1, 1e12, "N", "optimizer steps (default 1000)"},
-    {"tokens", S_LONG, OFF(tokens), 0, 1, 1e15, "N", "train on N tokens (sets --steps)"},
-    {"lr", S_DBL, OFF(lr), 0, 0, 10, "LR", "peak learning rate (default 1e-3)"},
-    {"warmup", S_LONG, OFF(warmup), 0, 0, 1e12, "N", "linear warmup steps (default steps/10, <= 200)"},
-    {"schedule", S_STR, OFF(schedule), 16, 0, 0, "S", "after warmup: cosine (default), linear, constant"},
-    {"clip", S_DBL, OFF(clip), 0, 0, 1e9, "C", "clip the gradient norm at C (0: off; default 1)"},
-    {"seed", S_LL, OFF(seed), 0, 0, 9.2e18, "S", "initialisation and batch seed (default 1234)"},
-    {"threads", S_LONG, OFF(threads), 0, 1, 1024, "N", "OpenMP threads (default: all)"},
-    {"eval_every", S_LONG, OFF(eval_every), 0, 0, 1e12, "N", "validation loss every N steps (default 100; 0 off)"},
-    {"eval_batches", S_LONG, OFF(eval_batches), 0, 1, 1e6, "K", "batches in the validation subset (default 4)"},
-    {"save_every", S_LONG, OFF(save_every), 0, 0, 1e12, "N", "checkpoint every N steps (default 250; 0: end only)"},
-    {"print_every", S_LONG, OFF(print_every), 0, 0, 1e12, "N", "log line every N steps when not a terminal"},
-    {"on_nan", S_STR, OFF(on_nan), 8, 0, 0, "skip|stop", "NaN/Inf loss or gradient: skip the step (default) or stop"},
-    {"stop_at", S_LONG, OFF(stop_at), 0, 0, 1e12, "N", "save and stop after step N, as Ctrl-C would"},
-    {"test_nan_at", S_LONG, OFF(test_nan_at), 0, 0, 1e12, "N", "(tests) make step N's loss NaN"},
+#define F(f) EX_FIELD(opts, f)
+static const ex_opt options[] = {
+    {"data", 0, EX_STR, F(data), 0, 0, 0, "PREFIX", "token files PREFIX.train.tok, PREFIX.val.tok"},
+    {"train", 0, EX_STR, F(train), 0, 0, 0, "FILE", "training tokens (instead of --data)"},
+    {"val", 0, EX_STR, F(val), 0, 0, 0, "FILE", "validation tokens (\"none\": no validation)"},
+    {"out", 0, EX_STR, F(out), 0, 0, 0, "DIR", "output folder (default out/run)"},
+    {"preset", 0, EX_STR, F(preset), EX_NOFILE, 0, 0, "NAME", "model preset (default lmu-55k; --list-presets)"},
+    {"batch", 0, EX_LONG, F(batch), 0, 1, 1 << 16, "B", "sequences per step (default 8)"},
+    {"seq", 0, EX_LONG, F(seq), 0, 1, 1 << 20, "T", "tokens per sequence (default 128)"},
+    {"ctx", 0, EX_LONG, F(ctx), EX_NOSAVE, 1, 1 << 20, "N", "model n_ctx (default: --seq)"},
+    {"steps", 0, EX_LONG, F(steps), 0, 1, 1e12, "N", "optimizer steps (default 1000)"},
+    {"tokens", 0, EX_LONG, F(tokens), EX_NOSAVE, 1, 1e15, "N", "train on N tokens (sets --steps)"},
+    {"lr", 0, EX_DBL, F(lr), 0, 0, 10, "LR", "peak learning rate (default 1e-3)"},
+    {"warmup", 0, EX_LONG, F(warmup), 0, 0, 1e12, "N", "linear warmup steps (default steps/10, <= 200)"},
+    {"schedule", 0, EX_STR, F(schedule), 0, 0, 0, "cosine|linear|constant", "the learning rate after warmup (default cosine)"},
+    {"clip", 0, EX_DBL, F(clip), 0, 0, 1e9, "C", "clip the gradient norm at C (0: off; default 1)"},
+    {"seed", 0, EX_U64, F(seed), 0, 0, 9.2e18, "S", "initialisation and batch seed (default 1234)"},
+    {"threads", 0, EX_LONG, F(threads), 0, 1, 1024, "N", "OpenMP threads (default: all)"},
+    {"eval_every", 0, EX_LONG, F(eval_every), 0, 0, 1e12, "N", "validation loss every N steps (default 100; 0 off)"},
+    {"eval_batches", 0, EX_LONG, F(eval_batches), 0, 1, 1e6, "K", "batches in the validation subset (default 4)"},
+    {"save_every", 0, EX_LONG, F(save_every), 0, 0, 1e12, "N", "checkpoint every N steps (default 250; 0: end only)"},
+    {"print_every", 0, EX_LONG, F(print_every), 0, 0, 1e12, "N", "log line every N steps when not a terminal"},
+    {"on_nan", 0, EX_STR, F(on_nan), 0, 0, 0, "skip|stop", "NaN/Inf loss or gradient: skip the step (default) or stop"},
+    {"stop_at", 0, EX_LONG, F(stop_at), EX_NOSAVE, 0, 1e12, "N", "save and stop after step N, as Ctrl-C would"},
+    {"config", 0, EX_ARG, F(config), EX_NOFILE, 0, 0, "FILE", "key = value lines: model keys (lmu_config_parse) and any\n"
+     "                           setting above"},
+    {"resume", 0, EX_ARG, F(resume), EX_NOFILE, 0, 0, "CKPT", "continue from a checkpoint (reads run.txt beside it)"},
+    {"list_presets", 0, EX_FLAG, F(list_presets), EX_NOFILE, 0, 0, NULL, "print the model presets"},
 };
-#define N_SETTINGS ((int)(sizeof settings / sizeof settings[0]))
+#define N_OPTIONS EX_COUNT(options)
 
-static const char *usage =
+static const ex_opts train_cli = {
+    "train",
     "usage: train --data PREFIX [--preset NAME | --config FILE] [--batch B] [--seq T]\n"
     "             [--steps N | --tokens N] [--lr LR] [--out DIR] [--resume CKPT] ...\n"
-    "       train --help   lists every option\n";
+    "       train --help   lists every option\n",
+    options, N_OPTIONS,
+    "\nOutputs in --out: model.safetensors, log.csv (" CSV_COLUMNS "), run.txt.\n"};
 
-static int tty;
-static int bar_shown;
+/* The settings and the model config they make. */
+typedef struct settings {
+    opts o;
+    lmu_config c;           /* the preset, then a --config file's model keys */
+    char model[64];         /* what c is, for the log: a preset, custom, resumed */
+    int saw_n_ctx, saw_vocab, saw_model_key; /* in the --config file */
+    char given[N_OPTIONS];  /* on the command line */
+} settings;
 
-static const setting *find_setting(const char *name)
+static int given(const settings *s, const char *name)
 {
-    int i;
-    for (i = 0; i < N_SETTINGS; i++)
-        if (strcmp(settings[i].name, name) == 0) return &settings[i];
-    return NULL;
+    return s->given[ex_opt_find(&train_cli, name) - options];
 }
 
-/* Sets one setting from text; 0 on success, else err says why. */
-static int set_setting(opts *o, const setting *s, const char *v, char *err, size_t cap)
-{
-    char *p = (char *)o + s->off, *end;
-    double x;
-    if (s->type == S_STR) {
-        if (strlen(v) >= s->cap) {
-            snprintf(err, cap, "%s: value too long", s->name);
-            return -1;
-        }
-        if (!strcmp(s->name, "schedule") && strcmp(v, "cosine") && strcmp(v, "linear") &&
-            strcmp(v, "constant")) {
-            snprintf(err, cap, "schedule '%s': want cosine, linear or constant", v);
-            return -1;
-        }
-        if (!strcmp(s->name, "on_nan") && strcmp(v, "skip") && strcmp(v, "stop")) {
-            snprintf(err, cap, "on_nan '%s': want skip or stop", v);
-            return -1;
-        }
-        strcpy(p, v);
-        return 0;
-    }
-    errno = 0;
-    x = strtod(v, &end);
-    if (!*v || *end || errno || x != x) {
-        snprintf(err, cap, "%s '%s' is not a number", s->name, v);
-        return -1;
-    }
-    if (x < s->lo || x > s->hi) {
-        snprintf(err, cap, "%s %s is outside %g..%g", s->name, v, s->lo, s->hi);
-        return -1;
-    }
-    if (s->type != S_DBL && x != (double)(long long)x) {
-        snprintf(err, cap, "%s '%s' is not a whole number", s->name, v);
-        return -1;
-    }
-    if (s->type == S_LONG) *(long *)(void *)p = (long)x;
-    else if (s->type == S_LL) *(long long *)(void *)p = (long long)x;
-    else *(double *)(void *)p = x;
-    return 0;
-}
-
-/* What a --config file may hold besides the model's keys. */
-typedef struct cfg_ctx {
-    opts *o;
-    int saw_n_ctx, saw_vocab, saw_model_key;
-} cfg_ctx;
-
+/* A --config file's keys: the training settings here, the rest to the library. */
 static int config_key(void *user, const char *key, const char *value, char *err, size_t cap)
 {
-    cfg_ctx *cx = (cfg_ctx *)user;
-    const setting *s = find_setting(key);
-    if (!s || !strcmp(key, "preset")) { /* the library's key */
-        if (!strcmp(key, "n_ctx")) cx->saw_n_ctx = 1;
-        if (!strcmp(key, "vocab_size")) cx->saw_vocab = 1;
-        cx->saw_model_key = 1;
+    settings *s = (settings *)user;
+    const ex_opt *o = ex_opt_find(&train_cli, key);
+    if (!o || (o->flags & EX_NOFILE)) {
+        if (!strcmp(key, "n_ctx")) s->saw_n_ctx = 1;
+        if (!strcmp(key, "vocab_size")) s->saw_vocab = 1;
+        s->saw_model_key = 1;
         return 0;
     }
-    return set_setting(cx->o, s, value, err, cap) == 0 ? 1 : -1;
+    return ex_opt_set(o, &s->o, key, value, err, cap) == 0 ? 1 : -1;
 }
 
-static int file_exists(const char *path)
+static void read_config_file(settings *s, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
+    char err[512];
+    size_t n;
+    char *text = ex_read_file(path, &n);
+    if (!text) ex_die("cannot open %s: %s", path, strerror(errno));
+    if (lmu_config_parse_ex(&s->c, text, n, config_key, s, err, sizeof err) != LMU_OK)
+        ex_die("%s: %s", path, err);
+    free(text);
+    if (s->saw_model_key) strcpy(s->model, "custom");
 }
 
-/* ---- time, signals, progress ------------------------------------------ */
-
-static double now(void)
+/* The defaults, then the --config file (or the run.txt beside a --resume
+   checkpoint), then the command line (cli, s->given) on top. */
+static void read_settings(settings *s, const opts *cli)
 {
-#if defined(CLOCK_MONOTONIC)
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-#else
-    return (double)time(NULL);
-#endif
+    static char run_txt[1200];
+    opts *o = &s->o;
+    const char *path;
+    int i;
+    o->batch = 8, o->seq = 128, o->steps = 1000, o->lr = 1e-3, o->clip = 1.0, o->seed = 1234;
+    o->warmup = -1, o->eval_every = 100, o->eval_batches = 4, o->save_every = 250, o->print_every = -1;
+    strcpy(o->schedule, "cosine");
+    strcpy(o->on_nan, "skip");
+    strcpy(o->out, "out/run");
+    lmu_config_preset(&s->c, "lmu-55k");
+    strcpy(s->model, "lmu-55k");
+    path = cli->config;
+    if (!path && cli->resume) { /* the settings the checkpoint was made with */
+        const char *slash = strrchr(cli->resume, '/');
+        int dl = slash ? (int)(slash - cli->resume) : 0;
+        if (dl > 1000) ex_die("path too long: %s", cli->resume);
+        snprintf(run_txt, sizeof run_txt, "%.*s%srun.txt", dl, cli->resume, slash ? "/" : "");
+        if (ex_file_exists(run_txt)) path = run_txt;
+    }
+    if (path) read_config_file(s, path);
+    if (path == run_txt) ex_say("train: settings from %s\n", path); /* the CLI may override them */
+    for (i = 0; i < N_OPTIONS; i++)
+        if (s->given[i]) memcpy((char *)o + options[i].off, (const char *)cli + options[i].off, options[i].size);
+    if (given(s, "preset")) {
+        if (lmu_config_preset(&s->c, o->preset) != LMU_OK)
+            ex_die("unknown preset '%s' (train --list-presets)", o->preset);
+        strcpy(s->model, o->preset);
+        if (path) ex_say("train: note: --preset replaces the model of %s\n", path);
+    }
+    if (given(s, "data")) { /* new data: not the file's splits */
+        if (!given(s, "train")) o->train[0] = 0;
+        if (!given(s, "val")) o->val[0] = 0;
+    }
 }
 
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig)
+static void list_presets(void)
 {
-    interrupted = 1;
-    signal(sig, SIG_DFL); /* a second Ctrl-C quits at once */
+    int k;
+    for (k = 0; k < lmu_config_preset_count(); k++) {
+        lmu_config p;
+        lmu_config_preset(&p, lmu_config_preset_name(k));
+        printf("%-18s N %8lu  (d %d, %d layers)\n", lmu_config_preset_name(k),
+               (unsigned long)lmu_config_param_count(&p), p.d_model, p.n_layer);
+    }
 }
 
-static void fmt_time(char *buf, size_t cap, double s)
+/* What the settings leave open: steps from --tokens, warmup, print_every,
+   the thread count. */
+static void derive_settings(opts *o)
 {
-    long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
-    if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else if (t >= 60) snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(buf, cap, "%lds", t);
+    long bt = o->batch * o->seq;
+    if (o->tokens > 0) o->steps = (o->tokens + bt - 1) / bt;
+    if (o->warmup < 0) o->warmup = o->steps / 10 < 200 ? o->steps / 10 : 200;
+    if (o->print_every < 0) o->print_every = o->steps / 20 > 0 ? o->steps / 20 : 1;
+    o->threads = ex_threads(o->threads);
 }
 
-static void fmt_count(char *buf, size_t cap, double x)
+static void write_run_file(const char *path, const opts *o, const lmu_config *c)
 {
-    if (x >= 1e9) snprintf(buf, cap, "%.2fG", x / 1e9);
-    else if (x >= 1e6) snprintf(buf, cap, "%.2fM", x / 1e6);
-    else if (x >= 1e4) snprintf(buf, cap, "%.1fk", x / 1e3);
-    else snprintf(buf, cap, "%.0f", x);
+    char buf[1100];
+    int i;
+    FILE *f = fopen(path, "wb");
+    if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "# train settings; repeat the run with: train --config %s\n", path);
+    lmu_config_format(c, buf, sizeof buf);
+    fputs(buf, f);
+    for (i = 0; i < N_OPTIONS; i++) {
+        const ex_opt *s = &options[i];
+        if ((s->flags & (EX_NOFILE | EX_NOSAVE)) ||
+            (o->data[0] && (!strcmp(s->name, "train") || !strcmp(s->name, "val"))))
+            continue; /* derived from --data, or not part of the run */
+        if (ex_opt_format(s, o, buf, sizeof buf)) fprintf(f, "%s = %s\n", s->name, buf);
+    }
+    if (fclose(f) != 0) ex_die("cannot write %s: %s", path, strerror(errno));
 }
 
-/* Prints a whole line, above the progress bar on a terminal. */
-/* before a fatal error: end the progress line, so the message starts a line */
-static void end_progress_line(void)
+/* ---- data and model ------------------------------------------------------ */
+
+/* The training tokens and, unless there are none, the validation tokens.
+   Returns whether there is validation. */
+static int load_data(opts *o, lmu_tokens *train, lmu_tokens *val)
 {
-    if (bar_shown) fprintf(stderr, "\n");
+    char err[512];
+    int have_val;
+    uint64_t T = (uint64_t)o->seq;
+    if (o->data[0]) {
+        if (!o->train[0]) snprintf(o->train, sizeof o->train, "%.1000s.train.tok", o->data);
+        if (!o->val[0]) {
+            snprintf(o->val, sizeof o->val, "%.1000s.val.tok", o->data);
+            if (!ex_file_exists(o->val)) strcpy(o->val, "none");
+        }
+    }
+    if (!o->train[0]) ex_usage_error(&train_cli, "no data: give --data PREFIX or --train FILE");
+    if (lmu_tokens_load_file(train, o->train, err, sizeof err) != LMU_OK) ex_die("%s", err);
+    have_val = o->val[0] && strcmp(o->val, "none") != 0;
+    if (have_val) {
+        if (lmu_tokens_load_file(val, o->val, err, sizeof err) != LMU_OK) ex_die("%s", err);
+        if (val->vocab_size != train->vocab_size)
+            ex_die("%s has vocab_size %u but %s has %u", o->val, val->vocab_size, o->train, train->vocab_size);
+    }
+    if (T + 1 > train->count)
+        ex_die("%s has %llu tokens, too few for --seq %ld (needs %ld)", o->train,
+               (unsigned long long)train->count, o->seq, o->seq + 1);
+    if (have_val && val->count < 2) {
+        ex_say("train: %s has under 2 tokens: no validation\n", o->val);
+        have_val = 0;
+    }
+    if (have_val && val->count < T + 1)
+        ex_say("train: %s has %llu tokens: validating on windows of %llu\n", o->val,
+               (unsigned long long)val->count, (unsigned long long)val->count - 1);
+    return have_val;
 }
 
-static void say(const char *fmt, ...)
+/* The --resume checkpoint (*start: its step), or a new model. */
+static lmu_model *open_model(settings *s, uint32_t vocab, long *start)
 {
-    va_list ap;
-    if (tty && bar_shown) fprintf(stderr, "\r%*s\r", 100, "");
-    va_start(ap, fmt);
-    vfprintf(tty ? stderr : stdout, fmt, ap);
-    va_end(ap);
-    fflush(tty ? stderr : stdout);
-    bar_shown = 0;
+    opts *o = &s->o;
+    lmu_config *c = &s->c;
+    lmu_model *m = NULL;
+    char err[512] = "";
+    lmu_result r;
+    *start = 0;
+    if (o->resume) {
+        r = lmu_model_load(&m, o->resume, err, sizeof err);
+        if (r != LMU_OK) ex_die("cannot resume from %s", err[0] ? err : lmu_strerror(r));
+        *c = *lmu_model_config(m);
+        if ((uint32_t)c->vocab_size != vocab)
+            ex_die("checkpoint %s has vocab_size %d but %s has %u", o->resume, c->vocab_size, o->train, vocab);
+        if (o->seq > c->n_ctx) ex_die("--seq %ld exceeds the checkpoint's n_ctx %d", o->seq, c->n_ctx);
+        *start = (long)lmu_model_data_pos(m);
+        strcpy(s->model, "resumed");
+    } else {
+        if (s->saw_vocab && (uint32_t)c->vocab_size != vocab)
+            ex_die("the config says vocab_size %d but %s has %u", c->vocab_size, o->train, vocab);
+        c->vocab_size = (int)vocab;
+        if (given(s, "ctx")) c->n_ctx = (int)o->ctx;
+        else if (!s->saw_n_ctx) c->n_ctx = (int)o->seq;
+        if (lmu_config_resolve(c, err, sizeof err) != LMU_OK) ex_die("%s", err);
+        if (o->seq > c->n_ctx) ex_die("--seq %ld exceeds the model's n_ctx %d", o->seq, c->n_ctx);
+        r = lmu_model_create(&m, c, o->seed, err, sizeof err);
+        if (r != LMU_OK) ex_die("cannot create the model: %s", err[0] ? err : lmu_strerror(r));
+    }
+    o->ctx = c->n_ctx;
+    return m;
 }
 
-static void progress(long step, long steps, float loss, float lr, double tps, double eta)
+static void print_plan(const settings *s, lmu_model *m, const lmu_tokens *train, int have_val, long start)
 {
-    char bar[32], t[32], e[32];
-    int i, w = 24, fill = (int)((double)w * (double)step / (double)(steps ? steps : 1));
-    for (i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
-    bar[w] = 0;
-    fmt_count(t, sizeof t, tps);
-    fmt_time(e, sizeof e, eta);
-    fprintf(stderr, "\r%s %3.0f%% step %ld/%ld | loss %.4f | lr %.2e | %s tok/s | ETA %s   ", bar,
-            100.0 * (double)step / (double)(steps ? steps : 1), step, steps, (double)loss,
-            (double)lr, t, e);
-    fflush(stderr);
-    bar_shown = 1;
+    const opts *o = &s->o;
+    const lmu_config *c = &s->c;
+    double tokens = (double)o->steps * (double)o->batch * (double)o->seq;
+    char n1[32], n2[32], n3[32], n4[32];
+    ex_fmt_count(n1, sizeof n1, (double)lmu_model_param_count(m));
+    ex_fmt_count(n2, sizeof n2, (double)lmu_config_param_count_total(c));
+    ex_fmt_count(n3, sizeof n3, (double)train->count);
+    ex_fmt_count(n4, sizeof n4, tokens);
+    ex_say("train: %s: %s d=%d layers=%d, N=%s (%s with embeddings), vocab %d, n_ctx %d\n", s->model,
+           lmu_arch_name(c->arch), c->d_model, c->n_layer, n1, n2, c->vocab_size, c->n_ctx);
+    ex_say("train: %s tokens in %s%s; batch %ld x %ld; %ld steps = %s tokens (%.2f epochs); "
+           "lr %g %s, warmup %ld; %ld thread%s\n",
+           n3, o->train, have_val ? " (+ validation)" : "", o->batch, o->seq, o->steps, n4,
+           tokens / (double)train->count, o->lr, o->schedule, o->warmup, o->threads,
+           o->threads == 1 ? "" : "s");
+    if (start > 0) ex_say("train: resuming from %s at step %ld\n", o->resume, start);
+    ex_say("train: writing %s/{model.safetensors,log.csv,run.txt}\n", o->out);
 }
 
 /* ---- batches ----------------------------------------------------------- */
 
 /* B random windows of T+1 tokens, a function of (seed, step) only. */
-static void make_batch(const lmu_tokens *d, long long seed, long step, int B, int T, int *tok,
-                       int *tgt)
+static void make_batch(const lmu_tokens *d, uint64_t seed, long step, int B, int T, int *tok, int *tgt)
 {
     lmu_rng rng;
-    uint64_t key = (uint64_t)seed * 0xD1B54A32D192ED03ULL ^ ((uint64_t)step + 0x632BE59BD9B4E019ULL);
+    uint64_t key = seed * 0xD1B54A32D192ED03ULL ^ ((uint64_t)step + 0x632BE59BD9B4E019ULL);
     uint64_t span = d->count - (uint64_t)T; /* window starts 0..count-T-1 */
     int b, t;
     key ^= key >> 29;
@@ -257,12 +316,16 @@ static void make_batch(const lmu_tokens *d, long long seed, long step, int B, in
     }
 }
 
-/* Mean loss over K batches of windows spread evenly through the split. */
+/* Mean loss over K batches of windows spread evenly through the split (T
+   shorter than the training windows when the split is short); -1 when the
+   forward fails. */
 static double validate(lmu_model *m, const lmu_tokens *v, int K, int B, int T, int *tok, int *tgt)
 {
     double sum = 0;
-    uint64_t span = v->count - (uint64_t)T, nw = (uint64_t)K * (uint64_t)B;
-    int k, b, t, n = 0;
+    uint64_t span, nw = (uint64_t)K * (uint64_t)B;
+    int k, b, t;
+    if (v->count < (uint64_t)T + 1) T = (int)v->count - 1;
+    span = v->count - (uint64_t)T;
     for (k = 0; k < K; k++) {
         float loss;
         for (b = 0; b < B; b++) {
@@ -275,9 +338,8 @@ static double validate(lmu_model *m, const lmu_tokens *v, int K, int B, int T, i
         }
         if (lmu_model_forward(m, tok, tgt, B, T, &loss) != LMU_OK) return -1;
         sum += loss;
-        n++;
     }
-    return sum / n;
+    return sum / K;
 }
 
 static float lr_at(const opts *o, long step)
@@ -289,423 +351,191 @@ static float lr_at(const opts *o, long step)
     return (float)(o->lr * (double)(o->steps - step) / (double)(o->steps - o->warmup));
 }
 
-/* ---- the log ----------------------------------------------------------- */
+/* ---- the run's state, the log, the NaN policy --------------------------- */
 
-#define CSV_HEADER "step,tokens,loss,lr,grad_norm,val_loss,tokens_per_s,elapsed_s\n"
+typedef struct run {
+    long start, n_nan, nan_run;  /* first step of this process; NaN/Inf steps: all, in a row */
+    float loss, ema;             /* the last step's loss, and smoothed */
+    int ema_n;
+    double t0, elapsed0, train_time, last_val; /* elapsed0: earlier runs' time, from the log */
+    char ckpt[1200], log_path[1200];
+    FILE *log;
+} run;
 
 /* Opens the CSV log: fresh, or on resume the old one cut to the rows
    before `start` (a run that went past its last checkpoint left rows the
    resumed run writes again). *elapsed gets the last kept row's time. */
 static FILE *open_log(const char *path, long start, double *elapsed)
 {
-    FILE *f;
-    *elapsed = 0;
-    if (start > 0) {
-        size_t n, a, b;
-        char *text = ex_read_file(path, &n), *keep;
-        size_t kept = 0;
-        if (text && n >= strlen(CSV_HEADER) && !strncmp(text, CSV_HEADER, strlen(CSV_HEADER))) {
-            keep = (char *)malloc(n + 1);
-            if (!keep) ex_die("out of memory");
-            for (a = 0; a < n; a = b + 1) {
-                for (b = a; b < n && text[b] != '\n'; b++) {}
-                if (b == n) break; /* a torn last line */
-                if (a > 0) {
-                    char *e;
-                    long s = strtol(text + a, &e, 10);
-                    if (e == text + a || *e != ',' || s >= start) continue;
-                    {
-                        const char *c = text + b; /* last field: elapsed_s */
-                        while (c > text + a && c[-1] != ',') c--;
-                        *elapsed = strtod(c, NULL);
-                    }
-                }
-                memcpy(keep + kept, text + a, b - a + 1);
-                kept += b - a + 1;
-            }
-            f = fopen(path, "wb");
-            if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
-            fwrite(keep, 1, kept, f);
-            free(keep);
-            free(text);
-            return f;
-        }
-        free(text);
-    }
-    f = fopen(path, "wb");
+    const char *head = CSV_COLUMNS "\n";
+    size_t n = 0, a, b, hl = strlen(head);
+    char *text = start > 0 ? ex_read_file(path, &n) : NULL;
+    FILE *f = fopen(path, "wb");
     if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
-    fputs(CSV_HEADER, f);
+    *elapsed = 0;
+    if (!text || n < hl || strncmp(text, head, hl) != 0) n = 0, fputs(head, f);
+    for (a = 0; a < n; a = b + 1) {
+        for (b = a; b < n && text[b] != '\n'; b++) {}
+        if (b == n) break; /* a torn last line */
+        if (a > 0) {
+            char *e;
+            const char *c = text + b; /* last field: elapsed_s */
+            long s = strtol(text + a, &e, 10);
+            if (e == text + a || *e != ',' || s >= start) continue;
+            while (c > text + a && c[-1] != ',') c--;
+            *elapsed = strtod(c, NULL);
+        }
+        fwrite(text + a, 1, b - a + 1, f);
+    }
+    free(text);
     return f;
 }
 
-static void write_run_file(const char *path, const opts *o, const lmu_config *c)
+static void log_step(run *r, long step, long long tokens, int ok, float lr, double gn, double vl, double tps)
 {
-    char buf[1024];
-    int i;
-    FILE *f = fopen(path, "wb");
-    if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "# train settings; repeat the run with: train --config %s\n", path);
-    lmu_config_format(c, buf, sizeof buf);
-    fputs(buf, f);
-    for (i = 0; i < N_SETTINGS; i++) {
-        const setting *s = &settings[i];
-        const char *p = (const char *)o + s->off;
-        if (!strcmp(s->name, "preset") || !strcmp(s->name, "stop_at") ||
-            !strcmp(s->name, "test_nan_at") || !strcmp(s->name, "tokens") ||
-            !strcmp(s->name, "ctx") ||
-            (o->data[0] && (!strcmp(s->name, "train") || !strcmp(s->name, "val"))))
-            continue; /* derived from --data, or not part of the run */
-        if (s->type == S_STR) {
-            if (*p) fprintf(f, "%s = %s\n", s->name, p);
-        } else if (s->type == S_LONG)
-            fprintf(f, "%s = %ld\n", s->name, *(const long *)(const void *)p);
-        else if (s->type == S_LL)
-            fprintf(f, "%s = %lld\n", s->name, *(const long long *)(const void *)p);
-        else
-            fprintf(f, "%s = %.17g\n", s->name, *(const double *)(const void *)p);
-    }
-    if (fclose(f) != 0) ex_die("cannot write %s: %s", path, strerror(errno));
+    fprintf(r->log, "%ld,%lld,%.9g,%.9g,%.9g,", step, tokens, ok ? (double)r->loss : (double)NAN,
+            (double)lr, ok ? gn : (double)NAN);
+    if (vl >= 0) fprintf(r->log, "%.9g", vl);
+    fprintf(r->log, ",%.1f,%.3f\n", tps, r->elapsed0 + ex_now() - r->t0);
+    fflush(r->log);
 }
 
-/* mkdir -p (POSIX mkdir; C99 has none) */
-static void mkdirs(const char *dir)
+/* The outcome of a step: 1 when it was applied; 0 when its loss or
+   gradient was not finite and --on-nan skip skipped it. Stopping (--on-nan
+   stop, 20 such steps in a row, any other failure) is fatal. */
+static int step_applied(run *r, const opts *o, lmu_model *m, lmu_result res, long step)
 {
-    char p[1024];
-    size_t i, n = strlen(dir);
-    if (n == 0 || n >= sizeof p) ex_die("bad --out folder '%s'", dir);
-    memcpy(p, dir, n + 1);
-    for (i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != 0) continue;
-        p[i] = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) ex_die("cannot create folder %s: %s", p, strerror(errno));
-        p[i] = i < n ? '/' : 0;
+    if (res == LMU_OK) {
+        r->nan_run = 0;
+        return 1;
     }
+    if (res != LMU_ERR_NONFINITE) ex_die("step %ld failed: %s (%s)", step, lmu_strerror(res), lmu_model_error(m));
+    r->n_nan++;
+    if (!strcmp(o->on_nan, "stop"))
+        ex_die("step %ld: %s; stopping (--on-nan stop); the last good checkpoint is %s", step,
+               lmu_model_error(m), ex_file_exists(r->ckpt) ? r->ckpt : "(none yet)");
+    ex_say("train: step %ld: %s; step skipped\n", step, lmu_model_error(m));
+    if (++r->nan_run >= 20) ex_die("20 steps in a row were NaN/Inf; stopping");
+    return 0;
 }
 
-static void help(void)
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
 {
-    int i;
-    printf("%s\n", usage);
-    for (i = 0; i < N_SETTINGS; i++) {
-        char flag[64], *p;
-        snprintf(flag, sizeof flag, "--%s %s", settings[i].name, settings[i].arg);
-        for (p = flag; *p && *p != ' '; p++)
-            if (*p == '_') *p = '-';
-        printf("  %-24s %s\n", flag, settings[i].help);
-    }
-    printf("  %-24s %s\n", "--config FILE", "model keys (lmu_config_parse) and any setting above as key = value");
-    printf("  %-24s %s\n", "--resume CKPT", "continue from a checkpoint (reads run.txt beside it)");
-    printf("  %-24s %s\n", "--list-presets", "print the model presets");
-    printf("\nOutputs in --out: model.safetensors, log.csv (%s), run.txt.\n",
-           "step,tokens,loss,lr,grad_norm,val_loss,tokens_per_s,elapsed_s");
+    interrupted = 1;
+    signal(sig, SIG_DFL); /* a second Ctrl-C quits at once */
+}
+
+/* Saves when a checkpoint is due after `done` steps; returns 1 when the
+   run stops here (Ctrl-C, --stop-at). */
+static int checkpoint(run *r, const opts *o, lmu_model *m, long done)
+{
+    int last = done == o->steps, stop = interrupted || (o->stop_at > 0 && done == o->stop_at && !last);
+    if (!stop && !last && !(o->save_every > 0 && done % o->save_every == 0)) return 0;
+    if (lmu_model_save(m, r->ckpt, 1) != LMU_OK) ex_die("cannot save: %s", lmu_model_error(m));
+    if (stop)
+        ex_say("train: %s at step %ld; saved %s (continue: train --resume %s)\n",
+               interrupted ? "interrupted" : "stopped", done, r->ckpt, r->ckpt);
+    return stop;
+}
+
+static void print_done(const run *r, const opts *o)
+{
+    char t[32], e[32];
+    ex_fmt_count(t, sizeof t, (double)(o->steps - r->start) * (double)(o->batch * o->seq) /
+                                  (r->train_time > 0 ? r->train_time : 1));
+    ex_fmt_time(e, sizeof e, ex_now() - r->t0);
+    ex_say("train: done, %ld steps in %s (%s tok/s); loss %.4f (smoothed %.4f)", o->steps - r->start, e, t,
+           (double)r->loss, (double)r->ema);
+    if (r->last_val >= 0) ex_say(", val loss %.4f", r->last_val);
+    if (r->n_nan) ex_say(", %ld NaN/Inf steps skipped", r->n_nan);
+    ex_say("\ntrain: saved %s, log %s\n", r->ckpt, r->log_path);
 }
 
 int main(int argc, char **argv)
 {
-    opts o;
-    const char *config_path = NULL, *resume = NULL;
-    char err[512], path[1200], ckpt[1200], logp[1200], preset_name[64];
-    lmu_config c;
-    lmu_model *m = NULL;
+    static settings s;
+    opts cli, *o = &s.o;
     lmu_tokens train, val;
-    cfg_ctx cx;
-    int i, B, T, have_val, ctx_set = 0;
-    char on_cli[N_SETTINGS];
-    long start = 0, step, n_nan = 0, nan_run = 0;
-    int *tok, *tgt;
-    FILE *logf;
-    double t0, elapsed0, train_time = 0, last_draw = 0, last_val = -1;
-    float loss = 0, ema = 0;
-    int ema_n = 0;
-    lmu_result r;
+    lmu_model *m;
+    run r;
+    ex_progress bar;
+    char path[1200];
+    int B, T, have_val, *tok, *tgt;
+    long step;
 
     ex_prog = "train";
-    ex_before_die = end_progress_line;
-    memset(&o, 0, sizeof o);
     memset(&train, 0, sizeof train);
     memset(&val, 0, sizeof val);
-    memset(&cx, 0, sizeof cx);
-    o.batch = 8, o.seq = 128, o.steps = 1000, o.lr = 1e-3, o.clip = 1.0, o.seed = 1234;
-    o.warmup = -1, o.eval_every = 100, o.eval_batches = 4, o.save_every = 250, o.print_every = -1;
-    strcpy(o.schedule, "cosine");
-    strcpy(o.on_nan, "skip");
-    strcpy(o.out, "out/run");
-    tty = isatty(fileno(stderr));
+    memset(&r, 0, sizeof r);
+    memset(&cli, 0, sizeof cli);
+    ex_parse(&train_cli, argc, argv, &cli, s.given, NULL, 0);
+    if (cli.list_presets) {
+        list_presets();
+        return 0;
+    }
+    read_settings(&s, &cli);
+    have_val = load_data(o, &train, &val);
+    derive_settings(o);
+    m = open_model(&s, train.vocab_size, &r.start);
+    B = (int)o->batch, T = (int)o->seq;
 
-    /* pass 1: --help, --config and --resume, which the rest builds on */
-    for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            help();
-            return 0;
-        }
-        if (!strcmp(argv[i], "--list-presets")) {
-            int k;
-            for (k = 0; k < lmu_config_preset_count(); k++) {
-                lmu_config p;
-                lmu_config_preset(&p, lmu_config_preset_name(k));
-                printf("%-18s N %8lu  (d %d, %d layers)\n", lmu_config_preset_name(k),
-                       (unsigned long)lmu_config_param_count(&p), p.d_model, p.n_layer);
-            }
-            return 0;
-        }
-        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "--resume")) {
-            if (i + 1 >= argc) ex_die("%s needs a value", argv[i]);
-            if (!strcmp(argv[i], "--config")) config_path = argv[i + 1];
-            else resume = argv[i + 1];
-            i++;
-        }
-    }
-    memset(&c, 0, sizeof c);
-    strcpy(preset_name, "lmu-55k");
-    if (!config_path && resume) { /* the settings the checkpoint was made with */
-        const char *slash = strrchr(resume, '/');
-        size_t dl = slash ? (size_t)(slash - resume) : 0;
-        if (dl > 1000) ex_die("path too long: %s", resume);
-        snprintf(path, sizeof path, "%.*s%srun.txt", (int)dl, resume, slash ? "/" : "");
-        if (file_exists(path)) config_path = path;
-    }
-    if (config_path) {
-        size_t n;
-        char *text = ex_read_file(config_path, &n);
-        if (!text) ex_die("cannot open %s: %s", config_path, strerror(errno));
-        cx.o = &o;
-        lmu_config_preset(&c, "lmu-55k");
-        if (lmu_config_parse_ex(&c, text, n, config_key, &cx, err, sizeof err) != LMU_OK)
-            ex_die("%s: %s", config_path, err);
-        free(text);
-        if (cx.saw_model_key) strcpy(preset_name, "custom");
-        if (config_path == path) /* run.txt: settings the CLI may override */
-            say("train: settings from %s\n", path);
-    }
-
-    /* pass 2: the command line overrides */
-    memset(on_cli, 0, sizeof on_cli);
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        char name[64], *p;
-        const setting *s;
-        if (!strcmp(a, "--config") || !strcmp(a, "--resume")) {
-            i++;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || strlen(a) >= sizeof name) {
-            fprintf(stderr, "train: unexpected argument '%s'\n%s", a, usage);
-            return 2;
-        }
-        strcpy(name, a + 2);
-        for (p = name; *p; p++)
-            if (*p == '-') *p = '_';
-        s = find_setting(name);
-        if (!s) {
-            fprintf(stderr, "train: unknown option '%s'\n%s", a, usage);
-            return 2;
-        }
-        if (i + 1 >= argc) ex_die("%s needs a value", a);
-        if (set_setting(&o, s, argv[++i], err, sizeof err) != 0) ex_die("--%s", err);
-        on_cli[s - settings] = 1;
-        if (!strcmp(s->name, "preset")) {
-            if (lmu_config_preset(&c, o.preset) != LMU_OK)
-                ex_die("unknown preset '%s' (train --list-presets)", o.preset);
-            strcpy(preset_name, o.preset);
-            if (config_path) /* the file's model keys go on top of it */
-                say("train: note: --preset replaces the model of %s\n", config_path);
-        }
-        if (!strcmp(s->name, "ctx")) ctx_set = 1;
-    }
-    if (!config_path && !o.preset[0]) lmu_config_preset(&c, "lmu-55k");
-    if (on_cli[find_setting("data") - settings]) { /* new data: not the file's splits */
-        if (!on_cli[find_setting("train") - settings]) o.train[0] = 0;
-        if (!on_cli[find_setting("val") - settings]) o.val[0] = 0;
-    }
-
-    /* data */
-    if (o.data[0]) {
-        if (!o.train[0]) snprintf(o.train, sizeof o.train, "%.1000s.train.tok", o.data);
-        if (!o.val[0]) {
-            snprintf(o.val, sizeof o.val, "%.1000s.val.tok", o.data);
-            if (!file_exists(o.val)) strcpy(o.val, "none");
-        }
-    }
-    if (!o.train[0]) {
-        fprintf(stderr, "train: no data: give --data PREFIX or --train FILE\n%s", usage);
-        return 2;
-    }
-    if (lmu_tokens_load_file(&train, o.train, err, sizeof err) != LMU_OK) ex_die("%s", err);
-    have_val = o.val[0] && strcmp(o.val, "none") != 0;
-    if (have_val) {
-        if (lmu_tokens_load_file(&val, o.val, err, sizeof err) != LMU_OK) ex_die("%s", err);
-        if (val.vocab_size != train.vocab_size)
-            ex_die("%s has vocab_size %u but %s has %u", o.val, val.vocab_size, o.train,
-                train.vocab_size);
-    }
-    B = (int)o.batch;
-    T = (int)o.seq;
-    if ((uint64_t)T + 1 > train.count)
-        ex_die("%s has %llu tokens, too few for --seq %d (needs %d)", o.train,
-            (unsigned long long)train.count, T, T + 1);
-    if (have_val && val.count < 2) {
-        say("train: %s has under 2 tokens: no validation\n", o.val);
-        have_val = 0;
-    }
-    if (o.tokens > 0) o.steps = (long)((o.tokens + (long)B * T - 1) / ((long)B * T));
-    if (o.warmup < 0) o.warmup = o.steps / 10 < 200 ? o.steps / 10 : 200;
-    if (o.print_every < 0) o.print_every = o.steps / 20 > 0 ? o.steps / 20 : 1;
-#ifdef _OPENMP
-    if (o.threads > 0) omp_set_num_threads((int)o.threads);
-    o.threads = omp_get_max_threads();
-#else
-    o.threads = 1;
-#endif
-
-    /* model */
-    if (resume) {
-        r = lmu_model_load(&m, resume, err, sizeof err);
-        if (r != LMU_OK) ex_die("cannot resume from %s", err[0] ? err : lmu_strerror(r));
-        c = m->cfg;
-        if ((uint32_t)c.vocab_size != train.vocab_size)
-            ex_die("checkpoint %s has vocab_size %d but %s has %u", resume, c.vocab_size, o.train,
-                train.vocab_size);
-        if (T > c.n_ctx) ex_die("--seq %d exceeds the checkpoint's n_ctx %d", T, c.n_ctx);
-        start = (long)m->data_pos;
-        strcpy(preset_name, "resumed");
-    } else {
-        if (cx.saw_vocab && (uint32_t)c.vocab_size != train.vocab_size)
-            ex_die("the config says vocab_size %d but %s has %u", c.vocab_size, o.train,
-                train.vocab_size);
-        c.vocab_size = (int)train.vocab_size;
-        if (ctx_set) c.n_ctx = (int)o.ctx;
-        else if (!cx.saw_n_ctx) c.n_ctx = T;
-        if (lmu_config_resolve(&c, err, sizeof err) != LMU_OK) ex_die("%s", err);
-        if (T > c.n_ctx) ex_die("--seq %d exceeds the model's n_ctx %d", T, c.n_ctx);
-        r = lmu_model_create(&m, &c, (uint64_t)o.seed, err, sizeof err);
-        if (r != LMU_OK) ex_die("cannot create the model: %s", err[0] ? err : lmu_strerror(r));
-    }
-    o.ctx = c.n_ctx;
-    if (have_val && val.count < (uint64_t)T + 1) {
-        say("train: %s has %llu tokens: validating on windows of %llu\n", o.val,
-            (unsigned long long)val.count, (unsigned long long)val.count - 1);
-    }
-
-    mkdirs(o.out);
-    snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", o.out);
-    snprintf(logp, sizeof logp, "%s/log.csv", o.out);
-    snprintf(path, sizeof path, "%s/run.txt", o.out);
-    write_run_file(path, &o, &c);
-    if (start >= o.steps) {
-        say("train: %s is at step %ld of %ld: nothing to do (raise --steps to go on)\n", resume,
-            start, o.steps);
+    /* outputs: the settings, the checkpoint, the log */
+    ex_mkdirs(o->out);
+    snprintf(r.ckpt, sizeof r.ckpt, "%s/model.safetensors", o->out);
+    snprintf(r.log_path, sizeof r.log_path, "%s/log.csv", o->out);
+    snprintf(path, sizeof path, "%s/run.txt", o->out);
+    write_run_file(path, o, &s.c);
+    if (r.start >= o->steps) {
+        ex_say("train: %s is at step %ld of %ld: nothing to do (raise --steps to go on)\n", o->resume,
+               r.start, o->steps);
         lmu_model_free(m);
         return 0;
     }
-    logf = open_log(logp, start, &elapsed0);
-
-    {
-        char n1[32], n2[32], n3[32], n4[32];
-        fmt_count(n1, sizeof n1, (double)lmu_model_param_count(m));
-        fmt_count(n2, sizeof n2, (double)lmu_config_param_count_total(&c));
-        fmt_count(n3, sizeof n3, (double)train.count);
-        fmt_count(n4, sizeof n4, (double)o.steps * B * T);
-        say("train: %s: %s d=%d layers=%d, N=%s (%s with embeddings), vocab %d, n_ctx %d\n",
-            preset_name, lmu_arch_name(c.arch), c.d_model, c.n_layer, n1, n2, c.vocab_size,
-            c.n_ctx);
-        say("train: %s tokens in %s%s; batch %d x %d; %ld steps = %s tokens (%.2f epochs); "
-            "lr %g %s, warmup %ld; %ld thread%s\n",
-            n3, o.train, have_val ? " (+ validation)" : "", B, T, o.steps, n4,
-            (double)o.steps * B * T / (double)train.count, o.lr, o.schedule, o.warmup,
-            o.threads, o.threads == 1 ? "" : "s");
-        if (start > 0) say("train: resuming from %s at step %ld\n", resume, start);
-        say("train: writing %s/{model.safetensors,log.csv,run.txt}\n", o.out);
-    }
+    r.log = open_log(r.log_path, r.start, &r.elapsed0);
+    print_plan(&s, m, &train, have_val, r.start);
 
     tok = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
     tgt = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
     if (!tok || !tgt) ex_die("out of memory");
+    bar.steps = o->steps, bar.every = o->print_every, bar.drawn = 0;
+    r.last_val = -1;
     signal(SIGINT, on_sigint);
-    t0 = now();
+    r.t0 = ex_now();
 
-    for (step = start; step < o.steps; step++) {
-        double ts = now(), gn = 0, tps, vl = -1;
-        float lr = lr_at(&o, step);
-        int ok = 1, last = step + 1 == o.steps;
-        make_batch(&train, o.seed, step, B, T, tok, tgt);
-        if (step == o.test_nan_at && o.test_nan_at > 0) {
-            float *g = lmu_tape_data(&m->tape, m->ln_f_w), keep = g[0];
-            g[0] = (float)NAN;
-            r = lmu_model_forward_backward(m, tok, tgt, B, T, &loss);
-            g[0] = keep;
-        } else
-            r = lmu_model_forward_backward(m, tok, tgt, B, T, &loss);
-        if (r == LMU_OK) r = lmu_model_step(m, lr, (float)o.clip, &gn);
-        if (r == LMU_ERR_NONFINITE) {
-            ok = 0;
-            n_nan++;
-            nan_run++;
-            if (!strcmp(o.on_nan, "stop"))
-                ex_die("step %ld: %s; stopping (--on-nan stop); the last good checkpoint is %s", step,
-                    m->err, file_exists(ckpt) ? ckpt : "(none yet)");
-            say("train: step %ld: %s; step skipped\n", step, m->err);
-            if (nan_run >= 20) ex_die("20 steps in a row were NaN/Inf; stopping");
-        } else if (r != LMU_OK)
-            ex_die("step %ld failed: %s (%s)", step, lmu_strerror(r), m->err);
-        else
-            nan_run = 0;
-        m->data_pos = (uint64_t)step + 1;
-        train_time += now() - ts;
-        tps = (double)(step + 1 - start) * B * T / (train_time > 0 ? train_time : 1e-9);
-        if (ok) {
-            ema = ema_n ? 0.9f * ema + 0.1f * loss : loss;
-            ema_n++;
+    for (step = r.start; step < o->steps; step++) {
+        double t_step = ex_now(), gn = 0, vl = -1, tps, eta;
+        float lr = lr_at(o, step);
+        long done = step + 1;
+        int ok;
+        lmu_result res;
+
+        /* one step: a batch, forward + backward, the update */
+        make_batch(&train, o->seed, step, B, T, tok, tgt);
+        res = lmu_model_forward_backward(m, tok, tgt, B, T, &r.loss);
+        if (res == LMU_OK) res = lmu_model_step(m, lr, (float)o->clip, &gn);
+        ok = step_applied(&r, o, m, res, step);
+        lmu_model_set_data_pos(m, (uint64_t)done); /* a resume continues after it */
+        r.train_time += ex_now() - t_step;
+        if (ok) r.ema = r.ema_n++ ? 0.9f * r.ema + 0.1f * r.loss : r.loss;
+
+        /* validation every eval_every steps and at the end */
+        if (have_val && ((o->eval_every > 0 && done % o->eval_every == 0) || done == o->steps)) {
+            vl = validate(m, &val, (int)o->eval_batches, B, T, tok, tgt);
+            if (vl < 0) ex_say("train: step %ld: validation failed: %s\n", done, lmu_model_error(m));
+            else r.last_val = vl;
         }
-        if (have_val && ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last)) {
-            int Tv = val.count < (uint64_t)T + 1 ? (int)val.count - 1 : T;
-            vl = validate(m, &val, (int)o.eval_batches, B, Tv, tok, tgt);
-            if (vl < 0) say("train: step %ld: validation failed: %s\n", step + 1, m->err);
-            else last_val = vl;
-        }
-        fprintf(logf, "%ld,%lld,%.9g,%.9g,%.9g,", step, (long long)(step + 1) * B * T,
-                ok ? (double)loss : (double)NAN, (double)lr, ok ? gn : (double)NAN);
-        if (vl >= 0) fprintf(logf, "%.9g", vl);
-        fprintf(logf, ",%.1f,%.3f\n", tps, elapsed0 + now() - t0);
-        fflush(logf);
-        {
-            double eta = (double)(o.steps - step - 1) * train_time / (double)(step + 1 - start);
-            if (tty) {
-                if (now() - last_draw > 0.1 || last || vl >= 0) {
-                    progress(step + 1, o.steps, ema, lr, tps, eta);
-                    last_draw = now();
-                }
-            } else if ((o.print_every > 0 && (step + 1) % o.print_every == 0) || last) {
-                char t[32], e[32];
-                fmt_count(t, sizeof t, tps);
-                fmt_time(e, sizeof e, eta);
-                say("step %ld/%ld  loss %.4f  lr %.2e  %s tok/s  ETA %s\n", step + 1, o.steps,
-                    (double)loss, (double)lr, t, e);
-            }
-            if (vl >= 0) say("step %ld: val loss %.4f (train, smoothed %.4f)\n", step + 1, vl, (double)ema);
-        }
-        if (interrupted || (o.stop_at > 0 && step + 1 == o.stop_at) || last ||
-            (o.save_every > 0 && (step + 1) % o.save_every == 0)) {
-            if (lmu_model_save(m, ckpt, 1) != LMU_OK) ex_die("cannot save: %s", m->err);
-            if (interrupted || (o.stop_at > 0 && step + 1 == o.stop_at && !last)) {
-                say("train: %s at step %ld; saved %s (continue: train --resume %s)\n",
-                    interrupted ? "interrupted" : "stopped", step + 1, ckpt, ckpt);
-                fclose(logf);
-                lmu_model_free(m);
-                return 0;
-            }
-        }
+
+        /* the log, the progress, a checkpoint when due */
+        tps = (double)(done - r.start) * B * T / (r.train_time > 0 ? r.train_time : 1e-9);
+        eta = (double)(o->steps - done) * r.train_time / (double)(done - r.start);
+        log_step(&r, step, (long long)done * B * T, ok, lr, gn, vl, tps);
+        ex_progress_show(&bar, done, r.loss, r.ema, lr, tps, eta);
+        if (vl >= 0) ex_say("step %ld: val loss %.4f (train, smoothed %.4f)\n", done, vl, (double)r.ema);
+        if (checkpoint(&r, o, m, done)) break;
     }
-    {
-        char t[32], e[32];
-        fmt_count(t, sizeof t, (double)(o.steps - start) * B * T / (train_time > 0 ? train_time : 1));
-        fmt_time(e, sizeof e, now() - t0);
-        say("train: done, %ld steps in %s (%s tok/s); loss %.4f (smoothed %.4f)", o.steps - start,
-            e, t, (double)loss, (double)ema);
-        if (last_val >= 0) say(", val loss %.4f", last_val);
-        if (n_nan) say(", %ld NaN/Inf steps skipped", n_nan);
-        say("\ntrain: saved %s, log %s\n", ckpt, logp);
-    }
-    fclose(logf);
+    if (step == o->steps) print_done(&r, o);
+    fclose(r.log);
     free(tok);
     free(tgt);
     lmu_tokens_free(&train);

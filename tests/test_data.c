@@ -280,7 +280,7 @@ static void test_config(void)
     expect_err("d_model = -1\n", LMU_ERR_FORMAT, "not a whole number");
     expect_err("d_model = +1\n", LMU_ERR_FORMAT, "not a whole number");
     expect_err("d_model = 4.0\n", LMU_ERR_FORMAT, "not a whole number");
-    expect_err("d_model = 0\n", LMU_ERR_RANGE, "outside 1..65536");
+    expect_err("d_model = 65537\n", LMU_ERR_RANGE, "outside 1..65536 (0: the default)");
     expect_err("d_model = 99999999999999999999999999\n", LMU_ERR_RANGE, "outside");
     expect_err("n_layer = 1025\n", LMU_ERR_RANGE, "n_layer = 1025 is outside 1..1024");
     expect_err("vocab_size = 1\n", LMU_ERR_RANGE, "outside 2..");
@@ -289,16 +289,27 @@ static void test_config(void)
     expect_err("theta = 0x10\n", LMU_ERR_FORMAT, "not a number");
     expect_err("theta = 1e.\n", LMU_ERR_FORMAT, "not a number");
     expect_err("theta = -5\n", LMU_ERR_RANGE, "(0, 1e9]");
-    expect_err("theta = 0\n", LMU_ERR_RANGE, "(0, 1e9]");
     expect_err("theta = 1e400\n", LMU_ERR_RANGE, "(0, 1e9]");
     expect_err("arch = gpt\n", LMU_ERR_FORMAT, "want lmu or transformer");
     expect_err("mixer = conv\n", LMU_ERR_FORMAT, "want ffn or attn");
     expect_err("d_mo del = 3\n", LMU_ERR_FORMAT, "bad character in key");
-    expect_err("theta_last = 0\n", LMU_ERR_RANGE, "theta_last = 0 must be in (0, 1e9]");
+    expect_err("theta_last = 2e9\n", LMU_ERR_RANGE, "theta_last = 2e9 must be in (0, 1e9]");
     expect_err("theta_last = x\n", LMU_ERR_FORMAT, "theta_last = 'x' is not a number");
-    expect_err("isa_init = zero\n", LMU_ERR_FORMAT, "want random or delay");
+    expect_err("isa_init = zero\n", LMU_ERR_FORMAT, "want delay or random");
     expect_err("isa_lr = 1e7\n", LMU_ERR_RANGE, "isa_lr = 1e7 must be in (0, 1e6]");
     expect_err("isa_init = delay\nisa_init = delay\n", LMU_ERR_FORMAT, "'isa_init' already set");
+    {   /* 0 asks for the default, in every numeric field: the same config as
+           leaving the key out */
+        const char *t = "d_model = 0\nd_ff = 0\ntheta = 0\ntheta_last = 0\nq = 0\nn_head = 0\n";
+        lmu_config dflt;
+        memset(&c, 0, sizeof c);
+        memset(&dflt, 0, sizeof dflt);
+        LT_CHECK(lmu_config_parse(&c, t, strlen(t), err, sizeof err) == LMU_OK &&
+                     lmu_config_resolve(&c, err, sizeof err) == LMU_OK &&
+                     lmu_config_resolve(&dflt, NULL, 0) == LMU_OK &&
+                     memcmp(&c, &dflt, sizeof c) == 0 && c.d_model == 48 && c.theta == 350,
+                 "0 is the default (d_ff = 0, theta = 0 ...): %s", err);
+    }
     {   /* our options (docs/EXPERIMENTS.md) parse, format and parse back */
         const char *t = "preset = lmu-55k\ntheta = 16\ntheta_last = 350\nisa_init = random\n"
                         "isa_lr = 4\n";

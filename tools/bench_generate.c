@@ -78,11 +78,11 @@ static double gen_run(lmu_gen *g, int n, int *tok, int *fail)
     return bench_now() - t0;
 }
 
-/* Positions the generator at t = c without feeding; with a KV cache, the
-   first c positions of every layer's cache get random keys and values. */
-static void jump_to(lmu_gen *g, int c)
+/* Positions the generator of a model with config cfg at t = c without
+   feeding; with a KV cache, the first c positions of every layer's cache
+   get random keys and values. */
+static void jump_to(lmu_gen *g, const lmu_config *cfg, int c)
 {
-    const lmu_config *cfg = &g->m->cfg;
     int attn = cfg->arch == LMU_ARCH_TRANSFORMER || cfg->mixer == LMU_MIXER_ATTN;
     if (attn && c > g->t) {
         size_t d = (size_t)cfg->d_model, l, i;
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
             budget -= need + (double)tokens * est_ms * 1e-3;
             if (ctx[k] > g.t) gen_run(&g, ctx[k] - g.t, &tok, &fail);
         } else {
-            jump_to(&g, ctx[k]);
+            jump_to(&g, lmu_model_config(m), ctx[k]);
         }
         fed[k] = can_feed;
         if (fail) return 1;

@@ -72,16 +72,16 @@ static int train_step(lmu_model *m, const int *x, const int *y, int B, int T, st
     lmu_result r = lmu__model_forward(m, x, y, B, T, loss, 1);
     t1 = bench_now();
     if (r != LMU_OK) {
-        fprintf(stderr, "bench_train: forward: %s (%s)\n", lmu_strerror(r), m->err);
+        fprintf(stderr, "bench_train: forward: %s (%s)\n", lmu_strerror(r), lmu_model_error(m));
         return 1;
     }
     if ((r = lmu_model_backward(m)) != LMU_OK) {
-        fprintf(stderr, "bench_train: backward: %s (%s)\n", lmu_strerror(r), m->err);
+        fprintf(stderr, "bench_train: backward: %s (%s)\n", lmu_strerror(r), lmu_model_error(m));
         return 1;
     }
     t2 = bench_now();
     if ((r = lmu_model_step(m, 1e-4f, 1.0f, NULL)) != LMU_OK) {
-        fprintf(stderr, "bench_train: step: %s (%s)\n", lmu_strerror(r), m->err);
+        fprintf(stderr, "bench_train: step: %s (%s)\n", lmu_strerror(r), lmu_model_error(m));
         return 1;
     }
     t3 = bench_now();
@@ -109,7 +109,7 @@ static lmu_model *make_model(const char *preset, int n_ctx, int vocab, lmu_confi
                 err);
         return NULL;
     }
-    *c = m->cfg;
+    *c = *lmu_model_config(m);
     return m;
 }
 
