@@ -1,6 +1,8 @@
 # lmu.h - build, test and benchmark.
 #
 #   make test     build and run the test suite (installs missing Debian deps)
+#   make check    the quick tier, for day-to-day work: the test programs of
+#                 the numerics and the models (under 3 min on 2 cores, cold)
 #   make bench    benchmarks against FFTW / OpenBLAS / PyTorch (not tests)
 #   make experiment  LMU vs LMU+attention vs transformer at equal tokens
 #
@@ -41,7 +43,7 @@ SANFLAGS ?= -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 VG_TESTS := build/test_faults_vg
 VG_ARCH ?= $(if $(filter x86_64,$(shell uname -m)),-mavx2 -mfma)
 
-.PHONY: all test bench setup clean demo experiment
+.PHONY: all test check bench setup clean demo experiment
 all: $(TESTS) $(BENCHES) $(EXAMPLES)
 
 setup:
@@ -78,6 +80,23 @@ test: setup
 	@tools/fetch_tokenizer.sh
 	@$(MAKE) --no-print-directory $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(VG_TESTS)
 	@tools/run_tests.sh $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(TEST_SCRIPTS)
+
+# The quick tier, for day-to-day work: the test programs of the numerics
+# and the models, built as make test builds them and run once. Measured on
+# 2 cores: each program takes 3-17 s of CPU to build and at most a few
+# seconds to run, so the build is the cost; these nine took 2 min 20 s
+# from a cold build while another 2-core job ran, and take seconds once
+# built. A new program joins the quick tier by its name here.
+# make test adds test_data, test_safetensors and test_tokenizer (file
+# formats, the tokenizer), the _nosimd and _san builds, valgrind and the
+# scripts (strict builds, fuzzing, s390x under qemu, PyTorch, tiktoken, the
+# tools end to end). The programs build one job per core unless make was
+# given its own -j.
+CHECK_TESTS := $(patsubst %,build/test_%,config fft gemm lti kernels ops tape model faults)
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+check: setup
+	@$(MAKE) --no-print-directory $(if $(findstring -j,$(MAKEFLAGS)),,-j$(NPROC)) $(CHECK_TESTS)
+	@tools/run_tests.sh $(CHECK_TESTS)
 
 # The peers (FFTW, OpenBLAS, tiktoken, PyTorch) run in the same process or
 # script as lmu.h, so each figure is a ratio measured at the same moment.

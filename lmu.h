@@ -501,8 +501,7 @@ LMUDEF lmu_result lmu_sgemm(lmu_gemm_ws *ws, int trans_a, int trans_b,
    capacity, and from then on a step never allocates. A later step that needs
    more (a longer sequence than planned) fails with LMU_ERR_CAPACITY and a
    message in tape->err, unless growth was allowed with
-   lmu_tape_set_growth(tape, 1). lmu_tape_reserve() plans capacity up front
-   instead. While blocks may still grow, a float* from lmu_tape_data() is
+   lmu_tape_set_growth(tape, 1). While blocks may still grow, a float* from lmu_tape_data() is
    valid only until the next op is recorded; ids are always stable. Every
    matmul runs through lmu_sgemm with tape->gemm_ws: set it to a workspace
    before the first step, since lmu_sgemm allocates one per call without.
@@ -682,19 +681,6 @@ LMUDEF int lmu_tape_find(const lmu_tape *tape, const char *name);
    afterwards and for the optimizer.
    Returns LMU_OK or LMU_ERR_ARG (not a parameter). */
 LMUDEF lmu_result lmu_tape_set_frozen(lmu_tape *tape, int id, int frozen);
-
-/* Plans capacity up front, so even the first step need not grow; never
-   shrinks. Before the lock only (a locked tape answers LMU_ERR_CAPACITY when
-   asked for more).
-   [in] act_floats   activation arena, floats (each tensor padded to 16)
-   [in] grad_floats  activation-grad arena, floats
-   [in] ints         int arena, ints
-   [in] tensors      tensor-table entries beyond the parameters
-   [in] recs         op records
-   0 leaves that one as is.
-   Returns LMU_OK, LMU_ERR_CAPACITY (locked), LMU_ERR_NOMEM. */
-LMUDEF lmu_result lmu_tape_reserve(lmu_tape *tape, size_t act_floats, size_t grad_floats,
-                                   size_t ints, int tensors, int recs);
 
 /* allow = 1: blocks may keep growing after warm-up (a step may then
    allocate); 0 (default): capacity locks at the first reset after a step. */
@@ -3607,7 +3593,7 @@ LMU__PRIVATE lmu_result lmu__tape_grow(lmu_tape *t, void **p, size_t *cap, size_
     if (t->locked)
         return lmu__tape_fail(t, LMU_ERR_CAPACITY,
                               "%s: needs %lu elements, planned %lu at the first step "
-                              "(lmu_tape_reserve or lmu_tape_set_growth)",
+                              "(allow growth with lmu_tape_set_growth)",
                               what, (unsigned long)need, (unsigned long)*cap);
     ncap = *cap * 2 > need ? *cap * 2 : need;
     if (ncap < 1024) ncap = 1024;
@@ -3850,26 +3836,6 @@ LMUDEF lmu_result lmu_tape_set_frozen(lmu_tape *tape, int id, int frozen)
 {
     if (!tape || id < 0 || id >= tape->n_params) return LMU_ERR_ARG;
     tape->tensors[id].frozen = frozen ? 1 : 0;
-    return LMU_OK;
-}
-
-LMUDEF lmu_result lmu_tape_reserve(lmu_tape *tape, size_t act_floats, size_t grad_floats,
-                                   size_t ints, int tensors, int recs)
-{
-    lmu_result r;
-    if (!tape) return LMU_ERR_ARG;
-    if ((r = lmu__tape_grow(tape, (void **)&tape->act, &tape->act_cap, act_floats,
-                            tape->act_used, sizeof(float), "activation arena")) != LMU_OK ||
-        (r = lmu__tape_grow(tape, (void **)&tape->act_grad, &tape->grad_cap, grad_floats, 0,
-                            sizeof(float), "activation grad arena")) != LMU_OK ||
-        (r = lmu__tape_grow(tape, (void **)&tape->ints, &tape->int_cap, ints, tape->int_used,
-                            sizeof(int), "int arena")) != LMU_OK ||
-        (r = lmu__tape_grow_table(tape, (void **)&tape->tensors, &tape->cap_tensors,
-                                  tape->n_params + tensors, sizeof(lmu_tensor),
-                                  "tensor table")) != LMU_OK ||
-        (r = lmu__tape_grow_table(tape, (void **)&tape->recs, &tape->cap_recs, recs,
-                                  sizeof(lmu_tape_rec), "op records")) != LMU_OK)
-        return r;
     return LMU_OK;
 }
 
@@ -6954,8 +6920,8 @@ LMUDEF void lmu_st_free_memory(void *p)
 
 #ifndef LMU_NO_STDIO
 
-/* Fault injection for tests (private): make the file save fail as a full
-   disk, a failed fsync/close or a failed rename would. */
+/* Fault injection for tests (private): make a save fail as a full disk, a
+   failed fsync/close or a failed rename would. */
 typedef struct lmu__st_fault {
     size_t fail_write_at; /* write fails once this many bytes are out; (size_t)-1: never */
     int fail_sync;
@@ -7005,30 +6971,33 @@ LMU__PRIVATE int lmu__st_filesink_write(void *user, const void *bytes, size_t n)
     return fail;
 }
 
-LMU__PRIVATE lmu_result lmu__st_save_file_ex(const char *path, const lmu_st_tensor *t, size_t nt,
-                                             const lmu_st_meta *m, size_t nm,
-                                             const lmu__st_fault *fault, char *err,
-                                             size_t errcap)
+/* What a save writes: the bytes, into sink; a message on failure. */
+typedef lmu_result (*lmu__produce_fn)(lmu_st_sink *sink, void *user, char *msg, size_t cap);
+
+/* The one writer of every file the library saves (checkpoints, token
+   files): the bytes go to a new temporary file beside path (O_EXCL, so two
+   writers never share one), which is flushed to disk and renamed over
+   path; on any failure the temporary is removed and path is untouched.
+   `what` starts the messages ("safetensors save"). */
+LMU__PRIVATE lmu_result lmu__write_atomic(const char *path, lmu__produce_fn produce, void *user,
+                                          const lmu__st_fault *fault, const char *what, char *err,
+                                          size_t errcap)
 {
     lmu__st_filesink fs;
     lmu_st_sink sink;
     lmu_result r;
-    char *tmp;
-    size_t plen, d, i;
+    char *tmp, msg[256];
+    size_t plen, i;
     int opened = 0, attempt;
-    char msg[256];
     if (!path || !*path) {
-        lmu__errf(err, errcap, "safetensors save: empty path");
+        lmu__errf(err, errcap, "%s: empty path", what);
         return LMU_ERR_ARG;
     }
-    /* Check the description before touching the disk. */
-    r = lmu__st_check_desc(t, nt, m, nm, &d, err, errcap);
-    if (r != LMU_OK) return r;
     plen = strlen(path);
     if (plen > (size_t)-1 - 64) return LMU_ERR_ARG;
     tmp = (char *)LMU_MALLOC(plen + 64);
     if (!tmp) {
-        lmu__errf(err, errcap, "safetensors save: out of memory");
+        lmu__errf(err, errcap, "%s: out of memory", what);
         return LMU_ERR_NOMEM;
     }
     memset(&fs, 0, sizeof fs);
@@ -7053,39 +7022,37 @@ LMU__PRIVATE lmu_result lmu__st_save_file_ex(const char *path, const lmu_st_tens
 #endif
     }
     if (!opened) {
-#if LMU__ST_POSIX
-        lmu__errf(err, errcap, "safetensors save: cannot create '%.200s': %s", tmp, strerror(errno));
-#else
-        lmu__errf(err, errcap, "safetensors save: cannot create '%.200s'", tmp);
-#endif
+        lmu__errf(err, errcap, "%s: cannot create '%.200s': %s", what, tmp, strerror(errno));
         LMU_FREE(tmp);
         return LMU_ERR_IO;
     }
     sink.write = lmu__st_filesink_write;
     sink.user = &fs;
-    r = lmu_st_write(&sink, t, nt, m, nm, msg, sizeof msg);
+    msg[0] = 0;
+    r = produce(&sink, user, msg, sizeof msg);
     if (r != LMU_OK) {
-        lmu__errf(err, errcap, "%s%s%s (temporary '%.200s' removed, '%.200s' untouched)", msg,
-                  fs.err_no ? ": " : "", fs.err_no ? strerror(fs.err_no) : "", tmp, path);
+        lmu__errf(err, errcap, "%s%s%s (temporary '%.200s' removed, '%.200s' untouched)",
+                  msg[0] ? msg : what, fs.err_no ? ": " : "", fs.err_no ? strerror(fs.err_no) : "",
+                  tmp, path);
         r = LMU_ERR_IO;
     }
 #if LMU__ST_POSIX
     if (r == LMU_OK && (fsync(fs.fd) != 0 || (fault && fault->fail_sync))) {
-        lmu__errf(err, errcap, "safetensors save: fsync of '%.200s' failed: %s", tmp,
+        lmu__errf(err, errcap, "%s: fsync of '%.200s' failed: %s", what, tmp,
                   (fault && fault->fail_sync) ? "simulated" : strerror(errno));
         r = LMU_ERR_IO;
     }
     if (close(fs.fd) != 0 && r == LMU_OK) {
-        lmu__errf(err, errcap, "safetensors save: close of '%.200s' failed: %s", tmp, strerror(errno));
+        lmu__errf(err, errcap, "%s: close of '%.200s' failed: %s", what, tmp, strerror(errno));
         r = LMU_ERR_IO;
     }
 #else
     if (r == LMU_OK && (fflush(fs.fp) != 0 || (fault && fault->fail_sync))) {
-        lmu__errf(err, errcap, "safetensors save: flushing '%.200s' failed", tmp);
+        lmu__errf(err, errcap, "%s: flushing '%.200s' failed", what, tmp);
         r = LMU_ERR_IO;
     }
     if (fclose(fs.fp) != 0 && r == LMU_OK) {
-        lmu__errf(err, errcap, "safetensors save: closing '%.200s' failed", tmp);
+        lmu__errf(err, errcap, "%s: closing '%.200s' failed", what, tmp);
         r = LMU_ERR_IO;
     }
 #endif
@@ -7098,15 +7065,15 @@ LMU__PRIVATE lmu_result lmu__st_save_file_ex(const char *path, const lmu_st_tens
         if (!ok && !(fault && fault->fail_rename) && remove(path) == 0) {
             ok = rename(tmp, path) == 0;
             if (!ok) {
-                lmu__errf(err, errcap, "safetensors save: replaced '%.200s' but could not rename '%.200s' to it; the new checkpoint is in '%.200s'",
-                          path, tmp, tmp);
+                lmu__errf(err, errcap, "%s: replaced '%.200s' but could not rename '%.200s' to it; the new file is '%.200s'",
+                          what, path, tmp, tmp);
                 LMU_FREE(tmp);
                 return LMU_ERR_IO;
             }
         }
 #endif
         if (!ok) {
-            lmu__errf(err, errcap, "safetensors save: rename '%.200s' -> '%.200s' failed", tmp, path);
+            lmu__errf(err, errcap, "%s: rename '%.200s' -> '%.200s' failed", what, tmp, path);
             r = LMU_ERR_IO;
         }
     }
@@ -7131,6 +7098,36 @@ LMU__PRIVATE lmu_result lmu__st_save_file_ex(const char *path, const lmu_st_tens
     (void)i;
     LMU_FREE(tmp);
     return r;
+}
+
+typedef struct lmu__st_desc {
+    const lmu_st_tensor *t;
+    const lmu_st_meta *m;
+    size_t nt, nm;
+} lmu__st_desc;
+
+LMU__PRIVATE lmu_result lmu__st_produce(lmu_st_sink *sink, void *user, char *msg, size_t cap)
+{
+    const lmu__st_desc *d = (const lmu__st_desc *)user;
+    return lmu_st_write(sink, d->t, d->nt, d->m, d->nm, msg, cap);
+}
+
+LMU__PRIVATE lmu_result lmu__st_save_file_ex(const char *path, const lmu_st_tensor *t, size_t nt,
+                                             const lmu_st_meta *m, size_t nm,
+                                             const lmu__st_fault *fault, char *err,
+                                             size_t errcap)
+{
+    lmu__st_desc desc;
+    size_t d;
+    lmu_result r;
+    if (!path || !*path) {
+        lmu__errf(err, errcap, "safetensors save: empty path");
+        return LMU_ERR_ARG;
+    }
+    /* Check the description before touching the disk. */
+    if ((r = lmu__st_check_desc(t, nt, m, nm, &d, err, errcap)) != LMU_OK) return r;
+    desc.t = t, desc.nt = nt, desc.m = m, desc.nm = nm;
+    return lmu__write_atomic(path, lmu__st_produce, &desc, fault, "safetensors save", err, errcap);
 }
 
 LMUDEF lmu_result lmu_st_save_file(const char *path, const lmu_st_tensor *tensors,
@@ -8118,7 +8115,7 @@ LMU__PRIVATE lmu_result lmu__model_isa(lmu_model *m, int layer, int U, int L, in
 {
     const lmu_lti *lti = m->lti_layer[layer];
     lmu_tape *t = &m->tape;
-    int shape[3], in[4], pc, d = m->cfg.d_model, q = m->cfg.q, qp = m->cfg.q_prime;
+    int shape[3], in[4], pc = -1, d = m->cfg.d_model, q = m->cfg.q, qp = m->cfg.q_prime;
     size_t b, n = (size_t)T;
     float *Z, *dZ, *cache, *yv, *Pc;
     const float *Uv, *Lv, *bv, *pv;
@@ -8859,7 +8856,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
 {
     const lmu_config *c;
     lmu_tape *t;
-    int shape[2], ids, tg, x, h, a, l;
+    int shape[2], ids, tg, x, h, a = -1, l;
     lmu_result r;
     float lv;
     if (!m || !tokens || !targets || B < 1 || T < 1) return LMU_ERR_ARG;
@@ -10987,14 +10984,6 @@ LMUDEF lmu_result lmu_tokenizer_load_files(lmu_tokenizer **out, const char *enco
 }
 #endif
 
-#if !defined(LMU_NO_STDIO) && (defined(__unix__) || defined(__unix) ||                      \
-                               (defined(__APPLE__) && defined(__MACH__)))
-#define LMU__DATA_POSIX 1
-#include <unistd.h>
-#include <fcntl.h>
-#else
-#define LMU__DATA_POSIX 0
-#endif
 #ifndef LMU_NO_STDIO
 #include <errno.h>
 #endif
@@ -11135,123 +11124,38 @@ LMUDEF lmu_result lmu_tokens_load_file(lmu_tokens *tf, const char *path, char *e
     return r;
 }
 
-/* Writes chunks to a temporary file beside path and renames it over path:
-   a reader sees the old file or the new one, never half of one. With
-   POSIX: open(O_EXCL), write, fsync, rename, fsync of the folder (these are
-   declared by unistd.h/fcntl.h even under strict -std=c99, unlike stdio's
-   fdopen/fileno). Elsewhere: stdio with fflush, and remove-then-rename where
-   rename cannot replace a file (not atomic there). */
-LMU__PRIVATE lmu_result lmu__write_atomic(const char *path, const void *const *chunks,
-                                          const size_t *sizes, int n_chunks, char *err,
-                                          size_t errcap)
+typedef struct lmu__tokens_out {
+    const unsigned char *hdr;
+    const int32_t *ids;
+    size_t n;
+} lmu__tokens_out;
+
+/* The header, then the ids as little-endian u16 through a small buffer. */
+LMU__PRIVATE lmu_result lmu__tokens_produce(lmu_st_sink *sink, void *user, char *msg, size_t cap)
 {
-    size_t plen = strlen(path);
-    char *tmp;
-    int i, attempt, opened = 0, ok = 1, e = 0;
-#if LMU__DATA_POSIX
-    int fd = -1;
-#else
-    FILE *f = NULL;
-#endif
-    if (!*path) {
-        lmu__errf(err, errcap, "empty output path");
-        return LMU_ERR_ARG;
-    }
-    if (plen > (size_t)-1 - 64 || !(tmp = (char *)LMU_MALLOC(plen + 64))) {
-        lmu__errf(err, errcap, "out of memory");
-        return LMU_ERR_NOMEM;
-    }
-    for (attempt = 0; attempt < 100 && !opened; attempt++) {
-#if LMU__DATA_POSIX
-        sprintf(tmp, "%s.tmp.%ld.%d", path, (long)getpid(), attempt);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0) opened = 1;
-        else if (errno != EEXIST) break;
-#else
-        FILE *probe;
-        sprintf(tmp, "%s.tmp.%lu.%d", path, (unsigned long)(((size_t)&f) >> 4), attempt);
-        if ((probe = fopen(tmp, "rb")) != NULL) { /* no O_EXCL in C99: check first */
-            fclose(probe);
-            continue;
+    const lmu__tokens_out *o = (const lmu__tokens_out *)user;
+    unsigned char buf[4096];
+    size_t i = 0, k;
+    if (sink->write(sink->user, o->hdr, LMU_TOKENS_HEADER_BYTES)) goto fail;
+    while (i < o->n) {
+        for (k = 0; k + 2 <= sizeof buf && i < o->n; k += 2, i++) {
+            buf[k] = (unsigned char)(o->ids[i] & 0xff);
+            buf[k + 1] = (unsigned char)(o->ids[i] >> 8);
         }
-        f = fopen(tmp, "wb");
-        if (f) opened = 1;
-        else break;
-#endif
+        if (sink->write(sink->user, buf, k)) goto fail;
     }
-    if (!opened) {
-        lmu__errf(err, errcap, "cannot create %s: %s", tmp, strerror(errno));
-        LMU_FREE(tmp);
-        return LMU_ERR_IO;
-    }
-    for (i = 0; i < n_chunks && ok; i++) {
-        const unsigned char *p = (const unsigned char *)chunks[i];
-        size_t n = sizes[i];
-#if LMU__DATA_POSIX
-        while (n > 0) {
-            size_t k = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
-            ssize_t w = write(fd, p, k);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                e = w < 0 ? errno : EIO;
-                ok = 0;
-                break;
-            }
-            p += (size_t)w;
-            n -= (size_t)w;
-        }
-#else
-        if (n && fwrite(p, 1, n, f) != n) e = errno, ok = 0;
-#endif
-    }
-#if LMU__DATA_POSIX
-    if (ok && fsync(fd) != 0) e = errno, ok = 0;
-    if (close(fd) != 0 && ok) e = errno, ok = 0;
-#else
-    if (ok && fflush(f) != 0) e = errno, ok = 0;
-    if (fclose(f) != 0 && ok) e = errno, ok = 0;
-#endif
-    if (!ok) {
-        lmu__errf(err, errcap, "cannot write %s: %s", tmp, strerror(e));
-        remove(tmp);
-        LMU_FREE(tmp);
-        return LMU_ERR_IO;
-    }
-    if (rename(tmp, path) != 0) {
-#if !LMU__DATA_POSIX
-        if (!(remove(path) == 0 && rename(tmp, path) == 0))
-#endif
-        {
-            lmu__errf(err, errcap, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-            remove(tmp);
-            LMU_FREE(tmp);
-            return LMU_ERR_IO;
-        }
-    }
-#if LMU__DATA_POSIX
-    { /* make the rename durable (best effort) */
-        char *slash = strrchr(strcpy(tmp, path), '/');
-        int dfd;
-        if (!slash) strcpy(tmp, ".");
-        else slash[slash == tmp ? 1 : 0] = 0;
-        dfd = open(tmp, O_RDONLY);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
-#endif
-    LMU_FREE(tmp);
     return LMU_OK;
+fail:
+    lmu__errf(msg, cap, "token file: write failed");
+    return LMU_ERR_IO;
 }
 
 LMUDEF lmu_result lmu_tokens_write_file(const char *path, const int32_t *ids, size_t n,
                                         int vocab_size, char *err, size_t errcap)
 {
-    unsigned char hdr[LMU_TOKENS_HEADER_BYTES], *body;
-    const void *chunks[2];
-    size_t sizes[2], i, bytes;
-    lmu_result r;
+    unsigned char hdr[LMU_TOKENS_HEADER_BYTES];
+    lmu__tokens_out o;
+    size_t i;
     if (err && errcap) err[0] = 0;
     if (!path || (!ids && n)) return LMU_ERR_ARG;
     if (lmu_tokens_header(hdr, vocab_size, (uint64_t)n) != LMU_OK) {
@@ -11265,19 +11169,8 @@ LMUDEF lmu_result lmu_tokens_write_file(const char *path, const int32_t *ids, si
                       (unsigned long)i, vocab_size - 1);
             return LMU_ERR_RANGE;
         }
-    if (!lmu__mul_size(n, 2, &bytes) || !(body = (unsigned char *)LMU_MALLOC(bytes ? bytes : 1))) {
-        lmu__errf(err, errcap, "%s: out of memory", path);
-        return LMU_ERR_NOMEM;
-    }
-    for (i = 0; i < n; i++) {
-        body[2 * i] = (unsigned char)(ids[i] & 0xff);
-        body[2 * i + 1] = (unsigned char)(ids[i] >> 8);
-    }
-    chunks[0] = hdr, sizes[0] = sizeof hdr;
-    chunks[1] = body, sizes[1] = bytes;
-    r = lmu__write_atomic(path, chunks, sizes, 2, err, errcap);
-    LMU_FREE(body);
-    return r;
+    o.hdr = hdr, o.ids = ids, o.n = n;
+    return lmu__write_atomic(path, lmu__tokens_produce, &o, NULL, "token file", err, errcap);
 }
 
 #endif /* LMU_NO_STDIO */

@@ -68,8 +68,9 @@ static const ex_opt options[] = {
     {"print_every", 0, EX_LONG, F(print_every), 0, 0, 1e12, "N", "log line every N steps when not a terminal"},
     {"on_nan", 0, EX_STR, F(on_nan), 0, 0, 0, "skip|stop", "NaN/Inf loss or gradient: skip the step (default) or stop"},
     {"stop_at", 0, EX_LONG, F(stop_at), EX_NOSAVE, 0, 1e12, "N", "save and stop after step N, as Ctrl-C would"},
-    {"config", 0, EX_ARG, F(config), EX_NOFILE, 0, 0, "FILE", "key = value lines: model keys (lmu_config_parse) and any\n"
-     "                           setting above"},
+    {"config", 0, EX_ARG, F(config), EX_NOFILE, 0, 0, "FILE", "key = value lines: any setting above, and model keys\n"
+     "                           (lmu_config_parse), which start from the library's\n"
+     "                           defaults or a `preset = NAME` line; 0 means default"},
     {"resume", 0, EX_ARG, F(resume), EX_NOFILE, 0, 0, "CKPT", "continue from a checkpoint (reads run.txt beside it)"},
     {"list_presets", 0, EX_FLAG, F(list_presets), EX_NOFILE, 0, 0, NULL, "print the model presets"},
 };
@@ -116,11 +117,16 @@ static void read_config_file(settings *s, const char *path)
     char err[512];
     size_t n;
     char *text = ex_read_file(path, &n);
+    lmu_config fc;
     if (!text) ex_die("cannot open %s: %s", path, strerror(errno));
-    if (lmu_config_parse_ex(&s->c, text, n, config_key, s, err, sizeof err) != LMU_OK)
+    /* model keys start from the library's defaults (0: lmu_config_resolve
+       fills them) or from the file's own preset line, never from --preset's
+       default: a file means what it says */
+    memset(&fc, 0, sizeof fc);
+    if (lmu_config_parse_ex(&fc, text, n, config_key, s, err, sizeof err) != LMU_OK)
         ex_die("%s: %s", path, err);
     free(text);
-    if (s->saw_model_key) strcpy(s->model, "custom");
+    if (s->saw_model_key) s->c = fc, strcpy(s->model, "custom");
 }
 
 /* The defaults, then the --config file (or the run.txt beside a --resume

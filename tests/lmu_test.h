@@ -4,7 +4,11 @@
    check with -v), and ends with "<name>: N passed, N failed". It exits non-zero
    when anything failed. tools/run_tests.sh sums the closing lines of all
    programs into the suite's closing line. Tests are programs, not library
-   code, so the counters here are plain statics. */
+   code, so the counters here are plain statics.
+
+   Also here, shared by every test: the one finite-difference gradient
+   check (lt_fd_check) and, where lmu.h is included, the table of model
+   kinds that every model test loops over (lt_kinds). */
 #ifndef LMU_TEST_H
 #define LMU_TEST_H
 
@@ -81,5 +85,109 @@ LT__UNUSED static double lt_uniform(void) /* in [-1, 1) */
     lt__rng ^= lt__rng << 17;
     return (double)(lt__rng >> 11) * (2.0 / 9007199254740992.0) - 1.0;
 }
+
+/* ---- finite differences ---------------------------------------------
+   The suite's one gradient check: an analytic gradient (float, as the
+   library computes it) against central differences of a double-precision
+   function, all in double:
+
+       fd_i = (f(x + h e_i) - f(x - h e_i)) / (2 h),   i = 0 .. n-1.
+
+   f(ctx) computes the scalar in double from x, the caller's double copy of
+   the input being differentiated, which it reaches through ctx; x[i] is
+   put back exactly after each coordinate. grad[i] is the analytic
+   gradient; a buffer that accumulates (+=) and started at `pre` has pre
+   subtracted first (pass 0 otherwise). Returns the relative L2 error of the
+   whole tensor, ||grad - pre - fd|| / ||fd|| (the absolute error when fd
+   is all zero); *fd_norm (may be NULL) gets ||fd||, so that a caller can
+   also insist the gradient is not trivially zero. */
+#define LT_FD_H 1e-5 /* the step every caller uses */
+typedef double (*lt_fd_fn)(void *ctx);
+LT__UNUSED static double lt_fd_check(lt_fd_fn f, void *ctx, double *x, size_t n, double h,
+                                     const float *grad, float pre, double *fd_norm)
+{
+    double num = 0, den = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double x0 = x[i], fp, fm, fd, e;
+        x[i] = x0 + h;
+        fp = f(ctx);
+        x[i] = x0 - h;
+        fm = f(ctx);
+        x[i] = x0;
+        fd = (fp - fm) / (2 * h);
+        e = ((double)grad[i] - pre) - fd;
+        num += e * e;
+        den += fd * fd;
+    }
+    if (fd_norm) *fd_norm = sqrt(den);
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* ---- the model kinds -------------------------------------------------
+   Every model test (test_model, test_faults, test_config) loops over this
+   table: a new mixer, or a new option worth running through every test,
+   is one more line here. Per line:
+     X(id, name, preset family (a printf format of the size, "lmu-%s";
+       NULL when the kind has no presets), arch, mixer, isa_init,
+       theta, theta_last (both 0: one window, the test's theta),
+       isa_lr (0: 1)) */
+#ifdef LMU_H
+#define LT_MODEL_KINDS(X)                                                                                                   \
+    X(LT_LMU_FFN, "lmu/ffn isa_init=random", "lmu-%s", LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_RANDOM, 0, 0, 0)           \
+    X(LT_LMU_ATTN, "lmu/attn", "lmu-%s-attn", LMU_ARCH_LMU, LMU_MIXER_ATTN, LMU_ISA_INIT_DELAY, 0, 0, 0)                    \
+    X(LT_TRANSFORMER, "transformer", "transformer-%s", LMU_ARCH_TRANSFORMER, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 0, 0, 0)    \
+    X(LT_LMU_LAYERS, "lmu/ffn theta_last isa_init=delay", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 6, 100, 3)
+
+typedef struct lt_kind {
+    const char *name, *preset;
+    lmu_arch arch;
+    lmu_mixer mixer;
+    lmu_isa_init isa_init;
+    double theta, theta_last, isa_lr;
+} lt_kind;
+
+#define LT__KIND_ID(id, name, preset, arch, mixer, init, th, thl, lr) id,
+#define LT__KIND_ROW(id, name, preset, arch, mixer, init, th, thl, lr) \
+    {name, preset, arch, mixer, init, th, thl, lr},
+enum { LT_MODEL_KINDS(LT__KIND_ID) LT_N_KINDS };
+static const lt_kind lt_kinds[LT_N_KINDS] LT__UNUSED = {LT_MODEL_KINDS(LT__KIND_ROW)};
+#undef LT__KIND_ID
+#undef LT__KIND_ROW
+
+/* Makes c a model of kind k, keeping the sizes the test chose: arch,
+   mixer, isa_init and isa_lr always, theta and theta_last when the kind
+   has a window per layer (give it n_layer >= 2 for them to differ). */
+LT__UNUSED static void lt_kind_apply(lmu_config *c, int k)
+{
+    const lt_kind *t = &lt_kinds[k];
+    c->arch = t->arch;
+    c->mixer = t->mixer;
+    c->isa_init = t->isa_init;
+    c->isa_lr = t->isa_lr;
+    if (t->theta_last > 0) {
+        c->theta = t->theta;
+        c->theta_last = t->theta_last;
+    }
+}
+
+/* The suite's tiny model of kind k: d 32, 2 layers, q 24, q' 3, theta 100,
+   d_pre 40, d_ff 48, 2 heads. */
+LT__UNUSED static void lt_model_config(lmu_config *c, int k, int vocab, int n_ctx)
+{
+    memset(c, 0, sizeof *c);
+    c->vocab_size = vocab;
+    c->n_ctx = n_ctx;
+    c->d_model = 32;
+    c->n_layer = 2;
+    c->q = 24;
+    c->q_prime = 3;
+    c->theta = 100;
+    c->d_pre = 40;
+    c->d_ff = 48;
+    c->n_head = 2;
+    lt_kind_apply(c, k);
+}
+#endif /* LMU_H */
 
 #endif

@@ -13,16 +13,19 @@ int main(int argc, char **argv)
     lmu_config c;
     int i, k;
     lt_begin("test_config", argc, argv);
+    memset(&c, 0, sizeof c);
     for (i = 0; i < 6; i++) {
-        for (k = 0; k < 3; k++) {
-            const char *fmt = k == 0 ? "lmu-%s" : k == 1 ? "lmu-%s-attn" : "transformer-%s";
+        for (k = 0; k < LT_N_KINDS; k++) { /* every kind with a preset family */
+            const lt_kind *kd = &lt_kinds[k];
             double n, rel;
-            snprintf(name, sizeof name, fmt, want[i].size);
-            LT_CHECK(lmu_config_preset(&c, name) == LMU_OK, "preset %s exists", name);
+            if (!kd->preset) continue;
+            snprintf(name, sizeof name, kd->preset, want[i].size);
+            LT_CHECK(lmu_config_preset(&c, name) == LMU_OK && c.arch == kd->arch && c.mixer == kd->mixer,
+                     "preset %s exists, arch %s, mixer %s", name, lmu_arch_name(c.arch), lmu_mixer_name(c.mixer));
             n = (double)lmu_config_param_count(&c);
             rel = fabs(n - (double)want[i].n) / (double)want[i].n;
             LT_CHECK(rel <= 0.03, "%s: N = %.0f within 3%% of %ld (%.2f%%)", name, n, want[i].n, 100 * rel);
-            if (k != 0 || lt__verbose)
+            if (k != LT_LMU_FFN || lt__verbose)
                 printf("  %-18s d=%d L=%d d_ff=%d heads=%d N=%.0f\n", name, c.d_model, c.n_layer, c.d_ff, c.n_head, n);
         }
     }

@@ -18,7 +18,7 @@
       goes on once the poison is gone. Out-of-range ids are refused.
 
    Other modes (used by tests/test_valgrind.sh and tests/test_endian.sh):
-     --train           a short training run of every architecture with a
+     --train           a short training run of every model kind with a
                        checkpoint round trip, generation, tokenizer, token
                        and config files: for valgrind memcheck.
      --write-fixed DIR write a checkpoint, a token file and a safetensors
@@ -387,9 +387,20 @@ static lmu_model *clone_model(const lmu_model *m)
     return c;
 }
 
-static void test_nonfinite_arch(lmu_arch arch, lmu_mixer mixer, const char *name)
+/* A model of kind k (lt_kinds in lmu_test.h) at this file's small sizes,
+   with two layers so that a kind with a window per layer has two windows. */
+static lmu_config kind_config(int k, int vocab, int d)
 {
-    lmu_config c = tiny_config(arch, mixer, 32, 8);
+    lmu_config c = tiny_config(LMU_ARCH_LMU, LMU_MIXER_FFN, vocab, d);
+    c.n_layer = 2;
+    lt_kind_apply(&c, k);
+    return c;
+}
+
+static void test_nonfinite_kind(int kind)
+{
+    const char *name = lt_kinds[kind].name;
+    lmu_config c = kind_config(kind, 32, 8);
     lmu_model *m = make_model(&c, 21), *snap = NULL;
     int tok[2 * 8], tgt[2 * 8], k;
     float loss = 0, poisons[3];
@@ -464,9 +475,8 @@ static void test_nonfinite_arch(lmu_arch arch, lmu_mixer mixer, const char *name
 
 static void test_nonfinite(void)
 {
-    test_nonfinite_arch(LMU_ARCH_LMU, LMU_MIXER_FFN, "lmu/ffn");
-    test_nonfinite_arch(LMU_ARCH_LMU, LMU_MIXER_ATTN, "lmu/attn");
-    test_nonfinite_arch(LMU_ARCH_TRANSFORMER, LMU_MIXER_FFN, "transformer");
+    int k;
+    for (k = 0; k < LT_N_KINDS; k++) test_nonfinite_kind(k);
 }
 
 /* ---- --train: a short run for valgrind -------------------------------- */
@@ -479,9 +489,10 @@ static int same_config(const lmu_config *a, const lmu_config *b)
            a->n_head == b->n_head;
 }
 
-static void train_arch(lmu_arch arch, lmu_mixer mixer, const char *name)
+static void train_kind(int kind)
 {
-    lmu_config c = tiny_config(arch, mixer, 48, 8);
+    const char *name = lt_kinds[kind].name;
+    lmu_config c = kind_config(kind, 48, 8);
     lmu_model *m = make_model(&c, 31), *back = NULL;
     int tok[2 * 12], tgt[2 * 12], i, t, bad = 0;
     float first = 0, last = 0;
@@ -530,12 +541,10 @@ static void run_train(void)
     char back[256], cfgtxt[512];
     int32_t ids[128];
     size_t jn, bn, n = 0, m = 0;
-    int vocab = 0;
+    int vocab = 0, k;
     lmu_tokens tf;
     lmu_config c, c2;
-    train_arch(LMU_ARCH_LMU, LMU_MIXER_FFN, "lmu/ffn");
-    train_arch(LMU_ARCH_LMU, LMU_MIXER_ATTN, "lmu/attn");
-    train_arch(LMU_ARCH_TRANSFORMER, LMU_MIXER_FFN, "transformer");
+    for (k = 0; k < LT_N_KINDS; k++) train_kind(k);
     fv_make(js, &jn, bpe, &bn);
     LT_CHECK(lmu_tokenizer_load_memory(&tk, js, jn, bpe, bn, g_err, sizeof g_err) == LMU_OK,
              "tokenizer loads (%s)", g_err);

@@ -69,23 +69,8 @@ static double kt_relerr(const float *a, float pre, const double *b, size_t n)
 
 static double kt_maxrel(double worst, double e) { return e > worst ? e : worst; }
 
-typedef double (*kt_fn)(void *ctx);
-
-/* Central differences in double of f with respect to param[0..n-1]. */
-static void kt_fd(kt_fn f, void *ctx, double *param, size_t n, double *grad)
-{
-    const double h = 1e-5;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        double save = param[i], fp, fm;
-        param[i] = save + h;
-        fp = f(ctx);
-        param[i] = save - h;
-        fm = f(ctx);
-        param[i] = save;
-        grad[i] = (fp - fm) / (2 * h);
-    }
-}
+/* Gradients against finite differences: lt_fd_check (lmu_test.h), of
+   the double references below. */
 
 static double kt_wsum(const double *w, const double *y, size_t n)
 {
@@ -135,12 +120,13 @@ typedef struct {
     double *x, *E;
     const int32_t *tg;
     size_t N, d, V;
+    double dloss; /* the upstream gradient of the mean loss */
 } kt_ce_ctx;
 
 static double kt_ce_loss(void *c)
 {
     kt_ce_ctx *k = (kt_ce_ctx *)c;
-    return ref_ce(k->x, k->E, k->tg, k->N, k->d, k->V, NULL, NULL, NULL, 0);
+    return k->dloss * ref_ce(k->x, k->E, k->tg, k->N, k->d, k->V, NULL, NULL, NULL, 0);
 }
 
 static int32_t *kt_targets(size_t N, size_t V)
@@ -192,17 +178,10 @@ static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int
              loss1 == loss ? "same bits" : "DIFFERS", eg1, eg2);
     if (fd) {
         kt_ce_ctx c;
-        double *gx = (double *)malloc(N * d * sizeof(double)), *gE = (double *)malloc(V * d * sizeof(double));
-        c.x = xd; c.E = Ed; c.tg = tg; c.N = N; c.d = d; c.V = V;
-        kt_fd(kt_ce_loss, &c, xd, N * d, gx);
-        kt_fd(kt_ce_loss, &c, Ed, V * d, gE);
-        for (i = 0; i < N * d; i++) gx[i] *= dloss;
-        for (i = 0; i < V * d; i++) gE[i] *= dloss;
-        eg1 = kt_relerr(dx, KT_PREFILL, gx, N * d);
-        eg2 = kt_relerr(dE, KT_PREFILL, gE, V * d);
+        c.x = xd; c.E = Ed; c.tg = tg; c.N = N; c.d = d; c.V = V; c.dloss = dloss;
+        eg1 = lt_fd_check(kt_ce_loss, &c, xd, N * d, LT_FD_H, dx, KT_PREFILL, NULL);
+        eg2 = lt_fd_check(kt_ce_loss, &c, Ed, V * d, LT_FD_H, dE, KT_PREFILL, NULL);
         LT_CHECK(eg1 < 1e-5 && eg2 < 1e-5, "ce grad vs FD N=%zu d=%zu V=%zu: dx %.2e dE %.2e", N, d, V, eg1, eg2);
-        free(gx);
-        free(gE);
     }
     lmu__free_aligned(x); lmu__free_aligned(E); lmu__free_aligned(lse); lmu__free_aligned(losses);
     lmu__free_aligned(scr); lmu__free_aligned(dx); lmu__free_aligned(dE);
@@ -375,13 +354,10 @@ static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int n
     LT_CHECK(e < 2e-6, "mha fwd B=%zu T=%zu C=%zu NH=%zu parts=%d: rel %.2e", B, T, C, NH, nparts, e);
     if (fd) {
         kt_mha_ctx c;
-        double *g = (double *)malloc(n3 * sizeof(double));
         c.qkv = qd; c.w = wd; c.out = od; c.B = B; c.T = T; c.C = C; c.NH = NH;
-        kt_fd(kt_mha_loss, &c, qd, n3, g);
         lmu__mha_backward(dqkv, w, qkv, out, lse, B, T, C, NH, &ws, nparts, scr);
-        e = kt_relerr(dqkv, KT_PREFILL, g, n3);
+        e = lt_fd_check(kt_mha_loss, &c, qd, n3, LT_FD_H, dqkv, KT_PREFILL, NULL);
         LT_CHECK(e < 1e-5, "mha grad vs FD B=%zu T=%zu C=%zu NH=%zu: dqkv %.2e", B, T, C, NH, e);
-        free(g);
     }
     lmu__free_aligned(qkv); lmu__free_aligned(w); lmu__free_aligned(out); lmu__free_aligned(lse);
     lmu__free_aligned(scr); lmu__free_aligned(dqkv); free(qd); free(wd); free(od);
@@ -639,20 +615,12 @@ static void test_conv_case(size_t B, size_t n, size_t d, size_t q, size_t qp, si
     LT_CHECK(e < 1e-5, "conv fwd vs direct sum B=%zu n=%zu d=%zu q=%zu q'=%zu nfft=%zu: rel %.2e",
              B, n, d, q, qp, k.N, e);
     lmu__isa_conv_backward(dU, dL, db, w, k.cache, k.Hs, B, n, d, q, qp, k.plan, NULL, nparts, scr);
-    {
-        double *gU = (double *)malloc(nu * sizeof(double)), *gL = (double *)malloc(nl * sizeof(double));
-        double *gb = (double *)malloc(R * sizeof(double));
-        kt_fd(kt_conv_loss, &c, c.U, nu, gU);
-        kt_fd(kt_conv_loss, &c, c.L, nl, gL);
-        kt_fd(kt_conv_loss, &c, c.b, R, gb);
-        e1 = kt_relerr(dU, KT_PREFILL, gU, nu);
-        e2 = kt_relerr(dL, KT_PREFILL, gL, nl);
-        e3 = kt_relerr(db, KT_PREFILL, gb, R);
-        LT_CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5,
-                 "conv grad vs FD n=%zu d=%zu q=%zu q'=%zu nfft=%zu: dU %.2e dL %.2e db %.2e", n, d, q,
-                 qp, k.N, e1, e2, e3);
-        free(gU); free(gL); free(gb);
-    }
+    e1 = lt_fd_check(kt_conv_loss, &c, c.U, nu, LT_FD_H, dU, KT_PREFILL, NULL);
+    e2 = lt_fd_check(kt_conv_loss, &c, c.L, nl, LT_FD_H, dL, KT_PREFILL, NULL);
+    e3 = lt_fd_check(kt_conv_loss, &c, c.b, R, LT_FD_H, db, KT_PREFILL, NULL);
+    LT_CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5,
+             "conv grad vs FD n=%zu d=%zu q=%zu q'=%zu nfft=%zu: dU %.2e dL %.2e db %.2e", n, d, q, qp, k.N,
+             e1, e2, e3);
     free(c.U); free(c.H); free(c.L); free(c.b); free(c.w); free(Zr);
     lmu__free_aligned(Z); lmu__free_aligned(w); lmu__free_aligned(scr);
     lmu__free_aligned(dU); lmu__free_aligned(dL); lmu__free_aligned(db);
@@ -782,7 +750,6 @@ static void test_isa_case(size_t npos, size_t qp, size_t d, int nparts, double z
     float *y = (float *)kt_alloc(ny), *Pc = (float *)kt_alloc(npos * qp * qp);
     float *scr = (float *)kt_alloc(lmu__isa_attn_scratch_floats(npos, qp, d, nparts));
     float *dZ = kt_fill(nz, KT_PREFILL), *dp = kt_fill(qp, KT_PREFILL);
-    double *gZ = (double *)malloc(nz * sizeof(double)), *gp = (double *)malloc(qp * sizeof(double));
     double e, e1, e2;
     kt_isa_ctx c;
     c.Z = kt_dcopy(Z, nz); c.p = kt_dcopy(p, qp); c.w = kt_dcopy(w, ny);
@@ -792,13 +759,11 @@ static void test_isa_case(size_t npos, size_t qp, size_t d, int nparts, double z
     e = kt_relerr(y, 0.0f, c.y, ny);
     LT_CHECK(e < 2e-6, "isa attn fwd npos=%zu q'=%zu d=%zu: rel %.2e", npos, qp, d, e);
     lmu__isa_attn_backward(dZ, dp, w, Z, Pc, p, npos, qp, d, nparts, scr, 1);
-    kt_fd(kt_isa_loss, &c, c.Z, nz, gZ);
-    kt_fd(kt_isa_loss, &c, c.p, qp, gp);
-    e1 = kt_relerr(dZ, KT_PREFILL, gZ, nz);
-    e2 = kt_relerr(dp, KT_PREFILL, gp, qp);
+    e1 = lt_fd_check(kt_isa_loss, &c, c.Z, nz, LT_FD_H, dZ, KT_PREFILL, NULL);
+    e2 = lt_fd_check(kt_isa_loss, &c, c.p, qp, LT_FD_H, dp, KT_PREFILL, NULL);
     LT_CHECK(e1 < 1e-5 && e2 < 1e-5, "isa attn grad vs FD npos=%zu q'=%zu d=%zu: dZ %.2e dp %.2e", npos,
              qp, d, e1, e2);
-    free(c.Z); free(c.p); free(c.w); free(c.y); free(gZ); free(gp);
+    free(c.Z); free(c.p); free(c.w); free(c.y);
     lmu__free_aligned(Z); lmu__free_aligned(p); lmu__free_aligned(w); lmu__free_aligned(y);
     lmu__free_aligned(Pc); lmu__free_aligned(scr); lmu__free_aligned(dZ); lmu__free_aligned(dp);
 }

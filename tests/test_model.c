@@ -18,37 +18,9 @@ static void *lt_realloc(void *p, size_t n) { lt_allocs++; return realloc(p, n); 
 #include "lmu.h"
 #include "lmu_test.h"
 
-#define N_ARCH 4 /* lmu/ffn, lmu/attn, transformer, lmu/ffn with our options */
-
-static const char *arch_name(int k)
-{
-    return k == 0 ? "lmu/ffn isa_init=random" : k == 1 ? "lmu/attn" : k == 2 ? "transformer"
-                                                  : "lmu/ffn theta_last isa_init=delay";
-}
-
-static void tiny_config(lmu_config *c, int k, int V, int n_ctx)
-{
-    memset(c, 0, sizeof *c);
-    c->arch = k == 2 ? LMU_ARCH_TRANSFORMER : LMU_ARCH_LMU;
-    c->mixer = k == 1 ? LMU_MIXER_ATTN : LMU_MIXER_FFN;
-    c->vocab_size = V;
-    c->n_ctx = n_ctx;
-    c->d_model = 32;
-    c->n_layer = 2;
-    c->q = 24;
-    c->q_prime = 3;
-    c->theta = 100;
-    c->d_pre = 40;
-    c->d_ff = 48;
-    c->n_head = 2;
-    if (k == 0) c->isa_init = LMU_ISA_INIT_RANDOM; /* MODEL.md's init; attn: the default, delay */
-    if (k == 3) { /* the options of docs/EXPERIMENTS.md: a window per layer, delay init */
-        c->theta = 6;
-        c->theta_last = 100;
-        c->isa_init = LMU_ISA_INIT_DELAY;
-        c->isa_lr = 3;
-    }
-}
+/* The tests that loop over k run once per model kind (lt_kinds in
+   lmu_test.h: lmu/ffn, lmu/attn, transformer, lmu/ffn with our options),
+   each on the suite's tiny model of that kind (lt_model_config). */
 
 /* Deterministic token stream: batch `step` of a toy language with structure
    a model can learn (each token depends on the two before it). */
@@ -90,13 +62,13 @@ static void test_recurrent_matches_parallel(void)
     static int tok[T], tg[T];
     static double ref[V];
     int k, t, v;
-    for (k = 0; k < N_ARCH; k++) {
+    for (k = 0; k < LT_N_KINDS; k++) {
         lmu_config c;
         lmu_model *m;
         lmu_gen g;
         char err[256];
         double worst = 0, scale = 0;
-        tiny_config(&c, k, V, T);
+        lt_model_config(&c, k, V, T);
         if (!lt__check(lmu_model_create(&m, &c, 7, err, sizeof err) == LMU_OK, __FILE__, __LINE__,
                        "create tiny model"))
             return;
@@ -107,14 +79,14 @@ static void test_recurrent_matches_parallel(void)
             lmu_model_backward(m);
             lmu_model_step(m, 1e-2f, 1.0f, NULL);
         }
-        LT_CHECK(lmu_model_forward(m, tok, tg, 1, T, NULL) == LMU_OK, "%s forward", arch_name(k));
+        LT_CHECK(lmu_model_forward(m, tok, tg, 1, T, NULL) == LMU_OK, "%s forward", lt_kinds[k].name);
         {
             /* the public accessor gives the same logits as the double product */
             static float lg[V];
             double e = 0, sc = 0;
             LT_CHECK(lmu_model_logits(m, 0, T - 1, lg) == LMU_OK && lmu_model_logits(m, 1, 0, lg) == LMU_ERR_ARG &&
                          lmu_model_logits(m, 0, T, lg) == LMU_ERR_ARG && lmu_model_logits(m, 0, -1, lg) == LMU_ERR_ARG,
-                     "%s: lmu_model_logits refuses positions outside the last forward", arch_name(k));
+                     "%s: lmu_model_logits refuses positions outside the last forward", lt_kinds[k].name);
             lmu_model_logits(m, 0, T - 1, lg);
             parallel_logits(m, T - 1, ref);
             for (v = 0; v < V; v++) {
@@ -122,9 +94,9 @@ static void test_recurrent_matches_parallel(void)
                 if (fabs(ref[v]) > sc) sc = fabs(ref[v]);
             }
             LT_CHECK(e <= 1e-5 * (sc > 1 ? sc : 1), "%s: lmu_model_logits = x E^T at the last position (max diff %.3g)",
-                     arch_name(k), e);
+                     lt_kinds[k].name, e);
         }
-        LT_CHECK(lmu_gen_create(&g, m, T) == LMU_OK, "%s generator", arch_name(k));
+        LT_CHECK(lmu_gen_create(&g, m, T) == LMU_OK, "%s generator", lt_kinds[k].name);
         for (t = 0; t < T; t++) {
             lmu_gen_feed(&g, tok[t]);
             parallel_logits(m, t, ref);
@@ -138,7 +110,7 @@ static void test_recurrent_matches_parallel(void)
            steps: agreement to a few ulps of the logits' scale */
         LT_CHECK(worst <= 1e-4 * (scale > 1 ? scale : 1),
                  "%s: recurrent logits = parallel logits at all %d positions (max diff %.3g, scale %.3g)",
-                 arch_name(k), T, worst, scale);
+                 lt_kinds[k].name, T, worst, scale);
         lmu_gen_free(&g);
         lmu_model_free(m);
     }
@@ -152,22 +124,22 @@ static void test_checkpoints(void)
     /* per-process names: two test runs at once must not share files */
     snprintf(path, sizeof path, "build/test_model_ckpt.%ld.safetensors", (long)getpid());
     snprintf(path2, sizeof path2, "build/test_model_ckpt2.%ld.safetensors", (long)getpid());
-    for (k = 0; k < N_ARCH; k++) {
+    for (k = 0; k < LT_N_KINDS; k++) {
         lmu_config c;
         lmu_model *m, *m2 = NULL;
         char err[256];
         unsigned char *a = NULL, *b = NULL;
         size_t la = 0, lb = 0, cut;
         int bad = 0, i;
-        tiny_config(&c, k, V, T);
+        lt_model_config(&c, k, V, T);
         lmu_model_create(&m, &c, 11, err, sizeof err);
         batch(tok, tg, B, T, V, 0);
         lmu_model_forward(m, tok, tg, B, T, NULL);
         lmu_model_backward(m);
         lmu_model_step(m, 1e-3f, 1.0f, NULL);
         m->data_pos = 12345;
-        LT_CHECK(lmu_model_save(m, path, 1) == LMU_OK, "%s save: %s", arch_name(k), m->err);
-        LT_CHECK(lmu_model_load(&m2, path, err, sizeof err) == LMU_OK, "%s load: %s", arch_name(k), err);
+        LT_CHECK(lmu_model_save(m, path, 1) == LMU_OK, "%s save: %s", lt_kinds[k].name, m->err);
+        LT_CHECK(lmu_model_load(&m2, path, err, sizeof err) == LMU_OK, "%s load: %s", lt_kinds[k].name, err);
         if (!m2) continue;
         LT_CHECK(memcmp(m->tape.param, m2->tape.param, m->tape.param_size * sizeof(float)) == 0 &&
                      memcmp(m->adam.m, m2->adam.m, m->tape.param_size * sizeof(float)) == 0 &&
@@ -175,12 +147,12 @@ static void test_checkpoints(void)
                      m2->adam.step == m->adam.step && m2->data_pos == 12345 &&
                      memcmp(&m->cfg, &m2->cfg, sizeof m->cfg) == 0,
                  "%s round trip is bit-exact (params, Adam moments, step, data position, config)",
-                 arch_name(k));
+                 lt_kinds[k].name);
         lmu_model_save(m2, path2, 1);
         a = lt_slurp(path, &la);
         b = lt_slurp(path2, &lb);
         LT_CHECK(la == lb && la > 0 && memcmp(a, b, la) == 0, "%s: re-saved file is byte-identical",
-                 arch_name(k));
+                 lt_kinds[k].name);
         lmu_model_free(m2);
         m2 = NULL;
 
@@ -191,14 +163,14 @@ static void test_checkpoints(void)
             lmu_model_free(m2);
             m2 = NULL;
         }
-        LT_CHECK(bad == 0, "%s: truncated files refused with a message (%d accepted)", arch_name(k), bad);
+        LT_CHECK(bad == 0, "%s: truncated files refused with a message (%d accepted)", lt_kinds[k].name, bad);
 
         /* oversized: a header length far past the end */
         memcpy(b, a, la);
         b[4] = 0x7f;
         err[0] = 0;
         LT_CHECK(lmu_model_load_memory(&m2, b, la, err, sizeof err) == LMU_ERR_FORMAT && err[0],
-                 "%s: oversized header length refused: %s", arch_name(k), err);
+                 "%s: oversized header length refused: %s", lt_kinds[k].name, err);
         lmu_model_free(m2);
         m2 = NULL;
         if (k == 0) {
@@ -253,7 +225,7 @@ static void test_checkpoints(void)
                 err[0] = 0;
                 LT_CHECK(lmu_model_load(&m2, path2, err, sizeof err) != LMU_OK && err[0] &&
                              (i == 1 ? strstr(err, "ln_f.bias") != NULL : 1),
-                         "%s: %s refused: %s", arch_name(k),
+                         "%s: %s refused: %s", lt_kinds[k].name,
                          i == 0 ? "wrong dtype" : i == 1 ? "wrong shape" : "unknown tensor", err);
                 lmu_model_free(m2);
                 m2 = NULL;
@@ -265,7 +237,7 @@ static void test_checkpoints(void)
             lmu_st_save_file(path2, ts, n, meta, f.n_meta, err, sizeof err);
             err[0] = 0;
             LT_CHECK(lmu_model_load(&m2, path2, err, sizeof err) == LMU_ERR_SHAPE && strstr(err, "wte"),
-                     "%s: checkpoint for another vocabulary refused: %s", arch_name(k), err);
+                     "%s: checkpoint for another vocabulary refused: %s", lt_kinds[k].name, err);
             lmu_model_free(m2);
             m2 = NULL;
             free(wide);
@@ -290,13 +262,13 @@ static void test_resume(void)
     int tok[B * T], tg[B * T], k;
     char path[64];
     snprintf(path, sizeof path, "build/test_model_resume.%ld.safetensors", (long)getpid());
-    for (k = 0; k < N_ARCH; k++) {
+    for (k = 0; k < LT_N_KINDS; k++) {
         lmu_config c;
         lmu_model *m;
         char err[256];
         float straight[N], resumed[N];
         long s;
-        tiny_config(&c, k, V, T);
+        lt_model_config(&c, k, V, T);
         lmu_model_create(&m, &c, 5, err, sizeof err);
         for (s = 0; s < N; s++) {
             batch(tok, tg, B, T, V, s);
@@ -314,7 +286,7 @@ static void test_resume(void)
         lmu_model_save(m, path, 1);
         lmu_model_free(m);
         m = NULL;
-        LT_CHECK(lmu_model_load(&m, path, err, sizeof err) == LMU_OK, "%s resume load: %s", arch_name(k), err);
+        LT_CHECK(lmu_model_load(&m, path, err, sizeof err) == LMU_OK, "%s resume load: %s", lt_kinds[k].name, err);
         if (!m) continue;
         for (s = (long)m->data_pos; s < N; s++) {
             batch(tok, tg, B, T, V, s);
@@ -323,7 +295,7 @@ static void test_resume(void)
         }
         LT_CHECK(memcmp(straight, resumed, sizeof straight) == 0,
                  "%s: %d steps straight = %d + save/load + %d, bit for bit (last %.9g vs %.9g)",
-                 arch_name(k), N, N / 2, N / 2, (double)straight[N - 1], (double)resumed[N - 1]);
+                 lt_kinds[k].name, N, N / 2, N / 2, (double)straight[N - 1], (double)resumed[N - 1]);
         lmu_model_free(m);
     }
     remove(path);
@@ -336,14 +308,14 @@ static void test_forward_backward(void)
 {
     enum { B = 2, T = 24, V = 53 };
     int tok[B * T], tg[B * T], k;
-    for (k = 0; k < N_ARCH; k++) {
+    for (k = 0; k < LT_N_KINDS; k++) {
         lmu_config c;
         lmu_model *m;
         char err[256];
         float l1 = 0, l2 = 0, *g1;
         double num = 0, den = 0;
         size_t i, n;
-        tiny_config(&c, k, V, T);
+        lt_model_config(&c, k, V, T);
         if (lmu_model_create(&m, &c, 21, err, sizeof err) != LMU_OK) continue;
         n = m->tape.param_size;
         batch(tok, tg, B, T, V, 9);
@@ -352,7 +324,7 @@ static void test_forward_backward(void)
         lmu_model_backward(m);
         memcpy(g1, m->tape.param_grad, n * sizeof(float));
         LT_CHECK(lmu_model_forward_backward(m, tok, tg, B, T, &l2) == LMU_OK, "%s forward_backward",
-                 arch_name(k));
+                 lt_kinds[k].name);
         for (i = 0; i < n; i++) {
             double dd = (double)g1[i] - m->tape.param_grad[i];
             num += dd * dd;
@@ -360,9 +332,9 @@ static void test_forward_backward(void)
         }
         LT_CHECK(l1 == l2 && den > 0 && sqrt(num / den) < 1e-6,
                  "%s: forward_backward = forward + backward (loss %s, grads rel L2 %.2g, bound 1e-6)",
-                 arch_name(k), l1 == l2 ? "same bits" : "DIFFERS", den > 0 ? sqrt(num / den) : -1.0);
+                 lt_kinds[k].name, l1 == l2 ? "same bits" : "DIFFERS", den > 0 ? sqrt(num / den) : -1.0);
         LT_CHECK(lmu_model_backward(m) == LMU_ERR_STATE, "%s: no second backward after forward_backward",
-                 arch_name(k));
+                 lt_kinds[k].name);
         free(g1);
         lmu_model_free(m);
     }
@@ -372,13 +344,13 @@ static void test_training(void)
 {
     enum { B = 2, T = 32, V = 40 };
     int tok[B * T], tg[B * T], k;
-    for (k = 0; k < N_ARCH; k++) {
+    for (k = 0; k < LT_N_KINDS; k++) {
         lmu_config c;
         lmu_model *m;
         char err[256];
         float loss = 0, first = 0;
         long s, allocs = 0, steps = 0;
-        tiny_config(&c, k, V, T);
+        lt_model_config(&c, k, V, T);
         lmu_model_create(&m, &c, 3, err, sizeof err);
         batch(tok, tg, B, T, V, 42);
         /* memorise one batch: a bounded number of Adam steps */
@@ -396,8 +368,8 @@ static void test_training(void)
             if (loss < 0.05f) break;
         }
         LT_CHECK(loss < 0.05f, "%s memorises a %dx%d batch: loss %.3f -> %.4f in %ld steps (bound 400)",
-                 arch_name(k), B, T, (double)first, (double)loss, steps);
-        LT_CHECK(allocs == 0, "%s: no allocation in %ld warmed-up steps (%ld seen)", arch_name(k),
+                 lt_kinds[k].name, B, T, (double)first, (double)loss, steps);
+        LT_CHECK(allocs == 0, "%s: no allocation in %ld warmed-up steps (%ld seen)", lt_kinds[k].name,
                  steps - 1, allocs);
         lmu_model_free(m);
     }
@@ -409,7 +381,7 @@ static void test_errors(void)
     lmu_model *m;
     char err[256];
     int tok[8] = {0, 1, 2, 3, 4, 5, 6, 7}, tg[8] = {1, 2, 3, 4, 5, 6, 7, 99};
-    tiny_config(&c, 0, 50, 4);
+    lt_model_config(&c, LT_LMU_FFN, 50, 4);
     lmu_model_create(&m, &c, 1, err, sizeof err);
     LT_CHECK(lmu_model_forward(m, tok, tg, 1, 8, NULL) == LMU_ERR_SHAPE && m->err[0],
              "T > n_ctx refused: %s", m->err);
@@ -435,7 +407,7 @@ static void test_layer_theta_and_delay_init(void)
     lmu_model *m;
     char err[256];
     int l, r, w;
-    tiny_config(&c, 3, 64, 64);
+    lt_model_config(&c, LT_LMU_LAYERS, 64, 64);
     c.n_layer = 3;
     c.theta = 8;
     c.theta_last = 128;
@@ -479,7 +451,7 @@ static void test_layer_theta_and_delay_init(void)
         int tok[16], tg[16], i, ids[2];
         double ratio[2];
         for (i = 0; i < 16; i++) tok[i] = (i * 7) % 64, tg[i] = (i * 5 + 1) % 64;
-        tiny_config(&c, 3, 64, 64);
+        lt_model_config(&c, LT_LMU_LAYERS, 64, 64);
         c.isa_lr = 0;
         lmu_model_create(&a, &c, 9, err, sizeof err);
         c.isa_lr = 3;
@@ -515,11 +487,11 @@ static void test_layer_theta_and_delay_init(void)
         lmu_model_free(b);
     }
     /* every layer's window must be buildable: q^2 n_ctx is capped per window */
-    tiny_config(&c, 3, 64, 64);
+    lt_model_config(&c, LT_LMU_LAYERS, 64, 64);
     c.theta_last = -1;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "theta_last"),
              "negative theta_last refused: %s", err);
-    tiny_config(&c, 3, 64, 64);
+    lt_model_config(&c, LT_LMU_LAYERS, 64, 64);
     c.theta_last = c.theta;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.theta_last == 0,
              "theta_last = theta resolves to 0 (one spelling of off)");
@@ -548,10 +520,48 @@ static void test_old_checkpoint(void)
     lmu_model_free(m);
 }
 
+/* For every preset (every mixer, the transformer): the parameter count
+   that lmu_config_param_count reports is what the model declares, the
+   embeddings aside, and every tensor is named as the checkpoint names it. */
+static void test_param_count_matches_declared(void)
+{
+    int i;
+    for (i = 0; i < lmu_config_preset_count(); i++) {
+        const char *name = lmu_config_preset_name(i);
+        lmu_config c;
+        lmu_model *m = NULL;
+        char err[256];
+        size_t declared = 0, emb, k;
+        int t, named = 1;
+        LT_CHECK(lmu_config_preset(&c, name) == LMU_OK, "%s: preset", name);
+        c.vocab_size = 64, c.n_ctx = 32; /* cheap; N does not depend on them */
+        if (lmu_model_create(&m, &c, 1, err, sizeof err) != LMU_OK) {
+            LT_CHECK(0, "%s: create: %s", name, err);
+            continue;
+        }
+        for (t = 0; t < m->tape.n_params; t++) {
+            const char *nm = m->tape.tensors[t].name;
+            declared += m->tape.tensors[t].size;
+            if (strncmp(nm, "blocks.", 7) && strcmp(nm, "wte") && strcmp(nm, "wpe") &&
+                strncmp(nm, "ln_f.", 5))
+                named = 0;
+        }
+        emb = (size_t)c.vocab_size * (size_t)c.d_model;
+        if (c.arch == LMU_ARCH_TRANSFORMER) emb += (size_t)c.n_ctx * (size_t)c.d_model;
+        k = lmu_model_param_count(m);
+        LT_CHECK(declared == k + emb && lmu_config_param_count_total(lmu_model_config(m)) == declared,
+                 "%s: N %lu + embeddings %lu = the %lu floats declared", name, (unsigned long)k,
+                 (unsigned long)emb, (unsigned long)declared);
+        LT_CHECK(named, "%s: every parameter has a checkpoint name", name);
+        lmu_model_free(m);
+    }
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_model", argc, argv);
     test_errors();
+    test_param_count_matches_declared();
     test_recurrent_matches_parallel();
     test_layer_theta_and_delay_init();
     test_old_checkpoint();

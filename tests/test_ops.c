@@ -12,7 +12,6 @@
 #include "tests/lmu_test.h"
 
 #define MAXIN 4
-#define FD_H 1e-5
 
 /* bounds: the float32 forward against double, and the float32 gradient
    against double finite differences (relative L2 over the whole tensor) */
@@ -35,7 +34,7 @@ typedef struct op_case {
 
 static double *dalloc(size_t n) { return (double *)calloc(n ? n : 1, sizeof(double)); }
 
-static double rel_l2_fd(const double *a, const double *b, size_t n)
+static double rel_l2(const double *a, const double *b, size_t n)
 {
     double num = 0, den = 0;
     size_t i;
@@ -46,12 +45,20 @@ static double rel_l2_fd(const double *a, const double *b, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static double proj(const op_case *c, const double *R, double *out)
+/* What the finite differences differentiate: sum(ref(inputs) * R). */
+typedef struct {
+    const op_case *c;
+    const double *R;
+    double *out;
+} proj_ctx;
+
+static double proj(void *ctx)
 {
+    const proj_ctx *p = (const proj_ctx *)ctx;
     double s = 0;
     size_t i;
-    c->ref(c, out);
-    for (i = 0; i < c->out_n; i++) s += out[i] * R[i];
+    p->c->ref(p->c, p->out);
+    for (i = 0; i < p->c->out_n; i++) s += p->out[i] * p->R[i];
     return s;
 }
 
@@ -60,33 +67,22 @@ static double proj(const op_case *c, const double *R, double *out)
 static double check_case(op_case *c, const float *y, const double *R, double grad_bound)
 {
     double *out = dalloc(c->out_n), *yd = dalloc(c->out_n), worst = 0, e;
+    proj_ctx p;
     size_t i;
     int k;
     c->ref(c, out);
     for (i = 0; i < c->out_n; i++) yd[i] = y[i];
-    e = rel_l2_fd(yd, out, c->out_n);
+    e = rel_l2(yd, out, c->out_n);
     LT_CHECK(e < FWD_BOUND, "%s forward: rel L2 %.2e < %.0e", c->name, e, FWD_BOUND);
+    p.c = c;
+    p.R = R;
+    p.out = out;
     for (k = 0; k < c->nin; k++) {
-        double *fd, *an;
         if (!c->has_grad[k]) continue;
-        fd = dalloc(c->in_n[k]);
-        an = dalloc(c->in_n[k]);
-        for (i = 0; i < c->in_n[k]; i++) {
-            double x0 = c->in[k][i], fp, fm;
-            c->in[k][i] = x0 + FD_H;
-            fp = proj(c, R, out);
-            c->in[k][i] = x0 - FD_H;
-            fm = proj(c, R, out);
-            c->in[k][i] = x0;
-            fd[i] = (fp - fm) / (2 * FD_H);
-            an[i] = c->grad[k][i];
-        }
-        e = rel_l2_fd(an, fd, c->in_n[k]);
+        e = lt_fd_check(proj, &p, c->in[k], c->in_n[k], LT_FD_H, c->grad[k], 0.0f, NULL);
         if (e > worst) worst = e;
         LT_CHECK(e < grad_bound, "%s grad of input %d: rel L2 %.2e < %.0e", c->name, k, e,
                  grad_bound);
-        free(fd);
-        free(an);
     }
     free(out);
     free(yd);

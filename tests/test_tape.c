@@ -31,7 +31,6 @@ static void count_free(void *p) { if (p) g_n_free++; free(p); }
 
 /* bounds */
 #define GRAD_BOUND 1e-5   /* rel L2 per parameter tensor, float vs double FD */
-#define FD_H 1e-5
 #define MEMO_STEPS 100    /* loss must fall below MEMO_LOSS within this many */
 #define MEMO_LOSS 0.05
 
@@ -185,6 +184,20 @@ static double tiny_loss_double(const tiny *m, const double *P, const int *tokens
     return loss / N;
 }
 
+/* The double loss as a function of a double copy P of the parameters,
+   for lt_fd_check. */
+typedef struct {
+    const tiny *m;
+    const double *P;
+    const int *tokens, *targets;
+} tiny_loss_ctx;
+
+static double tiny_loss_fd(void *ctx)
+{
+    const tiny_loss_ctx *c = (const tiny_loss_ctx *)ctx;
+    return tiny_loss_double(c->m, c->P, c->tokens, c->targets);
+}
+
 static void make_batch(int *tokens, int *targets, int n, int V, unsigned long long seed)
 {
     int i;
@@ -204,6 +217,7 @@ static void test_gradcheck(void)
     int tokens[B * T], targets[B * T], p;
     tiny m;
     double *P, loss_d, worst = 0;
+    tiny_loss_ctx lc;
     lmu_result r;
     size_t i;
     tiny_init(&m, V, D, F, B, T, 1);
@@ -232,24 +246,16 @@ static void test_gradcheck(void)
     loss_d = tiny_loss_double(&m, P, tokens, targets);
     LT_CHECK(fabs(loss_d - lmu_tape_data(&m.t, m.loss)[0]) < 1e-5 * fabs(loss_d),
              "tiny model float loss %.7f vs double %.7f", lmu_tape_data(&m.t, m.loss)[0], loss_d);
+    lc.m = &m;
+    lc.P = P;
+    lc.tokens = tokens;
+    lc.targets = targets;
     for (p = 0; p < m.t.n_params; p++) {
         const lmu_tensor *x = lmu_tape_tensor(&m.t, p);
-        const float *g = lmu_tape_grad(&m.t, p);
-        double num = 0, den = 0, e;
-        for (i = 0; i < x->size; i++) {
-            double *w = P + x->off + i, w0 = *w, fp, fm, fd;
-            *w = w0 + FD_H;
-            fp = tiny_loss_double(&m, P, tokens, targets);
-            *w = w0 - FD_H;
-            fm = tiny_loss_double(&m, P, tokens, targets);
-            *w = w0;
-            fd = (fp - fm) / (2 * FD_H);
-            num += (g[i] - fd) * (g[i] - fd);
-            den += fd * fd;
-        }
-        e = sqrt(num / (den > 0 ? den : 1));
+        double norm = 0, e;
+        e = lt_fd_check(tiny_loss_fd, &lc, P + x->off, x->size, LT_FD_H, lmu_tape_grad(&m.t, p), 0.0f, &norm);
         if (e > worst) worst = e;
-        LT_CHECK(e < GRAD_BOUND && den > 0, "grad of %-28s rel L2 %.2e (|g| %.2e)", x->name, e, sqrt(den));
+        LT_CHECK(e < GRAD_BOUND && norm > 0, "grad of %-28s rel L2 %.2e (|g| %.2e)", x->name, e, norm);
     }
     printf("tiny model: worst parameter-gradient rel L2 error %.2e (bound %.0e)\n", worst, GRAD_BOUND);
     free(P);

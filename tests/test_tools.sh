@@ -161,6 +161,12 @@ check "train: no temporary files left" [ -z "$(ls "$W/run" | grep tmp)" ]
 check "train: progress lines when not a terminal" grep -q "^step 40/40" "$W/train.out"
 expect_ok train_help $BUILD/train --help
 check "train --help lists every option" sh -c 'for o in data train val out preset batch seq ctx steps tokens lr warmup schedule clip seed threads eval-every eval-batches save-every print-every on-nan stop-at config resume list-presets; do grep -q -- "--$o " "$1" || exit 1; done' _ "$W/train_help.out"
+# a config file's model keys start from the library's defaults, not from
+# --preset's default lmu-55k (d_ff 105): d_model 16 gives d_ff 2 d = 32, q = d
+printf 'd_model = 16\nn_layer = 1\nd_pre = 0  # 0: the default\nbatch = 2\nseq = 16\n' >"$W/dflt.cfg"
+expect_ok train_cfg_defaults $BUILD/train --config "$W/dflt.cfg" --data "$W/c" --steps 1 --out "$W/dflt"
+check "train: config keys start from the library's defaults (d_ff = 32, q = 16, d_pre = 24)" \
+    sh -c 'grep -qx "d_ff = 32" "$1" && grep -qx "q = 16" "$1" && grep -qx "d_pre = 24" "$1"' _ "$W/dflt/run.txt"
 expect_ok train_presets $BUILD/train --list-presets
 check "train: presets listed" grep -q "lmu-1m" "$W/train_presets.out"
 
