@@ -3386,17 +3386,27 @@ LMU__KERN_INLINE float lmu__kern_max(const float *x, size_t n)
     return m[0];
 }
 
-/* sum_j exp(x[j] - m) in 16 lanes, lanes added in a fixed order. */
-LMU__KERN_INLINE float lmu__kern_sumexp(const float *x, size_t n, float m)
+/* The one exp-and-sum of the library (softmax, cross-entropy, attention):
+   returns sum_j exp(x[j] - m), and writes each exp(x[j] - m) to out[j]
+   when out is not NULL (out may be x). 16 lanes by index, folded in a
+   fixed order, so every caller -- the training forward and the decode step
+   among them -- rounds alike. */
+LMU__KERN_INLINE float lmu__kern_expsum(const float *x, float *out, size_t n, float m)
 {
-    float acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, s = 0.0f;
+    float acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     size_t j;
     int l;
-    for (j = 0; j + 16 <= n; j += 16)
-        for (l = 0; l < 16; l++) acc[l] += lmu__kern_expf(x[j + (size_t)l] - m);
-    for (l = 0; l < (int)(n - j); l++) acc[l] += lmu__kern_expf(x[j + (size_t)l] - m);
-    for (l = 0; l < 16; l++) s += acc[l];
-    return s;
+    if (out) {
+        for (j = 0; j + 16 <= n; j += 16)
+            for (l = 0; l < 16; l++) acc[l] += out[j + (size_t)l] = lmu__kern_expf(x[j + (size_t)l] - m);
+        for (l = 0; l < (int)(n - j); l++) acc[l] += out[j + (size_t)l] = lmu__kern_expf(x[j + (size_t)l] - m);
+    } else {
+        for (j = 0; j + 16 <= n; j += 16)
+            for (l = 0; l < 16; l++) acc[l] += lmu__kern_expf(x[j + (size_t)l] - m);
+        for (l = 0; l < (int)(n - j); l++) acc[l] += lmu__kern_expf(x[j + (size_t)l] - m);
+    }
+    for (l = 0; l < 8; l++) acc[l] += acc[l + 8];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 /* gelu as MODEL.md's tanh form, written as a sigmoid:
@@ -4587,26 +4597,6 @@ LMU__PRIVATE size_t lmu__ce_scratch_floats(size_t N, size_t V, size_t d)
     return lmu__ce_scratch_floats_tiled(N, V, d, LMU__CE_ROWS, LMU__CE_COLS, LMU__CE_CHUNK);
 }
 
-/* exp(x[j] - m) in place; returns the sum (16 lanes, fixed order). */
-LMU__KERN_INLINE float lmu__kern_exp_inplace(float *x, size_t n, float m)
-{
-    float acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, s = 0.0f;
-    size_t j;
-    int l;
-    for (j = 0; j + 16 <= n; j += 16)
-        for (l = 0; l < 16; l++) {
-            float e = lmu__kern_expf(x[j + (size_t)l] - m);
-            x[j + (size_t)l] = e;
-            acc[l] += e;
-        }
-    for (l = 0; l < (int)(n - j); l++) {
-        float e = lmu__kern_expf(x[j + (size_t)l] - m);
-        x[j + (size_t)l] = e;
-        acc[l] += e;
-    }
-    for (l = 0; l < 16; l++) s += acc[l];
-    return s;
-}
 
 /* [out] loss                    mean over the N rows, nats
    [out, optional] losses        [N] per-position losses
@@ -4640,7 +4630,7 @@ LMU__PRIVATE void lmu__ce_forward_tiled(float *loss, float *losses, float *lse, 
             size_t r = r0 + (size_t)ii, t = (size_t)targets[r], c;
             float lt = l_i[t];
             mx = lmu__kern_max(l_i, V);
-            s = eager ? lmu__kern_exp_inplace(l_i, V, mx) : lmu__kern_sumexp(l_i, V, mx);
+            s = lmu__kern_expsum(l_i, eager ? l_i : NULL, V, mx);
             lse[r] = mx + logf(s);
             li[ii] = lse[r] - lt;
             if (!eager) continue;
@@ -4823,23 +4813,8 @@ LMU__PRIVATE struct lmu_gemm_ws *lmu__mha_part_ws(struct lmu_gemm_ws *ws, int id
    and the decode step both call this, so they round alike. */
 LMU__PRIVATE float lmu__mha_softmax(float *p, size_t nv, size_t n, float *inv)
 {
-    float acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    float m = lmu__kern_max(p, nv), sum;
+    float m = lmu__kern_max(p, nv), sum = lmu__kern_expsum(p, p, nv, m);
     size_t j;
-    int l;
-    for (j = 0; j + 16 <= nv; j += 16)
-        for (l = 0; l < 16; l++) {
-            float e = lmu__kern_expf(p[j + (size_t)l] - m);
-            p[j + (size_t)l] = e;
-            acc[l] += e;
-        }
-    for (l = 0; l < (int)(nv - j); l++) {
-        float e = lmu__kern_expf(p[j + (size_t)l] - m);
-        p[j + (size_t)l] = e;
-        acc[l] += e;
-    }
-    for (l = 0; l < 8; l++) acc[l] += acc[l + 8];
-    sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     *inv = 1.0f / sum;
     for (j = nv; j < n; j++) p[j] = 0.0f;
     return m + logf(sum);
@@ -5798,11 +5773,8 @@ LMU__PRIVATE void lmu__isa_attn_forward(float *y, float *Pc, const float *Z, con
             lmu__isa_gelu_rows(X, NULL, Zt, m, pos + 1 < hi ? Zt + m : NULL);
             lmu__isa_attn_qkt(A, X, X + qp * d, qp, d, scale);
             for (r = 0; r < qp; r++) {
-                float *A_r = A + r * qp, mx = lmu__kern_max(A_r, qp), sum = 0.0f;
-                for (s = 0; s < qp; s++) {
-                    A_r[s] = lmu__kern_expf(A_r[s] - mx);
-                    sum += A_r[s];
-                }
+                float *A_r = A + r * qp, mx = lmu__kern_max(A_r, qp);
+                float sum = lmu__kern_expsum(A_r, A_r, qp, mx);
                 for (s = 0; s < qp; s++) A_r[s] /= sum;
             }
             for (s = 0; s < qp; s++) {
