@@ -1320,6 +1320,15 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
 /* Number of parameters as the paper counts them (see lmu_config_param_count). */
 LMUDEF size_t lmu_model_param_count(const lmu_model *m);
 
+/* Sets the longest sequence the model takes. An LMU has no positional
+   parameters, so it runs on sequences longer than it was trained with:
+   the memory (H, its spectrum) is rebuilt for n_ctx, costing n_ctx q^2
+   multiply-adds per window. The transformer's learned positions end at its
+   n_ctx: a longer one is LMU_ERR_RANGE. A checkpoint saved afterwards
+   records the new n_ctx.
+   Returns LMU_OK, LMU_ERR_ARG, LMU_ERR_RANGE, LMU_ERR_NOMEM. */
+LMUDEF lmu_result lmu_model_set_n_ctx(lmu_model *m, int n_ctx);
+
 /* Accessors, so callers need not reach into lmu_model. */
 LMUDEF const lmu_config *lmu_model_config(const lmu_model *m); /* resolved */
 /* The detail of the last failed call ("" after a success). */
@@ -8669,21 +8678,50 @@ LMU__PRIVATE lmu_result lmu__model_fail(lmu_model *m, lmu_result r)
     return r;
 }
 
+/* Each layer's LMU memory for sequences of n: layers of equal (q, theta,
+   n) share one H and its spectrum. */
+LMU__PRIVATE void lmu__memory_free(lmu_lti **lti, int n_layer)
+{
+    int l, k;
+    if (!lti) return;
+    for (l = 0; l < n_layer; l++) {
+        for (k = 0; k < l && lti[k] != lti[l]; k++) {}
+        if (k == l) lmu_lti_free(lti[l]); /* first owner */
+    }
+    LMU_FREE(lti);
+}
+
+LMU__PRIVATE lmu_result lmu__memory_build(const lmu_config *c, int n, lmu_lti ***out)
+{
+    lmu_lti **lti = (lmu_lti **)LMU_MALLOC((size_t)c->n_layer * sizeof(lmu_lti *));
+    lmu_result r = LMU_OK;
+    int l, k;
+    *out = NULL;
+    if (!lti) return LMU_ERR_NOMEM;
+    memset(lti, 0, (size_t)c->n_layer * sizeof(lmu_lti *));
+    for (l = 0; r == LMU_OK && l < c->n_layer; l++) {
+        double th = lmu_config_layer_theta(c, l);
+        if (!lmu__layer_has_memory(c, l)) continue;
+        for (k = 0; k < l; k++)
+            if (lti[k] && lmu_lti_matches(lti[k], c->q, th, n)) break;
+        if (k < l) lti[l] = lti[k];
+        else r = lmu_lti_create(&lti[l], c->q, th, n);
+    }
+    if (r != LMU_OK) {
+        lmu__memory_free(lti, c->n_layer);
+        return r;
+    }
+    *out = lti;
+    return LMU_OK;
+}
+
 LMUDEF void lmu_model_free(lmu_model *m)
 {
     if (!m) return;
     lmu_tape_free(&m->tape);
     lmu_adam_free(&m->adam);
     lmu_gemm_ws_destroy(&m->gemm);
-    if (m->lti_layer) {
-        int l, k;
-        for (l = 0; l < m->cfg.n_layer; l++) {
-            for (k = 0; k < l && m->lti_layer[k] != m->lti_layer[l]; k++) {}
-            if (k == l) lmu_lti_free(m->lti_layer[l]); /* first owner */
-        }
-        LMU_FREE(m->lti_layer);
-    } else
-        lmu_lti_free(m->lti);
+    lmu__memory_free(m->lti_layer, m->cfg.n_layer);
     LMU_FREE(m->layer);
     lmu__free_aligned(m->scratch);
     lmu__free_aligned(m->isa_buf);
@@ -8727,17 +8765,7 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
     if (r == LMU_OK) r = lmu_gemm_ws_create(&m->gemm, lmu__thread_count());
     if (r == LMU_OK) m->tape.gemm_ws = &m->gemm;
     if (r == LMU_OK && m->cfg.arch == LMU_ARCH_LMU) {
-        int l, k;
-        m->lti_layer = (lmu_lti **)LMU_MALLOC((size_t)m->cfg.n_layer * sizeof(lmu_lti *));
-        if (!m->lti_layer) r = LMU_ERR_NOMEM;
-        else memset(m->lti_layer, 0, (size_t)m->cfg.n_layer * sizeof(lmu_lti *));
-        for (l = 0; r == LMU_OK && l < m->cfg.n_layer; l++) {
-            double th = lmu_config_layer_theta(&m->cfg, l);
-            for (k = 0; k < l; k++)
-                if (lmu_lti_matches(m->lti_layer[k], m->cfg.q, th, m->cfg.n_ctx)) break;
-            if (k < l) m->lti_layer[l] = m->lti_layer[k];
-            else r = lmu_lti_create(&m->lti_layer[l], m->cfg.q, th, m->cfg.n_ctx);
-        }
+        r = lmu__memory_build(&m->cfg, m->cfg.n_ctx, &m->lti_layer);
         if (r == LMU_OK) m->lti = m->lti_layer[0];
     }
     if (r != LMU_OK) {
@@ -8752,6 +8780,36 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
 }
 
 LMUDEF size_t lmu_model_param_count(const lmu_model *m) { return lmu_config_param_count(&m->cfg); }
+
+LMUDEF lmu_result lmu_model_set_n_ctx(lmu_model *m, int n_ctx)
+{
+    lmu_config c;
+    lmu_lti **lti;
+    lmu_result r;
+    if (!m || n_ctx < 1) return LMU_ERR_ARG;
+    if (n_ctx == m->cfg.n_ctx) return LMU_OK;
+    if (m->wpe >= 0) {
+        snprintf(m->err, sizeof m->err,
+                 "n_ctx: the transformer's learned positions end at %d", m->cfg.n_ctx);
+        return LMU_ERR_RANGE;
+    }
+    c = m->cfg;
+    c.n_ctx = n_ctx;
+    if ((r = lmu_config_resolve(&c, m->err, sizeof m->err)) != LMU_OK) return r;
+    if (m->lti_layer) {
+        if ((r = lmu__memory_build(&c, n_ctx, &lti)) != LMU_OK) {
+            snprintf(m->err, sizeof m->err, "n_ctx: cannot build the memory for %d: %s", n_ctx,
+                     lmu_strerror(r));
+            return r;
+        }
+        lmu__memory_free(m->lti_layer, m->cfg.n_layer);
+        m->lti_layer = lti;
+        m->lti = lti[0];
+    }
+    m->cfg.n_ctx = n_ctx;
+    m->loss = m->losses = -1; /* the last forward's records refer to the old memory */
+    return LMU_OK;
+}
 
 LMUDEF const lmu_config *lmu_model_config(const lmu_model *m) { return m ? &m->cfg : NULL; }
 LMUDEF const char *lmu_model_error(const lmu_model *m) { return m ? m->err : "no model"; }

@@ -317,7 +317,13 @@ int main(int argc, char **argv)
         ex_die("checkpoint %s has vocab_size %d but %s has %u", ckpt, c->vocab_size, tokens, tf.vocab_size);
     if (tf.count < 2) ex_die("%s has %llu tokens; at least 2 are needed", tokens, (unsigned long long)tf.count);
     w.T = o.seq ? o.seq : c->n_ctx;
-    if (w.T > c->n_ctx) ex_die("--seq %ld exceeds the model's n_ctx %d", w.T, c->n_ctx);
+    if (w.T > c->n_ctx) { /* an LMU has no positional limit: rebuild its memory longer */
+        int trained = c->n_ctx;
+        if (lmu_model_set_n_ctx(m, (int)w.T) != LMU_OK)
+            ex_die("--seq %ld exceeds the model's n_ctx %d: %s", w.T, trained, lmu_model_error(m));
+        fprintf(stderr, "eval: --seq %ld is beyond the model's n_ctx %d (an LMU's memory runs on)\n",
+                w.T, trained);
+    }
     if (o.max_tokens && (uint64_t)o.max_tokens < tf.count) tf.count = (uint64_t)o.max_tokens;
     if ((uint64_t)w.T + 1 > tf.count) w.T = (long)tf.count - 1;
     w.tf = &tf;

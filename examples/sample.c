@@ -148,7 +148,10 @@ int main(int argc, char **argv)
         text = o.prompt, text_len = strlen(o.prompt);
     ids = encode_prompt(tok, text, text_len, &n_prompt);
 
-    if ((r = lmu_gen_create(&g, m, 0)) != LMU_OK) ex_die("cannot start generation: %s", lmu_strerror(r));
+    /* room for the whole text: attention caches that many positions (an
+       LMU's memory is constant; the transformer stops at its n_ctx) */
+    if ((r = lmu_gen_create(&g, m, (int)(n_prompt + (size_t)o.tokens < 0x7fffffff ? n_prompt + (size_t)o.tokens : 0x7fffffff))) != LMU_OK)
+        ex_die("cannot start generation: %s", lmu_strerror(r));
     lmu_rng_seed(&rng, o.seed);
     cap = lmu_tokenizer_max_token_bytes(tok) + 8;
     buf = (char *)malloc(cap);

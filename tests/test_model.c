@@ -520,6 +520,52 @@ static void test_old_checkpoint(void)
     lmu_model_free(m);
 }
 
+/* An LMU runs past the context it was made for (lmu_model_set_n_ctx):
+   the first positions' losses stay what they were, longer sequences run,
+   and the recurrence still matches the parallel path out there; the
+   transformer refuses (its learned positions end). */
+static void test_longer_context(void)
+{
+    int k;
+    for (k = 0; k < LT_N_KINDS; k++) {
+        lmu_config c;
+        lmu_model *m = NULL;
+        lmu_gen g;
+        char err[256];
+        int tok[40], tg[40], t, v, worst_v = 0;
+        float l16, l16b, l40;
+        double logit[64], worst = 0;
+        lt_model_config(&c, k, 64, 16);
+        if (lmu_model_create(&m, &c, 3, err, sizeof err) != LMU_OK) {
+            LT_CHECK(0, "%s: create: %s", lt_kinds[k].name, err);
+            continue;
+        }
+        batch(tok, tg, 1, 40, 64, 5);
+        lmu_model_forward(m, tok, tg, 1, 16, &l16);
+        if (c.arch == LMU_ARCH_TRANSFORMER) {
+            LT_CHECK(lmu_model_set_n_ctx(m, 40) == LMU_ERR_RANGE && strstr(lmu_model_error(m), "positions"),
+                     "%s: n_ctx 40 refused: %s", lt_kinds[k].name, lmu_model_error(m));
+            lmu_model_free(m);
+            continue;
+        }
+        LT_CHECK(lmu_model_set_n_ctx(m, 40) == LMU_OK && lmu_model_config(m)->n_ctx == 40,
+                 "%s: n_ctx 16 -> 40: %s", lt_kinds[k].name, lmu_model_error(m));
+        LT_CHECK(lmu_model_forward(m, tok, tg, 1, 16, &l16b) == LMU_OK && fabsf(l16b - l16) < 1e-5f * l16,
+                 "%s: the first 16 positions' loss is unchanged (%.7f, %.7f)", lt_kinds[k].name, l16, l16b);
+        LT_CHECK(lmu_model_forward(m, tok, tg, 1, 40, &l40) == LMU_OK,
+                 "%s: a 40-token sequence runs: %s", lt_kinds[k].name, lmu_model_error(m));
+        LT_CHECK(lmu_gen_create(&g, m, 40) == LMU_OK, "%s: generator", lt_kinds[k].name);
+        for (t = 0; t < 40; t++) lmu_gen_feed(&g, tok[t]);
+        parallel_logits(m, 39, logit);
+        for (v = 0; v < 64; v++)
+            if (fabs(g.logits[v] - logit[v]) > worst) worst = fabs(g.logits[v] - logit[v]), worst_v = v;
+        LT_CHECK(worst < 2e-4, "%s: recurrent = parallel at position 39 (worst %.2g at %d)",
+                 lt_kinds[k].name, worst, worst_v);
+        lmu_gen_free(&g);
+        lmu_model_free(m);
+    }
+}
+
 /* For every preset (every mixer, the transformer): the parameter count
    that lmu_config_param_count reports is what the model declares, the
    embeddings aside, and every tensor is named as the checkpoint names it. */
@@ -562,6 +608,7 @@ int main(int argc, char **argv)
     lt_begin("test_model", argc, argv);
     test_errors();
     test_param_count_matches_declared();
+    test_longer_context();
     test_recurrent_matches_parallel();
     test_layer_theta_and_delay_init();
     test_old_checkpoint();

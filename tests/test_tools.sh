@@ -355,7 +355,14 @@ expect_err eval_missing "cannot open $W/nope.val.tok" $BUILD/eval "$W/run/model.
 expect_err eval_magic "bad magic" $BUILD/eval "$W/run/model.safetensors" --tokens "$W/junk.tok"
 expect_err eval_vocab "vocab_size 300 but $W/c.val.tok has 257" $BUILD/eval "$W/v300/model.safetensors" --data "$W/c"
 expect_err eval_junk "cannot load" $BUILD/eval "$W/junk.safetensors" --data "$W/c"
-expect_err eval_seq "--seq 64 exceeds the model's n_ctx 32" $BUILD/eval "$W/run/model.safetensors" --data "$W/c" --seq 64
+# an LMU has no positional limit: eval runs it past its n_ctx 32; the
+# transformer's learned positions end there
+expect_ok eval_long $BUILD/eval "$W/run/model.safetensors" --data "$W/c" --seq 64
+check "eval: an LMU beyond its n_ctx says so" grep -q "beyond the model.s n_ctx 32" "$W/eval_long.err"
+printf 'arch = transformer\nd_model = 16\nn_layer = 1\nn_ctx = 32\nbatch = 2\nseq = 32\n' >"$W/tr.cfg"
+expect_ok train_tr $BUILD/train --config "$W/tr.cfg" --data "$W/c" --steps 1 --out "$W/tr"
+expect_err eval_seq "--seq 64 exceeds the model's n_ctx 32: n_ctx: the transformer's learned positions end at 32" \
+    $BUILD/eval "$W/tr/model.safetensors" --data "$W/c" --seq 64
 expect_err eval_flag "unknown option '--fast'" $BUILD/eval "$W/run/model.safetensors" --fast
 expect_err eval_batch "--batch 0 is outside 1..65536" $BUILD/eval "$W/run/model.safetensors" --data "$W/c" --batch 0
 expect_err eval_none "no checkpoint given" $BUILD/eval --data "$W/c"
