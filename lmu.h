@@ -16,7 +16,7 @@
 
    TABLE OF CONTENTS (search for the anchor; each part's declarations come
    first, its implementation after "IMPLEMENTATION" further down)
-       >>config        result codes, lmu_config, presets (MODEL.md section 4)
+       >>config        result codes, lmu_config, presets (docs/MODEL.md section 4)
        >>rng           the library's own seeded random numbers
        >>gemm          sgemm: packed panels, register-blocked micro-kernels
        >>tensor        tensors and the arenas they live in
@@ -152,7 +152,7 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(LMU, lmu)                                                                \
     X(TRANSFORMER, transformer)
 
-/* The sequence mixer that opens each layer of an LMU model (MODEL.md
+/* The sequence mixer that opens each layer of an LMU model (docs/MODEL.md
    section 3): enum tail, name in config files and checkpoints, suffix of
    its presets. A new mixer is one line here plus its own section of the
    implementation, >>mixer-NAME (see ADDING A MIXER there). */
@@ -160,8 +160,8 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(FFN, ffn, "")                                                            \
     X(ATTN, attn, "-attn")
 
-/* How the implicit attention's L_q, L_k, L_v start (ours; MODEL.md leaves
-   it open). DELAY (the default): row r of each L decodes the memory's
+/* How the implicit attention's L_q, L_k, L_v start (ours, docs/MODEL.md
+   section 8; the paper leaves it open). DELAY (the default): row r of each L decodes the memory's
    input lag_r steps ago (lags 0, 1, 2, 4, 8, ..., below theta) with the
    Legendre read-out of a delay, P_i(2 (lag + 1/2) / theta - 1), so the
    block starts as a weighted sum of the last few tokens. RANDOM:
@@ -170,7 +170,7 @@ LMUDEF const char *lmu_strerror(lmu_result r);
    nats against 1.09 with DELAY; docs/EXPERIMENTS.md). Checkpoints made
    before the option load as RANDOM, which is how they were made. */
 /* The parameters of a layer, one list per part, in checkpoint order
-   (MODEL.md section 7): X(id field, name after "blocks.<l>.", ndim, dims,
+   (docs/MODEL.md section 7): X(id field, name after "blocks.<l>.", ndim, dims,
    init). Dims: D = d_model, D3 = 3 d, PRE = d_pre, FF = d_ff, Q = q,
    QP = q', THREE = 3, ONE = 1 (unused trailing dims). Init: ONE and ZERO
    constants, NORMAL N(0, 0.02), RESID N(0, 0.02 / sqrt(2 n_layer)) for
@@ -242,7 +242,7 @@ typedef enum lmu_isa_init {
    default  an expression of the fields before it, in `c`
    The ranges are caps of sanity that keep every size product far from
    overflow, not limits of the math. Fields marked "ours" are this
-   library's additions to MODEL.md's model. */
+   library's additions to the paper's model. */
 #define LMU__CONFIG_FIELDS(X)                                                  \
     X(ARCH, arch, ALL, 0, LMU_ARCH_COUNT - 1, LMU_ARCH_LMU,                    \
       "model family: lmu or transformer")                                      \
@@ -287,7 +287,7 @@ typedef struct lmu_config {
 } lmu_config;
 
 /* Fills `c` with a named preset: "lmu-55k", "lmu-100k", "lmu-200k",
-   "lmu-300k", "lmu-500k", "lmu-1m" (MODEL.md section 4, mixer ffn), the same
+   "lmu-300k", "lmu-500k", "lmu-1m" (docs/MODEL.md section 4, mixer ffn), the same
    names with each other mixer's suffix ("-attn": post-FFN re-solved), and
    "transformer-55k" ... "transformer-1m" (GPT-2 baseline of equal N).
    Returns LMU_ERR_ARG for an unknown name. */
@@ -799,7 +799,7 @@ LMUDEF lmu_result lmu_tape_custom_op(lmu_tape *tape, const lmu_tape_custom *op, 
 /* ====================================================================== */
 
 /* Adam / AdamW. lmu_adam_init sets beta1 0.9, beta2 0.999, eps 1e-8,
-   weight_decay 0 (MODEL.md section 5); change the fields after init.
+   weight_decay 0 (docs/MODEL.md section 5); change the fields after init.
    Decoupled weight decay (AdamW) applies to parameters of 2+ dims only. */
 typedef struct lmu_adam {
     float beta1, beta2, eps, weight_decay;
@@ -845,7 +845,7 @@ LMUDEF float lmu_lr_schedule(long step, long warmup, long total, float lr_max);
    which >>gemm defines; an incomplete declaration is enough here. */
 struct lmu_gemm_ws;
 
-/* >>lmu  The LTI memory (MODEL.md section 1).
+/* >>lmu  The LTI memory (docs/MODEL.md section 1).
 
    Order q, window theta (in steps), longest sequence n:
 
@@ -1165,7 +1165,7 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
 /* >>model                                                                 */
 /* ====================================================================== */
 /*
-   THE LANGUAGE MODELS (MODEL.md sections 3 and 6)
+   THE LANGUAGE MODELS (docs/MODEL.md sections 3 and 6)
 
        lmu_config c;  lmu_model *m;  float loss;
        lmu_config_preset(&c, "lmu-55k");
@@ -1202,7 +1202,7 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
    the same model as a recurrence, m_t = Abar m_{t-1} + Bbar u_t and
    Z_i[t] = L_i m_t + b_i, with constant memory per token.
 
-   Parameters are tape tensors named as in MODEL.md section 7, so the
+   Parameters are tape tensors named as in docs/MODEL.md section 7, so the
    checkpoint names, lmu_tape_find() and the tests all use one naming.
    Every call returns lmu_result; m->err holds the detail of the last error.
 */
@@ -1337,7 +1337,7 @@ LMUDEF const char *lmu_model_error(const lmu_model *m);
    chooses); saved with the optimizer state, so a resume continues there. */
 LMUDEF uint64_t lmu_model_data_pos(const lmu_model *m);
 LMUDEF void lmu_model_set_data_pos(lmu_model *m, uint64_t pos);
-/* Parameter NAME (MODEL.md section 7's names) and its element count, or
+/* Parameter NAME (docs/MODEL.md section 7's names) and its element count, or
    NULL when the model has no such tensor. Writable: for ablations and tests. */
 LMUDEF float *lmu_model_param(lmu_model *m, const char *name, size_t *count);
 /* The whole parameter block and its gradients (same offsets), n floats. */
@@ -1345,7 +1345,7 @@ LMUDEF float *lmu_model_params(lmu_model *m, size_t *n);
 LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n);
 
 /* >>safetensors (model checkpoints)
-   Saves the parameters under MODEL.md section 7's names, the config in
+   Saves the parameters under docs/MODEL.md section 7's names, the config in
    __metadata__ (keys: format, arch, vocab_size, n_ctx, d_model, n_layer,
    q, q_prime, theta, d_pre, d_ff, mixer, n_head, isa_init; theta_last and
    isa_lr when set), and with with_optim = 1
@@ -1368,7 +1368,7 @@ LMUDEF lmu_result lmu_model_load_memory(lmu_model **out, const void *buf, size_t
 /* ====================================================================== */
 /*
    Generation runs the model one token at a time. An LMU layer keeps its
-   q x d memory state and updates it with Abar and Bbar (MODEL.md section
+   q x d memory state and updates it with Abar and Bbar (docs/MODEL.md section
    1), so memory per token is constant whatever the context. Mixer "attn"
    and the transformer keep a key/value cache of max_ctx positions: their
    memory grows with the context, and the transformer cannot go past n_ctx
@@ -3418,7 +3418,7 @@ LMU__KERN_INLINE float lmu__kern_expsum(const float *x, float *out, size_t n, fl
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-/* gelu as MODEL.md's tanh form, written as a sigmoid:
+/* gelu as docs/MODEL.md's tanh form, written as a sigmoid:
        0.5 x (1 + tanh u) = x s,  s = 1 / (1 + e),  e = exp(-2u),
        gelu' = s + 2 x e s^2 u'   (1 - s = e s, so nothing cancels).
    Clamping -2u to [-40, 80], where s is 1 or 0 to float precision (the
@@ -5081,7 +5081,7 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
 }
 
 /* ---------------------------------------------------------------------- */
-/* implicit self-attention: the convolution (MODEL.md section 2)           */
+/* implicit self-attention: the convolution (docs/MODEL.md section 2)           */
 /* ---------------------------------------------------------------------- */
 /* B = batch, n = positions, d = channels, q = LMU order, qp = q',
    N = nfft (plan length, power of two >= 2n), S = N + 2 floats per
@@ -8036,7 +8036,7 @@ LMU__PRIVATE lmu_result lmu__model_mha(lmu_model *m, int qkv, int B, int T, int 
     return LMU_OK;
 }
 
-/* The implicit self-attention block (MODEL.md section 2) as one op:
+/* The implicit self-attention block (docs/MODEL.md section 2) as one op:
    y (B, T, d) = attention over gelu(conv(U, L H) + b), read out with p.
    Z = conv(U, L H) + b is n x 3 q' x d per sequence, by far the largest
    tensor of the model (441 MB per layer for lmu-1m at batch 8), so it is
@@ -8238,7 +8238,7 @@ LMU__PRIVATE size_t lmu__no_floats(const lmu_model *m, size_t T)
 }
 
 /* ---------------------------------------------------------------------- */
-/* >>mixer-ffn  a position-wise FFN of width d_pre (MODEL.md section 3)     */
+/* >>mixer-ffn  a position-wise FFN of width d_pre (docs/MODEL.md sec. 3) */
 /* ---------------------------------------------------------------------- */
 
 LMU__PRIVATE double lmu__ffn_flops(const lmu_config *c, double n)
@@ -8279,7 +8279,7 @@ static const lmu__mixer_unit lmu__mixer_ffn = {
     lmu__ffn_forward,   lmu__ffn_gen_state,        lmu__ffn_gen_work, lmu__ffn_gen_step};
 
 /* ---------------------------------------------------------------------- */
-/* >>mixer-attn  causal multi-head attention (MODEL.md section 3; the       */
+/* >>mixer-attn  causal multi-head attention (docs/MODEL.md section 3; the */
 /*               transformer's too)                                        */
 /* ---------------------------------------------------------------------- */
 
@@ -8428,7 +8428,7 @@ LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n)
     return fl + 2.0 * c->d_model * c->vocab_size;
 }
 
-/* ---- presets (MODEL.md section 4) -------------------------------------- */
+/* ---- presets (docs/MODEL.md section 4) -------------------------------------- */
 
 /* The paper's Table 3: X(a, size, N, d, q, q', n_layer), `a` passed
    through. d_ff is solved, not listed. */
@@ -8475,7 +8475,7 @@ LMU__PRIVATE int lmu__solve_d_ff(lmu_config *c, long target)
     return best;
 }
 
-/* Transformer baseline of equal N (MODEL.md section 6): same depth as the
+/* Transformer baseline of equal N (docs/MODEL.md section 6): same depth as the
    LMU presets, MLP 4 d, and among the d that split into heads of width
    16..64 the one whose exact count is closest to the target. */
 LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer)
@@ -8558,7 +8558,7 @@ LMU__PRIVATE lmu_result lmu__model_param(lmu_model *m, int *id, int ndim, int d0
     return lmu_tape_param(&m->tape, name, ndim, shape, 0, id);
 }
 
-/* Declares every parameter in checkpoint order (MODEL.md section 7). */
+/* Declares every parameter in checkpoint order (docs/MODEL.md section 7). */
 LMU__PRIVATE lmu_result lmu__model_declare(lmu_model *m)
 {
     const lmu_config *c = &m->cfg;
