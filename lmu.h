@@ -1250,9 +1250,9 @@ typedef struct lmu_model {
     int backward_done;        /* grads of the last forward are in place */
     uint64_t data_pos;        /* the caller's place in its data, saved with
                                  the optimizer state so a resume continues */
-    float *isa_buf;           /* (isa_cap) one sequence's Z, dZ and spectra */
-    size_t isa_cap;
-    lmu__model_op op_ce, op_mha, op_isa;
+    float *iattn_buf;           /* (iattn_cap) one sequence's Z, dZ and spectra */
+    size_t iattn_cap;
+    lmu__model_op op_ce, op_mha, op_iattn;
     char err[256];
 } lmu_model;
 
@@ -5094,7 +5094,7 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
    L     [3, qp, q]         learned; bias [3, qp]
    Z     [B, n, 3, qp, d]   output, i.e. [b][t][i][r][c]: one position's
                             3 qp x d block is contiguous, which is what the
-                            per-position attention reads (lmu__isa_attn_*),
+                            per-position attention reads (lmu__iattn_attn_*),
                             and the channel is fastest so rows of d floats
                             are written whole.
    cache: Uspec [B, d, S] (channel spectra) then Htil [3 qp, S] = L Hspec,
@@ -5110,7 +5110,7 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
    part order, so they depend on nparts (not on the thread count).
    Z is position-major and an FFT works on one signal at a time, so both
    directions transpose 16 x 16 blocks between the two (SIMD builds). */
-#define LMU__ISA_CB 16
+#define LMU__IATTN_CB 16
 
 #if defined(LMU__GEMM_AVX512)
 #define LMU__ISA_AVX512 1
@@ -5119,11 +5119,11 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
 /* Forward's channel group: the signals transposed into Z together. With
    SIMD, wide enough that Z's rows are written in long runs; the portable
    loop keeps to 16 rows at a time, which its caches handle best. */
-#ifndef LMU__ISA_CW
+#ifndef LMU__IATTN_CW
 #ifdef LMU__ISA_AVX512
-#define LMU__ISA_CW 64
+#define LMU__IATTN_CW 64
 #else
-#define LMU__ISA_CW 16
+#define LMU__IATTN_CW 16
 #endif
 #endif
 
@@ -5132,7 +5132,7 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
    64-bit, then two 128-bit interleaves). The position-major Z and the
    FFT's signal-major rows meet here; done one float at a time, these
    transposes took about a sixth of the convolution. */
-LMU__KERN_INLINE void lmu__isa_tr16(__m512 *v)
+LMU__KERN_INLINE void lmu__iattn_tr16(__m512 *v)
 {
     __m512 t[16], u[16];
     int i, k;
@@ -5162,12 +5162,12 @@ LMU__KERN_INLINE void lmu__isa_tr16(__m512 *v)
 }
 
 #ifdef _MM_HINT_ET0
-#define LMU__ISA_PREFETCHW _MM_HINT_ET0
+#define LMU__IATTN_PREFETCHW _MM_HINT_ET0
 #else
-#define LMU__ISA_PREFETCHW _MM_HINT_T0
+#define LMU__IATTN_PREFETCHW _MM_HINT_T0
 #endif
 
-LMU__KERN_INLINE __mmask16 lmu__isa_mask(size_t n)
+LMU__KERN_INLINE __mmask16 lmu__iattn_mask(size_t n)
 {
     return (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
 }
@@ -5177,7 +5177,7 @@ LMU__KERN_INLINE __mmask16 lmu__isa_mask(size_t n)
    signals (one kernel row, cn channels) into Z's position-major rows.
    Each position's cn floats are written together, so rows of Z are
    written in runs, not in 64-byte pieces that each cost a line fetch. */
-LMU__PRIVATE void lmu__isa_conv_scatter(float *z, size_t zs, const float *blk, size_t pitch,
+LMU__PRIVATE void lmu__iattn_conv_scatter(float *z, size_t zs, const float *blk, size_t pitch,
                                         size_t n, size_t cn, float sc, float bias)
 {
     size_t t = 0, c;
@@ -5187,13 +5187,13 @@ LMU__PRIVATE void lmu__isa_conv_scatter(float *z, size_t zs, const float *blk, s
         size_t c0;
         for (c0 = 0; c0 < cn; c0 += 16) {
             size_t w = cn - c0 < 16 ? cn - c0 : 16;
-            __mmask16 km = lmu__isa_mask(w);
+            __mmask16 km = lmu__iattn_mask(w);
             __m512 v[16];
             int j;
             for (j = 0; j < 16; j++)
                 v[j] = (size_t)j < w ? _mm512_loadu_ps(blk + (c0 + (size_t)j) * pitch + t)
                                      : _mm512_setzero_ps();
-            lmu__isa_tr16(v);
+            lmu__iattn_tr16(v);
             for (j = 0; j < 16; j++) {
                 float *o = z + (t + (size_t)j) * zs + c0;
                 v[j] = _mm512_fmadd_ps(v[j], vs, vb);
@@ -5208,8 +5208,8 @@ LMU__PRIVATE void lmu__isa_conv_scatter(float *z, size_t zs, const float *blk, s
             if (t + 48 <= n)
                 for (j = 0; j < 16; j++) {
                     const char *pa = (const char *)(z + (t + 32 + (size_t)j) * zs + c0);
-                    _mm_prefetch(pa, LMU__ISA_PREFETCHW);
-                    _mm_prefetch(pa + 63, LMU__ISA_PREFETCHW);
+                    _mm_prefetch(pa, LMU__IATTN_PREFETCHW);
+                    _mm_prefetch(pa + 63, LMU__IATTN_PREFETCHW);
                 }
         }
     }
@@ -5221,13 +5221,13 @@ LMU__PRIVATE void lmu__isa_conv_scatter(float *z, size_t zs, const float *blk, s
 /* The adjoint: y[cc S + t] = g[t gs + cc] for t < n, cc < cn <= 16.
    Returns the sum of what it moved (the bias gradient's share), in
    double across blocks of 16 positions. */
-LMU__PRIVATE double lmu__isa_conv_gather(float *y, size_t S, const float *g, size_t gs, size_t n,
+LMU__PRIVATE double lmu__iattn_conv_gather(float *y, size_t S, const float *g, size_t gs, size_t n,
                                          size_t cn)
 {
     double sum = 0.0;
     size_t t = 0, cc;
 #ifdef LMU__ISA_AVX512
-    __mmask16 km = lmu__isa_mask(cn);
+    __mmask16 km = lmu__iattn_mask(cn);
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     double lanes[8];
     int l;
@@ -5252,7 +5252,7 @@ LMU__PRIVATE double lmu__isa_conv_gather(float *y, size_t S, const float *g, siz
         s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(h)));
         hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(h), 1));
         s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(hi));
-        lmu__isa_tr16(v);
+        lmu__iattn_tr16(v);
         for (j = 0; (size_t)j < cn; j++) _mm512_storeu_ps(y + (size_t)j * S + t, v[j]);
     }
     _mm512_storeu_pd(lanes, _mm512_add_pd(s0, s1));
@@ -5267,13 +5267,13 @@ LMU__PRIVATE double lmu__isa_conv_gather(float *y, size_t S, const float *g, siz
 /* a b and y conj(u) on 8 interleaved complex bins:
    a b:       even lanes ar br - ai bi, odd ar bi + ai br;
    y conj(u): even yi ui + yr ur,       odd yi ur - yr ui. */
-LMU__KERN_INLINE __m512 lmu__isa_cmul16(__m512 a, __m512 b)
+LMU__KERN_INLINE __m512 lmu__iattn_cmul16(__m512 a, __m512 b)
 {
     __m512 t = _mm512_mul_ps(_mm512_movehdup_ps(a), _mm512_permute_ps(b, 0xB1));
     return _mm512_fmaddsub_ps(_mm512_moveldup_ps(a), b, t);
 }
 
-LMU__KERN_INLINE __m512 lmu__isa_cmulc16(__m512 y, __m512 u)
+LMU__KERN_INLINE __m512 lmu__iattn_cmulc16(__m512 y, __m512 u)
 {
     __m512 t = _mm512_mul_ps(_mm512_moveldup_ps(y), u);
     return _mm512_fmsubadd_ps(_mm512_movehdup_ps(y), _mm512_permute_ps(u, 0xB1), t);
@@ -5283,15 +5283,15 @@ LMU__KERN_INLINE __m512 lmu__isa_cmulc16(__m512 y, __m512 u)
 /* y = a b over nb interleaved complex bins (the convolution's spectra).
    (Masked loads and stores are slow on some AVX-512 cores: only the last
    partial vector takes them, here and below.) */
-LMU__PRIVATE void lmu__isa_conv_cmul(float *y, const float *a, const float *b, size_t nb)
+LMU__PRIVATE void lmu__iattn_conv_cmul(float *y, const float *a, const float *b, size_t nb)
 {
     size_t f = 0;
 #ifdef LMU__ISA_AVX512
     for (; f + 16 <= 2 * nb; f += 16)
-        _mm512_storeu_ps(y + f, lmu__isa_cmul16(_mm512_loadu_ps(a + f), _mm512_loadu_ps(b + f)));
+        _mm512_storeu_ps(y + f, lmu__iattn_cmul16(_mm512_loadu_ps(a + f), _mm512_loadu_ps(b + f)));
     if (f < 2 * nb) {
-        __mmask16 k = lmu__isa_mask(2 * nb - f);
-        _mm512_mask_storeu_ps(y + f, k, lmu__isa_cmul16(_mm512_maskz_loadu_ps(k, a + f),
+        __mmask16 k = lmu__iattn_mask(2 * nb - f);
+        _mm512_mask_storeu_ps(y + f, k, lmu__iattn_cmul16(_mm512_maskz_loadu_ps(k, a + f),
                                                         _mm512_maskz_loadu_ps(k, b + f)));
         f = 2 * nb;
     }
@@ -5305,7 +5305,7 @@ LMU__PRIVATE void lmu__isa_conv_cmul(float *y, const float *a, const float *b, s
 
 /* acc += y conj(h) and G += y conj(u) over nb bins: backward's two uses
    of one dZ spectrum in one pass. */
-LMU__PRIVATE void lmu__isa_conv_cmac2(float *acc, const float *h, float *G, const float *u,
+LMU__PRIVATE void lmu__iattn_conv_cmac2(float *acc, const float *h, float *G, const float *u,
                                       const float *y, size_t nb)
 {
 #ifdef LMU__ISA_AVX512
@@ -5313,17 +5313,17 @@ LMU__PRIVATE void lmu__isa_conv_cmac2(float *acc, const float *h, float *G, cons
     for (f = 0; f + 16 <= 2 * nb; f += 16) {
         __m512 yv = _mm512_loadu_ps(y + f);
         _mm512_storeu_ps(acc + f, _mm512_add_ps(_mm512_loadu_ps(acc + f),
-                                                lmu__isa_cmulc16(yv, _mm512_loadu_ps(h + f))));
+                                                lmu__iattn_cmulc16(yv, _mm512_loadu_ps(h + f))));
         _mm512_storeu_ps(G + f, _mm512_add_ps(_mm512_loadu_ps(G + f),
-                                              lmu__isa_cmulc16(yv, _mm512_loadu_ps(u + f))));
+                                              lmu__iattn_cmulc16(yv, _mm512_loadu_ps(u + f))));
     }
     if (f < 2 * nb) {
-        __mmask16 k = lmu__isa_mask(2 * nb - f);
+        __mmask16 k = lmu__iattn_mask(2 * nb - f);
         __m512 yv = _mm512_maskz_loadu_ps(k, y + f);
         _mm512_mask_storeu_ps(acc + f, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, acc + f),
-                              lmu__isa_cmulc16(yv, _mm512_maskz_loadu_ps(k, h + f))));
+                              lmu__iattn_cmulc16(yv, _mm512_maskz_loadu_ps(k, h + f))));
         _mm512_mask_storeu_ps(G + f, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, G + f),
-                              lmu__isa_cmulc16(yv, _mm512_maskz_loadu_ps(k, u + f))));
+                              lmu__iattn_cmulc16(yv, _mm512_maskz_loadu_ps(k, u + f))));
     }
 #else
     lmu_fft_spectrum_mac(nb, acc, y, h, 1);
@@ -5331,7 +5331,7 @@ LMU__PRIVATE void lmu__isa_conv_cmac2(float *acc, const float *h, float *G, cons
 #endif
 }
 
-LMU__PRIVATE size_t lmu__isa_conv_cache_floats(size_t B, size_t d, size_t qp, size_t nfft)
+LMU__PRIVATE size_t lmu__iattn_conv_cache_floats(size_t B, size_t d, size_t qp, size_t nfft)
 {
     return B * d * (nfft + 2) + 3 * qp * (nfft + 2);
 }
@@ -5340,39 +5340,39 @@ LMU__PRIVATE size_t lmu__isa_conv_cache_floats(size_t B, size_t d, size_t qp, si
    to N + 2 floats): 16 more than N keeps the 16 rows of one transposed
    block out of a single cache set (a pitch of exactly 8 KiB, or 8 bytes
    more, would put them all in one). */
-LMU__PRIVATE size_t lmu__isa_conv_pitch(size_t N) { return N + 16; }
+LMU__PRIVATE size_t lmu__iattn_conv_pitch(size_t N) { return N + 16; }
 
 /* Per part, a work area: forward a channel group's spectra, transformed
    in place (CW rows), backward the block's dU spectra (CB S), its dZ
    signals zero-padded to N (CB rows) and one spectrum; then the FFT's own
    scratch, and for backward the part's dL spectrum sum (3 qp S) and db
    (3 qp). */
-LMU__PRIVATE size_t lmu__isa_conv_work_floats(size_t N)
+LMU__PRIVATE size_t lmu__iattn_conv_work_floats(size_t N)
 {
     size_t S = N + 2;
-    size_t fwd = LMU__ISA_CW * lmu__isa_conv_pitch(N);
-    size_t bwd = lmu__kern_round16(LMU__ISA_CB * S) + LMU__ISA_CB * lmu__isa_conv_pitch(N) +
+    size_t fwd = LMU__IATTN_CW * lmu__iattn_conv_pitch(N);
+    size_t bwd = lmu__kern_round16(LMU__IATTN_CB * S) + LMU__IATTN_CB * lmu__iattn_conv_pitch(N) +
                  lmu__kern_round16(S);
     return lmu__kern_round16(fwd > bwd ? fwd : bwd);
 }
 
-LMU__PRIVATE size_t lmu__isa_conv_part_floats(const lmu_fft_plan *plan, size_t qp)
+LMU__PRIVATE size_t lmu__iattn_conv_part_floats(const lmu_fft_plan *plan, size_t qp)
 {
     size_t N = lmu_fft_plan_n(plan), S = N + 2;
-    return lmu__isa_conv_work_floats(N) + lmu_fft_scratch_floats(plan) +
+    return lmu__iattn_conv_work_floats(N) + lmu_fft_scratch_floats(plan) +
            lmu__kern_round16(3 * qp * S) + lmu__kern_round16(3 * qp);
 }
 
-LMU__PRIVATE size_t lmu__isa_conv_scratch_floats(const lmu_fft_plan *plan, size_t qp, int nparts)
+LMU__PRIVATE size_t lmu__iattn_conv_scratch_floats(const lmu_fft_plan *plan, size_t qp, int nparts)
 {
-    return (size_t)(nparts < 1 ? 1 : nparts) * lmu__isa_conv_part_floats(plan, qp);
+    return (size_t)(nparts < 1 ? 1 : nparts) * lmu__iattn_conv_part_floats(plan, qp);
 }
 
 /* The kernel spectra into the cache: Htil = L Hspec. The FFT is linear,
    so the spectra of the kernels L H are L times H's spectra: one
    (3 qp x q) by (q x S) product on the interleaved floats. They depend on
    L only, so the model op makes them once for all its sequences. */
-LMU__PRIVATE void lmu__isa_conv_htil(float *cache, const float *Hspec, const float *L, size_t B,
+LMU__PRIVATE void lmu__iattn_conv_htil(float *cache, const float *Hspec, const float *L, size_t B,
                                      size_t d, size_t q, size_t qp, const lmu_fft_plan *plan,
                                      struct lmu_gemm_ws *ws)
 {
@@ -5380,15 +5380,15 @@ LMU__PRIVATE void lmu__isa_conv_htil(float *cache, const float *Hspec, const flo
     lmu__kern_gemm(ws, 0, 0, 3 * qp, S, q, 1.0f, L, q, Hspec, S, 0.0f, cache + B * d * S, S);
 }
 
-/* The convolution's forward after lmu__isa_conv_htil: the channel spectra
+/* The convolution's forward after lmu__iattn_conv_htil: the channel spectra
    into the cache and Z. */
-LMU__PRIVATE void lmu__isa_conv_signals(float *Z, float *cache, const float *U, const float *bias,
+LMU__PRIVATE void lmu__iattn_conv_signals(float *Z, float *cache, const float *U, const float *bias,
                                         size_t B, size_t n, size_t d, size_t qp,
                                         const lmu_fft_plan *plan, int nparts, float *scratch)
 {
     size_t N = lmu_fft_plan_n(plan), S = N + 2, nb = N / 2 + 1, R = 3 * qp;
-    size_t part = lmu__isa_conv_part_floats(plan, qp), work = lmu__isa_conv_work_floats(N);
-    size_t pitch = lmu__isa_conv_pitch(N);
+    size_t part = lmu__iattn_conv_part_floats(plan, qp), work = lmu__iattn_conv_work_floats(N);
+    size_t pitch = lmu__iattn_conv_pitch(N);
     float *Uspec = cache, *Htil = cache + B * d * S, invN = 1.0f / (float)N;
     long p;
     LMU_ASSERT(N >= 2 * n && lmu_fft_plan_kind(plan) == LMU_FFT_REAL);
@@ -5414,14 +5414,14 @@ LMU__PRIVATE void lmu__isa_conv_signals(float *Z, float *cache, const float *U, 
             size_t b = task / R, ir = task % R, g0;
             const float *h = Htil + ir * S;
             float bir = bias[ir];
-            for (g0 = 0; g0 < d; g0 += LMU__ISA_CW) {
-                size_t gn = d - g0 < LMU__ISA_CW ? d - g0 : LMU__ISA_CW, cc;
+            for (g0 = 0; g0 < d; g0 += LMU__IATTN_CW) {
+                size_t gn = d - g0 < LMU__IATTN_CW ? d - g0 : LMU__IATTN_CW, cc;
                 for (cc = 0; cc < gn; cc++) {
                     float *y = blk + cc * pitch;
-                    lmu__isa_conv_cmul(y, Uspec + (b * d + g0 + cc) * S, h, nb);
+                    lmu__iattn_conv_cmul(y, Uspec + (b * d + g0 + cc) * S, h, nb);
                     lmu_fft_inverse(plan, y, y, fs);
                 }
-                lmu__isa_conv_scatter(Z + (b * n * R + ir) * d + g0, R * d, blk, pitch, n, gn,
+                lmu__iattn_conv_scatter(Z + (b * n * R + ir) * d + g0, R * d, blk, pitch, n, gn,
                                       invN, bir);
             }
         }
@@ -5440,16 +5440,16 @@ LMU__PRIVATE void lmu__isa_conv_signals(float *Z, float *cache, const float *U, 
        G_ir(f) = sum_{b, c} FFT(dZ_ir,c)(f) conj(Uspec_c(f)),
    and Re(g conj(h)) = gr hr + gi hi is a plain dot product of the
    interleaved floats: dL += Gw Hspec^T, one gemm. */
-LMU__PRIVATE void lmu__isa_conv_backward(float *dU, float *dL, float *dbias, const float *dZ,
+LMU__PRIVATE void lmu__iattn_conv_backward(float *dU, float *dL, float *dbias, const float *dZ,
                                          const float *cache, const float *Hspec, size_t B,
                                          size_t n, size_t d, size_t q, size_t qp,
                                          const lmu_fft_plan *plan, struct lmu_gemm_ws *ws,
                                          int nparts, float *scratch)
 {
     size_t N = lmu_fft_plan_n(plan), S = N + 2, nb = N / 2 + 1, R = 3 * qp;
-    size_t part = lmu__isa_conv_part_floats(plan, qp);
-    size_t off_G = lmu__isa_conv_work_floats(N) + lmu_fft_scratch_floats(plan);
-    size_t off_db = off_G + lmu__kern_round16(R * S), pitch = lmu__isa_conv_pitch(N);
+    size_t part = lmu__iattn_conv_part_floats(plan, qp);
+    size_t off_G = lmu__iattn_conv_work_floats(N) + lmu_fft_scratch_floats(plan);
+    size_t off_db = off_G + lmu__kern_round16(R * S), pitch = lmu__iattn_conv_pitch(N);
     const float *Uspec = cache, *Htil = cache + B * d * S;
     float invN = 1.0f / (float)N;
     long p, e;
@@ -5459,16 +5459,16 @@ LMU__PRIVATE void lmu__isa_conv_backward(float *dU, float *dL, float *dbias, con
     for (p = 0; p < (long)nparts; p++) {
         float *base = scratch + (size_t)p * part;
         float *acc = base;                                     /* (CB, S) dU spectra */
-        float *x = acc + lmu__kern_round16(LMU__ISA_CB * S);    /* (CB, pitch) dZ rows */
-        float *y = x + LMU__ISA_CB * pitch;                    /* (S) one spectrum */
-        float *fs = base + lmu__isa_conv_work_floats(N);
+        float *x = acc + lmu__kern_round16(LMU__IATTN_CB * S);    /* (CB, pitch) dZ rows */
+        float *y = x + LMU__IATTN_CB * pitch;                    /* (S) one spectrum */
+        float *fs = base + lmu__iattn_conv_work_floats(N);
         float *G = base + off_G, *db = base + off_db; /* (R, S), (R) */
         size_t e0, cc, cn, t, lo = B * d * (size_t)p / (size_t)nparts,
                               hi = B * d * (size_t)(p + 1) / (size_t)nparts;
         memset(G, 0, R * S * sizeof(float));
         memset(db, 0, R * sizeof(float));
         /* the gather fills 0..n-1 of each row; the zero padding stays */
-        for (cc = 0; cc < LMU__ISA_CB; cc++)
+        for (cc = 0; cc < LMU__IATTN_CB; cc++)
             for (t = n; t < N; t++) x[cc * pitch + t] = 0.0f;
         /* the part's (b, c) range in blocks of up to CB channels of one b:
            equal shares (6 x 16 + 6 channels a part, not 6 x 16 and
@@ -5477,14 +5477,14 @@ LMU__PRIVATE void lmu__isa_conv_backward(float *dU, float *dL, float *dbias, con
         for (e0 = lo; e0 < hi; e0 += cn) {
             size_t b = e0 / d, c0 = e0 % d, ir;
             cn = hi - e0 < d - c0 ? hi - e0 : d - c0;
-            cn = cn < LMU__ISA_CB ? cn : LMU__ISA_CB;
+            cn = cn < LMU__IATTN_CB ? cn : LMU__IATTN_CB;
             memset(acc, 0, cn * S * sizeof(float));
             for (ir = 0; ir < R; ir++) {
-                db[ir] += (float)lmu__isa_conv_gather(x, pitch, dZ + (b * n * R + ir) * d + c0,
+                db[ir] += (float)lmu__iattn_conv_gather(x, pitch, dZ + (b * n * R + ir) * d + c0,
                                                       R * d, n, cn);
                 for (cc = 0; cc < cn; cc++) {
                     lmu_fft_forward(plan, x + cc * pitch, y, fs);
-                    lmu__isa_conv_cmac2(acc + cc * S, Htil + ir * S, G + ir * S,
+                    lmu__iattn_conv_cmac2(acc + cc * S, Htil + ir * S, G + ir * S,
                                         Uspec + (b * d + c0 + cc) * S, y, nb);
                 }
             }
@@ -5530,16 +5530,16 @@ LMU__PRIVATE void lmu__isa_conv_backward(float *dU, float *dL, float *dbias, con
 /* Per part: X = gelu(Z_t), dg = gelu'(Z_t) and two dX, the dZ of this
    position and of the one before (3 qp d each), dS and dS^T (qp qp each),
    a and da (qp each), one row of d for the portable product. */
-LMU__PRIVATE size_t lmu__isa_attn_part_floats(size_t qp, size_t d)
+LMU__PRIVATE size_t lmu__iattn_attn_part_floats(size_t qp, size_t d)
 {
     return 4 * lmu__kern_round16(3 * qp * d) + 2 * lmu__kern_round16(qp * qp) +
            2 * lmu__kern_round16(qp) + lmu__kern_round16(d);
 }
 
-LMU__PRIVATE size_t lmu__isa_attn_scratch_floats(size_t npos, size_t qp, size_t d, int nparts)
+LMU__PRIVATE size_t lmu__iattn_attn_scratch_floats(size_t npos, size_t qp, size_t d, int nparts)
 {
     return lmu__kern_round16(npos * qp) +
-           (size_t)(nparts < 1 ? 1 : nparts) * lmu__isa_attn_part_floats(qp, d);
+           (size_t)(nparts < 1 ? 1 : nparts) * lmu__iattn_attn_part_floats(qp, d);
 }
 
 #ifdef LMU__ISA_AVX512
@@ -5547,7 +5547,7 @@ LMU__PRIVATE size_t lmu__isa_attn_scratch_floats(size_t npos, size_t qp, size_t 
    the scalar form, specialises the clamped lanes and runs the polynomial
    and the division two and three times over. vmaxps returns its second
    operand for NaN, so w is never NaN here; x still carries it. */
-LMU__KERN_INLINE __m512 lmu__isa_gelu16(__m512 x, __m512 *dg)
+LMU__KERN_INLINE __m512 lmu__iattn_gelu16(__m512 x, __m512 *dg)
 {
     const float c = 0.7978845608028654f;
     __m512 x2 = _mm512_mul_ps(x, x), w, kf, r, p, e, sg;
@@ -5582,7 +5582,7 @@ LMU__KERN_INLINE __m512 lmu__isa_gelu16(__m512 x, __m512 *dg)
    pf (m floats, the next position's Z, or NULL) is prefetched meanwhile:
    Z streams from memory, and the rest of a position's work would
    otherwise leave the memory idle while the gelu waits on it. */
-LMU__PRIVATE void lmu__isa_gelu_rows(float *X, float *dg, const float *Z, size_t m, const float *pf)
+LMU__PRIVATE void lmu__iattn_gelu_rows(float *X, float *dg, const float *Z, size_t m, const float *pf)
 {
     size_t j = 0;
 #ifdef LMU__ISA_AVX512
@@ -5591,17 +5591,17 @@ LMU__PRIVATE void lmu__isa_gelu_rows(float *X, float *dg, const float *Z, size_t
         for (; j + 16 <= m; j += 16) {
             __m512 g;
             _mm_prefetch((const char *)(pf + j), _MM_HINT_T0);
-            _mm512_storeu_ps(X + j, lmu__isa_gelu16(_mm512_loadu_ps(Z + j), &g));
+            _mm512_storeu_ps(X + j, lmu__iattn_gelu16(_mm512_loadu_ps(Z + j), &g));
             _mm512_storeu_ps(dg + j, g);
         }
     else
         for (; j + 16 <= m; j += 16) {
             _mm_prefetch((const char *)(pf + j), _MM_HINT_T0);
-            _mm512_storeu_ps(X + j, lmu__isa_gelu16(_mm512_loadu_ps(Z + j), NULL));
+            _mm512_storeu_ps(X + j, lmu__iattn_gelu16(_mm512_loadu_ps(Z + j), NULL));
         }
     if (j < m) {
-        __mmask16 k = lmu__isa_mask(m - j);
-        __m512 g, v = lmu__isa_gelu16(_mm512_maskz_loadu_ps(k, Z + j), dg ? &g : NULL);
+        __mmask16 k = lmu__iattn_mask(m - j);
+        __m512 g, v = lmu__iattn_gelu16(_mm512_maskz_loadu_ps(k, Z + j), dg ? &g : NULL);
         _mm512_mask_storeu_ps(X + j, k, v);
         if (dg) _mm512_mask_storeu_ps(dg + j, k, g);
         j = m;
@@ -5617,7 +5617,7 @@ LMU__PRIVATE void lmu__isa_gelu_rows(float *X, float *dg, const float *Z, size_t
 
 #ifdef LMU__ISA_AVX512
 /* Lane i of the result = the sum of a[i]'s 16 lanes. */
-LMU__KERN_INLINE __m512 lmu__isa_hsum16(const __m512 *a)
+LMU__KERN_INLINE __m512 lmu__iattn_hsum16(const __m512 *a)
 {
     __m512 x[8], y[4], u01, u23;
     int i;
@@ -5644,12 +5644,12 @@ LMU__KERN_INLINE __m512 lmu__isa_hsum16(const __m512 *a)
    reduction finishes 16 dot products. Rows past qp repeat the last row
    and are dropped, so every entry is summed the same way wherever its
    block falls. */
-LMU__PRIVATE void lmu__isa_attn_qkt(float *S, const float *Q, const float *K, size_t qp, size_t d,
+LMU__PRIVATE void lmu__iattn_attn_qkt(float *S, const float *Q, const float *K, size_t qp, size_t d,
                                     float scale)
 {
 #ifdef LMU__ISA_AVX512
     size_t r0, s0, c, dv = d & ~(size_t)15;
-    __mmask16 kt = lmu__isa_mask(d & 15);
+    __mmask16 kt = lmu__iattn_mask(d & 15);
     for (r0 = 0; r0 < qp; r0 += 4)
         for (s0 = 0; s0 < qp; s0 += 4) {
             const float *qr[4], *ks[4];
@@ -5681,7 +5681,7 @@ LMU__PRIVATE void lmu__isa_attn_qkt(float *S, const float *Q, const float *K, si
                     for (j = 0; j < 4; j++)
                         acc[4 * i + j] = _mm512_fmadd_ps(qv[i], kv[j], acc[4 * i + j]);
             }
-            _mm512_storeu_ps(out, lmu__isa_hsum16(acc));
+            _mm512_storeu_ps(out, lmu__iattn_hsum16(acc));
             for (i = 0; i < 4 && r0 + (size_t)i < qp; i++)
                 for (j = 0; j < 4 && s0 + (size_t)j < qp; j++)
                     S[(r0 + (size_t)i) * qp + s0 + (size_t)j] = out[4 * i + j] * scale;
@@ -5696,7 +5696,7 @@ LMU__PRIVATE void lmu__isa_attn_qkt(float *S, const float *Q, const float *K, si
 /* out[r][c] = dg[r][c] sum_s M[r][s] B[s][c] for r < qp, c < d: dQ = dS K
    and dK = dS^T Q with gelu' applied on the way out. row: d floats of
    scratch (portable path). */
-LMU__PRIVATE void lmu__isa_attn_mm(float *out, const float *M, const float *B, const float *dg,
+LMU__PRIVATE void lmu__iattn_attn_mm(float *out, const float *M, const float *B, const float *dg,
                                    size_t qp, size_t d, float *row)
 {
 #ifdef LMU__ISA_AVX512
@@ -5730,7 +5730,7 @@ LMU__PRIVATE void lmu__isa_attn_mm(float *out, const float *M, const float *B, c
         }
         /* the last d mod 64 channels, one vector at a time */
         for (c0 = d64; c0 < d; c0 += 16) {
-            __mmask16 k = lmu__isa_mask(d - c0);
+            __mmask16 k = lmu__iattn_mask(d - c0);
             __m512 acc[4];
             for (i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
             for (s = 0; s < qp; s++) {
@@ -5761,11 +5761,11 @@ LMU__PRIVATE void lmu__isa_attn_mm(float *out, const float *M, const float *B, c
 #endif
 }
 
-LMU__PRIVATE void lmu__isa_attn_forward(float *y, float *Pc, const float *Z, const float *pw,
+LMU__PRIVATE void lmu__iattn_attn_forward(float *y, float *Pc, const float *Z, const float *pw,
                                         size_t npos, size_t qp, size_t d, int nparts,
                                         float *scratch)
 {
-    size_t m = 3 * qp * d, stride = lmu__isa_attn_part_floats(qp, d);
+    size_t m = 3 * qp * d, stride = lmu__iattn_attn_part_floats(qp, d);
     float scale = 1.0f / sqrtf((float)d);
     long p;
     if (nparts < 1) nparts = 1;
@@ -5779,8 +5779,8 @@ LMU__PRIVATE void lmu__isa_attn_forward(float *y, float *Pc, const float *Z, con
             const float *Zt = Z + pos * m, *Vv = X + 2 * qp * d;
             float *A = Pc + pos * qp * qp, *y_t = y + pos * d;
             size_t r, s, c;
-            lmu__isa_gelu_rows(X, NULL, Zt, m, pos + 1 < hi ? Zt + m : NULL);
-            lmu__isa_attn_qkt(A, X, X + qp * d, qp, d, scale);
+            lmu__iattn_gelu_rows(X, NULL, Zt, m, pos + 1 < hi ? Zt + m : NULL);
+            lmu__iattn_attn_qkt(A, X, X + qp * d, qp, d, scale);
             for (r = 0; r < qp; r++) {
                 float *A_r = A + r * qp, mx = lmu__kern_max(A_r, qp);
                 float sum = lmu__kern_expsum(A_r, A_r, qp, mx);
@@ -5805,7 +5805,7 @@ LMU__PRIVATE void lmu__isa_attn_forward(float *y, float *Pc, const float *Z, con
    over, dZ goes out with streaming stores: it is Z's size, read back only
    after the whole sequence, so fetching its lines first (as plain stores
    do) would only double the memory traffic. */
-LMU__PRIVATE void lmu__isa_attn_put(float *dst, const float *src, size_t m, int accumulate)
+LMU__PRIVATE void lmu__iattn_attn_put(float *dst, const float *src, size_t m, int accumulate)
 {
     size_t j = 0;
     if (accumulate) {
@@ -5824,13 +5824,13 @@ LMU__PRIVATE void lmu__isa_attn_put(float *dst, const float *src, size_t m, int 
    NULL) and the next position's Z (pf) is prefetched. The gelu is compute
    bound, so both memory streams overlap it instead of stalling on their
    own. */
-LMU__PRIVATE void lmu__isa_attn_gelu_put(float *X, float *dg, const float *Z, size_t m,
+LMU__PRIVATE void lmu__iattn_attn_gelu_put(float *X, float *dg, const float *Z, size_t m,
                                          const float *pf, float *dst, const float *src)
 {
 #ifdef LMU__ISA_AVX512
     size_t h, j, k;
     if (!dst) {
-        lmu__isa_gelu_rows(X, dg, Z, m, pf);
+        lmu__iattn_gelu_rows(X, dg, Z, m, pf);
         return;
     }
     if (!pf) pf = Z;
@@ -5841,19 +5841,19 @@ LMU__PRIVATE void lmu__isa_attn_gelu_put(float *X, float *dg, const float *Z, si
     for (j = 0; j + 16 <= m; j += 16) {
         __m512 g;
         _mm_prefetch((const char *)(pf + j), _MM_HINT_T0);
-        _mm512_storeu_ps(X + j, lmu__isa_gelu16(_mm512_loadu_ps(Z + j), &g));
+        _mm512_storeu_ps(X + j, lmu__iattn_gelu16(_mm512_loadu_ps(Z + j), &g));
         _mm512_storeu_ps(dg + j, g);
         if (h + j + 16 <= m) _mm512_stream_ps(dst + h + j, _mm512_loadu_ps(src + h + j));
     }
     if (j < m) {
-        __mmask16 km = lmu__isa_mask(m - j);
-        __m512 g, v = lmu__isa_gelu16(_mm512_maskz_loadu_ps(km, Z + j), &g);
+        __mmask16 km = lmu__iattn_mask(m - j);
+        __m512 g, v = lmu__iattn_gelu16(_mm512_maskz_loadu_ps(km, Z + j), &g);
         _mm512_mask_storeu_ps(X + j, km, v);
         _mm512_mask_storeu_ps(dg + j, km, g);
     }
     for (k = h + (m - h) / 16 * 16; k < m; k++) dst[k] = src[k];
 #else
-    lmu__isa_gelu_rows(X, dg, Z, m, pf);
+    lmu__iattn_gelu_rows(X, dg, Z, m, pf);
     if (dst) memcpy(dst, src, m * sizeof(float));
 #endif
 }
@@ -5861,11 +5861,11 @@ LMU__PRIVATE void lmu__isa_attn_gelu_put(float *X, float *dg, const float *Z, si
 /* dy [P, d] -> dZ [P, 3, qp, d] (accumulate: +=, else overwritten),
    dp [qp] +=. The model op overwrites, which saves a pass clearing Z's
    size of memory per sequence. */
-LMU__PRIVATE void lmu__isa_attn_backward(float *dZ, float *dp, const float *dy, const float *Z,
+LMU__PRIVATE void lmu__iattn_attn_backward(float *dZ, float *dp, const float *dy, const float *Z,
                                          const float *Pc, const float *pw, size_t npos, size_t qp,
                                          size_t d, int nparts, float *scratch, int accumulate)
 {
-    size_t m = 3 * qp * d, stride = lmu__isa_attn_part_floats(qp, d), pos;
+    size_t m = 3 * qp * d, stride = lmu__iattn_attn_part_floats(qp, d), pos;
     float scale = 1.0f / sqrtf((float)d), *dpp = scratch; /* (npos, qp) */
     long p;
     if (nparts < 1) nparts = 1;
@@ -5888,7 +5888,7 @@ LMU__PRIVATE void lmu__isa_attn_backward(float *dZ, float *dp, const float *dy, 
             const float *dXprev = dXs + ((pp - lo + 1) & 1) * lmu__kern_round16(m);
             size_t r, s, c;
             /* written over, a position's dZ goes out during the next one */
-            lmu__isa_attn_gelu_put(X, dg, Zt, m, pp + 1 < hi ? Zt + m : NULL,
+            lmu__iattn_attn_gelu_put(X, dg, Zt, m, pp + 1 < hi ? Zt + m : NULL,
                                    !accumulate && pp > lo ? dZ + (pp - 1) * m : NULL, dXprev);
             for (s = 0; s < qp; s++) {
                 float acc = 0.0f;
@@ -5915,12 +5915,12 @@ LMU__PRIVATE void lmu__isa_attn_backward(float *dZ, float *dp, const float *dy, 
                     dSt[s * qp + r] = v;
                 }
             }
-            lmu__isa_attn_mm(dX, dS, K, dg, qp, d, row);
-            lmu__isa_attn_mm(dX + qp * d, dSt, Q, dg + qp * d, qp, d, row);
-            if (accumulate) lmu__isa_attn_put(dZ + pp * m, dX, m, 1);
+            lmu__iattn_attn_mm(dX, dS, K, dg, qp, d, row);
+            lmu__iattn_attn_mm(dX + qp * d, dSt, Q, dg + qp * d, qp, d, row);
+            if (accumulate) lmu__iattn_attn_put(dZ + pp * m, dX, m, 1);
         }
         if (!accumulate && hi > lo)
-            lmu__isa_attn_put(dZ + (hi - 1) * m, dXs + ((hi - 1 - lo) & 1) * lmu__kern_round16(m),
+            lmu__iattn_attn_put(dZ + (hi - 1) * m, dXs + ((hi - 1 - lo) & 1) * lmu__kern_round16(m),
                               m, 0);
 #ifdef LMU__ISA_AVX512
         _mm_sfence(); /* the streamed dZ is visible before the parts join */
@@ -5932,20 +5932,10 @@ LMU__PRIVATE void lmu__isa_attn_backward(float *dZ, float *dp, const float *dy, 
     }
 }
 
-/* dy [P, d] -> dZ [P, 3, qp, d] +=, dp [qp] +=. */
 #ifdef __cplusplus
 #define LMU__LTI_R __restrict
 #else
 #define LMU__LTI_R restrict
-#endif
-
-/* a*b + c: a fused multiply-add where the target has one (-std=c99 turns
-   GCC's automatic contraction off), a plain one elsewhere, where fmaf()
-   would be a slow library call. */
-#ifdef FP_FAST_FMAF
-#define LMU__LTI_FMAF(a, b, c) fmaf(a, b, c)
-#else
-#define LMU__LTI_FMAF(a, b, c) ((a) * (b) + (c))
 #endif
 
 /* Z = X Y for n x n row-major doubles. i-k-j order, so the inner loop is a
@@ -6293,118 +6283,44 @@ LMU__PRIVATE int lmu__lti_overlap(const void *a, size_t na, const void *b, size_
     return pa < pb + nb && pb < pa + na;
 }
 
-/* The float step is a small GEMM, out (q x d) = Abar (q x q) m (q x d) + Bbar
-   x^T, cut into tiles of LMU__LTI_TR rows by LMU__LTI_TC channels. Plain C
-   that GCC and Clang vectorise: with 6 x 32 the accumulators fit in
-   registers on AVX-512 (12 zmm), and m's rows stay in L1 across the row
-   tiles of one channel tile. Measured on AVX-512 (q 220, d 224, one core):
-   6 x 32 about 140 GFLOP/s (gcc 12) and 170 (clang 14); 4 x 32 40-75,
-   8 x 32 spills under clang. */
-#define LMU__LTI_TR 6
-#define LMU__LTI_TC 32
-
-LMU__PRIVATE void lmu__lti_tile_full(int q, size_t d, const float *LMU__LTI_R A,
-                                     const float *LMU__LTI_R B, const float *LMU__LTI_R x,
-                                     const float *LMU__LTI_R m, float *LMU__LTI_R out,
-                                     int i0, size_t c0)
-{
-    float acc[LMU__LTI_TR][LMU__LTI_TC];
-    int r, c, j;
-    for (r = 0; r < LMU__LTI_TR; r++)
-        for (c = 0; c < LMU__LTI_TC; c++) acc[r][c] = B[i0 + r] * x[c0 + (size_t)c];
-    if (m) {
-        for (j = 0; j < q; j++) {
-            const float *mj = m + (size_t)j * d + c0;
-            for (r = 0; r < LMU__LTI_TR; r++) {
-                const float s = A[(size_t)(i0 + r) * (size_t)q + (size_t)j];
-                for (c = 0; c < LMU__LTI_TC; c++) acc[r][c] = LMU__LTI_FMAF(s, mj[c], acc[r][c]);
-            }
-        }
-    }
-    for (r = 0; r < LMU__LTI_TR; r++) {
-        float *o = out + (size_t)(i0 + r) * d + c0;
-        for (c = 0; c < LMU__LTI_TC; c++) o[c] = acc[r][c];
-    }
-}
-
-/* Edge tile: rows < TR or channels < TC; accumulates in out directly. */
-LMU__PRIVATE void lmu__lti_tile_edge(int q, size_t d, const float *LMU__LTI_R A,
-                                     const float *LMU__LTI_R B, const float *LMU__LTI_R x,
-                                     const float *LMU__LTI_R m, float *LMU__LTI_R out,
-                                     int i0, int rows, size_t c0, size_t w)
-{
-    int r, j;
-    size_t c;
-    for (r = 0; r < rows; r++) {
-        float *o = out + (size_t)(i0 + r) * d + c0;
-        const float *a = A + (size_t)(i0 + r) * (size_t)q;
-        for (c = 0; c < w; c++) o[c] = B[i0 + r] * x[c0 + c];
-        if (!m) continue;
-        for (j = 0; j < q; j++) {
-            const float s = a[j], *mj = m + (size_t)j * d + c0;
-            for (c = 0; c < w; c++) o[c] = LMU__LTI_FMAF(s, mj[c], o[c]);
-        }
-    }
-}
+/* The recurrence as written, m_out = Abar m_prev + Bbar x^T, in float and
+   in double: references (test_lti holds them against the convolution and
+   each other). Generation runs the same step as one packed product
+   (lmu__gen_memory), which is what is fast. */
+#define LMU__LTI_STEP(T, Abar, Bbar)                                           \
+    size_t qd, bytes, c;                                                       \
+    int q, i, j;                                                               \
+    if (!lti || !x || !m_out || d < 1) return LMU_ERR_ARG;                     \
+    q = lti->q;                                                                \
+    if (!lmu__mul_size((size_t)q, (size_t)d, &qd) || !lmu__mul_size(qd, sizeof(T), &bytes)) \
+        return LMU_ERR_RANGE;                                                  \
+    if (lmu__lti_overlap(m_out, bytes, m_prev, bytes) ||                       \
+        lmu__lti_overlap(m_out, bytes, x, (size_t)d * sizeof(T)))              \
+        return LMU_ERR_ARG;                                                    \
+    for (i = 0; i < q; i++) {                                                  \
+        T *o = m_out + (size_t)i * (size_t)d;                                  \
+        const T *a = lti->Abar + (size_t)i * (size_t)q;                        \
+        for (c = 0; c < (size_t)d; c++) o[c] = lti->Bbar[i] * x[c];            \
+        if (!m_prev) continue;                                                 \
+        for (j = 0; j < q; j++) {                                              \
+            const T s = a[j], *mj = m_prev + (size_t)j * (size_t)d;            \
+            for (c = 0; c < (size_t)d; c++) o[c] += s * mj[c];                 \
+        }                                                                      \
+    }                                                                          \
+    return LMU_OK
 
 LMUDEF lmu_result lmu_lti_step(const lmu_lti *lti, int d, const float *m_prev,
                                const float *x, float *m_out)
 {
-    size_t qd, nct, nrt, ntiles, bytes;
-    long t;
-    int q;
-    if (!lti || !x || !m_out || d < 1) return LMU_ERR_ARG;
-    q = lti->q;
-    if (!lmu__mul_size((size_t)q, (size_t)d, &qd) || !lmu__mul_size(qd, sizeof(float), &bytes))
-        return LMU_ERR_RANGE;
-    if (lmu__lti_overlap(m_out, bytes, m_prev, bytes) ||
-        lmu__lti_overlap(m_out, bytes, x, (size_t)d * sizeof(float)))
-        return LMU_ERR_ARG;
-    nct = ((size_t)d + LMU__LTI_TC - 1) / LMU__LTI_TC;
-    nrt = ((size_t)q + LMU__LTI_TR - 1) / LMU__LTI_TR;
-    ntiles = nct * nrt;
-    if (ntiles > (size_t)0x7fffffff) return LMU_ERR_RANGE;
-    /* Tile t is (channel tile t / nrt, row tile t % nrt): consecutive tiles
-       of one thread share a channel tile, hence m's rows in cache. */
-    LMU__OMP(omp parallel for schedule(static) if (qd * (size_t)q >= ((size_t)1 << 18)))
-    for (t = 0; t < (long)ntiles; t++) {
-        size_t ct = (size_t)t / nrt, c0 = ct * LMU__LTI_TC;
-        int i0 = (int)((size_t)t % nrt) * LMU__LTI_TR;
-        size_t w = (size_t)d - c0 < LMU__LTI_TC ? (size_t)d - c0 : LMU__LTI_TC;
-        int rows = q - i0 < LMU__LTI_TR ? q - i0 : LMU__LTI_TR;
-        if (rows == LMU__LTI_TR && w == LMU__LTI_TC)
-            lmu__lti_tile_full(q, (size_t)d, lti->Abar, lti->Bbar, x, m_prev, m_out, i0, c0);
-        else
-            lmu__lti_tile_edge(q, (size_t)d, lti->Abar, lti->Bbar, x, m_prev, m_out, i0, rows,
-                               c0, w);
-    }
-    return LMU_OK;
+    LMU__LTI_STEP(float, Abar, Bbar);
 }
 
 LMUDEF lmu_result lmu_lti_step_d(const lmu_lti *lti, int d, const double *m_prev,
                                  const double *x, double *m_out)
 {
-    size_t qd, bytes, c;
-    int q, i, j;
-    if (!lti || !x || !m_out || d < 1) return LMU_ERR_ARG;
-    q = lti->q;
-    if (!lmu__mul_size((size_t)q, (size_t)d, &qd) || !lmu__mul_size(qd, sizeof(double), &bytes))
-        return LMU_ERR_RANGE;
-    if (lmu__lti_overlap(m_out, bytes, m_prev, bytes) ||
-        lmu__lti_overlap(m_out, bytes, x, (size_t)d * sizeof(double)))
-        return LMU_ERR_ARG;
-    for (i = 0; i < q; i++) {
-        double *o = m_out + (size_t)i * (size_t)d;
-        const double *a = lti->Abar_d + (size_t)i * (size_t)q;
-        for (c = 0; c < (size_t)d; c++) o[c] = lti->Bbar_d[i] * x[c];
-        if (!m_prev) continue;
-        for (j = 0; j < q; j++) {
-            const double s = a[j], *mj = m_prev + (size_t)j * (size_t)d;
-            for (c = 0; c < (size_t)d; c++) o[c] += s * mj[c];
-        }
-    }
-    return LMU_OK;
+    LMU__LTI_STEP(double, Abar_d, Bbar_d);
 }
+#undef LMU__LTI_STEP
 
 /* POSIX gives open(O_EXCL)/fsync for the atomic save. unistd.h declares them
    even under strict -std=c99 (glibc, macOS), so no feature macro is needed
@@ -8045,25 +7961,25 @@ LMU__PRIVATE lmu_result lmu__model_mha(lmu_model *m, int qkv, int B, int T, int 
    it. Only the q' x q' attention weights per position are cached. The
    price is one more convolution per step; the reward is memory that does
    not grow with the batch (the paper's O(n) training memory). */
-LMU__PRIVATE size_t lmu__isa_seq_floats(const lmu_model *m, size_t T)
+LMU__PRIVATE size_t lmu__iattn_seq_floats(const lmu_model *m, size_t T)
 {
     const lmu_config *c = &m->cfg;
     size_t zf = T * 3 * (size_t)c->q_prime * (size_t)c->d_model;
     return 2 * ((zf + 15) & ~(size_t)15) +
-           ((lmu__isa_conv_cache_floats(1, (size_t)c->d_model, (size_t)c->q_prime,
+           ((lmu__iattn_conv_cache_floats(1, (size_t)c->d_model, (size_t)c->q_prime,
                                         (size_t)m->lti->nfft) + 15) & ~(size_t)15);
 }
 
-LMU__PRIVATE void lmu__isa_seq_bufs(lmu_model *m, size_t T, float **Z, float **dZ, float **cache)
+LMU__PRIVATE void lmu__iattn_seq_bufs(lmu_model *m, size_t T, float **Z, float **dZ, float **cache)
 {
     const lmu_config *c = &m->cfg;
     size_t zf = (T * 3 * (size_t)c->q_prime * (size_t)c->d_model + 15) & ~(size_t)15;
-    *Z = m->isa_buf;
-    *dZ = m->isa_buf + zf;
-    *cache = m->isa_buf + 2 * zf;
+    *Z = m->iattn_buf;
+    *dZ = m->iattn_buf + zf;
+    *cache = m->iattn_buf + 2 * zf;
 }
 
-LMU__PRIVATE lmu_result lmu__op_isa_backward(lmu_tape *t, const lmu_tape_rec *rec)
+LMU__PRIVATE lmu_result lmu__op_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec)
 {
     lmu_model *m = LMU__MODEL_OF(rec);
     size_t B = (size_t)rec->ip[0], T = (size_t)rec->ip[1], d = (size_t)rec->ip[2];
@@ -8077,21 +7993,21 @@ LMU__PRIVATE lmu_result lmu__op_isa_backward(lmu_tape *t, const lmu_tape_rec *re
     float *Z, *dZ, *cache;
     if (!dU || !dL || !db || !dp)
         return lmu__tape_fail(t, LMU_ERR_STATE, "implicit_attention: inputs need grads");
-    lmu__isa_seq_bufs(m, T, &Z, &dZ, &cache);
-    lmu__isa_conv_htil(cache, lti->Hspec, L, 1, d, q, qp, lti->plan, &m->gemm);
+    lmu__iattn_seq_bufs(m, T, &Z, &dZ, &cache);
+    lmu__iattn_conv_htil(cache, lti->Hspec, L, 1, d, q, qp, lti->plan, &m->gemm);
     for (b = 0; b < B; b++) {
-        lmu__isa_conv_signals(Z, cache, U + b * T * d, bias, 1, T, d, qp, lti->plan, m->nparts,
+        lmu__iattn_conv_signals(Z, cache, U + b * T * d, bias, 1, T, d, qp, lti->plan, m->nparts,
                               m->scratch);
         /* dZ is written over, so it needs no clearing */
-        lmu__isa_attn_backward(dZ, dp, dy + b * T * d, Z, Pc + b * T * qp * qp, p, T, qp, d,
+        lmu__iattn_attn_backward(dZ, dp, dy + b * T * d, Z, Pc + b * T * qp * qp, p, T, qp, d,
                                   m->nparts, m->scratch, 0);
-        lmu__isa_conv_backward(dU + b * T * d, dL, db, dZ, cache, lti->Hspec, 1, T, d, q, qp,
+        lmu__iattn_conv_backward(dU + b * T * d, dL, db, dZ, cache, lti->Hspec, 1, T, d, q, qp,
                                lti->plan, &m->gemm, m->nparts, m->scratch);
     }
     return LMU_OK;
 }
 
-LMU__PRIVATE lmu_result lmu__model_isa(lmu_model *m, int layer, int U, int L, int bias, int p,
+LMU__PRIVATE lmu_result lmu__model_iattn(lmu_model *m, int layer, int U, int L, int bias, int p,
                                        int B, int T, int *y)
 {
     const lmu_lti *lti = m->lti_layer[layer];
@@ -8104,7 +8020,7 @@ LMU__PRIVATE lmu_result lmu__model_isa(lmu_model *m, int layer, int U, int L, in
     lmu_result r;
     shape[0] = B, shape[1] = T, shape[2] = d;
     in[0] = U, in[1] = L, in[2] = bias, in[3] = p;
-    if ((r = lmu__model_record(m, &m->op_isa, 4, in, 3, shape, y, &rec)) != LMU_OK) return r;
+    if ((r = lmu__model_record(m, &m->op_iattn, 4, in, 3, shape, y, &rec)) != LMU_OK) return r;
     if ((r = lmu__model_cache(m, (size_t)B * n * (size_t)qp * (size_t)qp, &pc)) != LMU_OK) return r;
     rec = &t->recs[t->n_recs - 1];
     rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = q, rec->ip[4] = qp;
@@ -8112,13 +8028,13 @@ LMU__PRIVATE lmu_result lmu__model_isa(lmu_model *m, int layer, int U, int L, in
     rec->cache[0] = pc;
     Uv = lmu__tape_f32(t, U), Lv = lmu__tape_f32(t, L), bv = lmu__tape_f32(t, bias);
     pv = lmu__tape_f32(t, p), yv = lmu__tape_f32(t, *y), Pc = lmu__tape_f32(t, pc);
-    lmu__isa_seq_bufs(m, n, &Z, &dZ, &cache);
-    lmu__isa_conv_htil(cache, lti->Hspec, Lv, 1, (size_t)d, (size_t)q, (size_t)qp, lti->plan,
+    lmu__iattn_seq_bufs(m, n, &Z, &dZ, &cache);
+    lmu__iattn_conv_htil(cache, lti->Hspec, Lv, 1, (size_t)d, (size_t)q, (size_t)qp, lti->plan,
                        &m->gemm);
     for (b = 0; b < (size_t)B; b++) {
-        lmu__isa_conv_signals(Z, cache, Uv + b * n * (size_t)d, bv, 1, n, (size_t)d, (size_t)qp,
+        lmu__iattn_conv_signals(Z, cache, Uv + b * n * (size_t)d, bv, 1, n, (size_t)d, (size_t)qp,
                               lti->plan, m->nparts, m->scratch);
-        lmu__isa_attn_forward(yv + b * n * (size_t)d, Pc + b * n * (size_t)qp * (size_t)qp, Z, pv,
+        lmu__iattn_attn_forward(yv + b * n * (size_t)d, Pc + b * n * (size_t)qp * (size_t)qp, Z, pv,
                               n, (size_t)qp, (size_t)d, m->nparts, m->scratch);
     }
     return LMU_OK;
@@ -8724,7 +8640,7 @@ LMUDEF void lmu_model_free(lmu_model *m)
     lmu__memory_free(m->lti_layer, m->cfg.n_layer);
     LMU_FREE(m->layer);
     lmu__free_aligned(m->scratch);
-    lmu__free_aligned(m->isa_buf);
+    lmu__free_aligned(m->iattn_buf);
     LMU_FREE(m->pos);
     LMU_FREE(m);
 }
@@ -8750,9 +8666,9 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
     m->op_ce.base.backward = lmu__op_ce_backward;
     m->op_mha.base.name = "causal_attention";
     m->op_mha.base.backward = lmu__op_mha_backward;
-    m->op_isa.base.name = "implicit_attention";
-    m->op_isa.base.backward = lmu__op_isa_backward;
-    m->op_ce.model = m->op_mha.model = m->op_isa.model = m;
+    m->op_iattn.base.name = "implicit_attention";
+    m->op_iattn.base.backward = lmu__op_iattn_backward;
+    m->op_ce.model = m->op_mha.model = m->op_iattn.model = m;
     lmu_tape_init(&m->tape);
     /* shapes may grow after the first step (a bigger evaluation batch); a
        step with shapes seen before never allocates */
@@ -8851,18 +8767,18 @@ LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
         if (s > need) need = s;
     }
     if (m->lti) { /* the memory: layers of one model share n_ctx, so nfft */
-        s = lmu__isa_conv_scratch_floats(m->lti->plan, (size_t)c->q_prime, m->nparts);
+        s = lmu__iattn_conv_scratch_floats(m->lti->plan, (size_t)c->q_prime, m->nparts);
         if (s > need) need = s;
-        s = lmu__isa_attn_scratch_floats((size_t)T, (size_t)c->q_prime, (size_t)c->d_model,
+        s = lmu__iattn_attn_scratch_floats((size_t)T, (size_t)c->q_prime, (size_t)c->d_model,
                                           m->nparts);
         if (s > need) need = s;
-        s = lmu__isa_seq_floats(m, (size_t)T);
-        if (s > m->isa_cap) {
+        s = lmu__iattn_seq_floats(m, (size_t)T);
+        if (s > m->iattn_cap) {
             float *p = (float *)lmu__alloc_aligned(s * sizeof(float));
             if (!p) return LMU_ERR_NOMEM;
-            lmu__free_aligned(m->isa_buf);
-            m->isa_buf = p;
-            m->isa_cap = s;
+            lmu__free_aligned(m->iattn_buf);
+            m->iattn_buf = p;
+            m->iattn_cap = s;
         }
     }
     if (need > m->scratch_cap) {
@@ -8928,7 +8844,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
         LMU__TRY(lmu__layer_unit(c, l)->forward(m, l, x, B, T, &x));
         if (lmu__layer_has_memory(c, l)) {
             LMU__TRY(lmu_tape_layernorm(t, x, L->ln_b_w, L->ln_b_b, &h));
-            LMU__TRY(lmu__model_isa(m, l, h, L->lmu_L, L->lmu_b, L->lmu_p, B, T, &a));
+            LMU__TRY(lmu__model_iattn(m, l, h, L->lmu_L, L->lmu_b, L->lmu_p, B, T, &a));
             LMU__TRY(lmu_tape_add(t, x, a, &x));
         }
         LMU__TRY(lmu__model_ffn(t, x, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w,
@@ -9451,7 +9367,7 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
         kv += u->gen_state(c, (size_t)max_ctx);
         if (w > big) big = w;
     }
-    as = m->lti ? lmu__isa_attn_scratch_floats(1, qp, d, 1) : 0;
+    as = m->lti ? lmu__iattn_attn_scratch_floats(1, qp, d, 1) : 0;
     /* one block: every buffer 16-float aligned */
 #define LMU__R(n) (((n) + 15) & ~(size_t)15)
     total = LMU__R(state) + LMU__R(q * d) + LMU__R(kv) + 5 * LMU__R(d) + LMU__R(big) +
@@ -9542,7 +9458,7 @@ LMU__PRIVATE void lmu__gen_memory(lmu_gen *g, int l)
         for (k = 0; k < d; k++) g->z[r * d + k] = bias[r];
     lmu__kern_gemm(&g->gemm, 0, 0, 3 * qp, d, q, 1.0f, LMU__GP(L->lmu_L), q, st, d, 1.0f, g->z,
                    d);
-    lmu__isa_attn_forward(g->y, g->pc, g->z, LMU__GP(L->lmu_p), 1, qp, d, 1, g->attn_scratch);
+    lmu__iattn_attn_forward(g->y, g->pc, g->z, LMU__GP(L->lmu_p), 1, qp, d, 1, g->attn_scratch);
     for (k = 0; k < d; k++) g->x[k] += g->y[k];
 }
 

@@ -1,6 +1,6 @@
 /* Helper of tests/test_model_ref.sh: writes a tiny model, a batch and the C
    loss and gradients (dump), then compares them with what the PyTorch
-   reference (tools/lmu_ref.py) computed from the same files (compare).
+   reference (tests/lmu_ref.py) computed from the same files (compare).
 
      model_ref_tool dump KIND DIR       KIND: ffn | attn | transformer | layers
      model_ref_tool compare KIND DIR    prints one line per check

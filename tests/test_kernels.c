@@ -572,7 +572,7 @@ static void kt_conv_make(kt_conv *k, size_t B, size_t n, size_t d, size_t q, siz
     fs = (float *)kt_alloc(lmu_fft_scratch_floats(k->plan));
     for (i = 0; i < q; i++) lmu_fft_conv_spectrum(k->plan, k->H + i * n, n, k->Hs + i * k->S, fs);
     lmu__free_aligned(fs);
-    k->cache = (float *)kt_alloc(lmu__isa_conv_cache_floats(B, d, qp, k->N));
+    k->cache = (float *)kt_alloc(lmu__iattn_conv_cache_floats(B, d, qp, k->N));
 }
 
 static void kt_conv_free(kt_conv *k)
@@ -589,8 +589,8 @@ static void kt_conv_forward(float *Z, float *cache, const float *U, const float 
                             size_t q, size_t qp, const lmu_fft_plan *plan, struct lmu_gemm_ws *ws,
                             int nparts, float *scratch)
 {
-    lmu__isa_conv_htil(cache, Hspec, L, B, d, q, qp, plan, ws);
-    lmu__isa_conv_signals(Z, cache, U, bias, B, n, d, qp, plan, nparts, scratch);
+    lmu__iattn_conv_htil(cache, Hspec, L, B, d, q, qp, plan, ws);
+    lmu__iattn_conv_signals(Z, cache, U, bias, B, n, d, qp, plan, nparts, scratch);
 }
 
 static void test_conv_case(size_t B, size_t n, size_t d, size_t q, size_t qp, size_t N, int nparts)
@@ -604,7 +604,7 @@ static void test_conv_case(size_t B, size_t n, size_t d, size_t q, size_t qp, si
     nz = k.nz; nu = B * n * d; nl = R * q;
     Z = (float *)kt_alloc(nz);
     w = kt_rand(nz, 1.0);
-    scr = (float *)kt_alloc(lmu__isa_conv_scratch_floats(k.plan, qp, nparts));
+    scr = (float *)kt_alloc(lmu__iattn_conv_scratch_floats(k.plan, qp, nparts));
     dU = kt_fill(nu, KT_PREFILL); dL = kt_fill(nl, KT_PREFILL); db = kt_fill(R, KT_PREFILL);
     c.U = kt_dcopy(k.U, nu); c.H = kt_dcopy(k.H, q * n); c.L = kt_dcopy(k.L, nl);
     c.b = kt_dcopy(k.b, R); c.w = kt_dcopy(w, nz); c.Z = Zr = (double *)malloc(nz * sizeof(double));
@@ -614,7 +614,7 @@ static void test_conv_case(size_t B, size_t n, size_t d, size_t q, size_t qp, si
     e = kt_relerr(Z, 0.0f, Zr, nz);
     LT_CHECK(e < 1e-5, "conv fwd vs direct sum B=%zu n=%zu d=%zu q=%zu q'=%zu nfft=%zu: rel %.2e",
              B, n, d, q, qp, k.N, e);
-    lmu__isa_conv_backward(dU, dL, db, w, k.cache, k.Hs, B, n, d, q, qp, k.plan, NULL, nparts, scr);
+    lmu__iattn_conv_backward(dU, dL, db, w, k.cache, k.Hs, B, n, d, q, qp, k.plan, NULL, nparts, scr);
     e1 = lt_fd_check(kt_conv_loss, &c, c.U, nu, LT_FD_H, dU, KT_PREFILL, NULL);
     e2 = lt_fd_check(kt_conv_loss, &c, c.L, nl, LT_FD_H, dL, KT_PREFILL, NULL);
     e3 = lt_fd_check(kt_conv_loss, &c, c.b, R, LT_FD_H, db, KT_PREFILL, NULL);
@@ -648,7 +648,7 @@ static void test_conv(void)
        while later ones move by O(1). */
     kt_conv_make(&k, B, n, d, q, qp, 0);
     Z = (float *)kt_alloc(k.nz); Z2 = (float *)kt_alloc(k.nz);
-    scr = (float *)kt_alloc(lmu__isa_conv_scratch_floats(k.plan, qp, 3));
+    scr = (float *)kt_alloc(lmu__iattn_conv_scratch_floats(k.plan, qp, 3));
     kt_conv_forward(Z, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
     U2 = (float *)kt_alloc(B * n * d);
     memcpy(U2, k.U, B * n * d * 4);
@@ -673,7 +673,7 @@ static void test_conv(void)
         KT_THREADS(i == 2 ? 1 : 2);
         dU[i] = kt_fill(B * n * d, 0.0f); dL[i] = kt_fill(R * q, 0.0f); db[i] = kt_fill(R, 0.0f);
         kt_conv_forward(Z2, k.cache, k.U, k.Hs, k.L, k.b, B, n, d, q, qp, k.plan, NULL, 3, scr);
-        lmu__isa_conv_backward(dU[i], dL[i], db[i], w, k.cache, k.Hs, B, n, d, q, qp, k.plan, NULL, 3, scr);
+        lmu__iattn_conv_backward(dU[i], dL[i], db[i], w, k.cache, k.Hs, B, n, d, q, qp, k.plan, NULL, 3, scr);
     }
     KT_THREADS(2);
     same = !memcmp(Z, Z2, k.nz * 4);
@@ -748,17 +748,17 @@ static void test_isa_case(size_t npos, size_t qp, size_t d, int nparts, double z
     size_t m = 3 * qp * d, nz = npos * m, ny = npos * d;
     float *Z = kt_rand(nz, zs), *p = kt_rand(qp, 1.0), *w = kt_rand(ny, 1.0);
     float *y = (float *)kt_alloc(ny), *Pc = (float *)kt_alloc(npos * qp * qp);
-    float *scr = (float *)kt_alloc(lmu__isa_attn_scratch_floats(npos, qp, d, nparts));
+    float *scr = (float *)kt_alloc(lmu__iattn_attn_scratch_floats(npos, qp, d, nparts));
     float *dZ = kt_fill(nz, KT_PREFILL), *dp = kt_fill(qp, KT_PREFILL);
     double e, e1, e2;
     kt_isa_ctx c;
     c.Z = kt_dcopy(Z, nz); c.p = kt_dcopy(p, qp); c.w = kt_dcopy(w, ny);
     c.y = (double *)malloc(ny * sizeof(double)); c.npos = npos; c.qp = qp; c.d = d;
-    lmu__isa_attn_forward(y, Pc, Z, p, npos, qp, d, nparts, scr);
+    lmu__iattn_attn_forward(y, Pc, Z, p, npos, qp, d, nparts, scr);
     ref_isa_attn(c.Z, c.p, npos, qp, d, c.y);
     e = kt_relerr(y, 0.0f, c.y, ny);
     LT_CHECK(e < 2e-6, "isa attn fwd npos=%zu q'=%zu d=%zu: rel %.2e", npos, qp, d, e);
-    lmu__isa_attn_backward(dZ, dp, w, Z, Pc, p, npos, qp, d, nparts, scr, 1);
+    lmu__iattn_attn_backward(dZ, dp, w, Z, Pc, p, npos, qp, d, nparts, scr, 1);
     e1 = lt_fd_check(kt_isa_loss, &c, c.Z, nz, LT_FD_H, dZ, KT_PREFILL, NULL);
     e2 = lt_fd_check(kt_isa_loss, &c, c.p, qp, LT_FD_H, dp, KT_PREFILL, NULL);
     LT_CHECK(e1 < 1e-5 && e2 < 1e-5, "isa attn grad vs FD npos=%zu q'=%zu d=%zu: dZ %.2e dp %.2e", npos,
@@ -782,13 +782,13 @@ static void test_isa_attn(void)
     /* determinism: twice, nparts 1 vs 4, 1 vs 2 threads: all bit-identical */
     Z = kt_rand(npos * m, 1.5); p = kt_rand(qp, 1.0); w = kt_rand(npos * d, 1.0);
     Pc = (float *)kt_alloc(npos * qp * qp);
-    scr = (float *)kt_alloc(lmu__isa_attn_scratch_floats(npos, qp, d, 4));
+    scr = (float *)kt_alloc(lmu__iattn_attn_scratch_floats(npos, qp, d, 4));
     for (i = 0; i < 3; i++) {
         int parts = i == 1 ? 1 : 4;
         KT_THREADS(i == 2 ? 1 : 2);
         y[i] = (float *)kt_alloc(npos * d); dZ[i] = kt_fill(npos * m, 0.0f); dp[i] = kt_fill(qp, 0.0f);
-        lmu__isa_attn_forward(y[i], Pc, Z, p, npos, qp, d, parts, scr);
-        lmu__isa_attn_backward(dZ[i], dp[i], w, Z, Pc, p, npos, qp, d, parts, scr, 1);
+        lmu__iattn_attn_forward(y[i], Pc, Z, p, npos, qp, d, parts, scr);
+        lmu__iattn_attn_backward(dZ[i], dp[i], w, Z, Pc, p, npos, qp, d, parts, scr, 1);
     }
     KT_THREADS(2);
     for (i = 1; i < 3; i++)
@@ -802,8 +802,8 @@ static void test_isa_attn(void)
         size_t j;
         float *dZo = kt_fill(npos * m, NAN), *dpo = kt_fill(qp, 0.0f);
         KT_THREADS(i == 2 ? 1 : 2);
-        lmu__isa_attn_forward(y[i], Pc, Z, p, npos, qp, d, parts, scr);
-        lmu__isa_attn_backward(dZo, dpo, w, Z, Pc, p, npos, qp, d, parts, scr, 0);
+        lmu__iattn_attn_forward(y[i], Pc, Z, p, npos, qp, d, parts, scr);
+        lmu__iattn_attn_backward(dZo, dpo, w, Z, Pc, p, npos, qp, d, parts, scr, 0);
         for (j = 0; j < npos * m; j++) same &= dZo[j] == dZ[0][j];
         same &= !memcmp(dpo, dp[0], qp * 4);
         lmu__free_aligned(dZo); lmu__free_aligned(dpo);
@@ -842,7 +842,7 @@ static void test_helpers(void)
         z[n] = NAN, z[n + 1] = -1e30f, z[n + 2] = 1e30f;
         /* compared with z[n + 2], not the literal: where FLT_EVAL_METHOD is 1
            (s390x) 1e30f keeps double precision and is not the stored float */
-        lmu__isa_gelu_rows(g, dg, z, n + 3, NULL);
+        lmu__iattn_gelu_rows(g, dg, z, n + 3, NULL);
         for (j = 0; j < n; j++) {
             double x = (double)z[j], c = 0.7978845608028654, t = tanh(c * (x + 0.044715 * x * x * x));
             double d1 = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Loss and every parameter gradient of tiny models (LMU with mixer ffn and
 # attn, with a window per layer, and the transformer) against the PyTorch
-# reference tools/lmu_ref.py, which computes in float64 and is itself
+# reference tests/lmu_ref.py, which computes in float64 and is itself
 # checked against finite differences by tests/test_ref_selfcheck.sh; and the
 # delay initialisation against the reference's own. Installs python3-torch
 # when missing.
@@ -19,7 +19,7 @@ for kind in ffn attn transformer layers; do
     dir=build/model_ref_$kind
     rm -rf "$dir"; mkdir -p "$dir"
     if ! build/model_ref_tool dump $kind "$dir" ||
-       ! /usr/bin/python3 tools/lmu_ref.py grads --ckpt "$dir/model.safetensors" \
+       ! /usr/bin/python3 tests/lmu_ref.py grads --ckpt "$dir/model.safetensors" \
             --batch "$dir/batch.safetensors" --out "$dir/ref.safetensors" >/dev/null; then
         echo "  FAIL $kind: could not produce both sides"; failed=$((failed + 1)); continue
     fi
@@ -35,7 +35,7 @@ done
 for kind in ffn layers; do
     dir=build/model_ref_$kind
     if build/model_ref_tool init $kind "$dir" &&
-       out=$(/usr/bin/python3 tools/lmu_ref.py delay-check --ckpt "$dir/init.safetensors" --tol 1e-6); then
+       out=$(/usr/bin/python3 tests/lmu_ref.py delay-check --ckpt "$dir/init.safetensors" --tol 1e-6); then
         passed=$((passed + 1)); echo "  ok   $kind: $out"
     else
         failed=$((failed + 1)); echo "  FAIL $kind: delay initialisation: ${out:-no result}"

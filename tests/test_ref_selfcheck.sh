@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The PyTorch reference (tools/lmu_ref.py) checked against itself, and its
+# The PyTorch reference (tests/lmu_ref.py) checked against itself, and its
 # command line exercised end to end: ZOH and impulse response, direct vs FFT
 # convolution, recurrent vs parallel logits (both mixers and the transformer),
 # autograd vs finite differences, a window per layer (theta_last), the
@@ -28,7 +28,7 @@ fi
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 
 # 1. the in-process checks; their "ok"/"FAIL" lines are counted here
-out=$("$PY" tools/lmu_ref.py selfcheck 2>&1); rc=$?
+out=$("$PY" tests/lmu_ref.py selfcheck 2>&1); rc=$?
 printf '%s\n' "$out"
 p=$(printf '%s\n' "$out" | grep -c '^  ok ')
 f=$(printf '%s\n' "$out" | grep -c '^  FAIL ')
@@ -36,17 +36,17 @@ passed=$((passed + p)); failed=$((failed + f))
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "lmu_ref.py selfcheck exited $rc"; fi
 if ! printf '%s\n' "$out" | grep -q '^lmu_ref selfcheck: '; then fail "lmu_ref.py selfcheck did not finish"; fi
 
-# 2. the command line on files (tools/ref_clicheck.py), and the script's own
+# 2. the command line on files (tests/ref_clicheck.py), and the script's own
 #    entry point once
-out=$("$PY" tools/ref_clicheck.py 2>&1)
+out=$("$PY" tests/ref_clicheck.py 2>&1)
 printf '%s\n' "$out"
 passed=$((passed + $(printf '%s\n' "$out" | grep -c '^  ok ')))
 failed=$((failed + $(printf '%s\n' "$out" | grep -c '^  FAIL ')))
-printf '%s\n' "$out" | grep -q '^ref_clicheck done' || fail "tools/ref_clicheck.py did not run to the end"
-out=$("$PY" tools/lmu_ref.py count 2>&1)
+printf '%s\n' "$out" | grep -q '^ref_clicheck done' || fail "tests/ref_clicheck.py did not run to the end"
+out=$("$PY" tests/lmu_ref.py count 2>&1)
 if printf '%s\n' "$out" | grep -q '^lmu-1m    ffn .* 469 ' && printf '%s\n' "$out" | grep -q '^lmu-55k   ffn .* 105 '
-then ok "tools/lmu_ref.py count prints the preset table (lmu-55k d_ff 105, lmu-1m d_ff 469)"
-else printf '%s\n' "$out"; fail "tools/lmu_ref.py count"; fi
+then ok "tests/lmu_ref.py count prints the preset table (lmu-55k d_ff 105, lmu-1m d_ff 469)"
+else printf '%s\n' "$out"; fail "tests/lmu_ref.py count"; fi
 
 # 3. the benchmark peer computes the same model (float32 vs the float64 oracle)
 out=$("$PY" tools/bench_torch.py --check 2>&1); rc=$?

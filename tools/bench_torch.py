@@ -5,7 +5,7 @@ The model of MODEL.md in float32, written as a competent PyTorch user would
 (nn.Module, F.layer_norm, F.gelu(approximate="tanh"), batched rfft/irfft for
 the implicit-attention convolution, F.cross_entropy, torch.optim.Adam). The
 module's parameter names are MODEL.md section 7's, so `--check` can compare it
-with tools/lmu_ref.py (float64), and `--ckpt` can load a checkpoint.
+with tests/lmu_ref.py (float64), and `--ckpt` can load a checkpoint.
 
 Run PyTorch at its best: leave OPENBLAS_CORETYPE UNSET (let OpenBLAS detect
 the CPU) and set OMP_WAIT_POLICY=PASSIVE, e.g.
@@ -111,7 +111,8 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the float64 reference lives beside the tests that use it
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import lmu_ref  # noqa: E402  (config parsing, presets, Abar/Bbar/H in float64)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """lmu_ref.py - the PyTorch reference (test oracle) for lmu.h.
 
-An independent implementation of /work/shared/MODEL.md (sections 1-7): the
+An independent implementation of docs/MODEL.md (sections 1-7): the
 LMU language model with implicit self-attention (mixer "ffn" or "attn") and
 the GPT-2 transformer baseline. Everything is computed in float64; the
 checkpoint's F32 parameters are cast up. Written from MODEL.md alone: no code
@@ -1001,7 +1001,7 @@ def cmd_selfcheck(a):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="See the module docstring (head tools/lmu_ref.py) for the metadata contract.")
+                                 epilog="See the module docstring (head tests/lmu_ref.py) for the metadata contract.")
     sub = ap.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("grads")
     s.add_argument("--ckpt", required=True)
