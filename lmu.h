@@ -276,6 +276,26 @@ typedef enum lmu_isa_init {
 #define LMU__CTYPE_MIXER lmu_mixer
 #define LMU__CTYPE_ISA_INIT lmu_isa_init
 
+/* The fields a layer may set for itself (a layer stack): X(type, name),
+   each one of LMU__CONFIG_FIELDS. A list has n_layer entries (at most
+   LMU_LAYER_LIST_MAX); without one, every layer takes the field. */
+#define LMU__LAYER_FIELDS(X)                                                   \
+    X(MIXER, mixer)                                                            \
+    X(INT, q)                                                                  \
+    X(INT, q_prime)                                                            \
+    X(REAL, theta)
+
+#define LMU_LAYER_LIST_MAX 64
+
+/* Per-layer values: n_NAME entries of NAME (0: no list). Resolved, a list
+   is either absent or has n_layer entries, not all equal, and the field
+   itself holds layer 0's value. */
+typedef struct lmu_config_layers {
+#define LMU__LAYER_MEMBER(type, name) int n_##name; LMU__CTYPE_##type name[LMU_LAYER_LIST_MAX];
+    LMU__LAYER_FIELDS(LMU__LAYER_MEMBER)
+#undef LMU__LAYER_MEMBER
+} lmu_config_layers;
+
 /* A model's shape (fields: LMU__CONFIG_FIELDS above). Zero means "default"
    for every field, so
        lmu_config c = {0}; c.d_model = 96; lmu_config_resolve(&c, err, sizeof err);
@@ -284,6 +304,7 @@ typedef struct lmu_config {
 #define LMU__CONFIG_MEMBER(type, name, scope, lo, hi, def, help) LMU__CTYPE_##type name;
     LMU__CONFIG_FIELDS(LMU__CONFIG_MEMBER)
 #undef LMU__CONFIG_MEMBER
+    lmu_config_layers layers; /* set through lmu_config_set ("q = 32,64,128") */
 } lmu_config;
 
 /* Fills `c` with a named preset: "lmu-55k", "lmu-100k", "lmu-200k",
@@ -319,9 +340,13 @@ LMUDEF const char *lmu_mixer_name(lmu_mixer m);
 LMUDEF const char *lmu_arch_name(lmu_arch a);
 LMUDEF const char *lmu_isa_init_name(lmu_isa_init i);
 
-/* The LMU window of layer l: theta, or with theta_last set, theta (l = 0)
-   to theta_last (l = n_layer - 1) in geometric steps. `c` resolved. */
+/* Layer l's values (`c` resolved): its entry of the field's list, else
+   the field. The window without a list: theta, or with theta_last set,
+   theta (l = 0) to theta_last (l = n_layer - 1) in geometric steps. */
 LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l);
+LMUDEF lmu_mixer lmu_config_layer_mixer(const lmu_config *c, int l);
+LMUDEF int lmu_config_layer_q(const lmu_config *c, int l);
+LMUDEF int lmu_config_layer_q_prime(const lmu_config *c, int l);
 
 /*
    MODEL CONFIG FILES (what train --config reads)
@@ -335,7 +360,14 @@ LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l);
    blank lines are fine; keys are lmu_config's field names plus "preset";
    values are decimal integers (theta, theta_last, isa_lr: decimal
    numbers), arch lmu|transformer, mixer ffn|attn, isa_init delay|random;
-   0 asks for the default. Without a preset line the file starts from the
+   0 asks for the default. mixer, q, q_prime and theta (LMU__LAYER_FIELDS)
+   also take a list, one entry per layer, none of them 0:
+
+       mixer = ffn, ffn, attn
+       theta = 32, 128, 512      # layers with equal (q, theta) share one H
+
+   Without q_prime, each layer's q' follows its own q (q/10). Without a
+   preset line the file starts from the
    library's defaults (lmu_config_resolve's). An unknown key, a key given
    twice, a value that does not parse or is out of range is an error that
    names the line. The parser only sets fields: call lmu_config_resolve
@@ -2050,26 +2082,83 @@ LMUDEF const char *lmu_config_field(int i, const char **help)
 LMU__PRIVATE int lmu__scope_on(const lmu_config *c, int scope)
 {
     if (scope == LMU__SCOPE_LMU) return c->arch == LMU_ARCH_LMU;
-    if (scope == LMU__SCOPE_HEADS)
-        return c->arch == LMU_ARCH_TRANSFORMER || lmu__mixer_has_heads(c->mixer);
+    if (scope == LMU__SCOPE_HEADS) {
+        int k, heads = c->arch == LMU_ARCH_TRANSFORMER || lmu__mixer_has_heads(c->mixer);
+        for (k = 0; c->arch == LMU_ARCH_LMU && k < c->layers.n_mixer; k++)
+            heads |= lmu__mixer_has_heads(c->layers.mixer[k]);
+        return heads;
+    }
     return 1;
 }
 
-/* A field's value as a double (every int and enum fits exactly). */
+/* A value of a field's kind at p, as a double (every int and enum fits
+   exactly), and back. */
+LMU__PRIVATE double lmu__value_get(int kind, const void *p)
+{
+    if (kind == LMU__KIND_REAL) return *(const double *)p;
+    if (kind == LMU__KIND_INT) return *(const int *)p;
+    return (double)*(const lmu_arch *)p; /* every enum is an int-sized enum */
+}
+
+LMU__PRIVATE void lmu__value_put(int kind, void *p, double v)
+{
+    if (kind == LMU__KIND_REAL) *(double *)p = v;
+    else if (kind == LMU__KIND_INT) *(int *)p = (int)v;
+    else *(lmu_arch *)p = (lmu_arch)(int)v;
+}
+
 LMU__PRIVATE double lmu__field_get(const lmu_config *c, const lmu__field *f)
 {
-    const char *p = (const char *)c + f->off;
-    if (f->kind == LMU__KIND_REAL) return *(const double *)(const void *)p;
-    if (f->kind == LMU__KIND_INT) return *(const int *)(const void *)p;
-    return (double)*(const lmu_arch *)(const void *)p; /* every enum is an int-sized enum */
+    return lmu__value_get(f->kind, (const char *)c + f->off);
 }
 
 LMU__PRIVATE void lmu__field_put(lmu_config *c, const lmu__field *f, double v)
 {
-    char *p = (char *)c + f->off;
-    if (f->kind == LMU__KIND_REAL) *(double *)(void *)p = v;
-    else if (f->kind == LMU__KIND_INT) *(int *)(void *)p = (int)v;
-    else *(lmu_arch *)(void *)p = (lmu_arch)(int)v;
+    lmu__value_put(f->kind, (char *)c + f->off, v);
+}
+
+/* LMU__LAYER_FIELDS as data: where a field's per-layer list lives. */
+typedef struct lmu__list {
+    const char *name;
+    size_t n_off, off, size; /* of layers.n_NAME, of layers.NAME, an entry's bytes */
+} lmu__list;
+
+static const lmu__list lmu__lists[] = {
+#define LMU__LIST_ROW(type, name)                                              \
+    {#name, offsetof(lmu_config, layers.n_##name), offsetof(lmu_config, layers.name), \
+     sizeof(LMU__CTYPE_##type)},
+    LMU__LAYER_FIELDS(LMU__LIST_ROW)
+#undef LMU__LIST_ROW
+};
+#define LMU__N_LISTS ((int)(sizeof lmu__lists / sizeof lmu__lists[0]))
+/* a list's text: 64 entries of up to 24 characters and a comma */
+#define LMU__FIELD_TEXT_MAX (LMU_LAYER_LIST_MAX * 25 + 8)
+
+/* field f's list, or NULL when it is one value for every layer */
+LMU__PRIVATE const lmu__list *lmu__field_list(const lmu__field *f)
+{
+    int k;
+    for (k = 0; k < LMU__N_LISTS; k++)
+        if (strcmp(f->name, lmu__lists[k].name) == 0) return &lmu__lists[k];
+    return NULL;
+}
+
+LMU__PRIVATE int *lmu__list_n(const lmu_config *c, const lmu__list *L)
+{
+    return (int *)(void *)((char *)c + L->n_off);
+}
+
+LMU__PRIVATE double lmu__list_get(const lmu_config *c, const lmu__field *f, const lmu__list *L,
+                                  int k)
+{
+    return lmu__value_get(f->kind, (const char *)c + L->off + (size_t)k * L->size);
+}
+
+/* No list: and no stale entries, so equal configs compare equal. */
+LMU__PRIVATE void lmu__list_clear(lmu_config *c, const lmu__list *L)
+{
+    *lmu__list_n(c, L) = 0;
+    memset((char *)c + L->off, 0, LMU_LAYER_LIST_MAX * L->size);
 }
 
 /* "a, b or c": an enum field's accepted values, for error messages. */
@@ -2159,9 +2248,26 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
         lmu__errf(err, errcap, __VA_ARGS__);                                   \
         return LMU_ERR_ARG;                                                    \
     } while (0)
-    int i = 0;
+    int i = 0, k, l, qp_unset;
     if (!c) return LMU_ERR_ARG;
     if (err && errcap) err[0] = 0;
+    qp_unset = c->q_prime == 0 && c->layers.n_q_prime == 0;
+    /* A list's entries must be set and in range; the field holds layer 0's
+       value, so the defaults below that use it see what layer 0 has. */
+    for (k = 0; k < LMU__N_LISTS; k++) {
+        const lmu__list *L = &lmu__lists[k];
+        const lmu__field *f = &lmu__fields[lmu__field_find(L->name)];
+        int n = *lmu__list_n(c, L);
+        if (n < 0 || n > LMU_LAYER_LIST_MAX)
+            LMU__CFG_FAIL("config: %s list of %d entries (at most %d)", L->name, n,
+                          LMU_LAYER_LIST_MAX);
+        for (l = 0; l < n; l++) {
+            double v = lmu__list_get(c, f, L, l);
+            if (!(v >= (f->kind == LMU__KIND_ENUM ? 0 : f->lo) && v <= f->hi))
+                LMU__CFG_FAIL("config: %s entry %d (%g) out of range", L->name, l + 1, v);
+        }
+        if (n > 0) lmu__field_put(c, f, lmu__list_get(c, f, L, 0));
+    }
     /* In list order, so a default may use the fields before it: a field
        the model does not use is 0, an unset one takes its default, and
        then it must be in range. */
@@ -2181,19 +2287,50 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
     }
     LMU__CONFIG_FIELDS(LMU__CFG_RESOLVE)
 #undef LMU__CFG_RESOLVE
+    for (k = 0; k < LMU__N_LISTS; k++) {
+        const lmu__list *L = &lmu__lists[k];
+        int n = *lmu__list_n(c, L);
+        if (!lmu__scope_on(c, lmu__fields[lmu__field_find(L->name)].scope)) lmu__list_clear(c, L);
+        else if (n > 0 && n != c->n_layer)
+            LMU__CFG_FAIL("config: %s lists %d values for %d layers", L->name, n, c->n_layer);
+    }
     if (c->arch == LMU_ARCH_LMU) {
-        if (c->q_prime > c->q)
-            LMU__CFG_FAIL("config: q_prime %d outside 1..q (q = %d)", c->q_prime, c->q);
+        double cost = 0;
+        if (c->layers.n_q > 0 && qp_unset) { /* each layer's q' follows its own q */
+            for (l = 0; l < c->n_layer; l++)
+                c->layers.q_prime[l] = c->layers.q[l] / 10 > 0 ? c->layers.q[l] / 10 : 1;
+            c->layers.n_q_prime = c->n_layer;
+            c->q_prime = c->layers.q_prime[0];
+        }
+        for (l = 0; l < c->n_layer; l++)
+            if (lmu_config_layer_q_prime(c, l) > lmu_config_layer_q(c, l))
+                LMU__CFG_FAIL("config: layer %d: q_prime %d outside 1..q (q = %d)", l,
+                              lmu_config_layer_q_prime(c, l), lmu_config_layer_q(c, l));
         if (c->theta_last == c->theta) c->theta_last = 0; /* one spelling of "off" */
+        if (c->theta_last > 0 && c->layers.n_theta > 0)
+            LMU__CFG_FAIL("config: theta lists the windows and theta_last sets them: give one");
         if (c->isa_lr == 1) c->isa_lr = 0;
-        /* Building H costs n_ctx q^2 multiply-adds in double when the model
-           is created (or loaded): cap it near 10 s, so a small file cannot
-           ask for hours (paper scale is q ~ 256 at n_ctx 64k, 4.3e9). */
-        if ((double)c->q * (double)c->q * (double)c->n_ctx * (c->theta_last > 0 ? c->n_layer : 1) >
-            8.6e9)
-            LMU__CFG_FAIL("config: q^2 n_ctx = %.3g per window exceeds 8.6e9 in all (building H "
-                          "would take minutes)",
-                          (double)c->q * (double)c->q * (double)c->n_ctx);
+        /* Building H costs n_ctx q^2 multiply-adds in double for each
+           distinct (q, theta) when the model is created (or loaded): cap it
+           near 10 s, so a small file cannot ask for hours (paper scale is
+           q ~ 256 at n_ctx 64k, 4.3e9). */
+        for (l = 0; l < c->n_layer; l++) {
+            double q = lmu_config_layer_q(c, l), th = lmu_config_layer_theta(c, l);
+            for (k = 0; k < l && !(lmu_config_layer_q(c, k) == q &&
+                                   lmu_config_layer_theta(c, k) == th); k++) {}
+            if (k == l) cost += q * q * (double)c->n_ctx;
+        }
+        if (cost > 8.6e9)
+            LMU__CFG_FAIL("config: q^2 n_ctx summed over the windows is %.3g, over 8.6e9 "
+                          "(building H would take minutes)", cost);
+    }
+    /* one spelling of a uniform stack: no list */
+    for (k = 0; k < LMU__N_LISTS; k++) {
+        const lmu__list *L = &lmu__lists[k];
+        const lmu__field *f = &lmu__fields[lmu__field_find(L->name)];
+        int n = *lmu__list_n(c, L);
+        for (l = 1; l < n && lmu__list_get(c, f, L, l) == lmu__list_get(c, f, L, 0); l++) {}
+        if (n > 0 && l == n) lmu__list_clear(c, L);
     }
     if (c->n_head > 0 && c->d_model % c->n_head != 0)
         LMU__CFG_FAIL("config: n_head %d does not divide d_model %d", c->n_head, c->d_model);
@@ -2204,6 +2341,8 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
 LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, char *err,
                                  size_t errcap)
 {
+    const lmu__field *f;
+    const lmu__list *L;
     double x;
     lmu_result r;
     int i;
@@ -2223,19 +2362,76 @@ LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, 
         lmu__errf(err, errcap, "unknown key '%.40s'", key);
         return LMU_ERR_ARG;
     }
-    if ((r = lmu__field_parse(&lmu__fields[i], v, &x, err, errcap)) != LMU_OK) return r;
-    lmu__field_put(c, &lmu__fields[i], x);
+    f = &lmu__fields[i];
+    if ((L = lmu__field_list(f)) != NULL) lmu__list_clear(c, L);
+    if (L && strchr(v, ',')) { /* one entry per layer; the field takes layer 0's */
+        double x0 = 0;
+        int n = 0;
+        for (;;) {
+            const char *e = strchr(v, ','), *b = v;
+            char item[64];
+            size_t len;
+            while (*b == ' ' || *b == '\t') b++;
+            len = e ? (size_t)(e - b) : strlen(b);
+            while (len > 0 && (b[len - 1] == ' ' || b[len - 1] == '\t')) len--;
+            if (len == 0 || len >= sizeof item) {
+                lmu__errf(err, errcap, "%s: entry %d is %s", key, n + 1, len ? "too long" : "empty");
+                lmu__list_clear(c, L);
+                return LMU_ERR_FORMAT;
+            }
+            memcpy(item, b, len);
+            item[len] = 0;
+            if ((r = lmu__field_parse(f, item, &x, err, errcap)) == LMU_OK && n == LMU_LAYER_LIST_MAX) {
+                lmu__errf(err, errcap, "%s lists more than %d layers", key, LMU_LAYER_LIST_MAX);
+                r = LMU_ERR_RANGE;
+            }
+            if (r == LMU_OK && x == 0 && f->kind != LMU__KIND_ENUM) {
+                lmu__errf(err, errcap, "%s: entry %d is 0; a list's entries are set", key, n + 1);
+                r = LMU_ERR_RANGE;
+            }
+            if (r != LMU_OK) {
+                lmu__list_clear(c, L);
+                return r;
+            }
+            lmu__value_put(f->kind, (char *)c + L->off + (size_t)n * L->size, x);
+            if (n++ == 0) x0 = x;
+            if (!e) break;
+            v = e + 1;
+        }
+        *lmu__list_n(c, L) = n;
+        lmu__field_put(c, f, x0);
+        return LMU_OK;
+    }
+    if ((r = lmu__field_parse(f, v, &x, err, errcap)) != LMU_OK) return r;
+    lmu__field_put(c, f, x);
     return LMU_OK;
 }
 
-/* Appends one field's "value" text (REAL: every digit, so it reads back
-   to the same double). */
-LMU__PRIVATE int lmu__field_text(const lmu_config *c, const lmu__field *f, char *buf, size_t cap)
+/* One value's text (REAL: every digit, so it reads back to the same
+   double). */
+LMU__PRIVATE int lmu__value_text(const lmu__field *f, double v, char *buf, size_t cap)
 {
-    double v = lmu__field_get(c, f);
     if (f->kind == LMU__KIND_ENUM) return snprintf(buf, cap, "%s", f->names((int)v));
     if (f->kind == LMU__KIND_INT) return snprintf(buf, cap, "%d", (int)v);
     return snprintf(buf, cap, "%.17g", v);
+}
+
+/* A field's "value" text: its list, comma-separated, where it has one.
+   cap >= LMU__FIELD_TEXT_MAX holds every list. */
+LMU__PRIVATE void lmu__field_text(const lmu_config *c, const lmu__field *f, char *buf, size_t cap)
+{
+    const lmu__list *L = lmu__field_list(f);
+    int k, n = L ? *lmu__list_n(c, L) : 0;
+    size_t len = 0;
+    if (n == 0) {
+        lmu__value_text(f, lmu__field_get(c, f), buf, cap);
+        return;
+    }
+    buf[0] = 0;
+    for (k = 0; k < n && len + 1 < cap; k++) {
+        if (k) buf[len++] = ',', buf[len] = 0;
+        len += (size_t)lmu__value_text(f, lmu__list_get(c, f, L, k), buf + len, cap - len);
+    }
 }
 
 /* Is field f written out (config text, checkpoint metadata)? Those the
@@ -2247,25 +2443,59 @@ LMU__PRIVATE int lmu__field_written(const lmu_config *c, const lmu__field *f)
 
 LMUDEF size_t lmu_config_format(const lmu_config *c, char *buf, size_t cap)
 {
-    char tmp[1024], val[64];
+    char val[LMU__FIELD_TEXT_MAX];
     size_t n = 0;
     int i;
     if (!c) return 0;
+    if (buf && cap) buf[0] = 0;
     for (i = 0; i < LMU__N_FIELDS; i++) {
         const lmu__field *f = &lmu__fields[i];
         int w;
         if (!lmu__field_written(c, f)) continue;
         lmu__field_text(c, f, val, sizeof val);
-        w = snprintf(tmp + n, sizeof tmp - n, "%s = %s\n", f->name, val);
-        if (w < 0 || (size_t)w >= sizeof tmp - n) break;
+        w = snprintf(buf && n < cap ? buf + n : NULL, buf && n < cap ? cap - n : 0, "%s = %s\n",
+                     f->name, val);
+        if (w < 0) break;
         n += (size_t)w;
     }
-    if (buf && cap) {
-        size_t k = n < cap - 1 ? n : cap - 1;
-        memcpy(buf, tmp, k);
-        buf[k] = 0;
-    }
     return n;
+}
+
+LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l)
+{
+    if (l >= 0 && l < c->layers.n_theta) return c->layers.theta[l];
+    if (!(c->theta_last > 0) || c->theta_last == c->theta || c->n_layer < 2 || l <= 0)
+        return c->theta;
+    if (l >= c->n_layer - 1) return c->theta_last;
+    return c->theta * pow(c->theta_last / c->theta, (double)l / (double)(c->n_layer - 1));
+}
+
+LMUDEF lmu_mixer lmu_config_layer_mixer(const lmu_config *c, int l)
+{
+    if (c->arch == LMU_ARCH_TRANSFORMER) return LMU_MIXER_ATTN;
+    return l >= 0 && l < c->layers.n_mixer ? c->layers.mixer[l] : c->mixer;
+}
+
+LMUDEF int lmu_config_layer_q(const lmu_config *c, int l)
+{
+    return l >= 0 && l < c->layers.n_q ? c->layers.q[l] : c->q;
+}
+
+LMUDEF int lmu_config_layer_q_prime(const lmu_config *c, int l)
+{
+    return l >= 0 && l < c->layers.n_q_prime ? c->layers.q_prime[l] : c->q_prime;
+}
+
+/* the largest q (prime = 0) or q' (prime = 1) of any layer: buffers
+   shared by the layers are sized by it */
+LMU__PRIVATE size_t lmu__max_q(const lmu_config *c, int prime)
+{
+    int l, v, best = 0;
+    for (l = 0; l < c->n_layer; l++) {
+        v = prime ? lmu_config_layer_q_prime(c, l) : lmu_config_layer_q(c, l);
+        if (v > best) best = v;
+    }
+    return (size_t)best;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -7828,14 +8058,6 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
     return lmu__st_read_ex(f, name, dtype, shape, ndim, dst, lmu__st_host_le(), err, errcap);
 }
 
-LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l)
-{
-    if (!(c->theta_last > 0) || c->theta_last == c->theta || c->n_layer < 2 || l <= 0)
-        return c->theta;
-    if (l >= c->n_layer - 1) return c->theta_last;
-    return c->theta * pow(c->theta_last / c->theta, (double)l / (double)(c->n_layer - 1));
-}
-
 /* ---------------------------------------------------------------------- */
 /* fused kernels as tape ops                                               */
 /* ---------------------------------------------------------------------- */
@@ -7964,16 +8186,16 @@ LMU__PRIVATE lmu_result lmu__model_mha(lmu_model *m, int qkv, int B, int T, int 
 LMU__PRIVATE size_t lmu__iattn_seq_floats(const lmu_model *m, size_t T)
 {
     const lmu_config *c = &m->cfg;
-    size_t zf = T * 3 * (size_t)c->q_prime * (size_t)c->d_model;
+    size_t zf = T * 3 * lmu__max_q(c, 1) * (size_t)c->d_model;
     return 2 * ((zf + 15) & ~(size_t)15) +
-           ((lmu__iattn_conv_cache_floats(1, (size_t)c->d_model, (size_t)c->q_prime,
+           ((lmu__iattn_conv_cache_floats(1, (size_t)c->d_model, lmu__max_q(c, 1),
                                         (size_t)m->lti->nfft) + 15) & ~(size_t)15);
 }
 
 LMU__PRIVATE void lmu__iattn_seq_bufs(lmu_model *m, size_t T, float **Z, float **dZ, float **cache)
 {
     const lmu_config *c = &m->cfg;
-    size_t zf = (T * 3 * (size_t)c->q_prime * (size_t)c->d_model + 15) & ~(size_t)15;
+    size_t zf = (T * 3 * lmu__max_q(c, 1) * (size_t)c->d_model + 15) & ~(size_t)15;
     *Z = m->iattn_buf;
     *dZ = m->iattn_buf + zf;
     *cache = m->iattn_buf + 2 * zf;
@@ -8012,7 +8234,8 @@ LMU__PRIVATE lmu_result lmu__model_iattn(lmu_model *m, int layer, int U, int L, 
 {
     const lmu_lti *lti = m->lti_layer[layer];
     lmu_tape *t = &m->tape;
-    int shape[3], in[4], pc = -1, d = m->cfg.d_model, q = m->cfg.q, qp = m->cfg.q_prime;
+    int shape[3], in[4], pc = -1, d = m->cfg.d_model;
+    int q = lmu_config_layer_q(&m->cfg, layer), qp = lmu_config_layer_q_prime(&m->cfg, layer);
     size_t b, n = (size_t)T;
     float *Z, *dZ, *cache, *yv, *Pc;
     const float *Uv, *Lv, *bv, *pv;
@@ -8080,28 +8303,31 @@ LMU__MIXERS(LMU__MIXER_ROWS)
 #undef LMU__MIXER_ROWS
 #define LMU__NROWS(a) ((int)(sizeof a / sizeof a[0]))
 
-LMU__PRIVATE size_t lmu__dim(const lmu_config *c, int sym)
+/* the size a dimension symbol stands for in layer l */
+LMU__PRIVATE size_t lmu__dim(const lmu_config *c, int l, int sym)
 {
     switch (sym) {
     case LMU__DIM_D: return (size_t)c->d_model;
     case LMU__DIM_D3: return 3 * (size_t)c->d_model;
     case LMU__DIM_PRE: return (size_t)c->d_pre;
     case LMU__DIM_FF: return (size_t)c->d_ff;
-    case LMU__DIM_Q: return (size_t)c->q;
-    case LMU__DIM_QP: return (size_t)c->q_prime;
+    case LMU__DIM_Q: return (size_t)lmu_config_layer_q(c, l);
+    case LMU__DIM_QP: return (size_t)lmu_config_layer_q_prime(c, l);
     case LMU__DIM_THREE: return 3;
     default: return 1;
     }
 }
 
-LMU__PRIVATE size_t lmu__rows_size(const lmu_config *c, const lmu__param_row *r, int n)
+LMU__PRIVATE size_t lmu__rows_size(const lmu_config *c, int l, const lmu__param_row *r, int n)
 {
     size_t s = 0;
     int i;
     for (i = 0; i < n; i++)
-        s += lmu__dim(c, r[i].dim[0]) * lmu__dim(c, r[i].dim[1]) * lmu__dim(c, r[i].dim[2]);
+        s += lmu__dim(c, l, r[i].dim[0]) * lmu__dim(c, l, r[i].dim[1]) *
+             lmu__dim(c, l, r[i].dim[2]);
     return s;
 }
+
 
 #define LMU__IDS(L, r) ((int *)(void *)((char *)(L) + (r)->field))
 
@@ -8269,17 +8495,11 @@ LMU__PRIVATE int lmu__mixer_has_heads(lmu_mixer x)
     return (unsigned)x < (unsigned)LMU_MIXER_COUNT && lmu__mixer_units[x]->heads;
 }
 
-/* Layer l's mixer: the one place that says what a layer is (every layer
-   alike today; a per-layer list would be read here). */
-LMU__PRIVATE lmu_mixer lmu__layer_mixer(const lmu_config *c, int l)
-{
-    (void)l;
-    return c->arch == LMU_ARCH_TRANSFORMER ? LMU_MIXER_ATTN : c->mixer;
-}
-
+/* Layer l's mixer, the one place that says what a layer is:
+   lmu_config_layer_mixer (the transformer's layers are attention). */
 LMU__PRIVATE const lmu__mixer_unit *lmu__layer_unit(const lmu_config *c, int l)
 {
-    return lmu__mixer_units[lmu__layer_mixer(c, l)];
+    return lmu__mixer_units[lmu_config_layer_mixer(c, l)];
 }
 
 LMU__PRIVATE int lmu__layer_has_memory(const lmu_config *c, int l)
@@ -8308,7 +8528,7 @@ LMUDEF size_t lmu_config_param_count(const lmu_config *c)
     size_t s = 2 * (size_t)c->d_model; /* ln_f */
     for (l = 0; l < c->n_layer; l++)
         for (parts = lmu__layer_parts(c, l, rows, n), k = 0; k < parts; k++)
-            s += lmu__rows_size(c, rows[k], n[k]);
+            s += lmu__rows_size(c, l, rows[k], n[k]);
     return s;
 }
 
@@ -8324,9 +8544,10 @@ LMUDEF size_t lmu_config_param_count_total(const lmu_config *c)
    2.5 nfft log2 nfft flops each, shared by n tokens), the spectral
    products (3 q' d bins x 6 flops), L_i applied to the spectrum of H
    (3 q' q bins x 2 x 2, per sequence), then the q' x q' attention. */
-LMU__PRIVATE double lmu__memory_flops(const lmu_config *c, double n)
+LMU__PRIVATE double lmu__memory_flops(const lmu_config *c, int l, double n)
 {
-    double d = c->d_model, qp = c->q_prime, q = c->q, nfft = 1, conv;
+    double d = c->d_model, nfft = 1, conv;
+    double qp = lmu_config_layer_q_prime(c, l), q = lmu_config_layer_q(c, l);
     while (nfft < 2 * n) nfft *= 2;
     conv = ((d + 3 * qp * d) * 2.5 * nfft * log2(nfft) + 3 * qp * d * (nfft / 2 + 1) * 6 +
             3 * qp * q * (nfft / 2 + 1) * 4) / n;
@@ -8339,7 +8560,7 @@ LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n)
     int l;
     for (l = 0; l < c->n_layer; l++) {
         fl += lmu__layer_unit(c, l)->flops(c, nn) + 2.0 * (2.0 * c->d_model * c->d_ff);
-        if (lmu__layer_has_memory(c, l)) fl += lmu__memory_flops(c, nn);
+        if (lmu__layer_has_memory(c, l)) fl += lmu__memory_flops(c, l, nn);
     }
     return fl + 2.0 * c->d_model * c->vocab_size;
 }
@@ -8494,8 +8715,9 @@ LMU__PRIVATE lmu_result lmu__model_declare(lmu_model *m)
                 const lmu__param_row *w = &rows[k][i];
                 char fmt[LMU_TENSOR_NAME_MAX];
                 snprintf(fmt, sizeof fmt, "blocks.%%d.%s", w->name);
-                r = lmu__model_param(m, LMU__IDS(L, w), w->ndim, (int)lmu__dim(c, w->dim[0]),
-                                     (int)lmu__dim(c, w->dim[1]), (int)lmu__dim(c, w->dim[2]), fmt, l);
+                r = lmu__model_param(m, LMU__IDS(L, w), w->ndim, (int)lmu__dim(c, l, w->dim[0]),
+                                     (int)lmu__dim(c, l, w->dim[1]), (int)lmu__dim(c, l, w->dim[2]),
+                                     fmt, l);
             }
         if (r == LMU_OK && lmu__layer_has_memory(c, l) && c->isa_lr > 0) {
             m->tape.tensors[L->lmu_L].lr_scale = (float)c->isa_lr;
@@ -8531,16 +8753,17 @@ LMU__PRIVATE void lmu__model_init_delay(lmu_model *m, int id, int layer)
     double theta = lmu_config_layer_theta(c, layer);
     float *L = m->tape.param + m->tape.tensors[id].off; /* (3, q', q) */
     int w, r, i, lag = 0;
-    for (r = 0; r < c->q_prime; r++) {
+    const int q = lmu_config_layer_q(c, layer), qp = lmu_config_layer_q_prime(c, layer);
+    for (r = 0; r < qp; r++) {
         double x, p0 = 1, p1, p2;
         lag = r < 3 ? r : 2 * lag;
         if (lag + 0.5 >= theta) lag = (int)(theta - 0.5) > 0 ? (int)(theta - 0.5) : 0;
         x = 2.0 * ((double)lag + 0.5) / theta - 1.0;
         p1 = x;
-        for (i = 0; i < c->q; i++) { /* Bonnet's recursion for P_i(x) */
+        for (i = 0; i < q; i++) { /* Bonnet's recursion for P_i(x) */
             float v = (float)(i == 0 ? p0 : p1);
             for (w = 0; w < 3; w++) /* L_q, L_k, L_v alike */
-                L[((size_t)w * (size_t)c->q_prime + (size_t)r) * (size_t)c->q + (size_t)i] = v;
+                L[((size_t)w * (size_t)qp + (size_t)r) * (size_t)q + (size_t)i] = v;
             if (i >= 1) {
                 p2 = ((2.0 * i + 1.0) * x * p1 - i * p0) / (i + 1.0);
                 p0 = p1, p1 = p2;
@@ -8575,7 +8798,7 @@ LMU__PRIVATE void lmu__model_init(lmu_model *m, uint64_t seed)
                 case LMU__INIT_L:
                     /* drawn either way, so the other parameters do not
                        depend on isa_init */
-                    lmu__model_fill(m, id, 0, 1.0f / sqrtf((float)c->q), &rng);
+                    lmu__model_fill(m, id, 0, 1.0f / sqrtf((float)lmu_config_layer_q(c, l)), &rng);
                     if (c->isa_init == LMU_ISA_INIT_DELAY) lmu__model_init_delay(m, id, l);
                     break;
                 case LMU__INIT_P:
@@ -8619,9 +8842,9 @@ LMU__PRIVATE lmu_result lmu__memory_build(const lmu_config *c, int n, lmu_lti **
         double th = lmu_config_layer_theta(c, l);
         if (!lmu__layer_has_memory(c, l)) continue;
         for (k = 0; k < l; k++)
-            if (lti[k] && lmu_lti_matches(lti[k], c->q, th, n)) break;
+            if (lti[k] && lmu_lti_matches(lti[k], lmu_config_layer_q(c, l), th, n)) break;
         if (k < l) lti[l] = lti[k];
-        else r = lmu_lti_create(&lti[l], c->q, th, n);
+        else r = lmu_lti_create(&lti[l], lmu_config_layer_q(c, l), th, n);
     }
     if (r != LMU_OK) {
         lmu__memory_free(lti, c->n_layer);
@@ -8767,9 +8990,9 @@ LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
         if (s > need) need = s;
     }
     if (m->lti) { /* the memory: layers of one model share n_ctx, so nfft */
-        s = lmu__iattn_conv_scratch_floats(m->lti->plan, (size_t)c->q_prime, m->nparts);
+        s = lmu__iattn_conv_scratch_floats(m->lti->plan, lmu__max_q(c, 1), m->nparts);
         if (s > need) need = s;
-        s = lmu__iattn_attn_scratch_floats((size_t)T, (size_t)c->q_prime, (size_t)c->d_model,
+        s = lmu__iattn_attn_scratch_floats((size_t)T, lmu__max_q(c, 1), (size_t)c->d_model,
                                           m->nparts);
         if (s > need) need = s;
         s = lmu__iattn_seq_floats(m, (size_t)T);
@@ -8962,7 +9185,7 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
    versions before an option that is off. isa_init is an enum and so
    always written: its absence means "made before the option". */
 LMU__PRIVATE size_t lmu__config_to_meta(const lmu_config *c, lmu_st_meta *meta,
-                                        char (*vals)[40])
+                                        char (*vals)[LMU__FIELD_TEXT_MAX])
 {
     size_t n = 0;
     int i;
@@ -8977,7 +9200,7 @@ LMU__PRIVATE size_t lmu__config_to_meta(const lmu_config *c, lmu_st_meta *meta,
 }
 
 /* Reads the fields back; an absent one stays as c holds it (0: the
-   default). Values parse as config-file values do. */
+   default). Values parse as config-file values do, lists included. */
 LMU__PRIVATE lmu_result lmu__config_from_meta(lmu_config *c, const lmu_st_file *f, char *err,
                                               size_t errcap)
 {
@@ -8985,13 +9208,10 @@ LMU__PRIVATE lmu_result lmu__config_from_meta(lmu_config *c, const lmu_st_file *
     int i;
     for (i = 0; i < LMU__N_FIELDS; i++) {
         const char *v = lmu_st_meta_get(f, lmu__fields[i].name);
-        double x;
-        if (!v) continue;
-        if (lmu__field_parse(&lmu__fields[i], v, &x, msg, sizeof msg) != LMU_OK) {
+        if (v && lmu_config_set(c, lmu__fields[i].name, v, msg, sizeof msg) != LMU_OK) {
             lmu__errf(err, errcap, "checkpoint: metadata %s", msg);
             return LMU_ERR_FORMAT;
         }
-        lmu__field_put(c, &lmu__fields[i], x);
     }
     return LMU_OK;
 }
@@ -9003,7 +9223,7 @@ LMUDEF lmu_result lmu_model_save(lmu_model *m, const char *path, int with_optim)
     lmu_tape *t;
     lmu_st_tensor *ts = NULL;
     lmu_st_meta meta[LMU__META_KEYS];
-    char vals[LMU__META_KEYS][40], *names = NULL;
+    char(*vals)[LMU__FIELD_TEXT_MAX] = NULL, *names = NULL;
     int64_t step_pos[2];
     size_t i, n = 0, np, cap;
     lmu_result r;
@@ -9058,8 +9278,11 @@ LMUDEF lmu_result lmu_model_save(lmu_model *m, const char *path, int with_optim)
         ts[n].data = &step_pos[1];
         n++;
     }
-    i = lmu__config_to_meta(c, meta, vals);
-    r = lmu_st_save_file(path, ts, n, meta, i, m->err, sizeof m->err);
+    vals = (char(*)[LMU__FIELD_TEXT_MAX])LMU_MALLOC(LMU__META_KEYS * sizeof *vals);
+    if (!vals) r = LMU_ERR_NOMEM;
+    else r = lmu_st_save_file(path, ts, n, meta, lmu__config_to_meta(c, meta, vals), m->err,
+                              sizeof m->err);
+    LMU_FREE(vals);
     LMU_FREE(ts);
     LMU_FREE(names);
     return r;
@@ -9346,10 +9569,21 @@ LMUDEF void lmu_gen_free(lmu_gen *g)
     memset(g, 0, sizeof *g);
 }
 
+/* where layer l's memory (q_l x d) starts in g->state; l = n_layer: all */
+LMU__PRIVATE size_t lmu__gen_memory_off(const lmu_config *c, int l)
+{
+    size_t off = 0;
+    int k;
+    for (k = 0; k < l; k++)
+        if (lmu__layer_has_memory(c, k))
+            off += (size_t)lmu_config_layer_q(c, k) * (size_t)c->d_model;
+    return off;
+}
+
 LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
 {
     const lmu_config *c;
-    size_t d, q, qp, L, kv = 0, big, state, total, V, as;
+    size_t d, q, qp, kv = 0, big, state, total, V, as;
     int l;
     float *p;
     if (!g || !m) return LMU_ERR_ARG;
@@ -9357,9 +9591,9 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
     c = &m->cfg;
     if (max_ctx <= 0) max_ctx = c->n_ctx;
     if (m->wpe >= 0 && max_ctx > c->n_ctx) max_ctx = c->n_ctx; /* learned positions end */
-    d = (size_t)c->d_model, q = (size_t)c->q, qp = (size_t)c->q_prime, L = (size_t)c->n_layer;
+    d = (size_t)c->d_model, q = lmu__max_q(c, 0), qp = lmu__max_q(c, 1);
     V = (size_t)c->vocab_size;
-    state = m->lti ? L * q * d : 0;
+    state = m->lti ? lmu__gen_memory_off(c, c->n_layer) : 0;
     big = (size_t)c->d_ff;
     for (l = 0; l < c->n_layer; l++) {
         const lmu__mixer_unit *u = lmu__layer_unit(c, l);
@@ -9413,8 +9647,7 @@ LMUDEF void lmu_gen_reset(lmu_gen *g)
 {
     const lmu_config *c = &g->m->cfg;
     g->t = 0;
-    if (g->m->lti)
-        memset(g->state, 0, (size_t)c->n_layer * (size_t)c->q * (size_t)c->d_model * sizeof(float));
+    if (g->m->lti) memset(g->state, 0, lmu__gen_memory_off(c, c->n_layer) * sizeof(float));
 }
 
 /* x += FFN(LN(x)) for one position. */
@@ -9436,8 +9669,9 @@ LMU__PRIVATE void lmu__gen_memory(lmu_gen *g, int l)
 {
     const lmu_model *m = g->m;
     const lmu_layer_ids *L = &m->layer[l];
-    size_t d = (size_t)m->cfg.d_model, q = (size_t)m->cfg.q, qp = (size_t)m->cfg.q_prime, r, k;
-    float *st = g->state + (size_t)l * q * d;
+    size_t d = (size_t)m->cfg.d_model, r, k;
+    size_t q = (size_t)lmu_config_layer_q(&m->cfg, l), qp = (size_t)lmu_config_layer_q_prime(&m->cfg, l);
+    float *st = g->state + lmu__gen_memory_off(&m->cfg, l);
     const float *bias = LMU__GP(L->lmu_b);
     lmu__gen_ln(m, g->h, g->x, L->ln_b_w, L->ln_b_b);
     /* m_t = Abar m_{t-1} + Bbar x_t as the outer product Bbar x^T plus one
@@ -11139,7 +11373,7 @@ LMUDEF lmu_result lmu_config_parse_ex(lmu_config *c, const char *text, size_t le
     if (!c || (!text && len)) return LMU_ERR_ARG;
     memset(seen, 0, sizeof seen);
     while (pos < len) {
-        char key[64], val[128];
+        char key[64], val[LMU__FIELD_TEXT_MAX];
         size_t a = pos, b, e, k, eq;
         int handled = 0;
         lmu_result r;

@@ -89,23 +89,27 @@ static const part parts[] = {
 #define N_PARTS EX_COUNT(parts)
 
 /* Switches part k off (off = 1: saves the weights, writes zeros) or back on
-   (off = 0: restores them) in layers lo..hi-1. Returns 0 when the model
-   has no such part. The saved copies live in one buffer per call pair. */
+   (off = 0: restores them) in those of layers lo..hi-1 that have it (a
+   layer stack mixes kinds). Returns how many layers have it. The saved
+   copies live in one buffer per call pair. */
 static int part_switch(lmu_model *m, int k, int lo, int hi, int off)
 {
     static float *saved; /* a program, not the library: one buffer is fine */
     static size_t cap;
     size_t used = 0;
-    int l, s;
-    for (l = lo; l < hi; l++)
+    int l, s, n = 0;
+    char name[96];
+    for (l = lo; l < hi; l++) {
+        snprintf(name, sizeof name, parts[k].w, l);
+        if (!lmu_model_param(m, name, NULL)) continue;
+        n++;
         for (s = 0; s < 2; s++) {
             const char *fmt = s ? parts[k].b : parts[k].w;
-            char name[96];
             size_t nel;
             float *x;
             if (!fmt) continue;
             snprintf(name, sizeof name, fmt, l);
-            if (!(x = lmu_model_param(m, name, &nel))) return 0;
+            if (!(x = lmu_model_param(m, name, &nel))) ex_die("%s without %s", parts[k].w, name);
             if (off) {
                 if (used + nel > cap) {
                     float *p = (float *)realloc(saved, (used + nel) * sizeof(float));
@@ -118,7 +122,8 @@ static int part_switch(lmu_model *m, int k, int lo, int hi, int off)
                 memcpy(x, saved + used, nel * sizeof(float));
             used += nel;
         }
-    return 1;
+    }
+    return n;
 }
 
 /* What one pass reads: nw windows of T+1 tokens, B at a time. */

@@ -199,6 +199,23 @@ def pick_n_head(d):
     return d // best if best else 1
 
 
+LAYER_KEYS = ("mixer", "q", "q_prime", "theta")  # may hold one value per layer (a list)
+
+
+def layer_value(cfg, key, l):
+    """Layer l's value of key: its entry when cfg holds a list, else the value."""
+    v = cfg[key]
+    return v[l] if isinstance(v, list) else v
+
+
+def layer_mixer(cfg, l):
+    return "attn" if cfg["arch"] == "transformer" else layer_value(cfg, "mixer", l)
+
+
+def mixers(cfg):
+    return {layer_mixer(cfg, l) for l in range(cfg["n_layer"])}
+
+
 def param_shapes(cfg):
     """Ordered name -> shape of every parameter tensor (MODEL.md section 7)."""
     V, d, L = cfg["vocab_size"], cfg["d_model"], cfg["n_layer"]
@@ -209,7 +226,7 @@ def param_shapes(cfg):
         p = f"blocks.{l}."
         s[p + "ln_a.weight"] = (d,)
         s[p + "ln_a.bias"] = (d,)
-        if cfg["arch"] == "transformer" or cfg["mixer"] == "attn":
+        if layer_mixer(cfg, l) == "attn":
             s[p + "attn.qkv.weight"] = (3 * d, d)
             s[p + "attn.qkv.bias"] = (3 * d,)
             s[p + "attn.proj.weight"] = (d, d)
@@ -222,7 +239,7 @@ def param_shapes(cfg):
         if cfg["arch"] == "lmu":
             s[p + "ln_b.weight"] = (d,)
             s[p + "ln_b.bias"] = (d,)
-            qp, q = cfg["q_prime"], cfg["q"]
+            qp, q = layer_value(cfg, "q_prime", l), layer_value(cfg, "q", l)
             s[p + "lmu.L"] = (3, qp, q)
             s[p + "lmu.b"] = (3, qp)
             s[p + "lmu.p"] = (qp,)
@@ -314,10 +331,12 @@ def config_to_metadata(cfg):
     for k in ("arch", "vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "theta",
               "d_pre", "d_ff", "mixer", "n_head", "theta_last", "isa_init", "isa_lr"):
         if k in cfg:
+            def text(v):
+                if k in ("theta", "theta_last", "isa_lr"):
+                    return repr(float(v)) if float(v) != int(v) else str(int(v))
+                return str(v)
             v = cfg[k]
-            if k in ("theta", "theta_last", "isa_lr"):
-                v = repr(float(v)) if float(v) != int(v) else str(int(v))
-            m[k] = str(v)
+            m[k] = ",".join(map(text, v)) if isinstance(v, list) else text(v)
     return m
 
 
@@ -328,17 +347,25 @@ def metadata_to_config(meta):
         inner = meta["config"]
         meta = json.loads(inner) if isinstance(inner, str) else inner
     cfg = {"arch": str(meta.get("arch", "lmu")), "mixer": str(meta.get("mixer", "ffn"))}
+    lists = {k for k in LAYER_KEYS if "," in str(meta.get(k, ""))}
     for k in INT_KEYS:
-        if k in meta:
+        if k in meta and k not in lists:
             cfg[k] = int(meta[k])
     for k in ("theta", "theta_last", "isa_lr"):
-        if k in meta:
+        if k in meta and k not in lists:
             cfg[k] = float(meta[k])
+    for k in LAYER_KEYS:  # "16,32": one entry per layer
+        if k in meta and "," in str(meta[k]):
+            conv = {"mixer": str, "theta": float}.get(k, int)
+            cfg[k] = [conv(x.strip()) for x in str(meta[k]).split(",")]
+            if len(cfg[k]) != cfg.get("n_layer"):
+                raise ValueError(f"metadata {k} lists {len(cfg[k])} values for n_layer {cfg.get('n_layer')}")
     if cfg["arch"] == "lmu":
         cfg["isa_init"] = str(meta.get("isa_init", "random"))
     need = ["vocab_size", "d_model", "n_layer", "d_ff"]
     if cfg["arch"] == "lmu":
-        need += ["q", "q_prime", "theta"] + (["d_pre"] if cfg["mixer"] == "ffn" else ["n_head"])
+        need += ["q", "q_prime", "theta"] + (["d_pre"] if "ffn" in mixers(cfg) else [])
+        need += ["n_head"] if "attn" in mixers(cfg) else []
     else:
         need += ["n_ctx", "n_head"]
     miss = [k for k in need if k not in cfg]
@@ -348,7 +375,7 @@ def metadata_to_config(meta):
     if cfg["arch"] == "transformer":
         for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "isa_init", "isa_lr"):
             cfg.pop(k, None)
-    elif cfg["mixer"] == "attn":
+    elif "ffn" not in mixers(cfg):
         cfg.pop("d_pre", None)
     return cfg
 
@@ -356,6 +383,8 @@ def metadata_to_config(meta):
 def layer_theta(cfg, l):
     """Layer l's window: theta, or geometric from theta (layer 0) to
     theta_last (the last layer) when theta_last is set."""
+    if isinstance(cfg["theta"], list):
+        return cfg["theta"][l]
     th, last, L = cfg["theta"], cfg.get("theta_last", 0.0), cfg["n_layer"]
     if not last or last == th or L < 2:
         return th
@@ -368,7 +397,7 @@ def delay_L(cfg, l):
     decodes u(t - s) as sum_i P_i(2 s / theta - 1) m_i (P_i the Legendre
     polynomials on [-1, 1]); under the zero-order hold the input of step
     t - lag sits at s = lag + 1/2. Lags stop below theta. [3, q', q]."""
-    q, qp, th = cfg["q"], cfg["q_prime"], layer_theta(cfg, l)
+    q, qp, th = layer_value(cfg, "q", l), layer_value(cfg, "q_prime", l), layer_theta(cfg, l)
     Lr = torch.stack([legendre_row(2.0 * (lag + 0.5) / th - 1.0, q) for lag in delay_lags(th, qp)])
     return torch.stack([Lr, Lr, Lr])
 
@@ -417,14 +446,15 @@ def init_params(cfg, seed=0, jitter=0.0, dtype=torch.float32):
     out = {}
     for name, shape in param_shapes(cfg).items():
         leaf = name.rsplit(".", 1)[-1]
+        l = int(name.split(".")[1]) if name.startswith("blocks.") else 0
         if name.startswith("ln") or ".ln_" in name:
             t = torch.ones(shape, dtype=F64) if leaf == "weight" else torch.zeros(shape, dtype=F64)
         elif leaf == "bias" or name.endswith("lmu.b"):
             t = torch.zeros(shape, dtype=F64)
         elif name.endswith("lmu.L"):
-            t = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(cfg["q"])
+            t = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(layer_value(cfg, "q", l))
         elif name.endswith("lmu.p"):
-            t = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(cfg["q_prime"])
+            t = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(layer_value(cfg, "q_prime", l))
         elif name == "wpe":
             t = 0.01 * torch.randn(shape, generator=g, dtype=F64)
         elif name.endswith("proj.weight"):
@@ -576,12 +606,12 @@ def forward(P, cfg, idx, conv="auto"):
             raise ValueError(f"sequence of {n} exceeds n_ctx {cfg['n_ctx']}")
         x = x + P["wpe"][:n]
     else:
-        Hs = [lmu_H(cfg["q"], layer_theta(cfg, l), n) for l in range(cfg["n_layer"])]
+        Hs = [lmu_H(layer_value(cfg, "q", l), layer_theta(cfg, l), n) for l in range(cfg["n_layer"])]
         cfn = pick_conv(conv, n)
     for l in range(cfg["n_layer"]):
         p = f"blocks.{l}."
         h = layernorm(x, P[p + "ln_a.weight"], P[p + "ln_a.bias"])
-        if cfg["arch"] == "transformer" or cfg["mixer"] == "attn":
+        if layer_mixer(cfg, l) == "attn":
             x = x + causal_mha(h, P, p + "attn.", cfg["n_head"])
         else:
             x = x + ffn(h, P, p + "ffn_pre.")
@@ -612,10 +642,10 @@ class Recurrent:
         dt = P["wte"].dtype
         L, d = cfg["n_layer"], cfg["d_model"]
         if cfg["arch"] == "lmu":
-            AB = [lmu_discrete(cfg["q"], layer_theta(cfg, l)) for l in range(L)]
+            AB = [lmu_discrete(layer_value(cfg, "q", l), layer_theta(cfg, l)) for l in range(L)]
             self.Abar = [a.to(dt) for a, _ in AB]
             self.Bbar = [b.to(dt) for _, b in AB]
-            self.mem = [torch.zeros(batch, cfg["q"], d, dtype=dt) for _ in range(L)]
+            self.mem = [torch.zeros(batch, layer_value(cfg, "q", l), d, dtype=dt) for l in range(L)]
         self.kcache = [[] for _ in range(L)]
         self.vcache = [[] for _ in range(L)]
 
@@ -641,7 +671,7 @@ class Recurrent:
         for l in range(cfg["n_layer"]):
             p = f"blocks.{l}."
             h = layernorm(x, P[p + "ln_a.weight"], P[p + "ln_a.bias"])
-            if cfg["arch"] == "transformer" or cfg["mixer"] == "attn":
+            if layer_mixer(cfg, l) == "attn":
                 x = x + self._attn(l, h, p + "attn.")
             else:
                 x = x + ffn(h, P, p + "ffn_pre.")
@@ -732,7 +762,7 @@ def cmd_delay_check(a):
     ok = worst <= a.tol
     print(f"delay-check: {cfg['n_layer']} layers, windows "
           f"{', '.join('%g' % layer_theta(cfg, l) for l in range(cfg['n_layer']))}, lags "
-          f"{' / '.join(','.join(map(str, delay_lags(layer_theta(cfg, l), cfg['q_prime']))) for l in range(cfg['n_layer']))}: "
+          f"{' / '.join(','.join(map(str, delay_lags(layer_theta(cfg, l), layer_value(cfg, 'q_prime', l)))) for l in range(cfg['n_layer']))}: "
           f"max |L - delay read-out| / max |read-out| = {worst:.2e} (bound {a.tol:g}): {'ok' if ok else 'FAIL'}")
     return 0 if ok else 1
 

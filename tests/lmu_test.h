@@ -131,13 +131,15 @@ LT__UNUSED static double lt_fd_check(lt_fd_fn f, void *ctx, double *x, size_t n,
      X(id, name, preset family (a printf format of the size, "lmu-%s";
        NULL when the kind has no presets), arch, mixer, isa_init,
        theta, theta_last (both 0: one window, the test's theta),
-       isa_lr (0: 1)) */
+       isa_lr (0: 1), per-layer lists ("key=v,v;key=v,v" through
+       lmu_config_set, for the test's 2 layers; NULL: none)) */
 #ifdef LMU_H
 #define LT_MODEL_KINDS(X)                                                                                                   \
-    X(LT_LMU_FFN, "lmu/ffn isa_init=random", "lmu-%s", LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_RANDOM, 0, 0, 0)           \
-    X(LT_LMU_ATTN, "lmu/attn", "lmu-%s-attn", LMU_ARCH_LMU, LMU_MIXER_ATTN, LMU_ISA_INIT_DELAY, 0, 0, 0)                    \
-    X(LT_TRANSFORMER, "transformer", "transformer-%s", LMU_ARCH_TRANSFORMER, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 0, 0, 0)    \
-    X(LT_LMU_LAYERS, "lmu/ffn theta_last isa_init=delay", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 6, 100, 3)
+    X(LT_LMU_FFN, "lmu/ffn isa_init=random", "lmu-%s", LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_RANDOM, 0, 0, 0, NULL)           \
+    X(LT_LMU_ATTN, "lmu/attn", "lmu-%s-attn", LMU_ARCH_LMU, LMU_MIXER_ATTN, LMU_ISA_INIT_DELAY, 0, 0, 0, NULL)                    \
+    X(LT_TRANSFORMER, "transformer", "transformer-%s", LMU_ARCH_TRANSFORMER, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 0, 0, 0, NULL)    \
+    X(LT_LMU_LAYERS, "lmu/ffn theta_last isa_init=delay", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 6, 100, 3, NULL) \
+    X(LT_LMU_STACK, "lmu stack ffn,attn q 24,16", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 0, 0, 0, "mixer=ffn,attn;q=24,16;q_prime=3,2;theta=40,100")
 
 typedef struct lt_kind {
     const char *name, *preset;
@@ -145,11 +147,12 @@ typedef struct lt_kind {
     lmu_mixer mixer;
     lmu_isa_init isa_init;
     double theta, theta_last, isa_lr;
+    const char *layers;
 } lt_kind;
 
-#define LT__KIND_ID(id, name, preset, arch, mixer, init, th, thl, lr) id,
-#define LT__KIND_ROW(id, name, preset, arch, mixer, init, th, thl, lr) \
-    {name, preset, arch, mixer, init, th, thl, lr},
+#define LT__KIND_ID(id, name, preset, arch, mixer, init, th, thl, lr, layers) id,
+#define LT__KIND_ROW(id, name, preset, arch, mixer, init, th, thl, lr, layers) \
+    {name, preset, arch, mixer, init, th, thl, lr, layers},
 enum { LT_MODEL_KINDS(LT__KIND_ID) LT_N_KINDS };
 static const lt_kind lt_kinds[LT_N_KINDS] LT__UNUSED = {LT_MODEL_KINDS(LT__KIND_ROW)};
 #undef LT__KIND_ID
@@ -157,7 +160,8 @@ static const lt_kind lt_kinds[LT_N_KINDS] LT__UNUSED = {LT_MODEL_KINDS(LT__KIND_
 
 /* Makes c a model of kind k, keeping the sizes the test chose: arch,
    mixer, isa_init and isa_lr always, theta and theta_last when the kind
-   has a window per layer (give it n_layer >= 2 for them to differ). */
+   has a window per layer (give it n_layer >= 2 for them to differ), the
+   kind's lists (they need n_layer = 2). */
 LT__UNUSED static void lt_kind_apply(lmu_config *c, int k)
 {
     const lt_kind *t = &lt_kinds[k];
@@ -168,6 +172,19 @@ LT__UNUSED static void lt_kind_apply(lmu_config *c, int k)
     if (t->theta_last > 0) {
         c->theta = t->theta;
         c->theta_last = t->theta_last;
+    }
+    if (t->layers) {
+        char buf[256], *item = buf, *end, *eq;
+        snprintf(buf, sizeof buf, "%s", t->layers);
+        for (; item; item = end) {
+            if ((end = strchr(item, ';')) != NULL) *end++ = 0;
+            eq = strchr(item, '=');
+            *eq = 0;
+            if (lmu_config_set(c, item, eq + 1, NULL, 0) != LMU_OK) {
+                fprintf(stderr, "lt_kind_apply: %s: bad list '%s'\n", t->name, eq + 1);
+                abort();
+            }
+        }
     }
 }
 

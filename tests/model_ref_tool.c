@@ -2,13 +2,15 @@
    loss and gradients (dump), then compares them with what the PyTorch
    reference (tests/lmu_ref.py) computed from the same files (compare).
 
-     model_ref_tool dump KIND DIR       KIND: ffn | attn | transformer | layers
+     model_ref_tool dump KIND DIR       KIND: ffn | attn | transformer | layers | stack
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as isa_init = delay made it
                                         (q' = 8 there: lags 0, 1, 2, 4, ... 64)
    KIND layers is mixer ffn with a window per layer (theta 6 to theta_last
-   100 over 3 layers).
+   100 over 3 layers); KIND stack a layer stack of 3 (mixers attn, ffn,
+   ffn; q 12, 20, 12; q' 2, 3, 2; theta 8, 30, 30: layers 0 and 2 differ
+   in theta, 1 and 2 in q, so no two share an H).
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -36,6 +38,14 @@ static void config_for(lmu_config *c, const char *kind)
         c->theta = 6;
         c->theta_last = 100;
     }
+    if (strcmp(kind, "stack") == 0) {
+        c->n_layer = 3;
+        if (lmu_config_set(c, "mixer", "attn,ffn,ffn", NULL, 0) ||
+            lmu_config_set(c, "q", "12,20,12", NULL, 0) ||
+            lmu_config_set(c, "q_prime", "2,3,2", NULL, 0) ||
+            lmu_config_set(c, "theta", "8,30,30", NULL, 0))
+            abort();
+    }
 }
 
 /* The model as lmu_model_create made it (no jitter): for the reference's
@@ -47,8 +57,9 @@ static int init(const char *kind, const char *dir)
     char err[256], path[512];
     config_for(&c, kind);
     c.isa_init = LMU_ISA_INIT_DELAY;
-    c.q_prime = 8; /* rows enough for the doubling lags (4, 8, ...) and the
-                      cap below the window (theta 6 and 12.5: 5 and 12) */
+    /* rows enough for the doubling lags (4, 8, ...) and the cap below the
+       window (theta 6 and 12.5: 5 and 12) */
+    lmu_config_set(&c, "q_prime", strcmp(kind, "stack") == 0 ? "8,10,6" : "8", NULL, 0);
     if (lmu_model_create(&m, &c, 5, err, sizeof err) != LMU_OK) {
         fprintf(stderr, "create: %s\n", err);
         return 1;

@@ -328,6 +328,67 @@ static void test_config(void)
                      lmu_config_resolve(&q, err, sizeof err) == LMU_OK && memcmp(&c, &q, sizeof c) == 0,
                  "theta_last and isa_init: format/parse round trip (%s)", err);
     }
+    {   /* per-layer lists (a layer stack) */
+        static const struct { const char *text, *needle; } bad_lists[] = {
+            {"n_layer = 3\nq = 16,32\n", "q lists 2 values for 3 layers"},
+            {"n_layer = 2\ntheta = 32,64\ntheta_last = 500\n", "give one"},
+            {"n_layer = 2\nq = 40,20\nq_prime = 4,30\n", "layer 1: q_prime 30 outside 1..q (q = 20)"},
+            {"n_layer = 2\nq = 2048,2000\nq_prime = 8\nn_ctx = 2048\n", "summed over the windows"},
+        };
+        const char *t = "n_layer = 3\nmixer = ffn, attn,ffn\nq = 16, 32, 64\ntheta = 32,128,512\n";
+        char many[512];
+        lmu_config q;
+        size_t n;
+        expect_err("q = 32,,64\n", LMU_ERR_FORMAT, "line 1: q: entry 2 is empty");
+        expect_err("q = 32,64,\n", LMU_ERR_FORMAT, "q: entry 3 is empty");
+        expect_err("q = 32,0\n", LMU_ERR_RANGE, "q: entry 2 is 0");
+        expect_err("mixer = ffn,conv\n", LMU_ERR_FORMAT, "want ffn or attn");
+        expect_err("theta = 10,x\n", LMU_ERR_FORMAT, "theta = 'x' is not a number");
+        expect_err("d_model = 32,64\n", LMU_ERR_FORMAT, "not a whole number"); /* no list */
+        for (n = 0, i = 0; i < 65; i++) n += (size_t)snprintf(many + n, sizeof many - n, "%s8", i ? "," : "q = ");
+        expect_err(many, LMU_ERR_RANGE, "q lists more than 64 layers");
+        for (i = 0; i < (int)(sizeof bad_lists / sizeof bad_lists[0]); i++) {
+            memset(&c, 0, sizeof c);
+            LT_CHECK(lmu_config_parse(&c, bad_lists[i].text, strlen(bad_lists[i].text), err, sizeof err) ==
+                             LMU_OK &&
+                         lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG &&
+                         strstr(err, bad_lists[i].needle),
+                     "resolve refuses '%s': %s", bad_lists[i].text, err);
+        }
+        memset(&c, 0, sizeof c);
+        LT_CHECK(lmu_config_parse(&c, t, strlen(t), err, sizeof err) == LMU_OK &&
+                     lmu_config_resolve(&c, err, sizeof err) == LMU_OK,
+                 "a stack parses and resolves: %s", err);
+        LT_CHECK(lmu_config_layer_mixer(&c, 1) == LMU_MIXER_ATTN && lmu_config_layer_mixer(&c, 2) == LMU_MIXER_FFN &&
+                     lmu_config_layer_q(&c, 2) == 64 && lmu_config_layer_q_prime(&c, 0) == 1 &&
+                     lmu_config_layer_q_prime(&c, 1) == 3 && lmu_config_layer_q_prime(&c, 2) == 6 &&
+                     lmu_config_layer_theta(&c, 1) == 128 && c.q == 16 && c.n_head > 0,
+                 "per-layer values; q' follows each q (q/10); the field holds layer 0's");
+        n = lmu_config_format(&c, buf, sizeof buf);
+        memset(&q, 0, sizeof q);
+        LT_CHECK(strstr(buf, "mixer = ffn,attn,ffn") && strstr(buf, "q_prime = 1,3,6") &&
+                     lmu_config_parse(&q, buf, n, err, sizeof err) == LMU_OK &&
+                     lmu_config_resolve(&q, err, sizeof err) == LMU_OK && memcmp(&c, &q, sizeof c) == 0,
+                 "a stack: format/parse round trip (%s)", err);
+        memset(&c, 0, sizeof c);
+        memset(&q, 0, sizeof q);
+        LT_CHECK(lmu_config_parse(&c, "n_layer = 2\nq = 20,20\n", 22, err, sizeof err) == LMU_OK &&
+                     lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.layers.n_q == 0 &&
+                     c.layers.n_q_prime == 0 && c.q == 20 && c.q_prime == 2 &&
+                     lmu_config_parse(&q, "n_layer = 2\nq = 20\n", 19, err, sizeof err) == LMU_OK &&
+                     lmu_config_resolve(&q, err, sizeof err) == LMU_OK && memcmp(&c, &q, sizeof c) == 0,
+                 "a uniform list is the field itself");
+        memset(&c, 0, sizeof c);
+        LT_CHECK(lmu_config_parse(&c, "arch = transformer\nn_layer = 2\nq = 8,16\n", 39, err, sizeof err) ==
+                         LMU_OK &&
+                     lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.layers.n_q == 0 && c.q == 0,
+                 "the transformer has no LMU lists: %s", err);
+        memset(&c, 0, sizeof c);
+        LT_CHECK(lmu_config_set(&c, "q", "8,16", err, sizeof err) == LMU_OK && c.layers.n_q == 2 &&
+                     lmu_config_set(&c, "q", "12", err, sizeof err) == LMU_OK && c.layers.n_q == 0 &&
+                     c.q == 12,
+                 "one value again clears a list");
+    }
     {
         const char nul[] = "d_model = 4\nq = 3\0\n";
         memset(&c, 0, sizeof c);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Loss and every parameter gradient of tiny models (LMU with mixer ffn and
-# attn, with a window per layer, and the transformer) against the PyTorch
+# attn, with a window per layer, a layer stack, and the transformer) against the PyTorch
 # reference tests/lmu_ref.py, which computes in float64 and is itself
 # checked against finite differences by tests/test_ref_selfcheck.sh; and the
 # delay initialisation against the reference's own. Installs python3-torch
@@ -15,7 +15,7 @@ mkdir -p build
 cc -std=c99 -O2 -g -march=native -fopenmp -I. -Itests tests/model_ref_tool.c -o build/model_ref_tool \
     $(pkg-config --cflags --libs stb) -lm || { echo "test_model_ref: 0 passed, 1 failed"; exit 1; }
 passed=0; failed=0
-for kind in ffn attn transformer layers; do
+for kind in ffn attn transformer layers stack; do
     dir=build/model_ref_$kind
     rm -rf "$dir"; mkdir -p "$dir"
     if ! build/model_ref_tool dump $kind "$dir" ||
@@ -31,8 +31,8 @@ for kind in ffn attn transformer layers; do
     passed=$((passed + p)); failed=$((failed + f))
 done
 # isa_init = delay: the C model's L as created against the reference's own
-# delay read-outs (one window, and one window per layer)
-for kind in ffn layers; do
+# delay read-outs (one window, one window per layer, a stack)
+for kind in ffn layers stack; do
     dir=build/model_ref_$kind
     if build/model_ref_tool init $kind "$dir" &&
        out=$(/usr/bin/python3 tests/lmu_ref.py delay-check --ckpt "$dir/init.safetensors" --tol 1e-6); then

@@ -249,6 +249,23 @@ assert all(abs(a["loss"] - j["loss"] - a["delta"]) < 1e-5 and a["loss"] != j["lo
 ' "$W/eval.json" "$el"
 check "eval --ablate prints the contribution table" grep -q "implicit_attention  *all" "$W/eval_ablate.out"
 expect_ok eval_help $BUILD/eval --help
+# a layer stack from a config file: trains, evaluates, and --ablate switches a
+# part off in the layers that have it (attn: layer 2 only, so "all" is layer 2)
+{ grep -v '^\(q\|q_prime\|theta\|n_layer\) = ' "$W/tiny.cfg"
+  printf 'n_layer = 3\nmixer = ffn, ffn, attn\nq = 8, 12, 8\nq_prime = 2,3,2\ntheta = 16, 64, 64\nn_head = 2\n'; } >"$W/stack.cfg"
+expect_ok train_stack $BUILD/train --config "$W/stack.cfg" --data "$W/c" --steps 20 --out "$W/stack"
+check "train: a layer stack's lists in run.txt" grep -q "mixer = ffn,ffn,attn" "$W/stack/run.txt"
+expect_ok eval_stack $BUILD/eval "$W/stack/model.safetensors" --data "$W/c" --ablate --json "$W/stack.json"
+check "eval --ablate on a stack: each part in the layers that have it" python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1])); a = {(x["part"], x["layer"]): x["loss"] for x in j["ablations"]}
+assert ("attn", 0) not in a and ("ffn_pre", 2) not in a, sorted(a)
+assert a[("attn", -1)] == a[("attn", 2)], a
+assert len({a[("ffn_pre", l)] for l in (-1, 0, 1)}) == 3, a  # nothing left switched off
+' "$W/stack.json"
+expect_ok sample_stack_greedy $BUILD/sample "$W/stack/model.safetensors" -p "The dog" -n 30 -t 0
+expect_ok sample_stack_parallel $BUILD/sample "$W/stack/model.safetensors" -p "The dog" -n 30 -t 0 --parallel
+check "sample: a stack's recurrent and parallel modes agree (greedy)" cmp -s "$W/sample_stack_greedy.out" "$W/sample_stack_parallel.out"
 
 # ---- sample -----------------------------------------------------------------------
 S="$BUILD/sample $W/run/model.safetensors"

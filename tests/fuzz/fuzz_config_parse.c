@@ -1,8 +1,8 @@
 /* Fuzz target: lmu_config_parse (model config files).
    Properties: never crashes; an error has a message; a config that parses
    and resolves is written back by lmu_config_format as text that parses and
-   resolves to the same config (a round trip), and the format's length
-   report matches what it writes. */
+   resolves to the same config, per-layer lists included (a round trip),
+   and the format's length report matches what it writes. */
 #include "fuzz_common.h"
 
 static int same(const lmu_config *a, const lmu_config *b)
@@ -10,13 +10,15 @@ static int same(const lmu_config *a, const lmu_config *b)
     return a->arch == b->arch && a->mixer == b->mixer && a->vocab_size == b->vocab_size &&
            a->n_ctx == b->n_ctx && a->d_model == b->d_model && a->n_layer == b->n_layer &&
            a->q == b->q && a->q_prime == b->q_prime && a->theta == b->theta &&
-           a->d_pre == b->d_pre && a->d_ff == b->d_ff && a->n_head == b->n_head;
+           a->d_pre == b->d_pre && a->d_ff == b->d_ff && a->n_head == b->n_head &&
+           a->theta_last == b->theta_last && a->isa_init == b->isa_init &&
+           a->isa_lr == b->isa_lr && memcmp(&a->layers, &b->layers, sizeof a->layers) == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     lmu_config c, c2;
-    char err[256], buf[1024], small[8];
+    char err[256], buf[8192], small[8];
     size_t need;
     lmu_result r;
     memset(&c, 0, sizeof c);

@@ -169,6 +169,8 @@ static void config_seeds(void)
         "arch = transformer\nd_model = 64\nn_head = 4\nn_layer = 2\nvocab_size = 257\n",
         "mixer = attn\nq = 12\nq_prime = 3\ntheta = 12.5e1\n\n\n",
         "preset = lmu-1m-attn\n",
+        "n_layer = 3\nmixer = ffn, attn, ffn\nq = 16,32,16\ntheta = 32, 128.5, 512\n",
+        "n_layer = 2\nq = 40,20\nq_prime = 4,2\nn_ctx = 64\n",
     };
     size_t i;
     char name[32], buf[1024];
