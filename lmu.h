@@ -603,7 +603,12 @@ typedef struct lmu_tensor {
      4. Add `case LMU_OP_FOO:` to the switch in lmu__tape_backward_rec(): fetch
         dout and each input's grad with lmu__tape_g32() (NULL = not needed) and
         call the backward kernel.
-     5. Add a double-precision finite-difference check to tests/test_ops.c.
+     5. Kernel scratch: a function lmu__foo_scratch_floats(dims) beside the
+        kernels; the op takes it from tape->scratch (refusing a tape whose
+        scratch is smaller) and its owner's plan reserves the largest any op
+        reports (lmu__model_plan). The fused ops cross_entropy_tied,
+        causal_attention and implicit_attention are built this way.
+     6. Add a double-precision finite-difference check to tests/test_ops.c.
    For experiments outside the library, LMU_OP_CUSTOM (lmu_tape_custom) takes
    a backward callback instead of a switch case.
 */
@@ -619,6 +624,9 @@ typedef struct lmu_tensor {
     X(LMU_OP_SOFTMAX, "softmax")                                               \
     X(LMU_OP_CROSS_ENTROPY, "cross_entropy")                                   \
     X(LMU_OP_SUM, "sum")                                                       \
+    X(LMU_OP_CE_TIED, "cross_entropy_tied")                                    \
+    X(LMU_OP_ATTENTION, "causal_attention")                                    \
+    X(LMU_OP_IMPLICIT_ATTENTION, "implicit_attention")                         \
     X(LMU_OP_CUSTOM, "custom")
 
 typedef enum lmu_op {
@@ -666,6 +674,13 @@ typedef struct lmu_tape {
        owned. Set it before the first step: lmu_sgemm given NULL allocates a
        workspace per call, which breaks "no allocation after warm-up". */
     struct lmu_gemm_ws *gemm_ws;
+    /* [optional] kernel scratch of the fused ops (cross_entropy_tied,
+       causal_attention, implicit_attention); not owned. Its owner sizes it
+       before recording from what each op reports (the model's plan does),
+       so no op allocates; too small is LMU_ERR_CAPACITY. */
+    float *scratch;
+    size_t scratch_floats;
+    int nparts;           /* parallel parts of the fused kernels (>= 1) */
     int locked;           /* capacity fixed: growing is LMU_ERR_CAPACITY */
     int allow_growth;     /* never lock */
     char err[256];        /* detail of the last error */
@@ -1253,13 +1268,6 @@ typedef struct lmu_layer_ids {
 
 struct lmu_model;
 
-/* A fused kernel wrapped as a tape op: the record's aux points here, and
-   from here to the model that owns the FFT plan, spectra and scratch. */
-typedef struct lmu__model_op {
-    lmu_tape_custom base;
-    struct lmu_model *model;
-} lmu__model_op;
-
 typedef struct lmu_model {
     lmu_config cfg;           /* resolved */
     lmu_tape tape;            /* parameters and the step's activations */
@@ -1271,7 +1279,7 @@ typedef struct lmu_model {
                                  theta share one; NULL for the transformer */
     int wte, wpe, ln_f_w, ln_f_b; /* wpe: transformer only, else -1 */
     lmu_layer_ids *layer;     /* (n_layer) */
-    float *scratch;           /* (scratch_cap) kernel scratch of one op */
+    float *scratch;           /* (scratch_cap) the fused ops' scratch (the tape's) */
     size_t scratch_cap;
     int *pos;                 /* (pos_cap) position ids for wpe */
     size_t pos_cap;
@@ -1282,9 +1290,6 @@ typedef struct lmu_model {
     int backward_done;        /* grads of the last forward are in place */
     uint64_t data_pos;        /* the caller's place in its data, saved with
                                  the optimizer state so a resume continues */
-    float *iattn_buf;           /* (iattn_cap) one sequence's Z, dZ and spectra */
-    size_t iattn_cap;
-    lmu__model_op op_ce, op_mha, op_iattn;
     char err[256];
 } lmu_model;
 
@@ -3981,6 +3986,47 @@ LMU__PRIVATE lmu_result lmu__tape_push(lmu_tape *t, lmu_op op, int out, lmu_tape
     return LMU_OK;
 }
 
+/* Records op with output y (B-shaped as given; it needs a grad when any
+   float input does) and inputs in[0..n_in); returns the record to fill.
+   The fused ops and lmu_tape_custom_op record this way. */
+LMU__PRIVATE lmu_result lmu__tape_fused(lmu_tape *t, lmu_op op, int n_in, const int *in, int ndim,
+                                        const int *shape, int *out, lmu_tape_rec **rec)
+{
+    lmu_result r;
+    int i, ng = 0, y;
+    for (i = 0; i < n_in; i++) {
+        if (!lmu__tape_valid(t, in[i]))
+            return lmu__tape_fail(t, LMU_ERR_ARG, "%s: bad input id %d", lmu_op_name(op), in[i]);
+        if (t->tensors[in[i]].arena != LMU_ARENA_INT && lmu__tape_needs_grad(t, in[i])) ng = 1;
+    }
+    if ((r = lmu__tape_new_act(t, ndim, shape, ng, &y)) != LMU_OK ||
+        (r = lmu__tape_push(t, op, y, rec)) != LMU_OK)
+        return r;
+    for (i = 0; i < n_in; i++) (*rec)->in[i] = in[i];
+    *out = y;
+    return LMU_OK;
+}
+
+/* A fused op's saved tensor of n floats (no grad). */
+LMU__PRIVATE lmu_result lmu__tape_cache(lmu_tape *t, size_t n, int *id)
+{
+    int shape[1];
+    if (n > 0x7fffffff) return lmu__tape_fail(t, LMU_ERR_CAPACITY, "cache of %lu floats", (unsigned long)n);
+    shape[0] = (int)n;
+    return lmu__tape_new_act(t, 1, shape, 0, id);
+}
+
+/* A fused op runs on the tape's gemm workspace and kernel scratch, which
+   its owner reserved: refuse a tape without them. */
+LMU__PRIVATE lmu_result lmu__tape_kernel_check(lmu_tape *t, size_t need, const char *op)
+{
+    if (!t->gemm_ws || t->nparts < 1 || need > t->scratch_floats || (need && !t->scratch))
+        return lmu__tape_fail(t, LMU_ERR_STATE, "%s: needs gemm_ws and %lu floats of scratch "
+                              "(tape has %lu)", op, (unsigned long)need,
+                              (unsigned long)t->scratch_floats);
+    return LMU_OK;
+}
+
 /* A float tensor id, or an error naming the op and argument. */
 LMU__PRIVATE lmu_result lmu__tape_arg(lmu_tape *t, int id, const char *op, const char *arg)
 {
@@ -4180,6 +4226,11 @@ LMUDEF void lmu_tape_zero_grad(lmu_tape *tape)
     memset(tape->param_grad, 0, tape->param_size * sizeof(float));
 }
 
+/* the fused ops' backwards, beside their kernels in >>ops */
+LMU__PRIVATE lmu_result lmu__tape_ce_tied_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec);
+
 /* The one switch: each case fetches pointers by id and calls the op's
    backward kernel. A NULL grad pointer means "not needed". */
 LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *rec)
@@ -4248,6 +4299,9 @@ LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *
         float *dx = lmu__tape_g32(t, rec->in[0]);
         if (dx) lmu__sum_backward(dx, dout, rec->fp[0], t->tensors[rec->in[0]].size);
     } break;
+    case LMU_OP_CE_TIED: return lmu__tape_ce_tied_backward(t, rec);
+    case LMU_OP_ATTENTION: return lmu__tape_attention_backward(t, rec);
+    case LMU_OP_IMPLICIT_ATTENTION: return lmu__tape_iattn_backward(t, rec);
     case LMU_OP_CUSTOM: {
         const lmu_tape_custom *op = (const lmu_tape_custom *)rec->aux;
         return op->backward(t, rec);
@@ -4614,22 +4668,13 @@ LMUDEF lmu_result lmu_tape_custom_op(lmu_tape *tape, const lmu_tape_custom *op, 
 {
     lmu_tape_rec *rec;
     lmu_result r;
-    int i, ng = 0, y;
     if (!tape || !op || !op->backward || !out || n_in < 0 || n_in > LMU_TAPE_MAX_IN ||
         (n_in > 0 && !in))
         return LMU_ERR_ARG;
-    for (i = 0; i < n_in; i++) {
-        if (!lmu__tape_valid(tape, in[i]))
-            return lmu__tape_fail(tape, LMU_ERR_ARG, "custom %s: bad input id %d",
-                                  op->name ? op->name : "", in[i]);
-        if (tape->tensors[in[i]].arena != LMU_ARENA_INT && lmu__tape_needs_grad(tape, in[i])) ng = 1;
-    }
-    if ((r = lmu__tape_new_act(tape, ndim, shape, ng, &y)) != LMU_OK ||
-        (r = lmu__tape_push(tape, LMU_OP_CUSTOM, y, &rec)) != LMU_OK)
+    *out = -1;
+    if ((r = lmu__tape_fused(tape, LMU_OP_CUSTOM, n_in, in, ndim, shape, out, &rec)) != LMU_OK)
         return r;
-    for (i = 0; i < n_in; i++) rec->in[i] = in[i];
     rec->aux = op;
-    *out = y;
     return LMU_OK;
 }
 
@@ -4958,6 +5003,67 @@ LMU__PRIVATE void lmu__ce_logits(float *logits, const float *x, const float *E, 
                                  size_t V, struct lmu_gemm_ws *ws)
 {
     lmu__kern_gemm(ws, 0, 1, 1, V, d, 1.0f, x, d, E, d, 0.0f, logits, V);
+}
+
+/* The tied-embedding loss as a tape op: loss = mean CE of (x E^T) against
+   targets; x (..., d) rows, E (V, d), targets int (rows); *losses (rows)
+   keeps each position's. eager: a backward follows at once
+   (lmu_model_forward_backward), so the grads of the mean loss come out of
+   the same pass over the logits and backward only scales them. */
+LMU__PRIVATE lmu_result lmu__tape_ce_tied(lmu_tape *t, int x, int E, int targets, int eager,
+                                          int *loss, int *losses)
+{
+    size_t N, d, V;
+    int in[3], lse, dx1 = -1, dE1 = -1;
+    lmu_tape_rec *rec;
+    lmu_result r;
+    if (!lmu__tape_valid(t, x) || !lmu__tape_valid(t, E) || !lmu__tape_valid(t, targets))
+        return lmu__tape_fail(t, LMU_ERR_ARG, "cross_entropy_tied: bad id");
+    d = (size_t)t->tensors[E].shape[1], V = (size_t)t->tensors[E].shape[0];
+    N = t->tensors[x].size / d;
+    if (t->tensors[E].ndim != 2 || N * d != t->tensors[x].size || t->tensors[targets].size != N)
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "cross_entropy_tied: x, E, targets do not fit");
+    if ((r = lmu__tape_kernel_check(t, lmu__ce_scratch_floats(N, V, d), "cross_entropy_tied")))
+        return r;
+    in[0] = x, in[1] = E, in[2] = targets;
+    if ((r = lmu__tape_fused(t, LMU_OP_CE_TIED, 3, in, 0, NULL, loss, &rec)) != LMU_OK ||
+        (r = lmu__tape_cache(t, N, &lse)) != LMU_OK || (r = lmu__tape_cache(t, N, losses)) != LMU_OK ||
+        (eager && ((r = lmu__tape_cache(t, N * d, &dx1)) != LMU_OK ||
+                   (r = lmu__tape_cache(t, V * d, &dE1)) != LMU_OK)))
+        return r;
+    rec->ip[0] = (int)N, rec->ip[1] = (int)d, rec->ip[2] = (int)V;
+    rec->cache[0] = lse, rec->cache[1] = *losses, rec->cache[2] = dx1, rec->cache[3] = dE1;
+    lmu__ce_forward(lmu__tape_f32(t, *loss), lmu__tape_f32(t, *losses), lmu__tape_f32(t, lse),
+                    dx1 >= 0 ? lmu__tape_f32(t, dx1) : NULL, dE1 >= 0 ? lmu__tape_f32(t, dE1) : NULL,
+                    lmu__tape_f32(t, x), lmu__tape_f32(t, E),
+                    (const int32_t *)lmu__tape_i32(t, targets), N, d, V, t->gemm_ws, t->scratch);
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_ce_tied_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    const float *dout = lmu__tape_g32(t, rec->out);
+    size_t N = (size_t)rec->ip[0], d = (size_t)rec->ip[1], V = (size_t)rec->ip[2];
+    float *dx = lmu__tape_g32(t, rec->in[0]), *dE = lmu__tape_g32(t, rec->in[1]);
+    if (!dx && !dE) return LMU_OK;
+    /* the kernel writes both grads; a frozen side goes to scratch-free
+       dummies would cost memory, so both sides must want a grad */
+    if (!dx || !dE) return lmu__tape_fail(t, LMU_ERR_STATE, "ce: both inputs need grads");
+    if (rec->cache[2] >= 0) {
+        /* the eager forward already has the grads of the mean loss */
+        const float *dx1 = lmu__tape_f32(t, rec->cache[2]), *dE1 = lmu__tape_f32(t, rec->cache[3]);
+        float s = dout[0];
+        long i;
+        LMU__OMP(omp parallel for schedule(static))
+        for (i = 0; i < (long)(N * d); i++) dx[i] += s * dx1[i];
+        LMU__OMP(omp parallel for schedule(static))
+        for (i = 0; i < (long)(V * d); i++) dE[i] += s * dE1[i];
+        return LMU_OK;
+    }
+    lmu__ce_backward(dx, dE, dout[0], NULL, lmu__tape_f32(t, rec->in[0]),
+                     lmu__tape_f32(t, rec->in[1]), (const int32_t *)lmu__tape_i32(t, rec->in[2]),
+                     lmu__tape_f32(t, rec->cache[0]), N, d, V, t->gemm_ws, t->scratch);
+    return LMU_OK;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -5308,6 +5414,45 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
     for (h = 0; h < NH; h++)
         (void)lmu__mha_row(out + h * hs, sc, qkv_t + h * hs, kcache + h * hs, C, vcache + h * hs,
                            C, t + 1, hs, scale);
+}
+
+/* out (B, T, d) = causal multi-head attention of qkv (B, T, 3d) as a
+   tape op; lse is its cache. */
+LMU__PRIVATE lmu_result lmu__tape_attention(lmu_tape *t, int qkv, int n_head, int *out)
+{
+    const lmu_tensor *x;
+    int shape[3], lse, B, T, d;
+    lmu_tape_rec *rec;
+    lmu_result r;
+    if (!lmu__tape_valid(t, qkv)) return lmu__tape_fail(t, LMU_ERR_ARG, "causal_attention: bad id");
+    x = &t->tensors[qkv];
+    B = x->shape[0], T = x->shape[1], d = x->shape[2] / 3;
+    if (x->ndim != 3 || x->shape[2] != 3 * d || n_head < 1 || d % n_head)
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "causal_attention: qkv must be (B, T, 3d), d %% n_head = 0");
+    if ((r = lmu__tape_kernel_check(t, lmu__mha_scratch_floats((size_t)T, t->nparts),
+                                    "causal_attention")))
+        return r;
+    shape[0] = B, shape[1] = T, shape[2] = d;
+    if ((r = lmu__tape_fused(t, LMU_OP_ATTENTION, 1, &qkv, 3, shape, out, &rec)) != LMU_OK ||
+        (r = lmu__tape_cache(t, (size_t)B * (size_t)n_head * (size_t)T, &lse)) != LMU_OK)
+        return r;
+    rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = n_head;
+    rec->cache[0] = lse;
+    lmu__mha_forward(lmu__tape_f32(t, *out), lmu__tape_f32(t, lse), lmu__tape_f32(t, qkv),
+                     (size_t)B, (size_t)T, (size_t)d, (size_t)n_head, t->gemm_ws, t->nparts,
+                     t->scratch);
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    float *dqkv = lmu__tape_g32(t, rec->in[0]);
+    if (!dqkv) return LMU_OK;
+    lmu__mha_backward(dqkv, lmu__tape_g32(t, rec->out), lmu__tape_f32(t, rec->in[0]),
+                      lmu__tape_f32(t, rec->out), lmu__tape_f32(t, rec->cache[0]),
+                      (size_t)rec->ip[0], (size_t)rec->ip[1], (size_t)rec->ip[2],
+                      (size_t)rec->ip[3], t->gemm_ws, t->nparts, t->scratch);
+    return LMU_OK;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -6161,6 +6306,119 @@ LMU__PRIVATE void lmu__iattn_attn_backward(float *dZ, float *dp, const float *dy
         for (r = 0; r < qp; r++) dp[r] += dpp[pos * qp + r];
     }
 }
+
+/* ---------------------------------------------------------------------- */
+/* implicit self-attention: the tape op                                    */
+/* ---------------------------------------------------------------------- */
+/* y (B, T, d) = attention over gelu(conv(U, L H) + b), read out with p
+   (docs/MODEL.md section 2); U (B, T, d), L (3, q', q), b (3, q'),
+   p (q'), lti the layer's memory (its H spectrum and FFT plan; it never
+   moves, so the record keeps it in aux).
+   Z = conv(U, L H) + b is n x 3 q' x d per sequence, by far the largest
+   tensor of the model (441 MB per layer for lmu-1m at batch 8), so it is
+   never kept: the op runs one sequence at a time through a Z buffer of one
+   sequence, and backward rebuilds each sequence's Z from U before it needs
+   it. Only the q' x q' attention weights per position are cached. The
+   price is one more convolution per step; the reward is memory that does
+   not grow with the batch (the paper's O(n) training memory).
+   Scratch: Z, dZ and the spectra of one sequence, then the kernels'. */
+LMU__PRIVATE size_t lmu__iattn_z_floats(size_t T, size_t d, size_t qp)
+{
+    return (T * 3 * qp * d + 15) & ~(size_t)15;
+}
+
+LMU__PRIVATE size_t lmu__iattn_scratch_floats(const lmu_lti *lti, size_t T, size_t d, size_t qp,
+                                              int nparts)
+{
+    size_t conv = lmu__iattn_conv_scratch_floats(lti->plan, qp, nparts);
+    size_t attn = lmu__iattn_attn_scratch_floats(T, qp, d, nparts);
+    return 2 * lmu__iattn_z_floats(T, d, qp) +
+           ((lmu__iattn_conv_cache_floats(1, d, qp, (size_t)lti->nfft) + 15) & ~(size_t)15) +
+           (conv > attn ? conv : attn);
+}
+
+/* The op's buffers in t->scratch, in the order above. */
+LMU__PRIVATE float *lmu__iattn_bufs(lmu_tape *t, const lmu_lti *lti, size_t T, size_t d,
+                                    size_t qp, float **Z, float **dZ, float **cache)
+{
+    size_t zf = lmu__iattn_z_floats(T, d, qp);
+    *Z = t->scratch, *dZ = t->scratch + zf, *cache = t->scratch + 2 * zf;
+    return *cache + ((lmu__iattn_conv_cache_floats(1, d, qp, (size_t)lti->nfft) + 15) & ~(size_t)15);
+}
+
+LMU__PRIVATE lmu_result lmu__tape_iattn(lmu_tape *t, const lmu_lti *lti, int U, int L, int bias,
+                                        int p, int *y)
+{
+    int in[4], pc = -1, k, B, T, d, q, qp;
+    size_t b, n;
+    float *Z, *dZ, *cache, *yv, *Pc, *ks;
+    const float *Uv, *Lv, *bv, *pv;
+    lmu_tape_rec *rec;
+    lmu_result r;
+    in[0] = U, in[1] = L, in[2] = bias, in[3] = p;
+    for (k = 0; k < 4; k++)
+        if (!lmu__tape_valid(t, in[k])) return lmu__tape_fail(t, LMU_ERR_ARG, "implicit_attention: bad id");
+    B = t->tensors[U].shape[0], T = t->tensors[U].shape[1], d = t->tensors[U].shape[2];
+    qp = t->tensors[L].shape[1], q = t->tensors[L].shape[2], n = (size_t)T;
+    if (!lti || t->tensors[U].ndim != 3 || t->tensors[L].ndim != 3 || t->tensors[L].shape[0] != 3 ||
+        q != lti->q || T > lti->n || t->tensors[bias].size != 3 * (size_t)qp ||
+        t->tensors[p].size != (size_t)qp)
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "implicit_attention: U (B, T <= n, d), L (3, q', q), "
+                              "b (3, q'), p (q') and the memory's q do not fit");
+    if ((r = lmu__tape_kernel_check(t, lmu__iattn_scratch_floats(lti, n, (size_t)d, (size_t)qp, t->nparts),
+                                    "implicit_attention")))
+        return r;
+    if ((r = lmu__tape_fused(t, LMU_OP_IMPLICIT_ATTENTION, 4, in, 3, t->tensors[U].shape, y, &rec)) !=
+            LMU_OK ||
+        (r = lmu__tape_cache(t, (size_t)B * n * (size_t)qp * (size_t)qp, &pc)) != LMU_OK)
+        return r;
+    rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = q, rec->ip[4] = qp;
+    rec->cache[0] = pc;
+    rec->aux = lti;
+    Uv = lmu__tape_f32(t, U), Lv = lmu__tape_f32(t, L), bv = lmu__tape_f32(t, bias);
+    pv = lmu__tape_f32(t, p), yv = lmu__tape_f32(t, *y), Pc = lmu__tape_f32(t, pc);
+    ks = lmu__iattn_bufs(t, lti, n, (size_t)d, (size_t)qp, &Z, &dZ, &cache);
+    lmu__iattn_conv_htil(cache, lti->Hspec, Lv, 1, (size_t)d, (size_t)q, (size_t)qp, lti->plan,
+                         t->gemm_ws);
+    for (b = 0; b < (size_t)B; b++) {
+        lmu__iattn_conv_signals(Z, cache, Uv + b * n * (size_t)d, bv, 1, n, (size_t)d, (size_t)qp,
+                                lti->plan, t->nparts, ks);
+        lmu__iattn_attn_forward(yv + b * n * (size_t)d, Pc + b * n * (size_t)qp * (size_t)qp, Z, pv,
+                                n, (size_t)qp, (size_t)d, t->nparts, ks);
+    }
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    size_t B = (size_t)rec->ip[0], T = (size_t)rec->ip[1], d = (size_t)rec->ip[2];
+    size_t q = (size_t)rec->ip[3], qp = (size_t)rec->ip[4], b;
+    const lmu_lti *lti = (const lmu_lti *)rec->aux;
+    const float *U = lmu__tape_f32(t, rec->in[0]), *L = lmu__tape_f32(t, rec->in[1]);
+    const float *bias = lmu__tape_f32(t, rec->in[2]), *p = lmu__tape_f32(t, rec->in[3]);
+    const float *Pc = lmu__tape_f32(t, rec->cache[0]), *dy = lmu__tape_g32(t, rec->out);
+    float *dU = lmu__tape_g32(t, rec->in[0]), *dL = lmu__tape_g32(t, rec->in[1]);
+    float *db = lmu__tape_g32(t, rec->in[2]), *dp = lmu__tape_g32(t, rec->in[3]);
+    float *Z, *dZ, *cache, *ks;
+    if (!dU || !dL || !db || !dp)
+        return lmu__tape_fail(t, LMU_ERR_STATE, "implicit_attention: inputs need grads");
+    ks = lmu__iattn_bufs(t, lti, T, d, qp, &Z, &dZ, &cache);
+    lmu__iattn_conv_htil(cache, lti->Hspec, L, 1, d, q, qp, lti->plan, t->gemm_ws);
+    for (b = 0; b < B; b++) {
+        lmu__iattn_conv_signals(Z, cache, U + b * T * d, bias, 1, T, d, qp, lti->plan, t->nparts,
+                                ks);
+        /* dZ is written over, so it needs no clearing */
+        lmu__iattn_attn_backward(dZ, dp, dy + b * T * d, Z, Pc + b * T * qp * qp, p, T, qp, d,
+                                 t->nparts, ks, 0);
+        lmu__iattn_conv_backward(dU + b * T * d, dL, db, dZ, cache, lti->Hspec, 1, T, d, q, qp,
+                                 lti->plan, t->gemm_ws, t->nparts, ks);
+    }
+    return LMU_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* >>lmu (implementation)                                                  */
+/* ---------------------------------------------------------------------- */
 
 #ifdef __cplusplus
 #define LMU__LTI_R __restrict
@@ -8059,211 +8317,6 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
 }
 
 /* ---------------------------------------------------------------------- */
-/* fused kernels as tape ops                                               */
-/* ---------------------------------------------------------------------- */
-/* Records of these ops: ip[] holds the dims, cache[] the saved tensors.
-   Kernel scratch is the model's, sized before the forward starts. */
-
-#define LMU__MODEL_OF(rec) (((const lmu__model_op *)(rec)->aux)->model)
-
-LMU__PRIVATE lmu_result lmu__op_ce_backward(lmu_tape *t, const lmu_tape_rec *rec)
-{
-    lmu_model *m = LMU__MODEL_OF(rec);
-    const float *dout = lmu__tape_g32(t, rec->out);
-    size_t N = (size_t)rec->ip[0], d = (size_t)rec->ip[1], V = (size_t)rec->ip[2];
-    float *dx = lmu__tape_g32(t, rec->in[0]), *dE = lmu__tape_g32(t, rec->in[1]);
-    if (!dx && !dE) return LMU_OK;
-    /* the kernel writes both grads; a frozen side goes to scratch-free
-       dummies would cost memory, so both sides must want a grad */
-    if (!dx || !dE) return lmu__tape_fail(t, LMU_ERR_STATE, "ce: both inputs need grads");
-    if (rec->cache[2] >= 0) {
-        /* the eager forward already has the grads of the mean loss */
-        const float *dx1 = lmu__tape_f32(t, rec->cache[2]), *dE1 = lmu__tape_f32(t, rec->cache[3]);
-        float s = dout[0];
-        long i;
-        LMU__OMP(omp parallel for schedule(static))
-        for (i = 0; i < (long)(N * d); i++) dx[i] += s * dx1[i];
-        LMU__OMP(omp parallel for schedule(static))
-        for (i = 0; i < (long)(V * d); i++) dE[i] += s * dE1[i];
-        return LMU_OK;
-    }
-    lmu__ce_backward(dx, dE, dout[0], NULL, lmu__tape_f32(t, rec->in[0]),
-                     lmu__tape_f32(t, rec->in[1]), (const int32_t *)lmu__tape_i32(t, rec->in[2]),
-                     lmu__tape_f32(t, rec->cache[0]), N, d, V, &m->gemm, m->scratch);
-    return LMU_OK;
-}
-
-LMU__PRIVATE lmu_result lmu__op_mha_backward(lmu_tape *t, const lmu_tape_rec *rec)
-{
-    lmu_model *m = LMU__MODEL_OF(rec);
-    float *dqkv = lmu__tape_g32(t, rec->in[0]);
-    if (!dqkv) return LMU_OK;
-    lmu__mha_backward(dqkv, lmu__tape_g32(t, rec->out), lmu__tape_f32(t, rec->in[0]),
-                      lmu__tape_f32(t, rec->out), lmu__tape_f32(t, rec->cache[0]),
-                      (size_t)rec->ip[0], (size_t)rec->ip[1], (size_t)rec->ip[2],
-                      (size_t)rec->ip[3], &m->gemm, m->nparts, m->scratch);
-    return LMU_OK;
-}
-
-/* Records a custom op and returns its record for the dims and caches. */
-LMU__PRIVATE lmu_result lmu__model_record(lmu_model *m, lmu__model_op *op, int n_in, const int *in,
-                                          int ndim, const int *shape, int *out,
-                                          lmu_tape_rec **rec)
-{
-    lmu_result r = lmu_tape_custom_op(&m->tape, &op->base, n_in, in, ndim, shape, out);
-    if (r != LMU_OK) return r;
-    *rec = &m->tape.recs[m->tape.n_recs - 1];
-    return LMU_OK;
-}
-
-LMU__PRIVATE lmu_result lmu__model_cache(lmu_model *m, size_t n, int *id)
-{
-    int shape[1];
-    if (n > 0x7fffffff) return lmu__tape_fail(&m->tape, LMU_ERR_CAPACITY, "cache too large");
-    shape[0] = (int)n;
-    return lmu__tape_new_act(&m->tape, 1, shape, 0, id);
-}
-
-/* loss = mean CE of (x E^T) against targets; x (B, T, d). eager: a backward
-   follows (lmu_model_forward_backward), so compute the grads now. */
-LMU__PRIVATE lmu_result lmu__model_ce(lmu_model *m, int x, int E, int targets, int eager,
-                                      int *loss)
-{
-    lmu_tape *t = &m->tape;
-    const lmu_tensor *xt = &t->tensors[x];
-    size_t N = xt->size / (size_t)m->cfg.d_model, d = (size_t)m->cfg.d_model;
-    size_t V = (size_t)m->cfg.vocab_size;
-    int in[3], lse, losses, dx1 = -1, dE1 = -1;
-    lmu_tape_rec *rec;
-    lmu_result r;
-    in[0] = x, in[1] = E, in[2] = targets;
-    if ((r = lmu__model_record(m, &m->op_ce, 3, in, 0, NULL, loss, &rec)) != LMU_OK) return r;
-    if ((r = lmu__model_cache(m, N, &lse)) != LMU_OK) return r;
-    if ((r = lmu__model_cache(m, N, &losses)) != LMU_OK) return r;
-    if (eager) {
-        if ((r = lmu__model_cache(m, N * d, &dx1)) != LMU_OK) return r;
-        if ((r = lmu__model_cache(m, V * d, &dE1)) != LMU_OK) return r;
-    }
-    rec = &t->recs[t->n_recs - 1];
-    rec->ip[0] = (int)N, rec->ip[1] = (int)d, rec->ip[2] = (int)V;
-    rec->cache[0] = lse, rec->cache[1] = losses, rec->cache[2] = dx1, rec->cache[3] = dE1;
-    m->losses = losses;
-    lmu__ce_forward(lmu__tape_f32(t, *loss), lmu__tape_f32(t, losses), lmu__tape_f32(t, lse),
-                    dx1 >= 0 ? lmu__tape_f32(t, dx1) : NULL, dE1 >= 0 ? lmu__tape_f32(t, dE1) : NULL,
-                    lmu__tape_f32(t, x), lmu__tape_f32(t, E),
-                    (const int32_t *)lmu__tape_i32(t, targets), N, d, V, &m->gemm, m->scratch);
-    return LMU_OK;
-}
-
-/* out (B, T, d) = causal multi-head attention of qkv (B, T, 3d). */
-LMU__PRIVATE lmu_result lmu__model_mha(lmu_model *m, int qkv, int B, int T, int *out)
-{
-    lmu_tape *t = &m->tape;
-    int shape[3], lse, NH = m->cfg.n_head, d = m->cfg.d_model;
-    lmu_tape_rec *rec;
-    lmu_result r;
-    shape[0] = B, shape[1] = T, shape[2] = d;
-    if ((r = lmu__model_record(m, &m->op_mha, 1, &qkv, 3, shape, out, &rec)) != LMU_OK) return r;
-    if ((r = lmu__model_cache(m, (size_t)B * (size_t)NH * (size_t)T, &lse)) != LMU_OK) return r;
-    rec = &t->recs[t->n_recs - 1];
-    rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = NH;
-    rec->cache[0] = lse;
-    lmu__mha_forward(lmu__tape_f32(t, *out), lmu__tape_f32(t, lse), lmu__tape_f32(t, qkv),
-                     (size_t)B, (size_t)T, (size_t)d, (size_t)NH, &m->gemm, m->nparts,
-                     m->scratch);
-    return LMU_OK;
-}
-
-/* The implicit self-attention block (docs/MODEL.md section 2) as one op:
-   y (B, T, d) = attention over gelu(conv(U, L H) + b), read out with p.
-   Z = conv(U, L H) + b is n x 3 q' x d per sequence, by far the largest
-   tensor of the model (441 MB per layer for lmu-1m at batch 8), so it is
-   never kept: the op runs one sequence at a time through a Z buffer of one
-   sequence, and backward rebuilds each sequence's Z from U before it needs
-   it. Only the q' x q' attention weights per position are cached. The
-   price is one more convolution per step; the reward is memory that does
-   not grow with the batch (the paper's O(n) training memory). */
-LMU__PRIVATE size_t lmu__iattn_seq_floats(const lmu_model *m, size_t T)
-{
-    const lmu_config *c = &m->cfg;
-    size_t zf = T * 3 * lmu__max_q(c, 1) * (size_t)c->d_model;
-    return 2 * ((zf + 15) & ~(size_t)15) +
-           ((lmu__iattn_conv_cache_floats(1, (size_t)c->d_model, lmu__max_q(c, 1),
-                                        (size_t)m->lti->nfft) + 15) & ~(size_t)15);
-}
-
-LMU__PRIVATE void lmu__iattn_seq_bufs(lmu_model *m, size_t T, float **Z, float **dZ, float **cache)
-{
-    const lmu_config *c = &m->cfg;
-    size_t zf = (T * 3 * lmu__max_q(c, 1) * (size_t)c->d_model + 15) & ~(size_t)15;
-    *Z = m->iattn_buf;
-    *dZ = m->iattn_buf + zf;
-    *cache = m->iattn_buf + 2 * zf;
-}
-
-LMU__PRIVATE lmu_result lmu__op_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec)
-{
-    lmu_model *m = LMU__MODEL_OF(rec);
-    size_t B = (size_t)rec->ip[0], T = (size_t)rec->ip[1], d = (size_t)rec->ip[2];
-    size_t q = (size_t)rec->ip[3], qp = (size_t)rec->ip[4], b;
-    const lmu_lti *lti = m->lti_layer[rec->ip[5]];
-    const float *U = lmu__tape_f32(t, rec->in[0]), *L = lmu__tape_f32(t, rec->in[1]);
-    const float *bias = lmu__tape_f32(t, rec->in[2]), *p = lmu__tape_f32(t, rec->in[3]);
-    const float *Pc = lmu__tape_f32(t, rec->cache[0]), *dy = lmu__tape_g32(t, rec->out);
-    float *dU = lmu__tape_g32(t, rec->in[0]), *dL = lmu__tape_g32(t, rec->in[1]);
-    float *db = lmu__tape_g32(t, rec->in[2]), *dp = lmu__tape_g32(t, rec->in[3]);
-    float *Z, *dZ, *cache;
-    if (!dU || !dL || !db || !dp)
-        return lmu__tape_fail(t, LMU_ERR_STATE, "implicit_attention: inputs need grads");
-    lmu__iattn_seq_bufs(m, T, &Z, &dZ, &cache);
-    lmu__iattn_conv_htil(cache, lti->Hspec, L, 1, d, q, qp, lti->plan, &m->gemm);
-    for (b = 0; b < B; b++) {
-        lmu__iattn_conv_signals(Z, cache, U + b * T * d, bias, 1, T, d, qp, lti->plan, m->nparts,
-                              m->scratch);
-        /* dZ is written over, so it needs no clearing */
-        lmu__iattn_attn_backward(dZ, dp, dy + b * T * d, Z, Pc + b * T * qp * qp, p, T, qp, d,
-                                  m->nparts, m->scratch, 0);
-        lmu__iattn_conv_backward(dU + b * T * d, dL, db, dZ, cache, lti->Hspec, 1, T, d, q, qp,
-                               lti->plan, &m->gemm, m->nparts, m->scratch);
-    }
-    return LMU_OK;
-}
-
-LMU__PRIVATE lmu_result lmu__model_iattn(lmu_model *m, int layer, int U, int L, int bias, int p,
-                                       int B, int T, int *y)
-{
-    const lmu_lti *lti = m->lti_layer[layer];
-    lmu_tape *t = &m->tape;
-    int shape[3], in[4], pc = -1, d = m->cfg.d_model;
-    int q = lmu_config_layer_q(&m->cfg, layer), qp = lmu_config_layer_q_prime(&m->cfg, layer);
-    size_t b, n = (size_t)T;
-    float *Z, *dZ, *cache, *yv, *Pc;
-    const float *Uv, *Lv, *bv, *pv;
-    lmu_tape_rec *rec;
-    lmu_result r;
-    shape[0] = B, shape[1] = T, shape[2] = d;
-    in[0] = U, in[1] = L, in[2] = bias, in[3] = p;
-    if ((r = lmu__model_record(m, &m->op_iattn, 4, in, 3, shape, y, &rec)) != LMU_OK) return r;
-    if ((r = lmu__model_cache(m, (size_t)B * n * (size_t)qp * (size_t)qp, &pc)) != LMU_OK) return r;
-    rec = &t->recs[t->n_recs - 1];
-    rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = q, rec->ip[4] = qp;
-    rec->ip[5] = layer;
-    rec->cache[0] = pc;
-    Uv = lmu__tape_f32(t, U), Lv = lmu__tape_f32(t, L), bv = lmu__tape_f32(t, bias);
-    pv = lmu__tape_f32(t, p), yv = lmu__tape_f32(t, *y), Pc = lmu__tape_f32(t, pc);
-    lmu__iattn_seq_bufs(m, n, &Z, &dZ, &cache);
-    lmu__iattn_conv_htil(cache, lti->Hspec, Lv, 1, (size_t)d, (size_t)q, (size_t)qp, lti->plan,
-                       &m->gemm);
-    for (b = 0; b < (size_t)B; b++) {
-        lmu__iattn_conv_signals(Z, cache, Uv + b * n * (size_t)d, bv, 1, n, (size_t)d, (size_t)qp,
-                              lti->plan, m->nparts, m->scratch);
-        lmu__iattn_attn_forward(yv + b * n * (size_t)d, Pc + b * n * (size_t)qp * (size_t)qp, Z, pv,
-                              n, (size_t)qp, (size_t)d, m->nparts, m->scratch);
-    }
-    return LMU_OK;
-}
-
-/* ---------------------------------------------------------------------- */
 /* >>layers  what a layer is made of: parameter lists, mixers as units     */
 /* ---------------------------------------------------------------------- */
 /* A layer is LN_a -> its mixer; LN_b -> the implicit attention (LMU models,
@@ -8442,10 +8495,11 @@ LMU__PRIVATE lmu_result lmu__attn_forward(lmu_model *m, int l, int x, int B, int
     const lmu_layer_ids *L = &m->layer[l];
     lmu_tape *t = &m->tape;
     int h, a;
+    (void)B, (void)T; /* the op reads them off qkv */
     lmu_result r;
     if ((r = lmu_tape_layernorm(t, x, L->ln_a_w, L->ln_a_b, &h)) != LMU_OK) return r;
     if ((r = lmu_tape_linear(t, h, L->qkv_w, L->qkv_b, 0, &a)) != LMU_OK) return r;
-    if ((r = lmu__model_mha(m, a, B, T, &a)) != LMU_OK) return r;
+    if ((r = lmu__tape_attention(t, a, m->cfg.n_head, &a)) != LMU_OK) return r;
     if ((r = lmu_tape_linear(t, a, L->attn_proj_w, L->attn_proj_b, 0, &a)) != LMU_OK) return r;
     return lmu_tape_add(t, x, a, out);
 }
@@ -8863,7 +8917,6 @@ LMUDEF void lmu_model_free(lmu_model *m)
     lmu__memory_free(m->lti_layer, m->cfg.n_layer);
     LMU_FREE(m->layer);
     lmu__free_aligned(m->scratch);
-    lmu__free_aligned(m->iattn_buf);
     LMU_FREE(m->pos);
     LMU_FREE(m);
 }
@@ -8885,13 +8938,6 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
         LMU_FREE(m);
         return r;
     }
-    m->op_ce.base.name = "cross_entropy_fused";
-    m->op_ce.base.backward = lmu__op_ce_backward;
-    m->op_mha.base.name = "causal_attention";
-    m->op_mha.base.backward = lmu__op_mha_backward;
-    m->op_iattn.base.name = "implicit_attention";
-    m->op_iattn.base.backward = lmu__op_iattn_backward;
-    m->op_ce.model = m->op_mha.model = m->op_iattn.model = m;
     lmu_tape_init(&m->tape);
     /* shapes may grow after the first step (a bigger evaluation batch); a
        step with shapes seen before never allocates */
@@ -8977,7 +9023,8 @@ LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n)
     return m ? m->tape.param_grad : NULL;
 }
 
-/* Kernel scratch for one (B, T): the largest any op of the step needs. */
+/* The fused ops' scratch for one (B, T): the largest any op of the step
+   reports (the loss, each layer's mixer, each layer's memory). */
 LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
 {
     const lmu_config *c = &m->cfg;
@@ -8988,21 +9035,10 @@ LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
     for (l = 0; l < c->n_layer; l++) {
         s = lmu__layer_unit(c, l)->scratch(m, (size_t)T);
         if (s > need) need = s;
-    }
-    if (m->lti) { /* the memory: layers of one model share n_ctx, so nfft */
-        s = lmu__iattn_conv_scratch_floats(m->lti->plan, lmu__max_q(c, 1), m->nparts);
+        s = !lmu__layer_has_memory(c, l) ? 0
+                : lmu__iattn_scratch_floats(m->lti_layer[l], (size_t)T, (size_t)c->d_model,
+                                            (size_t)lmu_config_layer_q_prime(c, l), m->nparts);
         if (s > need) need = s;
-        s = lmu__iattn_attn_scratch_floats((size_t)T, lmu__max_q(c, 1), (size_t)c->d_model,
-                                          m->nparts);
-        if (s > need) need = s;
-        s = lmu__iattn_seq_floats(m, (size_t)T);
-        if (s > m->iattn_cap) {
-            float *p = (float *)lmu__alloc_aligned(s * sizeof(float));
-            if (!p) return LMU_ERR_NOMEM;
-            lmu__free_aligned(m->iattn_buf);
-            m->iattn_buf = p;
-            m->iattn_cap = s;
-        }
     }
     if (need > m->scratch_cap) {
         float *p = (float *)lmu__alloc_aligned(need * sizeof(float));
@@ -9011,6 +9047,8 @@ LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
         m->scratch = p;
         m->scratch_cap = need;
     }
+    m->tape.scratch = m->scratch, m->tape.scratch_floats = m->scratch_cap;
+    m->tape.nparts = m->nparts;
     if (m->wpe >= 0 && N > m->pos_cap) {
         int *p = (int *)LMU_REALLOC(m->pos, N * sizeof(int));
         if (!p) return LMU_ERR_NOMEM;
@@ -9067,7 +9105,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
         LMU__TRY(lmu__layer_unit(c, l)->forward(m, l, x, B, T, &x));
         if (lmu__layer_has_memory(c, l)) {
             LMU__TRY(lmu_tape_layernorm(t, x, L->ln_b_w, L->ln_b_b, &h));
-            LMU__TRY(lmu__model_iattn(m, l, h, L->lmu_L, L->lmu_b, L->lmu_p, B, T, &a));
+            LMU__TRY(lmu__tape_iattn(t, m->lti_layer[l], h, L->lmu_L, L->lmu_b, L->lmu_p, &a));
             LMU__TRY(lmu_tape_add(t, x, a, &x));
         }
         LMU__TRY(lmu__model_ffn(t, x, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w,
@@ -9085,7 +9123,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
                 return LMU_ERR_RANGE;
             }
     }
-    LMU__TRY(lmu__model_ce(m, h, m->wte, tg, eager, &m->loss));
+    LMU__TRY(lmu__tape_ce_tied(t, h, m->wte, tg, eager, &m->loss, &m->losses));
 #undef LMU__TRY
     lv = lmu_tape_data(t, m->loss)[0];
     if (loss) *loss = lv;

@@ -594,6 +594,54 @@ static void ref_square_then_scale(const op_case *c, double *out)
     for (i = 0; i < c->out_n; i++) out[i] = 0.5 * c->in[0][i] * c->in[0][i];
 }
 
+/* A fused op (cross_entropy_tied, as the model records it) on a bare tape:
+   refused until the owner reserves its scratch, then the same loss and
+   gradients as the composite matmul + cross_entropy. */
+static void test_fused_op(void)
+{
+    enum { N = 6, D = 8, V = 11 };
+    int es[2] = {V, D}, xs[2] = {N, D}, tgt[N], E, x, tg, loss, losses, logits, loss2, i;
+    float xv[N * D], dx[N * D], dE[V * D], l1;
+    double worst = 0;
+    lmu_gemm_ws ws;
+    lmu_tape t;
+    lmu_tape_init(&t);
+    lmu_tape_param(&t, "E", 2, es, 0, &E);
+    lmu_tape_params_alloc(&t);
+    rand_f(lmu_tape_data(&t, E), V * D, 1.0);
+    rand_f(xv, N * D, 1.0);
+    for (i = 0; i < N; i++) tgt[i] = (i * 7) % V;
+    lmu_gemm_ws_create(&ws, 1);
+    t.gemm_ws = &ws;
+    lmu_tape_leaf(&t, xv, 2, xs, 1, &x);
+    lmu_tape_input_ids(&t, tgt, 1, xs, &tg);
+    LT_CHECK(lmu__tape_ce_tied(&t, x, E, tg, 0, &loss, &losses) == LMU_ERR_STATE && strstr(t.err, "scratch"),
+             "a fused op refuses a tape without its scratch: %s", t.err);
+    t.scratch_floats = lmu__ce_scratch_floats(N, V, D);
+    t.scratch = (float *)malloc(t.scratch_floats * sizeof(float));
+    t.nparts = 1;
+    LT_CHECK(lmu__tape_ce_tied(&t, x, E, tg, 0, &loss, &losses) == LMU_OK &&
+                 t.recs[t.n_recs - 1].op == LMU_OP_CE_TIED &&
+                 strcmp(lmu_op_name(LMU_OP_CE_TIED), "cross_entropy_tied") == 0,
+             "recorded as the named op cross_entropy_tied: %s", t.err);
+    l1 = lmu_tape_data(&t, loss)[0];
+    lmu_tape_backward(&t, loss);
+    memcpy(dx, lmu_tape_grad(&t, x), sizeof dx);
+    memcpy(dE, lmu_tape_grad(&t, E), sizeof dE);
+    lmu_tape_zero_grad(&t);
+    lmu_tape_matmul(&t, x, E, 0, 1, 1.0f, &logits);
+    lmu_tape_cross_entropy(&t, logits, tg, &loss2);
+    lmu_tape_backward(&t, loss2);
+    for (i = 0; i < N * D; i++) worst = fmax(worst, fabs(dx[i] - lmu_tape_grad(&t, x)[i]));
+    for (i = 0; i < V * D; i++) worst = fmax(worst, fabs(dE[i] - lmu_tape_grad(&t, E)[i]));
+    LT_CHECK(fabs(l1 - lmu_tape_data(&t, loss2)[0]) < 1e-5 && worst < 1e-5,
+             "cross_entropy_tied = matmul + cross_entropy: loss %.6f vs %.6f, grads within %.1e",
+             l1, lmu_tape_data(&t, loss2)[0], worst);
+    free(t.scratch);
+    lmu_gemm_ws_destroy(&ws);
+    lmu_tape_free(&t);
+}
+
 static void test_custom(void)
 {
     static const lmu_tape_custom square = {"square", square_backward};
@@ -686,6 +734,7 @@ int main(int argc, char **argv)
     test_sum(0);
     test_sum(1);
     test_custom();
+    test_fused_op();
     printf("worst gradient rel L2 error over all ops: %.2e (bound %.0e)\n", g_worst_grad, GRAD_BOUND);
     (void)g_worst_fwd;
     return lt_end();
