@@ -206,7 +206,7 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(fc_proj_w, "ffn_post.proj.weight", 2, D, FF, ONE, RESID)                 \
     X(fc_proj_b, "ffn_post.proj.bias", 1, D, ONE, ONE, ZERO)
 
-#define LMU__ISA_INITS(X)                                                      \
+#define LMU__IATTN_INITS(X)                                                    \
     X(DELAY, delay)                                                            \
     X(RANDOM, random)
 
@@ -224,18 +224,18 @@ typedef enum lmu_mixer {
     LMU_MIXER_COUNT
 } lmu_mixer;
 
-typedef enum lmu_isa_init {
-#define LMU__ISA_INIT_ENUM(tail, name) LMU_ISA_INIT_##tail,
-    LMU__ISA_INITS(LMU__ISA_INIT_ENUM)
-#undef LMU__ISA_INIT_ENUM
-    LMU_ISA_INIT_COUNT
-} lmu_isa_init;
+typedef enum lmu_iattn_init {
+#define LMU__IATTN_INIT_ENUM(tail, name) LMU_IATTN_INIT_##tail,
+    LMU__IATTN_INITS(LMU__IATTN_INIT_ENUM)
+#undef LMU__IATTN_INIT_ENUM
+    LMU_IATTN_INIT_COUNT
+} lmu_iattn_init;
 
 /* Every field of lmu_config, once: from this list come the struct,
    lmu_config_resolve's defaults and ranges, config-file parsing
    (lmu_config_set), lmu_config_format, and the checkpoint metadata.
        X(type, name, scope, lo, hi, default, help)
-   type     INT, REAL, or the enum it holds (ARCH, MIXER, ISA_INIT)
+   type     INT, REAL, or the enum it holds (ARCH, MIXER, IATTN_INIT)
    scope    ALL; LMU (LMU models only: 0 for the transformer); HEADS
             (models with attention: the transformer, mixer attn)
    lo, hi   the range of a set value; 0 always means "the default"
@@ -259,9 +259,9 @@ typedef enum lmu_isa_init {
     X(REAL, theta_last, LMU, 1e-9, 1e9, 0,                                     \
       "ours: the last layer's window, the layers between geometric; "          \
       "0: every layer uses theta")                                             \
-    X(ISA_INIT, isa_init, LMU, 0, LMU_ISA_INIT_COUNT - 1, LMU_ISA_INIT_DELAY,  \
-      "ours: how L starts, delay or random")                                   \
-    X(REAL, isa_lr, LMU, 1e-9, 1e6, 0,                                         \
+    X(IATTN_INIT, iattn_init, LMU, 0, LMU_IATTN_INIT_COUNT - 1,                \
+      LMU_IATTN_INIT_DELAY, "ours: how L starts, delay or random")             \
+    X(REAL, iattn_lr, LMU, 1e-9, 1e6, 0,                                       \
       "ours: learning-rate multiplier of L, b, p (0: 1)")                      \
     X(INT, d_pre, LMU, 1, 1L << 16, (3 * c->d_model + 1) / 2,                 \
       "pre-FFN inner width (mixer ffn), default round(1.5 d)")                 \
@@ -274,7 +274,7 @@ typedef enum lmu_isa_init {
 #define LMU__CTYPE_REAL double
 #define LMU__CTYPE_ARCH lmu_arch
 #define LMU__CTYPE_MIXER lmu_mixer
-#define LMU__CTYPE_ISA_INIT lmu_isa_init
+#define LMU__CTYPE_IATTN_INIT lmu_iattn_init
 
 /* The fields a layer may set for itself (a layer stack): X(type, name),
    each one of LMU__CONFIG_FIELDS. A list has n_layer entries (at most
@@ -338,7 +338,7 @@ LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n);
 /* Names of the enum values ("?" when out of range). */
 LMUDEF const char *lmu_mixer_name(lmu_mixer m);
 LMUDEF const char *lmu_arch_name(lmu_arch a);
-LMUDEF const char *lmu_isa_init_name(lmu_isa_init i);
+LMUDEF const char *lmu_iattn_init_name(lmu_iattn_init i);
 
 /* Layer l's values (`c` resolved): its entry of the field's list, else
    the field. The window without a list: theta, or with theta_last set,
@@ -358,8 +358,8 @@ LMUDEF int lmu_config_layer_q_prime(const lmu_config *c, int l);
 
    One `key = value` per line; `#` starts a comment (anywhere on a line);
    blank lines are fine; keys are lmu_config's field names plus "preset";
-   values are decimal integers (theta, theta_last, isa_lr: decimal
-   numbers), arch lmu|transformer, mixer ffn|attn, isa_init delay|random;
+   values are decimal integers (theta, theta_last, iattn_lr: decimal
+   numbers), arch lmu|transformer, mixer ffn|attn, iattn_init delay|random;
    0 asks for the default. mixer, q, q_prime and theta (LMU__LAYER_FIELDS)
    also take a list, one entry per layer, none of them 0:
 
@@ -1301,7 +1301,7 @@ typedef struct lmu_model {
    Init: embeddings and linear weights N(0, 0.02); output projections of a
    residual branch (ffn_pre.proj, attn.proj, ffn_post.proj) and the
    implicit attention's p scaled by 1/sqrt(2 n_layer) as GPT-2 does; L as
-   cfg->isa_init says (default: delay read-outs; random: N(0, 1/sqrt(q)),
+   cfg->iattn_init says (default: delay read-outs; random: N(0, 1/sqrt(q)),
    so L m keeps the memory's scale); biases 0; LayerNorm gains 1.
    wpe N(0, 0.01).
    Returns LMU_OK, LMU_ERR_ARG (bad config), LMU_ERR_NOMEM, LMU_ERR_RANGE
@@ -1384,8 +1384,8 @@ LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n);
 /* >>safetensors (model checkpoints)
    Saves the parameters under docs/MODEL.md section 7's names, the config in
    __metadata__ (keys: format, arch, vocab_size, n_ctx, d_model, n_layer,
-   q, q_prime, theta, d_pre, d_ff, mixer, n_head, isa_init; theta_last and
-   isa_lr when set), and with with_optim = 1
+   q, q_prime, theta, d_pre, d_ff, mixer, n_head, iattn_init; theta_last and
+   iattn_lr when set), and with with_optim = 1
    the optimizer state as optim.m.<name>, optim.v.<name>, optim.step and
    optim.data_pos. Atomic: a temporary file renamed over path.
    Returns LMU_OK, LMU_ERR_IO (message in m->err). */
@@ -2015,14 +2015,14 @@ LMUDEF const char *lmu_mixer_name(lmu_mixer m)
     return (unsigned)m < (unsigned)LMU_MIXER_COUNT ? names[m] : "?";
 }
 
-LMUDEF const char *lmu_isa_init_name(lmu_isa_init i)
+LMUDEF const char *lmu_iattn_init_name(lmu_iattn_init i)
 {
     static const char *const names[] = {
-#define LMU__ISA_INIT_NAME(tail, name) #name,
-        LMU__ISA_INITS(LMU__ISA_INIT_NAME)
-#undef LMU__ISA_INIT_NAME
+#define LMU__IATTN_INIT_NAME(tail, name) #name,
+        LMU__IATTN_INITS(LMU__IATTN_INIT_NAME)
+#undef LMU__IATTN_INIT_NAME
     };
-    return (unsigned)i < (unsigned)LMU_ISA_INIT_COUNT ? names[i] : "?";
+    return (unsigned)i < (unsigned)LMU_IATTN_INIT_COUNT ? names[i] : "?";
 }
 
 /* head width in 16..64 closest to 32; 1 head where no divisor fits */
@@ -2047,15 +2047,15 @@ enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS };
 #define LMU__KIND_OF_REAL LMU__KIND_REAL
 #define LMU__KIND_OF_ARCH LMU__KIND_ENUM
 #define LMU__KIND_OF_MIXER LMU__KIND_ENUM
-#define LMU__KIND_OF_ISA_INIT LMU__KIND_ENUM
+#define LMU__KIND_OF_IATTN_INIT LMU__KIND_ENUM
 
 LMU__PRIVATE const char *lmu__enum_name_INT(int v) { (void)v; return NULL; }
 #define lmu__enum_name_REAL lmu__enum_name_INT
 LMU__PRIVATE const char *lmu__enum_name_ARCH(int v) { return lmu_arch_name((lmu_arch)v); }
 LMU__PRIVATE const char *lmu__enum_name_MIXER(int v) { return lmu_mixer_name((lmu_mixer)v); }
-LMU__PRIVATE const char *lmu__enum_name_ISA_INIT(int v)
+LMU__PRIVATE const char *lmu__enum_name_IATTN_INIT(int v)
 {
-    return lmu_isa_init_name((lmu_isa_init)v);
+    return lmu_iattn_init_name((lmu_iattn_init)v);
 }
 
 typedef struct lmu__field {
@@ -2238,12 +2238,29 @@ bad_real:
     return LMU_ERR_FORMAT;
 }
 
+/* Keys of 0.1.x that still read, in config files and checkpoint
+   metadata: {old, field}. (The implicit attention's options were isa_*,
+   which most readers take for "instruction set".) */
+static const char *const lmu__field_aliases[][2] = {{"isa_init", "iattn_init"},
+                                                    {"isa_lr", "iattn_lr"}};
+
 LMU__PRIVATE int lmu__field_find(const char *name)
 {
-    int i;
+    int i, k;
+    for (k = 0; k < (int)(sizeof lmu__field_aliases / sizeof lmu__field_aliases[0]); k++)
+        if (strcmp(name, lmu__field_aliases[k][0]) == 0) name = lmu__field_aliases[k][1];
     for (i = 0; i < LMU__N_FIELDS; i++)
         if (strcmp(name, lmu__fields[i].name) == 0) return i;
     return -1;
+}
+
+/* field i's key of 0.1.x, or NULL */
+LMU__PRIVATE const char *lmu__field_alias(int i)
+{
+    int k;
+    for (k = 0; k < (int)(sizeof lmu__field_aliases / sizeof lmu__field_aliases[0]); k++)
+        if (strcmp(lmu__fields[i].name, lmu__field_aliases[k][1]) == 0) return lmu__field_aliases[k][0];
+    return NULL;
 }
 
 LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
@@ -2314,7 +2331,7 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
         if (c->theta_last == c->theta) c->theta_last = 0; /* one spelling of "off" */
         if (c->theta_last > 0 && c->layers.n_theta > 0)
             LMU__CFG_FAIL("config: theta lists the windows and theta_last sets them: give one");
-        if (c->isa_lr == 1) c->isa_lr = 0;
+        if (c->iattn_lr == 1) c->iattn_lr = 0;
         /* Building H costs n_ctx q^2 multiply-adds in double for each
            distinct (q, theta) when the model is created (or loaded): cap it
            near 10 s, so a small file cannot ask for hours (paper scale is
@@ -8773,10 +8790,10 @@ LMU__PRIVATE lmu_result lmu__model_declare(lmu_model *m)
                                      (int)lmu__dim(c, l, w->dim[1]), (int)lmu__dim(c, l, w->dim[2]),
                                      fmt, l);
             }
-        if (r == LMU_OK && lmu__layer_has_memory(c, l) && c->isa_lr > 0) {
-            m->tape.tensors[L->lmu_L].lr_scale = (float)c->isa_lr;
-            m->tape.tensors[L->lmu_b].lr_scale = (float)c->isa_lr;
-            m->tape.tensors[L->lmu_p].lr_scale = (float)c->isa_lr;
+        if (r == LMU_OK && lmu__layer_has_memory(c, l) && c->iattn_lr > 0) {
+            m->tape.tensors[L->lmu_L].lr_scale = (float)c->iattn_lr;
+            m->tape.tensors[L->lmu_b].lr_scale = (float)c->iattn_lr;
+            m->tape.tensors[L->lmu_p].lr_scale = (float)c->iattn_lr;
         }
     }
     if (r == LMU_OK) r = lmu__model_param(m, &m->ln_f_w, 1, d, 0, 0, "ln_f.weight", 0);
@@ -8795,7 +8812,7 @@ LMU__PRIVATE void lmu__model_fill(lmu_model *m, int id, float mean, float std, l
     for (i = 0; i < x->size; i++) p[i] = std > 0 ? mean + std * lmu_rng_normal(rng) : mean;
 }
 
-/* isa_init = delay: row r of each of L_q, L_k, L_v reads the memory's
+/* iattn_init = delay: row r of each of L_q, L_k, L_v reads the memory's
    input lag_r steps back, lags 0, 1, 2, 4, 8, ... (below theta). The
    Legendre memory holds u(t - s) ~ sum_i P_i(2 s / theta - 1) m_i (the
    LMU's decoder; P_i the Legendre polynomials); with the zero-order hold
@@ -8851,9 +8868,9 @@ LMU__PRIVATE void lmu__model_init(lmu_model *m, uint64_t seed)
                 case LMU__INIT_RESID: lmu__model_fill(m, id, 0, res, &rng); break;
                 case LMU__INIT_L:
                     /* drawn either way, so the other parameters do not
-                       depend on isa_init */
+                       depend on iattn_init */
                     lmu__model_fill(m, id, 0, 1.0f / sqrtf((float)lmu_config_layer_q(c, l)), &rng);
-                    if (c->isa_init == LMU_ISA_INIT_DELAY) lmu__model_init_delay(m, id, l);
+                    if (c->iattn_init == LMU_IATTN_INIT_DELAY) lmu__model_init_delay(m, id, l);
                     break;
                 case LMU__INIT_P:
                     lmu__model_fill(m, id, 0, 1.0f / sqrtf(2.0f * (float)c->n_layer), &rng);
@@ -9220,7 +9237,7 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
 
 /* The config as checkpoint metadata: "format", then every field the model
    uses and that is set (lmu__field_written), so a file stays readable by
-   versions before an option that is off. isa_init is an enum and so
+   versions before an option that is off. iattn_init is an enum and so
    always written: its absence means "made before the option". */
 LMU__PRIVATE size_t lmu__config_to_meta(const lmu_config *c, lmu_st_meta *meta,
                                         char (*vals)[LMU__FIELD_TEXT_MAX])
@@ -9246,6 +9263,7 @@ LMU__PRIVATE lmu_result lmu__config_from_meta(lmu_config *c, const lmu_st_file *
     int i;
     for (i = 0; i < LMU__N_FIELDS; i++) {
         const char *v = lmu_st_meta_get(f, lmu__fields[i].name);
+        if (!v && lmu__field_alias(i)) v = lmu_st_meta_get(f, lmu__field_alias(i));
         if (v && lmu_config_set(c, lmu__fields[i].name, v, msg, sizeof msg) != LMU_OK) {
             lmu__errf(err, errcap, "checkpoint: metadata %s", msg);
             return LMU_ERR_FORMAT;
@@ -9349,7 +9367,7 @@ LMU__PRIVATE lmu_result lmu__model_from_file(lmu_model **out, lmu_st_file *f, ch
         lmu__errf(err, errcap, "checkpoint: metadata arch is missing");
         return LMU_ERR_FORMAT;
     }
-    c.isa_init = LMU_ISA_INIT_RANDOM; /* files of versions before the option */
+    c.iattn_init = LMU_IATTN_INIT_RANDOM; /* files of versions before the option */
     if ((r = lmu__config_from_meta(&c, f, err, errcap)) != LMU_OK) return r;
     if ((r = lmu_config_resolve(&c, err, errcap)) != LMU_OK) return LMU_ERR_FORMAT;
     /* Every parameter is stored as F32, so a file too small for its

@@ -40,7 +40,7 @@ USAGE
       than --tol (default 1e-9, relative to max |logit|).
 
   lmu_ref.py delay-check --ckpt M.safetensors [--tol T]
-      The checkpoint's blocks.{l}.lmu.L (a model as created with isa_init =
+      The checkpoint's blocks.{l}.lmu.L (a model as created with iattn_init =
       delay) against this file's own delay read-outs for layer l's window:
       row r of L_q, L_k, L_v = P_i(2 (lag_r + 1/2) / theta_l - 1), lags 0, 1,
       2, 4, 8, ... capped at floor(theta_l - 1/2). Exit status 1 when
@@ -83,9 +83,9 @@ CHECKPOINT METADATA CONTRACT (the safetensors "__metadata__" object)
     n_head      integer   (mixer attn, and the transformer)
     theta_last  decimal   (arch lmu, optional, ours) window of the last
                 layer; layer l's is theta * (theta_last/theta)^(l/(L-1))
-    isa_init    "delay" | "random"  (arch lmu, optional, ours) how lmu.L
+    iattn_init    "delay" | "random"  (arch lmu, optional, ours) how lmu.L
                 starts; absent: random (files made before the option)
-    isa_lr      decimal   (arch lmu, optional, ours) lr multiplier of
+    iattn_lr      decimal   (arch lmu, optional, ours) lr multiplier of
                 lmu.L/b/p; changes training only, nothing computed here
   Keys irrelevant to the arch may be absent; this reader also accepts JSON
   numbers in place of the strings. Tensor names and shapes: MODEL.md
@@ -292,11 +292,11 @@ def make_config(spec=None, **over):
     for k, v in kv.items():
         if k in INT_KEYS:
             cfg[k] = int(v)
-        elif k in ("theta", "theta_last", "isa_lr"):
+        elif k in ("theta", "theta_last", "iattn_lr"):
             cfg[k] = float(v)
-        elif k == "isa_init":
+        elif k == "iattn_init":
             if v not in ("delay", "random"):
-                raise ValueError(f"isa_init {v!r}: want delay or random")
+                raise ValueError(f"iattn_init {v!r}: want delay or random")
             cfg[k] = str(v)
         elif k in ("arch", "mixer", "format"):
             cfg[k] = str(v)
@@ -309,10 +309,10 @@ def make_config(spec=None, **over):
     if cfg["arch"] == "transformer":
         cfg.setdefault("d_ff", 4 * d)
         cfg.setdefault("n_head", pick_n_head(d))
-        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "isa_init", "isa_lr"):
+        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "iattn_init", "iattn_lr"):
             cfg.pop(k, None)
     else:
-        cfg.setdefault("isa_init", "delay")
+        cfg.setdefault("iattn_init", "delay")
         if cfg.get("theta_last") == cfg["theta"]:
             cfg.pop("theta_last")
         cfg.setdefault("d_pre", round_half_up(1.5 * d))
@@ -329,10 +329,10 @@ def make_config(spec=None, **over):
 def config_to_metadata(cfg):
     m = {"format": "lmu"}
     for k in ("arch", "vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "theta",
-              "d_pre", "d_ff", "mixer", "n_head", "theta_last", "isa_init", "isa_lr"):
+              "d_pre", "d_ff", "mixer", "n_head", "theta_last", "iattn_init", "iattn_lr"):
         if k in cfg:
             def text(v):
-                if k in ("theta", "theta_last", "isa_lr"):
+                if k in ("theta", "theta_last", "iattn_lr"):
                     return repr(float(v)) if float(v) != int(v) else str(int(v))
                 return str(v)
             v = cfg[k]
@@ -346,12 +346,17 @@ def metadata_to_config(meta):
     if isinstance(meta.get("config"), (dict, str)):  # tolerate a nested config object
         inner = meta["config"]
         meta = json.loads(inner) if isinstance(inner, str) else inner
+    # keys of 0.1.x before the rename: isa_* (as lmu.h reads them)
+    meta = dict(meta)
+    for old, new in (("isa_init", "iattn_init"), ("isa_lr", "iattn_lr")):
+        if old in meta and new not in meta:
+            meta[new] = meta.pop(old)
     cfg = {"arch": str(meta.get("arch", "lmu")), "mixer": str(meta.get("mixer", "ffn"))}
     lists = {k for k in LAYER_KEYS if "," in str(meta.get(k, ""))}
     for k in INT_KEYS:
         if k in meta and k not in lists:
             cfg[k] = int(meta[k])
-    for k in ("theta", "theta_last", "isa_lr"):
+    for k in ("theta", "theta_last", "iattn_lr"):
         if k in meta and k not in lists:
             cfg[k] = float(meta[k])
     for k in LAYER_KEYS:  # "16,32": one entry per layer
@@ -361,7 +366,7 @@ def metadata_to_config(meta):
             if len(cfg[k]) != cfg.get("n_layer"):
                 raise ValueError(f"metadata {k} lists {len(cfg[k])} values for n_layer {cfg.get('n_layer')}")
     if cfg["arch"] == "lmu":
-        cfg["isa_init"] = str(meta.get("isa_init", "random"))
+        cfg["iattn_init"] = str(meta.get("iattn_init", "random"))
     need = ["vocab_size", "d_model", "n_layer", "d_ff"]
     if cfg["arch"] == "lmu":
         need += ["q", "q_prime", "theta"] + (["d_pre"] if "ffn" in mixers(cfg) else [])
@@ -373,7 +378,7 @@ def metadata_to_config(meta):
         raise ValueError(f"checkpoint metadata lacks {', '.join(miss)}")
     cfg.setdefault("n_ctx", 1024)
     if cfg["arch"] == "transformer":
-        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "isa_init", "isa_lr"):
+        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "iattn_init", "iattn_lr"):
             cfg.pop(k, None)
     elif "ffn" not in mixers(cfg):
         cfg.pop("d_pre", None)
@@ -392,7 +397,7 @@ def layer_theta(cfg, l):
 
 
 def delay_L(cfg, l):
-    """isa_init = delay: row r of each of L_q, L_k, L_v reads the input
+    """iattn_init = delay: row r of each of L_q, L_k, L_v reads the input
     lag_r = 0, 1, 2, 4, 8, ... steps back. The Legendre memory's state
     decodes u(t - s) as sum_i P_i(2 s / theta - 1) m_i (P_i the Legendre
     polynomials on [-1, 1]); under the zero-order hold the input of step
@@ -751,7 +756,7 @@ def cmd_init(a):
 
 
 def cmd_delay_check(a):
-    """The checkpoint's lmu.L (a freshly created model, isa_init = delay)
+    """The checkpoint's lmu.L (a freshly created model, iattn_init = delay)
     against this file's own delay read-outs."""
     cfg, P = load_checkpoint(a.ckpt)
     worst = 0.0
@@ -971,7 +976,7 @@ def cmd_selfcheck(a):
     e = rel_err(same, par)
     ck(e > 1e-3, f"theta_last: the per-layer windows change the logits (rel {e:.1e} vs one window)")
 
-    # isa_init = delay: the lags, the Legendre values by a second route
+    # iattn_init = delay: the lags, the Legendre values by a second route
     # (numpy's legvander), and what the read-outs do: row r of L applied to
     # the memory's impulse response (L H) peaks at lag r with height ~1
     ck(delay_lags(12.5, 8) == [0, 1, 2, 4, 8, 12, 12, 12] and delay_lags(6, 6) == [0, 1, 2, 4, 5, 5]
@@ -1009,7 +1014,7 @@ def cmd_selfcheck(a):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         for spec in ("lmu-55k,V=97,mixer=attn", "lmu-100k,V=50,theta=90.5", "arch=transformer,V=33,n=20,d=32,L=2",
-                     "lmu-55k,V=31,theta=6,theta_last=100.5,isa_init=random,isa_lr=3"):
+                     "lmu-55k,V=31,theta=6,theta_last=100.5,iattn_init=random,iattn_lr=3"):
             cfg = make_config(spec)
             P = init_params(cfg, 3, 0.1)
             path = os.path.join(tmp, "m.safetensors")

@@ -129,24 +129,24 @@ LT__UNUSED static double lt_fd_check(lt_fd_fn f, void *ctx, double *x, size_t n,
    table: a new mixer, or a new option worth running through every test,
    is one more line here. Per line:
      X(id, name, preset family (a printf format of the size, "lmu-%s";
-       NULL when the kind has no presets), arch, mixer, isa_init,
+       NULL when the kind has no presets), arch, mixer, iattn_init,
        theta, theta_last (both 0: one window, the test's theta),
-       isa_lr (0: 1), per-layer lists ("key=v,v;key=v,v" through
+       iattn_lr (0: 1), per-layer lists ("key=v,v;key=v,v" through
        lmu_config_set, for the test's 2 layers; NULL: none)) */
 #ifdef LMU_H
 #define LT_MODEL_KINDS(X)                                                                                                   \
-    X(LT_LMU_FFN, "lmu/ffn isa_init=random", "lmu-%s", LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_RANDOM, 0, 0, 0, NULL)           \
-    X(LT_LMU_ATTN, "lmu/attn", "lmu-%s-attn", LMU_ARCH_LMU, LMU_MIXER_ATTN, LMU_ISA_INIT_DELAY, 0, 0, 0, NULL)                    \
-    X(LT_TRANSFORMER, "transformer", "transformer-%s", LMU_ARCH_TRANSFORMER, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 0, 0, 0, NULL)    \
-    X(LT_LMU_LAYERS, "lmu/ffn theta_last isa_init=delay", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 6, 100, 3, NULL) \
-    X(LT_LMU_STACK, "lmu stack ffn,attn q 24,16", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_ISA_INIT_DELAY, 0, 0, 0, "mixer=ffn,attn;q=24,16;q_prime=3,2;theta=40,100")
+    X(LT_LMU_FFN, "lmu/ffn iattn_init=random", "lmu-%s", LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_RANDOM, 0, 0, 0, NULL)           \
+    X(LT_LMU_ATTN, "lmu/attn", "lmu-%s-attn", LMU_ARCH_LMU, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL)                    \
+    X(LT_TRANSFORMER, "transformer", "transformer-%s", LMU_ARCH_TRANSFORMER, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL)    \
+    X(LT_LMU_LAYERS, "lmu/ffn theta_last iattn_init=delay", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 6, 100, 3, NULL) \
+    X(LT_LMU_STACK, "lmu stack ffn,attn q 24,16", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=ffn,attn;q=24,16;q_prime=3,2;theta=40,100")
 
 typedef struct lt_kind {
     const char *name, *preset;
     lmu_arch arch;
     lmu_mixer mixer;
-    lmu_isa_init isa_init;
-    double theta, theta_last, isa_lr;
+    lmu_iattn_init iattn_init;
+    double theta, theta_last, iattn_lr;
     const char *layers;
 } lt_kind;
 
@@ -159,7 +159,7 @@ static const lt_kind lt_kinds[LT_N_KINDS] LT__UNUSED = {LT_MODEL_KINDS(LT__KIND_
 #undef LT__KIND_ROW
 
 /* Makes c a model of kind k, keeping the sizes the test chose: arch,
-   mixer, isa_init and isa_lr always, theta and theta_last when the kind
+   mixer, iattn_init and iattn_lr always, theta and theta_last when the kind
    has a window per layer (give it n_layer >= 2 for them to differ), the
    kind's lists (they need n_layer = 2). */
 LT__UNUSED static void lt_kind_apply(lmu_config *c, int k)
@@ -167,8 +167,8 @@ LT__UNUSED static void lt_kind_apply(lmu_config *c, int k)
     const lt_kind *t = &lt_kinds[k];
     c->arch = t->arch;
     c->mixer = t->mixer;
-    c->isa_init = t->isa_init;
-    c->isa_lr = t->isa_lr;
+    c->iattn_init = t->iattn_init;
+    c->iattn_lr = t->iattn_lr;
     if (t->theta_last > 0) {
         c->theta = t->theta;
         c->theta_last = t->theta_last;

@@ -5,7 +5,7 @@
      model_ref_tool dump KIND DIR       KIND: ffn | attn | transformer | layers | stack
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
-                                        created, L as isa_init = delay made it
+                                        created, L as iattn_init = delay made it
                                         (q' = 8 there: lags 0, 1, 2, 4, ... 64)
    KIND layers is mixer ffn with a window per layer (theta 6 to theta_last
    100 over 3 layers); KIND stack a layer stack of 3 (mixers attn, ffn,
@@ -56,7 +56,7 @@ static int init(const char *kind, const char *dir)
     lmu_model *m;
     char err[256], path[512];
     config_for(&c, kind);
-    c.isa_init = LMU_ISA_INIT_DELAY;
+    c.iattn_init = LMU_IATTN_INIT_DELAY;
     /* rows enough for the doubling lags (4, 8, ...) and the cap below the
        window (theta 6 and 12.5: 5 and 12) */
     lmu_config_set(&c, "q_prime", strcmp(kind, "stack") == 0 ? "8,10,6" : "8", NULL, 0);

@@ -295,9 +295,14 @@ static void test_config(void)
     expect_err("d_mo del = 3\n", LMU_ERR_FORMAT, "bad character in key");
     expect_err("theta_last = 2e9\n", LMU_ERR_RANGE, "theta_last = 2e9 must be in (0, 1e9]");
     expect_err("theta_last = x\n", LMU_ERR_FORMAT, "theta_last = 'x' is not a number");
-    expect_err("isa_init = zero\n", LMU_ERR_FORMAT, "want delay or random");
-    expect_err("isa_lr = 1e7\n", LMU_ERR_RANGE, "isa_lr = 1e7 must be in (0, 1e6]");
-    expect_err("isa_init = delay\nisa_init = delay\n", LMU_ERR_FORMAT, "'isa_init' already set");
+    expect_err("iattn_init = zero\n", LMU_ERR_FORMAT, "want delay or random");
+    expect_err("iattn_lr = 1e7\n", LMU_ERR_RANGE, "iattn_lr = 1e7 must be in (0, 1e6]");
+    expect_err("iattn_init = delay\niattn_init = delay\n", LMU_ERR_FORMAT, "'iattn_init' already set");
+    expect_err("isa_init = delay\niattn_init = delay\n", LMU_ERR_FORMAT, "'iattn_init' already set");
+    memset(&c, 0, sizeof c);
+    LT_CHECK(lmu_config_parse(&c, "isa_init = random\nisa_lr = 2\n", 29, err, sizeof err) == LMU_OK &&
+                 c.iattn_init == LMU_IATTN_INIT_RANDOM && c.iattn_lr == 2,
+             "0.1.x keys isa_init, isa_lr read as iattn_init, iattn_lr: %s", err);
     {   /* 0 asks for the default, in every numeric field: the same config as
            leaving the key out */
         const char *t = "d_model = 0\nd_ff = 0\ntheta = 0\ntheta_last = 0\nq = 0\nn_head = 0\n";
@@ -311,22 +316,22 @@ static void test_config(void)
                  "0 is the default (d_ff = 0, theta = 0 ...): %s", err);
     }
     {   /* our options (docs/EXPERIMENTS.md) parse, format and parse back */
-        const char *t = "preset = lmu-55k\ntheta = 16\ntheta_last = 350\nisa_init = random\n"
-                        "isa_lr = 4\n";
+        const char *t = "preset = lmu-55k\ntheta = 16\ntheta_last = 350\niattn_init = random\n"
+                        "iattn_lr = 4\n";
         lmu_config q;
         size_t n;
         memset(&c, 0, sizeof c);
         LT_CHECK(lmu_config_parse(&c, t, strlen(t), err, sizeof err) == LMU_OK &&
                      lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.theta == 16 &&
-                     c.theta_last == 350 && c.isa_init == LMU_ISA_INIT_RANDOM && c.isa_lr == 4,
-                 "theta_last and isa_init parse: %s", err);
+                     c.theta_last == 350 && c.iattn_init == LMU_IATTN_INIT_RANDOM && c.iattn_lr == 4,
+                 "theta_last and iattn_init parse: %s", err);
         n = lmu_config_format(&c, buf, sizeof buf);
         memset(&q, 0, sizeof q);
-        LT_CHECK(strstr(buf, "theta_last = 350") && strstr(buf, "isa_init = random") &&
-                     strstr(buf, "isa_lr = 4") &&
+        LT_CHECK(strstr(buf, "theta_last = 350") && strstr(buf, "iattn_init = random") &&
+                     strstr(buf, "iattn_lr = 4") &&
                      lmu_config_parse(&q, buf, n, err, sizeof err) == LMU_OK &&
                      lmu_config_resolve(&q, err, sizeof err) == LMU_OK && memcmp(&c, &q, sizeof c) == 0,
-                 "theta_last and isa_init: format/parse round trip (%s)", err);
+                 "theta_last and iattn_init: format/parse round trip (%s)", err);
     }
     {   /* per-layer lists (a layer stack) */
         static const struct { const char *text, *needle; } bad_lists[] = {

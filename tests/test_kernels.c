@@ -698,7 +698,7 @@ static double ref_gelu(double x)
     return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
 }
 
-static void ref_isa_attn(const double *Z, const double *p, size_t npos, size_t qp, size_t d, double *y)
+static void ref_iattn_attn(const double *Z, const double *p, size_t npos, size_t qp, size_t d, double *y)
 {
     size_t m = 3 * qp * d, t, r, s, c;
     double *X = (double *)malloc(m * sizeof(double)), *A = (double *)malloc(qp * qp * sizeof(double));
@@ -734,16 +734,16 @@ static void ref_isa_attn(const double *Z, const double *p, size_t npos, size_t q
 typedef struct {
     double *Z, *p, *w, *y;
     size_t npos, qp, d;
-} kt_isa_ctx;
+} kt_iattn_ctx;
 
-static double kt_isa_loss(void *c)
+static double kt_iattn_loss(void *c)
 {
-    kt_isa_ctx *k = (kt_isa_ctx *)c;
-    ref_isa_attn(k->Z, k->p, k->npos, k->qp, k->d, k->y);
+    kt_iattn_ctx *k = (kt_iattn_ctx *)c;
+    ref_iattn_attn(k->Z, k->p, k->npos, k->qp, k->d, k->y);
     return kt_wsum(k->w, k->y, k->npos * k->d);
 }
 
-static void test_isa_case(size_t npos, size_t qp, size_t d, int nparts, double zs)
+static void test_iattn_case(size_t npos, size_t qp, size_t d, int nparts, double zs)
 {
     size_t m = 3 * qp * d, nz = npos * m, ny = npos * d;
     float *Z = kt_rand(nz, zs), *p = kt_rand(qp, 1.0), *w = kt_rand(ny, 1.0);
@@ -751,34 +751,34 @@ static void test_isa_case(size_t npos, size_t qp, size_t d, int nparts, double z
     float *scr = (float *)kt_alloc(lmu__iattn_attn_scratch_floats(npos, qp, d, nparts));
     float *dZ = kt_fill(nz, KT_PREFILL), *dp = kt_fill(qp, KT_PREFILL);
     double e, e1, e2;
-    kt_isa_ctx c;
+    kt_iattn_ctx c;
     c.Z = kt_dcopy(Z, nz); c.p = kt_dcopy(p, qp); c.w = kt_dcopy(w, ny);
     c.y = (double *)malloc(ny * sizeof(double)); c.npos = npos; c.qp = qp; c.d = d;
     lmu__iattn_attn_forward(y, Pc, Z, p, npos, qp, d, nparts, scr);
-    ref_isa_attn(c.Z, c.p, npos, qp, d, c.y);
+    ref_iattn_attn(c.Z, c.p, npos, qp, d, c.y);
     e = kt_relerr(y, 0.0f, c.y, ny);
-    LT_CHECK(e < 2e-6, "isa attn fwd npos=%zu q'=%zu d=%zu: rel %.2e", npos, qp, d, e);
+    LT_CHECK(e < 2e-6, "iattn attn fwd npos=%zu q'=%zu d=%zu: rel %.2e", npos, qp, d, e);
     lmu__iattn_attn_backward(dZ, dp, w, Z, Pc, p, npos, qp, d, nparts, scr, 1);
-    e1 = lt_fd_check(kt_isa_loss, &c, c.Z, nz, LT_FD_H, dZ, KT_PREFILL, NULL);
-    e2 = lt_fd_check(kt_isa_loss, &c, c.p, qp, LT_FD_H, dp, KT_PREFILL, NULL);
-    LT_CHECK(e1 < 1e-5 && e2 < 1e-5, "isa attn grad vs FD npos=%zu q'=%zu d=%zu: dZ %.2e dp %.2e", npos,
+    e1 = lt_fd_check(kt_iattn_loss, &c, c.Z, nz, LT_FD_H, dZ, KT_PREFILL, NULL);
+    e2 = lt_fd_check(kt_iattn_loss, &c, c.p, qp, LT_FD_H, dp, KT_PREFILL, NULL);
+    LT_CHECK(e1 < 1e-5 && e2 < 1e-5, "iattn attn grad vs FD npos=%zu q'=%zu d=%zu: dZ %.2e dp %.2e", npos,
              qp, d, e1, e2);
     free(c.Z); free(c.p); free(c.w); free(c.y);
     lmu__free_aligned(Z); lmu__free_aligned(p); lmu__free_aligned(w); lmu__free_aligned(y);
     lmu__free_aligned(Pc); lmu__free_aligned(scr); lmu__free_aligned(dZ); lmu__free_aligned(dp);
 }
 
-static void test_isa_attn(void)
+static void test_iattn_attn(void)
 {
     size_t npos = 37, qp = 5, d = 11, m = 3 * qp * d, i;
     float *Z, *p, *w, *y[3], *Pc, *scr, *dZ[3], *dp[3];
     int same = 1;
-    test_isa_case(4, 3, 7, 2, 1.0);
-    test_isa_case(3, 1, 5, 1, 1.0);
-    test_isa_case(6, 4, 16, 3, 2.0);
-    test_isa_case(2, 7, 3, 4, 3.0);
-    test_isa_case(3, 6, 70, 2, 1.5);  /* 64-channel product blocks and a tail */
-    test_isa_case(2, 5, 130, 1, 1.0);
+    test_iattn_case(4, 3, 7, 2, 1.0);
+    test_iattn_case(3, 1, 5, 1, 1.0);
+    test_iattn_case(6, 4, 16, 3, 2.0);
+    test_iattn_case(2, 7, 3, 4, 3.0);
+    test_iattn_case(3, 6, 70, 2, 1.5);  /* 64-channel product blocks and a tail */
+    test_iattn_case(2, 5, 130, 1, 1.0);
     /* determinism: twice, nparts 1 vs 4, 1 vs 2 threads: all bit-identical */
     Z = kt_rand(npos * m, 1.5); p = kt_rand(qp, 1.0); w = kt_rand(npos * d, 1.0);
     Pc = (float *)kt_alloc(npos * qp * qp);
@@ -794,7 +794,7 @@ static void test_isa_attn(void)
     for (i = 1; i < 3; i++)
         same &= !memcmp(y[i], y[0], npos * d * 4) && !memcmp(dZ[i], dZ[0], npos * m * 4) &&
                 !memcmp(dp[i], dp[0], qp * 4);
-    LT_CHECK(same, "isa attn bit-identical across runs, nparts and thread counts");
+    LT_CHECK(same, "iattn attn bit-identical across runs, nparts and thread counts");
     /* the model op's mode: dZ written over (garbage before), streamed out a
        position late; the same values as accumulating into zeros */
     for (i = 0; i < 3; i++) {
@@ -809,7 +809,7 @@ static void test_isa_attn(void)
         lmu__free_aligned(dZo); lmu__free_aligned(dpo);
     }
     KT_THREADS(2);
-    LT_CHECK(same, "isa attn written-over dZ equals accumulated, any nparts and thread count");
+    LT_CHECK(same, "iattn attn written-over dZ equals accumulated, any nparts and thread count");
     for (i = 0; i < 3; i++) {
         lmu__free_aligned(y[i]); lmu__free_aligned(dZ[i]); lmu__free_aligned(dp[i]);
     }
@@ -850,7 +850,7 @@ static void test_helpers(void)
             e2 = fmax(e2, fabs(dg[j] - d1));
         }
         LT_CHECK(e1 < 1e-6 && e2 < 1e-6 && g[n] != g[n] && fabs(g[n + 1]) < 1e-4f && g[n + 2] == z[n + 2],
-                 "isa gelu: max abs err %.2e, gelu' %.2e on [-12, 12]; NaN kept, +-1e30 saturate", e1, e2);
+                 "iattn gelu: max abs err %.2e, gelu' %.2e on [-12, 12]; NaN kept, +-1e30 saturate", e1, e2);
         lmu__free_aligned(z); lmu__free_aligned(g); lmu__free_aligned(dg);
     }
 }
@@ -864,6 +864,6 @@ int main(int argc, char **argv)
     test_ce();
     test_mha();
     test_conv();
-    test_isa_attn();
+    test_iattn_attn();
     return lt_end();
 }

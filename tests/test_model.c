@@ -398,7 +398,7 @@ static void test_errors(void)
 }
 
 /* Our options (docs/EXPERIMENTS.md): theta_last gives each layer its own
-   window, geometric from theta to theta_last; isa_init = delay makes row r
+   window, geometric from theta to theta_last; iattn_init = delay makes row r
    of each L read the input lag_r = 0, 1, 2, 4, ... steps back, so that
    (L H)[r, .] peaks at lag_r. */
 static void test_layer_theta_and_delay_init(void)
@@ -444,17 +444,17 @@ static void test_layer_theta_and_delay_init(void)
         LT_CHECK(bad == 0, "layer %d: L_q, L_k, L_v start equal", l);
     }
     lmu_model_free(m);
-    {   /* isa_lr: the first Adam step moves each weight by about lr (the
-           bias-corrected m / sqrt(v) is +-1), so L, b and p move isa_lr
-           times as far as with isa_lr off, and everything else the same */
+    {   /* iattn_lr: the first Adam step moves each weight by about lr (the
+           bias-corrected m / sqrt(v) is +-1), so L, b and p move iattn_lr
+           times as far as with iattn_lr off, and everything else the same */
         lmu_model *a, *b;
         int tok[16], tg[16], i, ids[2];
         double ratio[2];
         for (i = 0; i < 16; i++) tok[i] = (i * 7) % 64, tg[i] = (i * 5 + 1) % 64;
         lt_model_config(&c, LT_LMU_LAYERS, 64, 64);
-        c.isa_lr = 0;
+        c.iattn_lr = 0;
         lmu_model_create(&a, &c, 9, err, sizeof err);
-        c.isa_lr = 3;
+        c.iattn_lr = 3;
         lmu_model_create(&b, &c, 9, err, sizeof err);
         ids[0] = a->layer[0].lmu_p, ids[1] = a->layer[0].fc_w;
         for (w = 0; w < 2; w++) {
@@ -482,7 +482,7 @@ static void test_layer_theta_and_delay_init(void)
             free(p0b);
         }
         LT_CHECK(fabs(ratio[0] - 3) < 1e-3 && fabs(ratio[1] - 1) < 1e-6,
-                 "isa_lr = 3: lmu.p moves %.4fx as far, ffn_post.fc.weight %.6fx", ratio[0], ratio[1]);
+                 "iattn_lr = 3: lmu.p moves %.4fx as far, ffn_post.fc.weight %.6fx", ratio[0], ratio[1]);
         lmu_model_free(a);
         lmu_model_free(b);
     }
@@ -497,10 +497,10 @@ static void test_layer_theta_and_delay_init(void)
              "theta_last = theta resolves to 0 (one spelling of off)");
 }
 
-/* A checkpoint written by lmu.h 0.1.0, before isa_init and theta_last
+/* A checkpoint written by lmu.h 0.1.0, before iattn_init and theta_last
    existed (tests/fixtures/v0.1.0-lmu-tiny.safetensors: lmu/ffn, V 64, d 16,
    2 layers, q 12, q' 3, theta 20, 3 Adam steps from seed 7): it loads, as
-   isa_init = random with one window, and computes what 0.1.0 computed on
+   iattn_init = random with one window, and computes what 0.1.0 computed on
    the same batch (3.74061108 there, on x86-64 with AVX-512). */
 static void test_old_checkpoint(void)
 {
@@ -512,12 +512,45 @@ static void test_old_checkpoint(void)
     LT_CHECK(lmu_model_load(&m, "tests/fixtures/v0.1.0-lmu-tiny.safetensors", err, sizeof err) == LMU_OK,
              "0.1.0 checkpoint loads: %s", err);
     if (!m) return;
-    LT_CHECK(m->cfg.isa_init == LMU_ISA_INIT_RANDOM && m->cfg.theta_last == 0 && m->cfg.isa_lr == 0 &&
+    LT_CHECK(m->cfg.iattn_init == LMU_IATTN_INIT_RANDOM && m->cfg.theta_last == 0 && m->cfg.iattn_lr == 0 &&
                  m->cfg.theta == 20 && m->adam.step == 3,
-             "0.1.0 checkpoint: isa_init random, one window, Adam step 3");
+             "0.1.0 checkpoint: iattn_init random, one window, Adam step 3");
     LT_CHECK(lmu_model_forward(m, tok, tg, 2, 16, &loss) == LMU_OK && fabs(loss - 3.74061108) < 1e-5 * 3.74,
              "0.1.0 checkpoint: the loss 0.1.0 computed (%.9g, want 3.74061108)", loss);
     lmu_model_free(m);
+}
+
+/* A checkpoint of 0.1.x after the option was added and before its rename
+   names it isa_init: that key still reads (an unknown key would not fail,
+   and the file would load as random, how files without the key were made). */
+static void test_renamed_key(void)
+{
+    lmu_config c;
+    lmu_model *m, *m2 = NULL;
+    char err[256], path[] = "build/test_model_isa.safetensors";
+    unsigned char *buf;
+    size_t n, i, hits = 0;
+    FILE *f;
+    lt_model_config(&c, LT_LMU_ATTN, 31, 16);
+    c.iattn_lr = 2;
+    if (lmu_model_create(&m, &c, 3, err, sizeof err) != LMU_OK || lmu_model_save(m, path, 0) != LMU_OK) {
+        LT_CHECK(0, "renamed key: model: %s", err);
+        return;
+    }
+    buf = lt_slurp(path, &n);
+    for (i = 0; buf && i + 12 < n; i++) /* same length: "iattn_X" -> "isa_X"  (JSON space) */
+        if (memcmp(buf + i, "\"iattn_init\"", 12) == 0) memcpy(buf + i, "\"isa_init\"  ", 12), hits++;
+        else if (memcmp(buf + i, "\"iattn_lr\"", 10) == 0) memcpy(buf + i, "\"isa_lr\"  ", 10), hits++;
+    f = fopen(path, "wb");
+    if (f) fwrite(buf, 1, n, f), fclose(f);
+    LT_CHECK(hits == 2 && lmu_model_load(&m2, path, err, sizeof err) == LMU_OK &&
+                 m2->cfg.iattn_init == LMU_IATTN_INIT_DELAY && m2->cfg.iattn_lr == 2,
+             "metadata keys isa_init, isa_lr of 0.1.x read as iattn_init, iattn_lr (%lu renamed): %s",
+             (unsigned long)hits, err);
+    free(buf);
+    lmu_model_free(m);
+    lmu_model_free(m2);
+    remove(path);
 }
 
 /* An LMU runs past the context it was made for (lmu_model_set_n_ctx):
@@ -612,6 +645,7 @@ int main(int argc, char **argv)
     test_recurrent_matches_parallel();
     test_layer_theta_and_delay_init();
     test_old_checkpoint();
+    test_renamed_key();
     test_checkpoints();
     test_resume();
     test_forward_backward();

@@ -30,7 +30,7 @@ for kind in ffn attn transformer layers stack; do
     f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/')
     passed=$((passed + p)); failed=$((failed + f))
 done
-# isa_init = delay: the C model's L as created against the reference's own
+# iattn_init = delay: the C model's L as created against the reference's own
 # delay read-outs (one window, one window per layer, a stack)
 for kind in ffn layers stack; do
     dir=build/model_ref_$kind

@@ -45,8 +45,8 @@ FAMILIES = ("lmu", "lmu-attn", "transformer")
 SIZES = ("55k", "100k", "200k", "300k", "500k", "1m")
 
 # Config keys each family's runs add to their preset (lmu_config names). The
-# recipe of docs/EXPERIMENTS.md is lmu.h's default now (isa_init = delay), so
-# nothing is needed; `--override lmu.isa_init=random` measures MODEL.md's
+# recipe of docs/EXPERIMENTS.md is lmu.h's default now (iattn_init = delay), so
+# nothing is needed; `--override lmu.iattn_init=random` measures MODEL.md's
 # random start instead.
 FAMILY_OVERRIDES = {"lmu": {}, "lmu-attn": {}, "transformer": {}}
 

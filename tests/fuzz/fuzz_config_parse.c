@@ -11,8 +11,8 @@ static int same(const lmu_config *a, const lmu_config *b)
            a->n_ctx == b->n_ctx && a->d_model == b->d_model && a->n_layer == b->n_layer &&
            a->q == b->q && a->q_prime == b->q_prime && a->theta == b->theta &&
            a->d_pre == b->d_pre && a->d_ff == b->d_ff && a->n_head == b->n_head &&
-           a->theta_last == b->theta_last && a->isa_init == b->isa_init &&
-           a->isa_lr == b->isa_lr && memcmp(&a->layers, &b->layers, sizeof a->layers) == 0;
+           a->theta_last == b->theta_last && a->iattn_init == b->iattn_init &&
+           a->iattn_lr == b->iattn_lr && memcmp(&a->layers, &b->layers, sizeof a->layers) == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
