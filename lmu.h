@@ -15,7 +15,8 @@
    Build: cc -O3 -march=native [-fopenmp] app.c $(pkg-config --cflags --libs stb) -lm
 
    TABLE OF CONTENTS (search for the anchor; each part's declarations come
-   first, its implementation after "IMPLEMENTATION" further down)
+   first, in this order, and its implementation under "NAME (implementation)"
+   after "IMPLEMENTATION" further down, in the same order)
        >>config        result codes, lmu_config, presets (docs/MODEL.md section 4)
        >>rng           the library's own seeded random numbers
        >>gemm          sgemm: packed panels, register-blocked micro-kernels
@@ -25,11 +26,13 @@
        >>optim         Adam/AdamW, gradient clipping, learning-rate schedule
        >>lmu           the LTI memory: A, B, Abar, Bbar, H and its spectrum
        >>safetensors   checkpoint files, read and written safely
-       >>model         the LMU language model and the transformer baseline
+       >>model         the LMU language model and the transformer baseline:
+                       >>layers, one >>mixer-NAME per mixer, >>model-checkpoints
        >>generate      recurrent generation and sampling
        >>tokenizer     GPT-2 byte-level BPE (stb_ds hash maps), byte fallback
        >>data          token files and config files
-       >>alloc         allocator macros, OpenMP glue (implementation)
+       >>alloc         allocator macros, OpenMP glue: declared last and
+                       implemented first, since every part uses them
 
    QUICK START (error checks left out; every call returns an lmu_result)
        lmu_config cfg;  lmu_model *m;  lmu_gen g;  lmu_rng rng;  char err[256];
@@ -1381,7 +1384,7 @@ LMUDEF float *lmu_model_param(lmu_model *m, const char *name, size_t *count);
 LMUDEF float *lmu_model_params(lmu_model *m, size_t *n);
 LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n);
 
-/* >>safetensors (model checkpoints)
+/* >>model-checkpoints (the model's files, in safetensors)
    Saves the parameters under docs/MODEL.md section 7's names, the config in
    __metadata__ (keys: format, arch, vocab_size, n_ctx, d_model, n_layer,
    q, q_prime, theta, d_pre, d_ff, mixer, n_head, iattn_init; theta_last and
@@ -2567,6 +2570,10 @@ LMUDEF float lmu_rng_normal(lmu_rng *rng)
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2));
 }
 
+/* ---------------------------------------------------------------------- */
+/* >>gemm (implementation)                                                 */
+/* ---------------------------------------------------------------------- */
+
 /* Register block MR x NR and cache blocks. The A block (MC x KC) is meant
    to stay in L2 while B micro-panels (KC x NR) are reused from L1 across
    the MR-row panels; the B block (KC x NC) lives in L3. Packing buffers
@@ -3279,6 +3286,489 @@ LMU__PRIVATE void lmu__sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, s
         }
 }
 
+/* ---------------------------------------------------------------------- */
+/* >>tensor (implementation): the arenas tensors live in                   */
+/* ---------------------------------------------------------------------- */
+
+LMU__PRIVATE lmu_result lmu__tape_fail(lmu_tape *t, lmu_result r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->err, sizeof t->err, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+LMU__PRIVATE size_t lmu__tape_pad(size_t n)
+{
+    return (n + (LMU_TENSOR_ALIGN - 1)) / LMU_TENSOR_ALIGN * LMU_TENSOR_ALIGN;
+}
+
+LMU__PRIVATE int lmu__tape_valid(const lmu_tape *t, int id)
+{
+    return t && id >= 0 && id < t->n_tensors;
+}
+
+LMU__PRIVATE float *lmu__tape_f32(lmu_tape *t, int id)
+{
+    const lmu_tensor *x = &t->tensors[id];
+    if (x->arena == LMU_ARENA_PARAM) return t->param + x->off;
+    if (x->arena == LMU_ARENA_ACT) return t->act + x->off;
+    return NULL;
+}
+
+LMU__PRIVATE int *lmu__tape_i32(lmu_tape *t, int id)
+{
+    const lmu_tensor *x = &t->tensors[id];
+    return x->arena == LMU_ARENA_INT ? t->ints + x->off : NULL;
+}
+
+/* Grad pointer, or NULL when this tensor takes no gradient (now). */
+LMU__PRIVATE float *lmu__tape_g32(lmu_tape *t, int id)
+{
+    const lmu_tensor *x;
+    if (id < 0) return NULL;
+    x = &t->tensors[id];
+    if (x->goff == LMU_NO_GRAD) return NULL;
+    if (x->arena == LMU_ARENA_PARAM) return x->frozen ? NULL : t->param_grad + x->goff;
+    if (x->arena == LMU_ARENA_ACT) return t->act_grad + x->goff;
+    return NULL;
+}
+
+LMU__PRIVATE int lmu__tape_needs_grad(const lmu_tape *t, int id)
+{
+    const lmu_tensor *x = &t->tensors[id];
+    if (x->arena == LMU_ARENA_PARAM) return !x->frozen;
+    return x->goff != LMU_NO_GRAD;
+}
+
+/* Grows an aligned block to hold `need` elements, keeping the first `used`.
+   Geometric growth keeps the warm-up step to a few copies. */
+LMU__PRIVATE lmu_result lmu__tape_grow(lmu_tape *t, void **p, size_t *cap, size_t need,
+                                       size_t used, size_t elem, const char *what)
+{
+    size_t ncap, bytes;
+    void *np;
+    if (need <= *cap) return LMU_OK;
+    if (t->locked)
+        return lmu__tape_fail(t, LMU_ERR_CAPACITY,
+                              "%s: needs %lu elements, planned %lu at the first step "
+                              "(allow growth with lmu_tape_set_growth)",
+                              what, (unsigned long)need, (unsigned long)*cap);
+    ncap = *cap * 2 > need ? *cap * 2 : need;
+    if (ncap < 1024) ncap = 1024;
+    if (!lmu__mul_size(ncap, elem, &bytes)) return lmu__tape_fail(t, LMU_ERR_NOMEM, "%s: size overflow", what);
+    np = lmu__alloc_aligned(bytes);
+    if (!np) return lmu__tape_fail(t, LMU_ERR_NOMEM, "%s: out of memory (%lu bytes)", what, (unsigned long)bytes);
+    if (*p && used) memcpy(np, *p, used * elem);
+    lmu__free_aligned(*p);
+    *p = np;
+    *cap = ncap;
+    return LMU_OK;
+}
+
+/* Tables (tensors, records) use plain realloc: they are indexed, never
+   pointed into across calls. */
+LMU__PRIVATE lmu_result lmu__tape_grow_table(lmu_tape *t, void **p, int *cap, int need,
+                                             size_t elem, const char *what)
+{
+    int ncap;
+    void *np;
+    if (need <= *cap) return LMU_OK;
+    if (t->locked)
+        return lmu__tape_fail(t, LMU_ERR_CAPACITY,
+                              "%s: needs %d entries, planned %d at the first step", what, need,
+                              *cap);
+    ncap = *cap * 2 > need ? *cap * 2 : need;
+    if (ncap < 64) ncap = 64;
+    np = LMU_REALLOC(*p, (size_t)ncap * elem);
+    if (!np) return lmu__tape_fail(t, LMU_ERR_NOMEM, "%s: out of memory", what);
+    *p = np;
+    *cap = ncap;
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_shape(lmu_tape *t, lmu_tensor *x, int ndim, const int *shape)
+{
+    int i;
+    size_t n = 1;
+    if (ndim < 0 || ndim > LMU_TENSOR_MAX_DIMS || (ndim > 0 && !shape))
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "ndim %d not in 0..%d", ndim, LMU_TENSOR_MAX_DIMS);
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] <= 0) return lmu__tape_fail(t, LMU_ERR_SHAPE, "shape[%d] = %d", i, shape[i]);
+        if (!lmu__mul_size(n, (size_t)shape[i], &n))
+            return lmu__tape_fail(t, LMU_ERR_SHAPE, "shape product overflows");
+    }
+    x->ndim = ndim;
+    x->size = n;
+    for (i = LMU_TENSOR_MAX_DIMS - 1; i >= 0; i--) {
+        x->shape[i] = i < ndim ? shape[i] : 1;
+        x->stride[i] = 0;
+    }
+    for (i = ndim - 1, n = 1; i >= 0; i--) {
+        x->stride[i] = n;
+        n *= (size_t)shape[i];
+    }
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_new_entry(lmu_tape *t, int *id)
+{
+    lmu_result r = lmu__tape_grow_table(t, (void **)&t->tensors, &t->cap_tensors,
+                                        t->n_tensors + 1, sizeof(lmu_tensor), "tensor table");
+    if (r != LMU_OK) return r;
+    *id = t->n_tensors;
+    memset(&t->tensors[*id], 0, sizeof(lmu_tensor));
+    t->tensors[*id].goff = LMU_NO_GRAD;
+    return LMU_OK;
+}
+
+/* A new activation (arena LMU_ARENA_ACT) or int tensor of this step. */
+LMU__PRIVATE lmu_result lmu__tape_new(lmu_tape *t, int arena, int ndim, const int *shape,
+                                      int needs_grad, int *out)
+{
+    lmu_tensor x;
+    lmu_result r;
+    size_t pad;
+    int id;
+    memset(&x, 0, sizeof x);
+    if (!t->params_ready)
+        return lmu__tape_fail(t, LMU_ERR_STATE, "lmu_tape_params_alloc() must come first");
+    if ((r = lmu__tape_shape(t, &x, ndim, shape)) != LMU_OK) return r;
+    pad = lmu__tape_pad(x.size);
+    x.arena = arena;
+    x.goff = LMU_NO_GRAD;
+    if (arena == LMU_ARENA_INT) {
+        r = lmu__tape_grow(t, (void **)&t->ints, &t->int_cap, t->int_used + pad, t->int_used,
+                           sizeof(int), "int arena");
+        if (r != LMU_OK) return r;
+        x.off = t->int_used;
+    } else {
+        r = lmu__tape_grow(t, (void **)&t->act, &t->act_cap, t->act_used + pad, t->act_used,
+                           sizeof(float), "activation arena");
+        if (r != LMU_OK) return r;
+        x.off = t->act_used;
+        if (needs_grad) {
+            /* grads are zeroed at backward, so their old contents need no copy */
+            r = lmu__tape_grow(t, (void **)&t->act_grad, &t->grad_cap, t->grad_used + pad, 0,
+                               sizeof(float), "activation grad arena");
+            if (r != LMU_OK) return r;
+            x.goff = t->grad_used;
+        }
+    }
+    if ((r = lmu__tape_new_entry(t, &id)) != LMU_OK) return r;
+    if (arena == LMU_ARENA_INT)
+        t->int_used += pad;
+    else {
+        t->act_used += pad;
+        if (needs_grad) t->grad_used += pad;
+    }
+    t->tensors[id] = x;
+    t->n_tensors++;
+    *out = id;
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_new_act(lmu_tape *t, int ndim, const int *shape, int needs_grad,
+                                          int *out)
+{
+    return lmu__tape_new(t, LMU_ARENA_ACT, ndim, shape, needs_grad, out);
+}
+
+LMU__PRIVATE lmu_result lmu__tape_push(lmu_tape *t, lmu_op op, int out, lmu_tape_rec **rec)
+{
+    lmu_tape_rec *r;
+    int i;
+    lmu_result res = lmu__tape_grow_table(t, (void **)&t->recs, &t->cap_recs, t->n_recs + 1,
+                                          sizeof(lmu_tape_rec), "op records");
+    if (res != LMU_OK) return res;
+    r = &t->recs[t->n_recs++];
+    memset(r, 0, sizeof *r);
+    r->op = (int)op;
+    r->out = out;
+    for (i = 0; i < LMU_TAPE_MAX_IN; i++) r->in[i] = -1;
+    for (i = 0; i < LMU_TAPE_MAX_CACHE; i++) r->cache[i] = -1;
+    *rec = r;
+    return LMU_OK;
+}
+
+/* Records op with output y (B-shaped as given; it needs a grad when any
+   float input does) and inputs in[0..n_in); returns the record to fill.
+   The fused ops and lmu_tape_custom_op record this way. */
+LMU__PRIVATE lmu_result lmu__tape_fused(lmu_tape *t, lmu_op op, int n_in, const int *in, int ndim,
+                                        const int *shape, int *out, lmu_tape_rec **rec)
+{
+    lmu_result r;
+    int i, ng = 0, y;
+    for (i = 0; i < n_in; i++) {
+        if (!lmu__tape_valid(t, in[i]))
+            return lmu__tape_fail(t, LMU_ERR_ARG, "%s: bad input id %d", lmu_op_name(op), in[i]);
+        if (t->tensors[in[i]].arena != LMU_ARENA_INT && lmu__tape_needs_grad(t, in[i])) ng = 1;
+    }
+    if ((r = lmu__tape_new_act(t, ndim, shape, ng, &y)) != LMU_OK ||
+        (r = lmu__tape_push(t, op, y, rec)) != LMU_OK)
+        return r;
+    for (i = 0; i < n_in; i++) (*rec)->in[i] = in[i];
+    *out = y;
+    return LMU_OK;
+}
+
+/* A fused op's saved tensor of n floats (no grad). */
+LMU__PRIVATE lmu_result lmu__tape_cache(lmu_tape *t, size_t n, int *id)
+{
+    int shape[1];
+    if (n > 0x7fffffff) return lmu__tape_fail(t, LMU_ERR_CAPACITY, "cache of %lu floats", (unsigned long)n);
+    shape[0] = (int)n;
+    return lmu__tape_new_act(t, 1, shape, 0, id);
+}
+
+/* A fused op runs on the tape's gemm workspace and kernel scratch, which
+   its owner reserved: refuse a tape without them. */
+LMU__PRIVATE lmu_result lmu__tape_kernel_check(lmu_tape *t, size_t need, const char *op)
+{
+    if (!t->gemm_ws || t->nparts < 1 || need > t->scratch_floats || (need && !t->scratch))
+        return lmu__tape_fail(t, LMU_ERR_STATE, "%s: needs gemm_ws and %lu floats of scratch "
+                              "(tape has %lu)", op, (unsigned long)need,
+                              (unsigned long)t->scratch_floats);
+    return LMU_OK;
+}
+
+/* A float tensor id, or an error naming the op and argument. */
+LMU__PRIVATE lmu_result lmu__tape_arg(lmu_tape *t, int id, const char *op, const char *arg)
+{
+    if (!lmu__tape_valid(t, id))
+        return lmu__tape_fail(t, LMU_ERR_ARG, "%s: %s is not a tensor id (%d)", op, arg, id);
+    if (t->tensors[id].arena == LMU_ARENA_INT)
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "%s: %s must be float, not int", op, arg);
+    return LMU_OK;
+}
+
+LMU__PRIVATE size_t lmu__tape_last(const lmu_tensor *x)
+{
+    return x->ndim ? (size_t)x->shape[x->ndim - 1] : 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* >>tape (implementation)                                                 */
+/* ---------------------------------------------------------------------- */
+
+LMUDEF lmu_result lmu_tape_init(lmu_tape *tape)
+{
+    if (!tape) return LMU_ERR_ARG;
+    memset(tape, 0, sizeof *tape);
+    return LMU_OK;
+}
+
+LMUDEF void lmu_tape_free(lmu_tape *tape)
+{
+    if (!tape) return;
+    LMU_FREE(tape->tensors);
+    LMU_FREE(tape->recs);
+    lmu__free_aligned(tape->param);
+    lmu__free_aligned(tape->param_grad);
+    lmu__free_aligned(tape->act);
+    lmu__free_aligned(tape->act_grad);
+    lmu__free_aligned(tape->ints);
+    memset(tape, 0, sizeof *tape);
+}
+
+LMUDEF lmu_result lmu_tape_param(lmu_tape *tape, const char *name, int ndim, const int *shape,
+                                 int frozen, int *id)
+{
+    lmu_tensor x;
+    lmu_result r;
+    int i;
+    if (!tape || !name || !id) return LMU_ERR_ARG;
+    if (tape->params_ready)
+        return lmu__tape_fail(tape, LMU_ERR_STATE, "param %s: parameters already allocated", name);
+    if (strlen(name) >= LMU_TENSOR_NAME_MAX)
+        return lmu__tape_fail(tape, LMU_ERR_ARG, "param name too long: %s", name);
+    if (ndim < 1) return lmu__tape_fail(tape, LMU_ERR_SHAPE, "param %s: ndim %d", name, ndim);
+    if (lmu_tape_find(tape, name) >= 0)
+        return lmu__tape_fail(tape, LMU_ERR_ARG, "param %s declared twice", name);
+    memset(&x, 0, sizeof x);
+    if ((r = lmu__tape_shape(tape, &x, ndim, shape)) != LMU_OK) return r;
+    memcpy(x.name, name, strlen(name) + 1);
+    x.arena = LMU_ARENA_PARAM;
+    x.frozen = frozen ? 1 : 0;
+    x.off = x.goff = tape->param_size;
+    tape->param_size += lmu__tape_pad(x.size);
+    if ((r = lmu__tape_new_entry(tape, &i)) != LMU_OK) return r;
+    tape->tensors[i] = x;
+    tape->n_tensors++;
+    tape->n_params++;
+    *id = i;
+    return LMU_OK;
+}
+
+LMUDEF lmu_result lmu_tape_params_alloc(lmu_tape *tape)
+{
+    size_t bytes;
+    if (!tape) return LMU_ERR_ARG;
+    if (tape->params_ready)
+        return lmu__tape_fail(tape, LMU_ERR_STATE, "parameters already allocated");
+    if (!lmu__mul_size(tape->param_size ? tape->param_size : 1, sizeof(float), &bytes))
+        return lmu__tape_fail(tape, LMU_ERR_NOMEM, "parameter block overflows");
+    tape->param = (float *)lmu__alloc_aligned(bytes);
+    tape->param_grad = (float *)lmu__alloc_aligned(bytes);
+    if (!tape->param || !tape->param_grad) {
+        lmu__free_aligned(tape->param);
+        lmu__free_aligned(tape->param_grad);
+        tape->param = tape->param_grad = NULL;
+        return lmu__tape_fail(tape, LMU_ERR_NOMEM, "parameter block: %lu bytes",
+                              (unsigned long)bytes);
+    }
+    memset(tape->param, 0, bytes);
+    memset(tape->param_grad, 0, bytes);
+    tape->params_ready = 1;
+    return LMU_OK;
+}
+
+LMUDEF int lmu_tape_find(const lmu_tape *tape, const char *name)
+{
+    int i;
+    if (!tape || !name) return -1;
+    for (i = 0; i < tape->n_params; i++)
+        if (strcmp(tape->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+LMUDEF lmu_result lmu_tape_set_frozen(lmu_tape *tape, int id, int frozen)
+{
+    if (!tape || id < 0 || id >= tape->n_params) return LMU_ERR_ARG;
+    tape->tensors[id].frozen = frozen ? 1 : 0;
+    return LMU_OK;
+}
+
+LMUDEF void lmu_tape_set_growth(lmu_tape *tape, int allow)
+{
+    if (!tape) return;
+    tape->allow_growth = allow ? 1 : 0;
+    if (allow) tape->locked = 0;
+}
+
+LMUDEF void lmu_tape_reset(lmu_tape *tape)
+{
+    if (!tape) return;
+    if (!tape->allow_growth && (tape->n_recs > 0 || tape->n_tensors > tape->n_params))
+        tape->locked = 1;
+    tape->n_tensors = tape->n_params;
+    tape->n_recs = 0;
+    tape->act_used = tape->grad_used = tape->int_used = 0;
+}
+
+LMUDEF lmu_result lmu_tape_input_ids(lmu_tape *tape, const int *data, int ndim,
+                                     const int *shape, int *id)
+{
+    lmu_result r;
+    if (!tape || !data || !id) return LMU_ERR_ARG;
+    if (ndim < 1) return lmu__tape_fail(tape, LMU_ERR_SHAPE, "input_ids: ndim %d", ndim);
+    if ((r = lmu__tape_new(tape, LMU_ARENA_INT, ndim, shape, 0, id)) != LMU_OK) return r;
+    memcpy(lmu__tape_i32(tape, *id), data, tape->tensors[*id].size * sizeof(int));
+    return LMU_OK;
+}
+
+LMUDEF lmu_result lmu_tape_leaf(lmu_tape *tape, const float *data, int ndim, const int *shape,
+                                int needs_grad, int *id)
+{
+    lmu_result r;
+    if (!tape || !id) return LMU_ERR_ARG;
+    if ((r = lmu__tape_new_act(tape, ndim, shape, needs_grad, id)) != LMU_OK) return r;
+    if (data)
+        memcpy(lmu__tape_f32(tape, *id), data, tape->tensors[*id].size * sizeof(float));
+    else
+        memset(lmu__tape_f32(tape, *id), 0, tape->tensors[*id].size * sizeof(float));
+    return LMU_OK;
+}
+
+LMUDEF const lmu_tensor *lmu_tape_tensor(const lmu_tape *tape, int id)
+{
+    return lmu__tape_valid(tape, id) ? &tape->tensors[id] : NULL;
+}
+
+LMUDEF float *lmu_tape_data(lmu_tape *tape, int id)
+{
+    if (!lmu__tape_valid(tape, id) || (tape->tensors[id].arena == LMU_ARENA_PARAM && !tape->param))
+        return NULL;
+    return lmu__tape_f32(tape, id);
+}
+
+LMUDEF float *lmu_tape_grad(lmu_tape *tape, int id)
+{
+    if (!lmu__tape_valid(tape, id) || (tape->tensors[id].arena == LMU_ARENA_PARAM && !tape->param))
+        return NULL;
+    return lmu__tape_g32(tape, id);
+}
+
+LMUDEF int *lmu_tape_ints(lmu_tape *tape, int id)
+{
+    return lmu__tape_valid(tape, id) ? lmu__tape_i32(tape, id) : NULL;
+}
+
+LMUDEF lmu_result lmu_tape_view(lmu_tape *tape, int x, int ndim, const int *shape, int *out)
+{
+    lmu_tensor v;
+    lmu_result r;
+    int id;
+    if (!tape || !out) return LMU_ERR_ARG;
+    if (!lmu__tape_valid(tape, x))
+        return lmu__tape_fail(tape, LMU_ERR_ARG, "view: bad tensor id %d", x);
+    v = tape->tensors[x];
+    if ((r = lmu__tape_shape(tape, &v, ndim, shape)) != LMU_OK) return r;
+    if (v.size != tape->tensors[x].size)
+        return lmu__tape_fail(tape, LMU_ERR_SHAPE, "view: %lu elements cannot view %lu",
+                              (unsigned long)v.size, (unsigned long)tape->tensors[x].size);
+    v.name[0] = '\0';
+    if ((r = lmu__tape_new_entry(tape, &id)) != LMU_OK) return r;
+    tape->tensors[id] = v;
+    tape->n_tensors++;
+    *out = id;
+    return LMU_OK;
+}
+
+LMUDEF void lmu_tape_zero_grad(lmu_tape *tape)
+{
+    if (!tape || !tape->param_grad) return;
+    memset(tape->param_grad, 0, tape->param_size * sizeof(float));
+}
+
+/* the op list's backwards, one switch (>>ops) */
+LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *rec);
+
+
+LMUDEF lmu_result lmu_tape_backward_seed(lmu_tape *tape, int out, const float *seed)
+{
+    float *g;
+    size_t n, i;
+    int k;
+    lmu_result r;
+    if (!tape) return LMU_ERR_ARG;
+    if (!lmu__tape_valid(tape, out) || tape->tensors[out].arena != LMU_ARENA_ACT)
+        return lmu__tape_fail(tape, LMU_ERR_ARG, "backward: %d is not an activation", out);
+    if (tape->tensors[out].goff == LMU_NO_GRAD)
+        return lmu__tape_fail(tape, LMU_ERR_STATE,
+                              "backward: tensor %d depends on no trainable tensor", out);
+    if (tape->grad_used) memset(tape->act_grad, 0, tape->grad_used * sizeof(float));
+    g = lmu__tape_g32(tape, out);
+    n = tape->tensors[out].size;
+    for (i = 0; i < n; i++) g[i] = seed ? seed[i] : 1.0f;
+    for (k = tape->n_recs - 1; k >= 0; k--)
+        if ((r = lmu__tape_backward_rec(tape, &tape->recs[k])) != LMU_OK) return r;
+    return LMU_OK;
+}
+
+LMUDEF lmu_result lmu_tape_backward(lmu_tape *tape, int loss)
+{
+    if (!tape) return LMU_ERR_ARG;
+    if (!lmu__tape_valid(tape, loss) || tape->tensors[loss].size != 1)
+        return lmu__tape_fail(tape, LMU_ERR_ARG, "backward: loss %d is not a scalar", loss);
+    return lmu_tape_backward_seed(tape, loss, NULL);
+}
+
+/* ====================================================================== */
+/* >>ops (implementation): the op list, each op's kernels and recording    */
+/* ====================================================================== */
+
 static const char *const lmu__op_names[] = {
 #define LMU__OP_NAME_ITEM(name, text) text,
     LMU__OPS(LMU__OP_NAME_ITEM)
@@ -3548,7 +4038,7 @@ LMU__PRIVATE void lmu__layernorm_backward(float *dinp, float *dg, float *db, con
 }
 
 /* ---------------------------------------------------------------------- */
-/* kernel helpers (here and in the fused kernels of >>ops)                 */
+/* kernel helpers (here and in the fused kernels below)                    */
 /* ---------------------------------------------------------------------- */
 
 /* The element helpers below must inline into their loops, or the loops
@@ -3795,569 +4285,6 @@ LMU__PRIVATE void lmu__sum_backward(float *dinp, const float *dout, float scale,
     float d = dout[0] * scale;
     LMU__OMP(omp parallel for schedule(static))
     for (i = 0; i < (long)n; i++) dinp[i] += d;
-}
-
-/* ---------------------------------------------------------------------- */
-/* tape internals                                                          */
-/* ---------------------------------------------------------------------- */
-
-LMU__PRIVATE lmu_result lmu__tape_fail(lmu_tape *t, lmu_result r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(t->err, sizeof t->err, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-LMU__PRIVATE size_t lmu__tape_pad(size_t n)
-{
-    return (n + (LMU_TENSOR_ALIGN - 1)) / LMU_TENSOR_ALIGN * LMU_TENSOR_ALIGN;
-}
-
-LMU__PRIVATE int lmu__tape_valid(const lmu_tape *t, int id)
-{
-    return t && id >= 0 && id < t->n_tensors;
-}
-
-LMU__PRIVATE float *lmu__tape_f32(lmu_tape *t, int id)
-{
-    const lmu_tensor *x = &t->tensors[id];
-    if (x->arena == LMU_ARENA_PARAM) return t->param + x->off;
-    if (x->arena == LMU_ARENA_ACT) return t->act + x->off;
-    return NULL;
-}
-
-LMU__PRIVATE int *lmu__tape_i32(lmu_tape *t, int id)
-{
-    const lmu_tensor *x = &t->tensors[id];
-    return x->arena == LMU_ARENA_INT ? t->ints + x->off : NULL;
-}
-
-/* Grad pointer, or NULL when this tensor takes no gradient (now). */
-LMU__PRIVATE float *lmu__tape_g32(lmu_tape *t, int id)
-{
-    const lmu_tensor *x;
-    if (id < 0) return NULL;
-    x = &t->tensors[id];
-    if (x->goff == LMU_NO_GRAD) return NULL;
-    if (x->arena == LMU_ARENA_PARAM) return x->frozen ? NULL : t->param_grad + x->goff;
-    if (x->arena == LMU_ARENA_ACT) return t->act_grad + x->goff;
-    return NULL;
-}
-
-LMU__PRIVATE int lmu__tape_needs_grad(const lmu_tape *t, int id)
-{
-    const lmu_tensor *x = &t->tensors[id];
-    if (x->arena == LMU_ARENA_PARAM) return !x->frozen;
-    return x->goff != LMU_NO_GRAD;
-}
-
-/* Grows an aligned block to hold `need` elements, keeping the first `used`.
-   Geometric growth keeps the warm-up step to a few copies. */
-LMU__PRIVATE lmu_result lmu__tape_grow(lmu_tape *t, void **p, size_t *cap, size_t need,
-                                       size_t used, size_t elem, const char *what)
-{
-    size_t ncap, bytes;
-    void *np;
-    if (need <= *cap) return LMU_OK;
-    if (t->locked)
-        return lmu__tape_fail(t, LMU_ERR_CAPACITY,
-                              "%s: needs %lu elements, planned %lu at the first step "
-                              "(allow growth with lmu_tape_set_growth)",
-                              what, (unsigned long)need, (unsigned long)*cap);
-    ncap = *cap * 2 > need ? *cap * 2 : need;
-    if (ncap < 1024) ncap = 1024;
-    if (!lmu__mul_size(ncap, elem, &bytes)) return lmu__tape_fail(t, LMU_ERR_NOMEM, "%s: size overflow", what);
-    np = lmu__alloc_aligned(bytes);
-    if (!np) return lmu__tape_fail(t, LMU_ERR_NOMEM, "%s: out of memory (%lu bytes)", what, (unsigned long)bytes);
-    if (*p && used) memcpy(np, *p, used * elem);
-    lmu__free_aligned(*p);
-    *p = np;
-    *cap = ncap;
-    return LMU_OK;
-}
-
-/* Tables (tensors, records) use plain realloc: they are indexed, never
-   pointed into across calls. */
-LMU__PRIVATE lmu_result lmu__tape_grow_table(lmu_tape *t, void **p, int *cap, int need,
-                                             size_t elem, const char *what)
-{
-    int ncap;
-    void *np;
-    if (need <= *cap) return LMU_OK;
-    if (t->locked)
-        return lmu__tape_fail(t, LMU_ERR_CAPACITY,
-                              "%s: needs %d entries, planned %d at the first step", what, need,
-                              *cap);
-    ncap = *cap * 2 > need ? *cap * 2 : need;
-    if (ncap < 64) ncap = 64;
-    np = LMU_REALLOC(*p, (size_t)ncap * elem);
-    if (!np) return lmu__tape_fail(t, LMU_ERR_NOMEM, "%s: out of memory", what);
-    *p = np;
-    *cap = ncap;
-    return LMU_OK;
-}
-
-LMU__PRIVATE lmu_result lmu__tape_shape(lmu_tape *t, lmu_tensor *x, int ndim, const int *shape)
-{
-    int i;
-    size_t n = 1;
-    if (ndim < 0 || ndim > LMU_TENSOR_MAX_DIMS || (ndim > 0 && !shape))
-        return lmu__tape_fail(t, LMU_ERR_SHAPE, "ndim %d not in 0..%d", ndim, LMU_TENSOR_MAX_DIMS);
-    for (i = 0; i < ndim; i++) {
-        if (shape[i] <= 0) return lmu__tape_fail(t, LMU_ERR_SHAPE, "shape[%d] = %d", i, shape[i]);
-        if (!lmu__mul_size(n, (size_t)shape[i], &n))
-            return lmu__tape_fail(t, LMU_ERR_SHAPE, "shape product overflows");
-    }
-    x->ndim = ndim;
-    x->size = n;
-    for (i = LMU_TENSOR_MAX_DIMS - 1; i >= 0; i--) {
-        x->shape[i] = i < ndim ? shape[i] : 1;
-        x->stride[i] = 0;
-    }
-    for (i = ndim - 1, n = 1; i >= 0; i--) {
-        x->stride[i] = n;
-        n *= (size_t)shape[i];
-    }
-    return LMU_OK;
-}
-
-LMU__PRIVATE lmu_result lmu__tape_new_entry(lmu_tape *t, int *id)
-{
-    lmu_result r = lmu__tape_grow_table(t, (void **)&t->tensors, &t->cap_tensors,
-                                        t->n_tensors + 1, sizeof(lmu_tensor), "tensor table");
-    if (r != LMU_OK) return r;
-    *id = t->n_tensors;
-    memset(&t->tensors[*id], 0, sizeof(lmu_tensor));
-    t->tensors[*id].goff = LMU_NO_GRAD;
-    return LMU_OK;
-}
-
-/* A new activation (arena LMU_ARENA_ACT) or int tensor of this step. */
-LMU__PRIVATE lmu_result lmu__tape_new(lmu_tape *t, int arena, int ndim, const int *shape,
-                                      int needs_grad, int *out)
-{
-    lmu_tensor x;
-    lmu_result r;
-    size_t pad;
-    int id;
-    memset(&x, 0, sizeof x);
-    if (!t->params_ready)
-        return lmu__tape_fail(t, LMU_ERR_STATE, "lmu_tape_params_alloc() must come first");
-    if ((r = lmu__tape_shape(t, &x, ndim, shape)) != LMU_OK) return r;
-    pad = lmu__tape_pad(x.size);
-    x.arena = arena;
-    x.goff = LMU_NO_GRAD;
-    if (arena == LMU_ARENA_INT) {
-        r = lmu__tape_grow(t, (void **)&t->ints, &t->int_cap, t->int_used + pad, t->int_used,
-                           sizeof(int), "int arena");
-        if (r != LMU_OK) return r;
-        x.off = t->int_used;
-    } else {
-        r = lmu__tape_grow(t, (void **)&t->act, &t->act_cap, t->act_used + pad, t->act_used,
-                           sizeof(float), "activation arena");
-        if (r != LMU_OK) return r;
-        x.off = t->act_used;
-        if (needs_grad) {
-            /* grads are zeroed at backward, so their old contents need no copy */
-            r = lmu__tape_grow(t, (void **)&t->act_grad, &t->grad_cap, t->grad_used + pad, 0,
-                               sizeof(float), "activation grad arena");
-            if (r != LMU_OK) return r;
-            x.goff = t->grad_used;
-        }
-    }
-    if ((r = lmu__tape_new_entry(t, &id)) != LMU_OK) return r;
-    if (arena == LMU_ARENA_INT)
-        t->int_used += pad;
-    else {
-        t->act_used += pad;
-        if (needs_grad) t->grad_used += pad;
-    }
-    t->tensors[id] = x;
-    t->n_tensors++;
-    *out = id;
-    return LMU_OK;
-}
-
-LMU__PRIVATE lmu_result lmu__tape_new_act(lmu_tape *t, int ndim, const int *shape, int needs_grad,
-                                          int *out)
-{
-    return lmu__tape_new(t, LMU_ARENA_ACT, ndim, shape, needs_grad, out);
-}
-
-LMU__PRIVATE lmu_result lmu__tape_push(lmu_tape *t, lmu_op op, int out, lmu_tape_rec **rec)
-{
-    lmu_tape_rec *r;
-    int i;
-    lmu_result res = lmu__tape_grow_table(t, (void **)&t->recs, &t->cap_recs, t->n_recs + 1,
-                                          sizeof(lmu_tape_rec), "op records");
-    if (res != LMU_OK) return res;
-    r = &t->recs[t->n_recs++];
-    memset(r, 0, sizeof *r);
-    r->op = (int)op;
-    r->out = out;
-    for (i = 0; i < LMU_TAPE_MAX_IN; i++) r->in[i] = -1;
-    for (i = 0; i < LMU_TAPE_MAX_CACHE; i++) r->cache[i] = -1;
-    *rec = r;
-    return LMU_OK;
-}
-
-/* Records op with output y (B-shaped as given; it needs a grad when any
-   float input does) and inputs in[0..n_in); returns the record to fill.
-   The fused ops and lmu_tape_custom_op record this way. */
-LMU__PRIVATE lmu_result lmu__tape_fused(lmu_tape *t, lmu_op op, int n_in, const int *in, int ndim,
-                                        const int *shape, int *out, lmu_tape_rec **rec)
-{
-    lmu_result r;
-    int i, ng = 0, y;
-    for (i = 0; i < n_in; i++) {
-        if (!lmu__tape_valid(t, in[i]))
-            return lmu__tape_fail(t, LMU_ERR_ARG, "%s: bad input id %d", lmu_op_name(op), in[i]);
-        if (t->tensors[in[i]].arena != LMU_ARENA_INT && lmu__tape_needs_grad(t, in[i])) ng = 1;
-    }
-    if ((r = lmu__tape_new_act(t, ndim, shape, ng, &y)) != LMU_OK ||
-        (r = lmu__tape_push(t, op, y, rec)) != LMU_OK)
-        return r;
-    for (i = 0; i < n_in; i++) (*rec)->in[i] = in[i];
-    *out = y;
-    return LMU_OK;
-}
-
-/* A fused op's saved tensor of n floats (no grad). */
-LMU__PRIVATE lmu_result lmu__tape_cache(lmu_tape *t, size_t n, int *id)
-{
-    int shape[1];
-    if (n > 0x7fffffff) return lmu__tape_fail(t, LMU_ERR_CAPACITY, "cache of %lu floats", (unsigned long)n);
-    shape[0] = (int)n;
-    return lmu__tape_new_act(t, 1, shape, 0, id);
-}
-
-/* A fused op runs on the tape's gemm workspace and kernel scratch, which
-   its owner reserved: refuse a tape without them. */
-LMU__PRIVATE lmu_result lmu__tape_kernel_check(lmu_tape *t, size_t need, const char *op)
-{
-    if (!t->gemm_ws || t->nparts < 1 || need > t->scratch_floats || (need && !t->scratch))
-        return lmu__tape_fail(t, LMU_ERR_STATE, "%s: needs gemm_ws and %lu floats of scratch "
-                              "(tape has %lu)", op, (unsigned long)need,
-                              (unsigned long)t->scratch_floats);
-    return LMU_OK;
-}
-
-/* A float tensor id, or an error naming the op and argument. */
-LMU__PRIVATE lmu_result lmu__tape_arg(lmu_tape *t, int id, const char *op, const char *arg)
-{
-    if (!lmu__tape_valid(t, id))
-        return lmu__tape_fail(t, LMU_ERR_ARG, "%s: %s is not a tensor id (%d)", op, arg, id);
-    if (t->tensors[id].arena == LMU_ARENA_INT)
-        return lmu__tape_fail(t, LMU_ERR_SHAPE, "%s: %s must be float, not int", op, arg);
-    return LMU_OK;
-}
-
-LMU__PRIVATE size_t lmu__tape_last(const lmu_tensor *x)
-{
-    return x->ndim ? (size_t)x->shape[x->ndim - 1] : 1;
-}
-
-/* ---------------------------------------------------------------------- */
-/* tape API                                                                */
-/* ---------------------------------------------------------------------- */
-
-LMUDEF lmu_result lmu_tape_init(lmu_tape *tape)
-{
-    if (!tape) return LMU_ERR_ARG;
-    memset(tape, 0, sizeof *tape);
-    return LMU_OK;
-}
-
-LMUDEF void lmu_tape_free(lmu_tape *tape)
-{
-    if (!tape) return;
-    LMU_FREE(tape->tensors);
-    LMU_FREE(tape->recs);
-    lmu__free_aligned(tape->param);
-    lmu__free_aligned(tape->param_grad);
-    lmu__free_aligned(tape->act);
-    lmu__free_aligned(tape->act_grad);
-    lmu__free_aligned(tape->ints);
-    memset(tape, 0, sizeof *tape);
-}
-
-LMUDEF lmu_result lmu_tape_param(lmu_tape *tape, const char *name, int ndim, const int *shape,
-                                 int frozen, int *id)
-{
-    lmu_tensor x;
-    lmu_result r;
-    int i;
-    if (!tape || !name || !id) return LMU_ERR_ARG;
-    if (tape->params_ready)
-        return lmu__tape_fail(tape, LMU_ERR_STATE, "param %s: parameters already allocated", name);
-    if (strlen(name) >= LMU_TENSOR_NAME_MAX)
-        return lmu__tape_fail(tape, LMU_ERR_ARG, "param name too long: %s", name);
-    if (ndim < 1) return lmu__tape_fail(tape, LMU_ERR_SHAPE, "param %s: ndim %d", name, ndim);
-    if (lmu_tape_find(tape, name) >= 0)
-        return lmu__tape_fail(tape, LMU_ERR_ARG, "param %s declared twice", name);
-    memset(&x, 0, sizeof x);
-    if ((r = lmu__tape_shape(tape, &x, ndim, shape)) != LMU_OK) return r;
-    memcpy(x.name, name, strlen(name) + 1);
-    x.arena = LMU_ARENA_PARAM;
-    x.frozen = frozen ? 1 : 0;
-    x.off = x.goff = tape->param_size;
-    tape->param_size += lmu__tape_pad(x.size);
-    if ((r = lmu__tape_new_entry(tape, &i)) != LMU_OK) return r;
-    tape->tensors[i] = x;
-    tape->n_tensors++;
-    tape->n_params++;
-    *id = i;
-    return LMU_OK;
-}
-
-LMUDEF lmu_result lmu_tape_params_alloc(lmu_tape *tape)
-{
-    size_t bytes;
-    if (!tape) return LMU_ERR_ARG;
-    if (tape->params_ready)
-        return lmu__tape_fail(tape, LMU_ERR_STATE, "parameters already allocated");
-    if (!lmu__mul_size(tape->param_size ? tape->param_size : 1, sizeof(float), &bytes))
-        return lmu__tape_fail(tape, LMU_ERR_NOMEM, "parameter block overflows");
-    tape->param = (float *)lmu__alloc_aligned(bytes);
-    tape->param_grad = (float *)lmu__alloc_aligned(bytes);
-    if (!tape->param || !tape->param_grad) {
-        lmu__free_aligned(tape->param);
-        lmu__free_aligned(tape->param_grad);
-        tape->param = tape->param_grad = NULL;
-        return lmu__tape_fail(tape, LMU_ERR_NOMEM, "parameter block: %lu bytes",
-                              (unsigned long)bytes);
-    }
-    memset(tape->param, 0, bytes);
-    memset(tape->param_grad, 0, bytes);
-    tape->params_ready = 1;
-    return LMU_OK;
-}
-
-LMUDEF int lmu_tape_find(const lmu_tape *tape, const char *name)
-{
-    int i;
-    if (!tape || !name) return -1;
-    for (i = 0; i < tape->n_params; i++)
-        if (strcmp(tape->tensors[i].name, name) == 0) return i;
-    return -1;
-}
-
-LMUDEF lmu_result lmu_tape_set_frozen(lmu_tape *tape, int id, int frozen)
-{
-    if (!tape || id < 0 || id >= tape->n_params) return LMU_ERR_ARG;
-    tape->tensors[id].frozen = frozen ? 1 : 0;
-    return LMU_OK;
-}
-
-LMUDEF void lmu_tape_set_growth(lmu_tape *tape, int allow)
-{
-    if (!tape) return;
-    tape->allow_growth = allow ? 1 : 0;
-    if (allow) tape->locked = 0;
-}
-
-LMUDEF void lmu_tape_reset(lmu_tape *tape)
-{
-    if (!tape) return;
-    if (!tape->allow_growth && (tape->n_recs > 0 || tape->n_tensors > tape->n_params))
-        tape->locked = 1;
-    tape->n_tensors = tape->n_params;
-    tape->n_recs = 0;
-    tape->act_used = tape->grad_used = tape->int_used = 0;
-}
-
-LMUDEF lmu_result lmu_tape_input_ids(lmu_tape *tape, const int *data, int ndim,
-                                     const int *shape, int *id)
-{
-    lmu_result r;
-    if (!tape || !data || !id) return LMU_ERR_ARG;
-    if (ndim < 1) return lmu__tape_fail(tape, LMU_ERR_SHAPE, "input_ids: ndim %d", ndim);
-    if ((r = lmu__tape_new(tape, LMU_ARENA_INT, ndim, shape, 0, id)) != LMU_OK) return r;
-    memcpy(lmu__tape_i32(tape, *id), data, tape->tensors[*id].size * sizeof(int));
-    return LMU_OK;
-}
-
-LMUDEF lmu_result lmu_tape_leaf(lmu_tape *tape, const float *data, int ndim, const int *shape,
-                                int needs_grad, int *id)
-{
-    lmu_result r;
-    if (!tape || !id) return LMU_ERR_ARG;
-    if ((r = lmu__tape_new_act(tape, ndim, shape, needs_grad, id)) != LMU_OK) return r;
-    if (data)
-        memcpy(lmu__tape_f32(tape, *id), data, tape->tensors[*id].size * sizeof(float));
-    else
-        memset(lmu__tape_f32(tape, *id), 0, tape->tensors[*id].size * sizeof(float));
-    return LMU_OK;
-}
-
-LMUDEF const lmu_tensor *lmu_tape_tensor(const lmu_tape *tape, int id)
-{
-    return lmu__tape_valid(tape, id) ? &tape->tensors[id] : NULL;
-}
-
-LMUDEF float *lmu_tape_data(lmu_tape *tape, int id)
-{
-    if (!lmu__tape_valid(tape, id) || (tape->tensors[id].arena == LMU_ARENA_PARAM && !tape->param))
-        return NULL;
-    return lmu__tape_f32(tape, id);
-}
-
-LMUDEF float *lmu_tape_grad(lmu_tape *tape, int id)
-{
-    if (!lmu__tape_valid(tape, id) || (tape->tensors[id].arena == LMU_ARENA_PARAM && !tape->param))
-        return NULL;
-    return lmu__tape_g32(tape, id);
-}
-
-LMUDEF int *lmu_tape_ints(lmu_tape *tape, int id)
-{
-    return lmu__tape_valid(tape, id) ? lmu__tape_i32(tape, id) : NULL;
-}
-
-LMUDEF lmu_result lmu_tape_view(lmu_tape *tape, int x, int ndim, const int *shape, int *out)
-{
-    lmu_tensor v;
-    lmu_result r;
-    int id;
-    if (!tape || !out) return LMU_ERR_ARG;
-    if (!lmu__tape_valid(tape, x))
-        return lmu__tape_fail(tape, LMU_ERR_ARG, "view: bad tensor id %d", x);
-    v = tape->tensors[x];
-    if ((r = lmu__tape_shape(tape, &v, ndim, shape)) != LMU_OK) return r;
-    if (v.size != tape->tensors[x].size)
-        return lmu__tape_fail(tape, LMU_ERR_SHAPE, "view: %lu elements cannot view %lu",
-                              (unsigned long)v.size, (unsigned long)tape->tensors[x].size);
-    v.name[0] = '\0';
-    if ((r = lmu__tape_new_entry(tape, &id)) != LMU_OK) return r;
-    tape->tensors[id] = v;
-    tape->n_tensors++;
-    *out = id;
-    return LMU_OK;
-}
-
-LMUDEF void lmu_tape_zero_grad(lmu_tape *tape)
-{
-    if (!tape || !tape->param_grad) return;
-    memset(tape->param_grad, 0, tape->param_size * sizeof(float));
-}
-
-/* the fused ops' backwards, beside their kernels in >>ops */
-LMU__PRIVATE lmu_result lmu__tape_ce_tied_backward(lmu_tape *t, const lmu_tape_rec *rec);
-LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape_rec *rec);
-LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec);
-
-/* The one switch: each case fetches pointers by id and calls the op's
-   backward kernel. A NULL grad pointer means "not needed". */
-LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *rec)
-{
-    float *dout = lmu__tape_g32(t, rec->out);
-    const lmu_tensor *o = &t->tensors[rec->out];
-    if (!dout) return LMU_OK; /* nothing upstream wants a gradient */
-    switch ((lmu_op)rec->op) {
-    case LMU_OP_EMBEDDING: {
-        const lmu_tensor *ids = &t->tensors[rec->in[0]];
-        float *dw = lmu__tape_g32(t, rec->in[1]);
-        if (dw)
-            lmu__embedding_backward(dw, dout, lmu__tape_i32(t, rec->in[0]), ids->size,
-                                    lmu__tape_last(o));
-    } break;
-    case LMU_OP_LINEAR: {
-        size_t K = (size_t)rec->ip[1], M = lmu__tape_last(o), N = o->size / M;
-        lmu_result r = lmu__linear_backward(
-            t->gemm_ws, lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
-            lmu__tape_g32(t, rec->in[2]), dout, lmu__tape_f32(t, rec->in[0]),
-            lmu__tape_f32(t, rec->in[1]), N, K, M, rec->ip[0]);
-        if (r != LMU_OK) return lmu__tape_fail(t, r, "linear backward: matmul failed");
-    } break;
-    case LMU_OP_MATMUL: {
-        lmu_result r = lmu__matmul_backward(
-            t->gemm_ws, lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]), dout,
-            lmu__tape_f32(t, rec->in[0]), lmu__tape_f32(t, rec->in[1]), (size_t)rec->ip[2],
-            (size_t)rec->ip[3], (size_t)rec->ip[4], (size_t)rec->ip[5], rec->ip[0], rec->ip[1],
-            rec->fp[0]);
-        if (r != LMU_OK) return lmu__tape_fail(t, r, "matmul backward: matmul failed");
-    } break;
-    case LMU_OP_ADD:
-        lmu__add_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]), dout,
-                          o->size, t->tensors[rec->in[1]].size);
-        break;
-    case LMU_OP_SCALE: {
-        float *dx = lmu__tape_g32(t, rec->in[0]);
-        if (dx) lmu__scale_backward(dx, dout, rec->fp[0], o->size);
-    } break;
-    case LMU_OP_LAYERNORM: {
-        size_t C = lmu__tape_last(o);
-        lmu__layernorm_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
-                                lmu__tape_g32(t, rec->in[2]), dout, lmu__tape_f32(t, rec->in[0]),
-                                lmu__tape_f32(t, rec->cache[0]), lmu__tape_f32(t, rec->cache[1]),
-                                lmu__tape_f32(t, rec->in[1]), o->size / C, C);
-    } break;
-    case LMU_OP_GELU: {
-        float *dx = lmu__tape_g32(t, rec->in[0]);
-        if (dx) lmu__gelu_backward(dx, dout, lmu__tape_f32(t, rec->in[0]), o->size);
-    } break;
-    case LMU_OP_SOFTMAX: {
-        float *dx = lmu__tape_g32(t, rec->in[0]);
-        size_t C = lmu__tape_last(o);
-        if (dx) lmu__softmax_backward(dx, dout, lmu__tape_f32(t, rec->out), o->size / C, C);
-    } break;
-    case LMU_OP_CROSS_ENTROPY: {
-        const lmu_tensor *z = &t->tensors[rec->in[0]];
-        float *dz = lmu__tape_g32(t, rec->in[0]);
-        size_t V = lmu__tape_last(z);
-        if (dz)
-            lmu__cross_entropy_backward(dz, dout, lmu__tape_f32(t, rec->in[0]),
-                                        lmu__tape_f32(t, rec->cache[0]),
-                                        lmu__tape_i32(t, rec->in[1]), z->size / V, V);
-    } break;
-    case LMU_OP_SUM: {
-        float *dx = lmu__tape_g32(t, rec->in[0]);
-        if (dx) lmu__sum_backward(dx, dout, rec->fp[0], t->tensors[rec->in[0]].size);
-    } break;
-    case LMU_OP_CE_TIED: return lmu__tape_ce_tied_backward(t, rec);
-    case LMU_OP_ATTENTION: return lmu__tape_attention_backward(t, rec);
-    case LMU_OP_IMPLICIT_ATTENTION: return lmu__tape_iattn_backward(t, rec);
-    case LMU_OP_CUSTOM: {
-        const lmu_tape_custom *op = (const lmu_tape_custom *)rec->aux;
-        return op->backward(t, rec);
-    }
-    case LMU_OP_NONE:
-    case LMU_OP_COUNT:
-    default:
-        return lmu__tape_fail(t, LMU_ERR_STATE, "backward: bad op %d", rec->op);
-    }
-    return LMU_OK;
-}
-
-LMUDEF lmu_result lmu_tape_backward_seed(lmu_tape *tape, int out, const float *seed)
-{
-    float *g;
-    size_t n, i;
-    int k;
-    lmu_result r;
-    if (!tape) return LMU_ERR_ARG;
-    if (!lmu__tape_valid(tape, out) || tape->tensors[out].arena != LMU_ARENA_ACT)
-        return lmu__tape_fail(tape, LMU_ERR_ARG, "backward: %d is not an activation", out);
-    if (tape->tensors[out].goff == LMU_NO_GRAD)
-        return lmu__tape_fail(tape, LMU_ERR_STATE,
-                              "backward: tensor %d depends on no trainable tensor", out);
-    if (tape->grad_used) memset(tape->act_grad, 0, tape->grad_used * sizeof(float));
-    g = lmu__tape_g32(tape, out);
-    n = tape->tensors[out].size;
-    for (i = 0; i < n; i++) g[i] = seed ? seed[i] : 1.0f;
-    for (k = tape->n_recs - 1; k >= 0; k--)
-        if ((r = lmu__tape_backward_rec(tape, &tape->recs[k])) != LMU_OK) return r;
-    return LMU_OK;
-}
-
-LMUDEF lmu_result lmu_tape_backward(lmu_tape *tape, int loss)
-{
-    if (!tape) return LMU_ERR_ARG;
-    if (!lmu__tape_valid(tape, loss) || tape->tensors[loss].size != 1)
-        return lmu__tape_fail(tape, LMU_ERR_ARG, "backward: loss %d is not a scalar", loss);
-    return lmu_tape_backward_seed(tape, loss, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -4695,142 +4622,98 @@ LMUDEF lmu_result lmu_tape_custom_op(lmu_tape *tape, const lmu_tape_custom *op, 
     return LMU_OK;
 }
 
+/* the fused ops' backwards, beside their kernels below */
+LMU__PRIVATE lmu_result lmu__tape_ce_tied_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec);
+
+/* The one switch: each case fetches pointers by id and calls the op's
+   backward kernel. A NULL grad pointer means "not needed". */
+LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    float *dout = lmu__tape_g32(t, rec->out);
+    const lmu_tensor *o = &t->tensors[rec->out];
+    if (!dout) return LMU_OK; /* nothing upstream wants a gradient */
+    switch ((lmu_op)rec->op) {
+    case LMU_OP_EMBEDDING: {
+        const lmu_tensor *ids = &t->tensors[rec->in[0]];
+        float *dw = lmu__tape_g32(t, rec->in[1]);
+        if (dw)
+            lmu__embedding_backward(dw, dout, lmu__tape_i32(t, rec->in[0]), ids->size,
+                                    lmu__tape_last(o));
+    } break;
+    case LMU_OP_LINEAR: {
+        size_t K = (size_t)rec->ip[1], M = lmu__tape_last(o), N = o->size / M;
+        lmu_result r = lmu__linear_backward(
+            t->gemm_ws, lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
+            lmu__tape_g32(t, rec->in[2]), dout, lmu__tape_f32(t, rec->in[0]),
+            lmu__tape_f32(t, rec->in[1]), N, K, M, rec->ip[0]);
+        if (r != LMU_OK) return lmu__tape_fail(t, r, "linear backward: matmul failed");
+    } break;
+    case LMU_OP_MATMUL: {
+        lmu_result r = lmu__matmul_backward(
+            t->gemm_ws, lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]), dout,
+            lmu__tape_f32(t, rec->in[0]), lmu__tape_f32(t, rec->in[1]), (size_t)rec->ip[2],
+            (size_t)rec->ip[3], (size_t)rec->ip[4], (size_t)rec->ip[5], rec->ip[0], rec->ip[1],
+            rec->fp[0]);
+        if (r != LMU_OK) return lmu__tape_fail(t, r, "matmul backward: matmul failed");
+    } break;
+    case LMU_OP_ADD:
+        lmu__add_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]), dout,
+                          o->size, t->tensors[rec->in[1]].size);
+        break;
+    case LMU_OP_SCALE: {
+        float *dx = lmu__tape_g32(t, rec->in[0]);
+        if (dx) lmu__scale_backward(dx, dout, rec->fp[0], o->size);
+    } break;
+    case LMU_OP_LAYERNORM: {
+        size_t C = lmu__tape_last(o);
+        lmu__layernorm_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
+                                lmu__tape_g32(t, rec->in[2]), dout, lmu__tape_f32(t, rec->in[0]),
+                                lmu__tape_f32(t, rec->cache[0]), lmu__tape_f32(t, rec->cache[1]),
+                                lmu__tape_f32(t, rec->in[1]), o->size / C, C);
+    } break;
+    case LMU_OP_GELU: {
+        float *dx = lmu__tape_g32(t, rec->in[0]);
+        if (dx) lmu__gelu_backward(dx, dout, lmu__tape_f32(t, rec->in[0]), o->size);
+    } break;
+    case LMU_OP_SOFTMAX: {
+        float *dx = lmu__tape_g32(t, rec->in[0]);
+        size_t C = lmu__tape_last(o);
+        if (dx) lmu__softmax_backward(dx, dout, lmu__tape_f32(t, rec->out), o->size / C, C);
+    } break;
+    case LMU_OP_CROSS_ENTROPY: {
+        const lmu_tensor *z = &t->tensors[rec->in[0]];
+        float *dz = lmu__tape_g32(t, rec->in[0]);
+        size_t V = lmu__tape_last(z);
+        if (dz)
+            lmu__cross_entropy_backward(dz, dout, lmu__tape_f32(t, rec->in[0]),
+                                        lmu__tape_f32(t, rec->cache[0]),
+                                        lmu__tape_i32(t, rec->in[1]), z->size / V, V);
+    } break;
+    case LMU_OP_SUM: {
+        float *dx = lmu__tape_g32(t, rec->in[0]);
+        if (dx) lmu__sum_backward(dx, dout, rec->fp[0], t->tensors[rec->in[0]].size);
+    } break;
+    case LMU_OP_CE_TIED: return lmu__tape_ce_tied_backward(t, rec);
+    case LMU_OP_ATTENTION: return lmu__tape_attention_backward(t, rec);
+    case LMU_OP_IMPLICIT_ATTENTION: return lmu__tape_iattn_backward(t, rec);
+    case LMU_OP_CUSTOM: {
+        const lmu_tape_custom *op = (const lmu_tape_custom *)rec->aux;
+        return op->backward(t, rec);
+    }
+    case LMU_OP_NONE:
+    case LMU_OP_COUNT:
+    default:
+        return lmu__tape_fail(t, LMU_ERR_STATE, "backward: bad op %d", rec->op);
+    }
+    return LMU_OK;
+}
+
 /* ---------------------------------------------------------------------- */
-/* >>optim (implementation)                                                */
+/* fused kernels (>>ops): cross-entropy, causal attention, the implicit    */
+/* self-attention block's convolution and per-position attention           */
 /* ---------------------------------------------------------------------- */
-
-LMUDEF lmu_result lmu_adam_init(lmu_adam *opt, const lmu_tape *tape)
-{
-    size_t bytes;
-    if (!opt || !tape) return LMU_ERR_ARG;
-    memset(opt, 0, sizeof *opt);
-    if (!tape->params_ready) return LMU_ERR_STATE;
-    opt->beta1 = 0.9f;
-    opt->beta2 = 0.999f;
-    opt->eps = 1e-8f;
-    opt->weight_decay = 0.0f;
-    opt->n = tape->param_size;
-    if (!lmu__mul_size(opt->n ? opt->n : 1, sizeof(float), &bytes)) return LMU_ERR_NOMEM;
-    opt->m = (float *)lmu__alloc_aligned(bytes);
-    opt->v = (float *)lmu__alloc_aligned(bytes);
-    if (!opt->m || !opt->v) {
-        lmu_adam_free(opt);
-        return LMU_ERR_NOMEM;
-    }
-    memset(opt->m, 0, bytes);
-    memset(opt->v, 0, bytes);
-    return LMU_OK;
-}
-
-LMUDEF void lmu_adam_free(lmu_adam *opt)
-{
-    if (!opt) return;
-    lmu__free_aligned(opt->m);
-    lmu__free_aligned(opt->v);
-    opt->m = opt->v = NULL;
-    opt->n = 0;
-}
-
-LMUDEF lmu_result lmu_adam_step(lmu_adam *opt, lmu_tape *tape, float lr)
-{
-    int p;
-    float b1, b2, eps, bc1, bc2;
-    if (!opt || !tape || !opt->m || opt->n != tape->param_size) return LMU_ERR_ARG;
-    opt->step++;
-    b1 = opt->beta1;
-    b2 = opt->beta2;
-    eps = opt->eps;
-    bc1 = (float)(1.0 - pow((double)b1, (double)opt->step));
-    bc2 = (float)(1.0 - pow((double)b2, (double)opt->step));
-    for (p = 0; p < tape->n_params; p++) {
-        const lmu_tensor *x = &tape->tensors[p];
-        float *w = tape->param + x->off, *g = tape->param_grad + x->off;
-        float *m = opt->m + x->off, *v = opt->v + x->off;
-        float wd = x->ndim >= 2 ? opt->weight_decay : 0.0f;
-        float lr_x = x->lr_scale > 0 ? lr * x->lr_scale : lr;
-        long i;
-        if (x->frozen) continue;
-        LMU__OMP(omp parallel for schedule(static))
-        for (i = 0; i < (long)x->size; i++) {
-            float gi = g[i];
-            float mi = b1 * m[i] + (1.0f - b1) * gi;
-            float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-            m[i] = mi;
-            v[i] = vi;
-            w[i] -= lr_x * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + wd * w[i]);
-        }
-    }
-    return LMU_OK;
-}
-
-LMUDEF void lmu_adam_export(const lmu_adam *opt, uint64_t *step, float *m, float *v)
-{
-    if (!opt) return;
-    if (step) *step = opt->step;
-    if (m && opt->m) memcpy(m, opt->m, opt->n * sizeof(float));
-    if (v && opt->v) memcpy(v, opt->v, opt->n * sizeof(float));
-}
-
-LMUDEF void lmu_adam_import(lmu_adam *opt, uint64_t step, const float *m, const float *v)
-{
-    if (!opt) return;
-    opt->step = step;
-    if (m && opt->m) memcpy(opt->m, m, opt->n * sizeof(float));
-    if (v && opt->v) memcpy(opt->v, v, opt->n * sizeof(float));
-}
-
-LMUDEF double lmu_tape_grad_norm(const lmu_tape *tape)
-{
-    double s = 0.0;
-    int p;
-    if (!tape || !tape->param_grad) return 0.0;
-    for (p = 0; p < tape->n_params; p++) {
-        const lmu_tensor *x = &tape->tensors[p];
-        const float *g = tape->param_grad + x->off;
-        size_t i;
-        if (x->frozen) continue;
-        for (i = 0; i < x->size; i++) s += (double)g[i] * (double)g[i];
-    }
-    return sqrt(s);
-}
-
-LMUDEF lmu_result lmu_tape_clip_grad_norm(lmu_tape *tape, float max_norm, double *norm)
-{
-    double nrm;
-    int p;
-    if (!tape || !(max_norm > 0.0f)) return LMU_ERR_ARG;
-    nrm = lmu_tape_grad_norm(tape);
-    if (norm) *norm = nrm;
-    if (nrm != nrm || nrm > DBL_MAX)
-        return lmu__tape_fail(tape, LMU_ERR_NONFINITE, "grad norm is not finite");
-    if (nrm <= (double)max_norm) return LMU_OK;
-    for (p = 0; p < tape->n_params; p++) {
-        const lmu_tensor *x = &tape->tensors[p];
-        float *g = tape->param_grad + x->off;
-        float s = (float)((double)max_norm / nrm);
-        long i;
-        if (x->frozen) continue;
-        LMU__OMP(omp parallel for schedule(static))
-        for (i = 0; i < (long)x->size; i++) g[i] *= s;
-    }
-    return LMU_OK;
-}
-
-LMUDEF float lmu_lr_schedule(long step, long warmup, long total, float lr_max)
-{
-    double p;
-    if (step < 0) step = 0;
-    if (step < warmup) return (float)((double)lr_max * (double)(step + 1) / (double)warmup);
-    if (total <= warmup) return step < total ? lr_max : 0.0f;
-    p = (double)(step - warmup) / (double)(total - warmup);
-    if (p > 1.0) p = 1.0;
-    return (float)((double)lr_max * 0.5 * (1.0 + cos(3.14159265358979323846 * p)));
-}
-
-/* ====================================================================== */
-/* >>ops  fused kernels: cross-entropy, causal attention, the implicit     */
-/*        self-attention block's convolution and per-position attention    */
-/* ====================================================================== */
 /*
    Every kernel is a pure function on raw float pointers (llm.c's shape):
        lmu__<op>_forward(out, cache..., inp, weights..., dims..., scratch)
@@ -6434,6 +6317,138 @@ LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec
 }
 
 /* ---------------------------------------------------------------------- */
+/* >>optim (implementation)                                                */
+/* ---------------------------------------------------------------------- */
+
+LMUDEF lmu_result lmu_adam_init(lmu_adam *opt, const lmu_tape *tape)
+{
+    size_t bytes;
+    if (!opt || !tape) return LMU_ERR_ARG;
+    memset(opt, 0, sizeof *opt);
+    if (!tape->params_ready) return LMU_ERR_STATE;
+    opt->beta1 = 0.9f;
+    opt->beta2 = 0.999f;
+    opt->eps = 1e-8f;
+    opt->weight_decay = 0.0f;
+    opt->n = tape->param_size;
+    if (!lmu__mul_size(opt->n ? opt->n : 1, sizeof(float), &bytes)) return LMU_ERR_NOMEM;
+    opt->m = (float *)lmu__alloc_aligned(bytes);
+    opt->v = (float *)lmu__alloc_aligned(bytes);
+    if (!opt->m || !opt->v) {
+        lmu_adam_free(opt);
+        return LMU_ERR_NOMEM;
+    }
+    memset(opt->m, 0, bytes);
+    memset(opt->v, 0, bytes);
+    return LMU_OK;
+}
+
+LMUDEF void lmu_adam_free(lmu_adam *opt)
+{
+    if (!opt) return;
+    lmu__free_aligned(opt->m);
+    lmu__free_aligned(opt->v);
+    opt->m = opt->v = NULL;
+    opt->n = 0;
+}
+
+LMUDEF lmu_result lmu_adam_step(lmu_adam *opt, lmu_tape *tape, float lr)
+{
+    int p;
+    float b1, b2, eps, bc1, bc2;
+    if (!opt || !tape || !opt->m || opt->n != tape->param_size) return LMU_ERR_ARG;
+    opt->step++;
+    b1 = opt->beta1;
+    b2 = opt->beta2;
+    eps = opt->eps;
+    bc1 = (float)(1.0 - pow((double)b1, (double)opt->step));
+    bc2 = (float)(1.0 - pow((double)b2, (double)opt->step));
+    for (p = 0; p < tape->n_params; p++) {
+        const lmu_tensor *x = &tape->tensors[p];
+        float *w = tape->param + x->off, *g = tape->param_grad + x->off;
+        float *m = opt->m + x->off, *v = opt->v + x->off;
+        float wd = x->ndim >= 2 ? opt->weight_decay : 0.0f;
+        float lr_x = x->lr_scale > 0 ? lr * x->lr_scale : lr;
+        long i;
+        if (x->frozen) continue;
+        LMU__OMP(omp parallel for schedule(static))
+        for (i = 0; i < (long)x->size; i++) {
+            float gi = g[i];
+            float mi = b1 * m[i] + (1.0f - b1) * gi;
+            float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            w[i] -= lr_x * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + wd * w[i]);
+        }
+    }
+    return LMU_OK;
+}
+
+LMUDEF void lmu_adam_export(const lmu_adam *opt, uint64_t *step, float *m, float *v)
+{
+    if (!opt) return;
+    if (step) *step = opt->step;
+    if (m && opt->m) memcpy(m, opt->m, opt->n * sizeof(float));
+    if (v && opt->v) memcpy(v, opt->v, opt->n * sizeof(float));
+}
+
+LMUDEF void lmu_adam_import(lmu_adam *opt, uint64_t step, const float *m, const float *v)
+{
+    if (!opt) return;
+    opt->step = step;
+    if (m && opt->m) memcpy(opt->m, m, opt->n * sizeof(float));
+    if (v && opt->v) memcpy(opt->v, v, opt->n * sizeof(float));
+}
+
+LMUDEF double lmu_tape_grad_norm(const lmu_tape *tape)
+{
+    double s = 0.0;
+    int p;
+    if (!tape || !tape->param_grad) return 0.0;
+    for (p = 0; p < tape->n_params; p++) {
+        const lmu_tensor *x = &tape->tensors[p];
+        const float *g = tape->param_grad + x->off;
+        size_t i;
+        if (x->frozen) continue;
+        for (i = 0; i < x->size; i++) s += (double)g[i] * (double)g[i];
+    }
+    return sqrt(s);
+}
+
+LMUDEF lmu_result lmu_tape_clip_grad_norm(lmu_tape *tape, float max_norm, double *norm)
+{
+    double nrm;
+    int p;
+    if (!tape || !(max_norm > 0.0f)) return LMU_ERR_ARG;
+    nrm = lmu_tape_grad_norm(tape);
+    if (norm) *norm = nrm;
+    if (nrm != nrm || nrm > DBL_MAX)
+        return lmu__tape_fail(tape, LMU_ERR_NONFINITE, "grad norm is not finite");
+    if (nrm <= (double)max_norm) return LMU_OK;
+    for (p = 0; p < tape->n_params; p++) {
+        const lmu_tensor *x = &tape->tensors[p];
+        float *g = tape->param_grad + x->off;
+        float s = (float)((double)max_norm / nrm);
+        long i;
+        if (x->frozen) continue;
+        LMU__OMP(omp parallel for schedule(static))
+        for (i = 0; i < (long)x->size; i++) g[i] *= s;
+    }
+    return LMU_OK;
+}
+
+LMUDEF float lmu_lr_schedule(long step, long warmup, long total, float lr_max)
+{
+    double p;
+    if (step < 0) step = 0;
+    if (step < warmup) return (float)((double)lr_max * (double)(step + 1) / (double)warmup);
+    if (total <= warmup) return step < total ? lr_max : 0.0f;
+    p = (double)(step - warmup) / (double)(total - warmup);
+    if (p > 1.0) p = 1.0;
+    return (float)((double)lr_max * 0.5 * (1.0 + cos(3.14159265358979323846 * p)));
+}
+
+/* ---------------------------------------------------------------------- */
 /* >>lmu (implementation)                                                  */
 /* ---------------------------------------------------------------------- */
 
@@ -6826,6 +6841,10 @@ LMUDEF lmu_result lmu_lti_step_d(const lmu_lti *lti, int d, const double *m_prev
     LMU__LTI_STEP(double, Abar_d, Bbar_d);
 }
 #undef LMU__LTI_STEP
+
+/* ---------------------------------------------------------------------- */
+/* >>safetensors (implementation)                                          */
+/* ---------------------------------------------------------------------- */
 
 /* POSIX gives open(O_EXCL)/fsync for the atomic save. unistd.h declares them
    even under strict -std=c99 (glibc, macOS), so no feature macro is needed
@@ -8334,6 +8353,10 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
 }
 
 /* ---------------------------------------------------------------------- */
+/* >>model (implementation)                                                */
+/* ---------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------- */
 /* >>layers  what a layer is made of: parameter lists, mixers as units     */
 /* ---------------------------------------------------------------------- */
 /* A layer is LN_a -> its mixer; LN_b -> the implicit attention (LMU models,
@@ -8450,7 +8473,7 @@ LMU__PRIVATE size_t lmu__no_floats(const lmu_model *m, size_t T)
 }
 
 /* ---------------------------------------------------------------------- */
-/* >>mixer-ffn  a position-wise FFN of width d_pre (docs/MODEL.md sec. 3) */
+/* >>mixer-ffn  a position-wise FFN of width d_pre (docs/MODEL.md sec. 3)  */
 /* ---------------------------------------------------------------------- */
 
 LMU__PRIVATE double lmu__ffn_flops(const lmu_config *c, double n)
@@ -9228,7 +9251,7 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
 }
 
 /* ---------------------------------------------------------------------- */
-/* >>safetensors: checkpoints                                              */
+/* >>model-checkpoints  lmu_model_save / lmu_model_load (safetensors)      */
 /* ---------------------------------------------------------------------- */
 
 #define LMU__META_KEYS (LMU__N_FIELDS + 1)
@@ -9911,6 +9934,10 @@ LMUDEF int lmu_gen_sample(lmu_gen *g, float temperature, int top_k, float top_p,
     return g->cand[n - 1].id;
 }
 #undef LMU__GP
+
+/* ---------------------------------------------------------------------- */
+/* >>tokenizer (implementation)                                            */
+/* ---------------------------------------------------------------------- */
 
 /* stb_ds only in here and without short names, so arrput/hmget never become
    macros in user code. The loader keeps its maps in stb_ds (token text -> id,
@@ -11219,6 +11246,10 @@ LMUDEF lmu_result lmu_tokenizer_load_files(lmu_tokenizer **out, const char *enco
     return r;
 }
 #endif
+
+/* ---------------------------------------------------------------------- */
+/* >>data (implementation)                                                 */
+/* ---------------------------------------------------------------------- */
 
 #ifndef LMU_NO_STDIO
 #include <errno.h>
