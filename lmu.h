@@ -161,7 +161,9 @@ LMUDEF const char *lmu_strerror(lmu_result r);
    implementation, >>mixer-NAME (see ADDING A MIXER there). */
 #define LMU__MIXERS(X)                                                         \
     X(FFN, ffn, "")                                                            \
-    X(ATTN, attn, "-attn")
+    X(ATTN, attn, "-attn")                                                     \
+    X(REBASED, rebased, "-rebased")                                            \
+    X(BASED, based, "-based")
 
 /* How the implicit attention's L_q, L_k, L_v start (ours, docs/MODEL.md
    section 8; the paper leaves it open). DELAY (the default): row r of each L decodes the memory's
@@ -175,7 +177,8 @@ LMUDEF const char *lmu_strerror(lmu_result r);
 /* The parameters of a layer, one list per part, in checkpoint order
    (docs/MODEL.md section 7): X(id field, name after "blocks.<l>.", ndim, dims,
    init). Dims: D = d_model, D3 = 3 d, PRE = d_pre, FF = d_ff, Q = q,
-   QP = q', THREE = 3, ONE = 1 (unused trailing dims). Init: ONE and ZERO
+   QP = q', FH = feature_dim n_head, THREE = 3, ONE = 1 (unused trailing
+   dims). Init: ONE and ZERO
    constants, NORMAL N(0, 0.02), RESID N(0, 0.02 / sqrt(2 n_layer)) for
    the last projection of a residual branch (GPT-2's), L and P the
    implicit attention's (lmu_model_create says how). From these lists come
@@ -195,6 +198,20 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(qkv_b, "attn.qkv.bias", 1, D3, ONE, ONE, ZERO)                           \
     X(attn_proj_w, "attn.proj.weight", 2, D, D, ONE, RESID)                    \
     X(attn_proj_b, "attn.proj.bias", 1, D, ONE, ONE, ZERO)
+#define LMU__PARAMS_REBASED(X)                                                 \
+    X(rb_q_w, "rebased.q.weight", 2, FH, D, ONE, NORMAL)                       \
+    X(rb_k_w, "rebased.k.weight", 2, FH, D, ONE, NORMAL)                       \
+    X(rb_v_w, "rebased.v.weight", 2, D, D, ONE, NORMAL)                        \
+    X(rb_o_w, "rebased.o.weight", 2, D, D, ONE, RESID)                         \
+    X(rb_lnq_w, "rebased.ln_q.weight", 1, FH, ONE, ONE, ONE)                   \
+    X(rb_lnq_b, "rebased.ln_q.bias", 1, FH, ONE, ONE, ZERO)                    \
+    X(rb_lnk_w, "rebased.ln_k.weight", 1, FH, ONE, ONE, ONE)                   \
+    X(rb_lnk_b, "rebased.ln_k.bias", 1, FH, ONE, ONE, ZERO)
+#define LMU__PARAMS_BASED(X)                                                   \
+    X(bs_q_w, "based.q.weight", 2, FH, D, ONE, NORMAL)                         \
+    X(bs_k_w, "based.k.weight", 2, FH, D, ONE, NORMAL)                         \
+    X(bs_v_w, "based.v.weight", 2, D, D, ONE, NORMAL)                          \
+    X(bs_o_w, "based.o.weight", 2, D, D, ONE, RESID)
 #define LMU__PARAMS_MEMORY(X)                                                  \
     X(ln_b_w, "ln_b.weight", 1, D, ONE, ONE, ONE)                              \
     X(ln_b_b, "ln_b.bias", 1, D, ONE, ONE, ZERO)                               \
@@ -240,7 +257,8 @@ typedef enum lmu_iattn_init {
        X(type, name, scope, lo, hi, default, help)
    type     INT, REAL, or the enum it holds (ARCH, MIXER, IATTN_INIT)
    scope    ALL; LMU (LMU models only: 0 for the transformer); HEADS
-            (models with attention: the transformer, mixer attn)
+            (models with heads: the transformer, mixers attn, rebased,
+            based); FEATURES (linear attention: mixers rebased, based)
    lo, hi   the range of a set value; 0 always means "the default"
    default  an expression of the fields before it, in `c`
    The ranges are caps of sanity that keep every size product far from
@@ -271,7 +289,11 @@ typedef enum lmu_iattn_init {
     X(INT, d_ff, ALL, 1, 1L << 16, c->arch == LMU_ARCH_TRANSFORMER ? 4 * c->d_model : 2 * c->d_model, \
       "post-FFN / MLP inner width: LMU 2 d, transformer 4 d")                  \
     X(INT, n_head, HEADS, 1, 1L << 16, lmu__default_heads(c->d_model),         \
-      "attention heads (default: head width nearest 32)")
+      "attention heads (default: head width nearest 32)")                      \
+    X(INT, feature_dim, FEATURES, 1, 256, 16,                                  \
+      "width of q and k per head in linear attention (mixers rebased, based)") \
+    X(REAL, la_eps, FEATURES, 1e-38, 1, 1e-12,                                 \
+      "linear attention: eps added to the denominator")
 
 #define LMU__CTYPE_INT int
 #define LMU__CTYPE_REAL double
@@ -362,8 +384,8 @@ LMUDEF int lmu_config_layer_q_prime(const lmu_config *c, int l);
    One `key = value` per line; `#` starts a comment (anywhere on a line);
    blank lines are fine; keys are lmu_config's field names plus "preset";
    values are decimal integers (theta, theta_last, iattn_lr: decimal
-   numbers), arch lmu|transformer, mixer ffn|attn, iattn_init delay|random;
-   0 asks for the default. mixer, q, q_prime and theta (LMU__LAYER_FIELDS)
+   numbers), arch lmu|transformer, mixer ffn|attn|rebased|based,
+   iattn_init delay|random; 0 asks for the default. mixer, q, q_prime and theta (LMU__LAYER_FIELDS)
    also take a list, one entry per layer, none of them 0:
 
        mixer = ffn, ffn, attn
@@ -630,6 +652,7 @@ typedef struct lmu_tensor {
     X(LMU_OP_CE_TIED, "cross_entropy_tied")                                    \
     X(LMU_OP_ATTENTION, "causal_attention")                                    \
     X(LMU_OP_IMPLICIT_ATTENTION, "implicit_attention")                         \
+    X(LMU_OP_LINEAR_ATTENTION, "linear_attention")                             \
     X(LMU_OP_CUSTOM, "custom")
 
 typedef enum lmu_op {
@@ -923,7 +946,8 @@ struct lmu_gemm_ws;
                                           plain (q' x q)(q x d) product.
 
    nfft = next power of two >= 2n, so a product of spectra is a linear,
-   causal convolution of length n (see lmu_fft_conv_many()). */
+   causal convolution of length n (lmu_fft.h's >>conv notes; the model
+   runs it in lmu__iattn_conv_signals). */
 
 /* Limits on the arguments of lmu_lti_create(); beyond them it returns
    LMU_ERR_RANGE. MAX_ELEMS caps q*n (H alone is 4 q n bytes, Hspec about
@@ -1997,6 +2021,7 @@ LMUDEF const char *lmu_strerror(lmu_result r)
 }
 
 LMU__PRIVATE int lmu__mixer_has_heads(lmu_mixer x); /* >>layers */
+LMU__PRIVATE int lmu__mixer_has_features(lmu_mixer x);
 
 LMUDEF const char *lmu_arch_name(lmu_arch a)
 {
@@ -2045,7 +2070,7 @@ LMU__PRIVATE int lmu__default_heads(int d)
 
 /* LMU__CONFIG_FIELDS as data, for the code that walks every field. */
 enum { LMU__KIND_INT, LMU__KIND_REAL, LMU__KIND_ENUM };
-enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS };
+enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS, LMU__SCOPE_FEATURES };
 #define LMU__KIND_OF_INT LMU__KIND_INT
 #define LMU__KIND_OF_REAL LMU__KIND_REAL
 #define LMU__KIND_OF_ARCH LMU__KIND_ENUM
@@ -2090,11 +2115,13 @@ LMUDEF const char *lmu_config_field(int i, const char **help)
 LMU__PRIVATE int lmu__scope_on(const lmu_config *c, int scope)
 {
     if (scope == LMU__SCOPE_LMU) return c->arch == LMU_ARCH_LMU;
-    if (scope == LMU__SCOPE_HEADS) {
-        int k, heads = c->arch == LMU_ARCH_TRANSFORMER || lmu__mixer_has_heads(c->mixer);
+    if (scope == LMU__SCOPE_HEADS || scope == LMU__SCOPE_FEATURES) {
+        int (*has)(lmu_mixer) = scope == LMU__SCOPE_HEADS ? lmu__mixer_has_heads
+                                                          : lmu__mixer_has_features;
+        int k, on = c->arch == LMU_ARCH_TRANSFORMER ? scope == LMU__SCOPE_HEADS : has(c->mixer);
         for (k = 0; c->arch == LMU_ARCH_LMU && k < c->layers.n_mixer; k++)
-            heads |= lmu__mixer_has_heads(c->layers.mixer[k]);
-        return heads;
+            on |= has(c->layers.mixer[k]);
+        return on;
     }
     return 1;
 }
@@ -4208,11 +4235,8 @@ LMU__PRIVATE void lmu__softmax_forward(float *out, const float *inp, size_t N, s
     for (n = 0; n < (long)N; n++) {
         const float *x_n = inp + (size_t)n * C;
         float *y_n = out + (size_t)n * C;
-        float mx = -FLT_MAX, s = 0.0f;
+        float s = 1.0f / lmu__kern_expsum(x_n, y_n, C, lmu__kern_max(x_n, C));
         size_t c;
-        for (c = 0; c < C; c++) mx = x_n[c] > mx ? x_n[c] : mx;
-        for (c = 0; c < C; c++) s += (y_n[c] = expf(x_n[c] - mx));
-        s = 1.0f / s;
         for (c = 0; c < C; c++) y_n[c] *= s;
     }
 }
@@ -4244,11 +4268,8 @@ LMU__PRIVATE void lmu__cross_entropy_forward(float *loss, float *lse, const floa
     LMU__OMP(omp parallel for schedule(static))
     for (n = 0; n < (long)N; n++) {
         const float *z_n = logits + (size_t)n * V;
-        float mx = -FLT_MAX, s = 0.0f;
-        size_t v;
-        for (v = 0; v < V; v++) mx = z_n[v] > mx ? z_n[v] : mx;
-        for (v = 0; v < V; v++) s += expf(z_n[v] - mx);
-        lse[n] = mx + logf(s);
+        float mx = lmu__kern_max(z_n, V);
+        lse[n] = mx + logf(lmu__kern_expsum(z_n, NULL, V, mx));
     }
     for (r = 0; r < N; r++) total += (double)lse[r] - (double)logits[r * V + (size_t)targets[r]];
     *loss = (float)(total / (double)N);
@@ -4266,7 +4287,7 @@ LMU__PRIVATE void lmu__cross_entropy_backward(float *dlogits, const float *dloss
         float *dz_n = dlogits + (size_t)n * V;
         float l = lse[n];
         size_t v;
-        for (v = 0; v < V; v++) dz_n[v] += d * expf(z_n[v] - l);
+        for (v = 0; v < V; v++) dz_n[v] += d * lmu__kern_expf(z_n[v] - l);
         dz_n[targets[n]] -= d;
     }
 }
@@ -4626,6 +4647,7 @@ LMUDEF lmu_result lmu_tape_custom_op(lmu_tape *tape, const lmu_tape_custom *op, 
 LMU__PRIVATE lmu_result lmu__tape_ce_tied_backward(lmu_tape *t, const lmu_tape_rec *rec);
 LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape_rec *rec);
 LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_linear_attention_backward(lmu_tape *t, const lmu_tape_rec *rec);
 
 /* The one switch: each case fetches pointers by id and calls the op's
    backward kernel. A NULL grad pointer means "not needed". */
@@ -4698,6 +4720,7 @@ LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *
     case LMU_OP_CE_TIED: return lmu__tape_ce_tied_backward(t, rec);
     case LMU_OP_ATTENTION: return lmu__tape_attention_backward(t, rec);
     case LMU_OP_IMPLICIT_ATTENTION: return lmu__tape_iattn_backward(t, rec);
+    case LMU_OP_LINEAR_ATTENTION: return lmu__tape_linear_attention_backward(t, rec);
     case LMU_OP_CUSTOM: {
         const lmu_tape_custom *op = (const lmu_tape_custom *)rec->aux;
         return op->backward(t, rec);
@@ -5353,6 +5376,187 @@ LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape
                       (size_t)rec->ip[0], (size_t)rec->ip[1], (size_t)rec->ip[2],
                       (size_t)rec->ip[3], t->gemm_ws, t->nparts, t->scratch);
     return LMU_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* linear attention with a polynomial kernel (ReBased, Based)              */
+/* ---------------------------------------------------------------------- */
+/* B = batch, T = positions, H = heads, F = feature width per head,
+   C = channels (d), hs = C / H. q, k [B, T, F H] (head h in columns
+   h F .. h F + F - 1), v, out [B, T, C]. Per head, for i >= j,
+       x_ij = q_i . k_j / sqrt(F),  s_ij = phi(x_ij),
+       out_i = sum_j s_ij v_j / (sum_j s_ij + eps)
+   with phi(x) = x^2 (ReBased, Aksenov et al. 2024) or 1 + x + x^2 / 2
+   (Based, the second-order Taylor form of exp). Both are positive, so the
+   denominator is. This is the quadratic (parallel) form: each (b, h) is a
+   task of its own, its sums in a fixed order, so the bits do not depend on
+   the thread count. den [B, H, T] is cached; backward rebuilds s:
+       g_i = dout_i / den_i,  ds_ij = g_i . v_j - g_i . out_i,
+       dv_j += s_ij g_i,  dx_ij = ds_ij phi'(x_ij) / sqrt(F),
+       dq_i += dx_ij k_j,  dk_j += dx_ij q_i. */
+LMU__KERN_INLINE float lmu__la_phi(float x, int based, float *dphi)
+{
+    if (based) {
+        if (dphi) *dphi = 1.0f + x;
+        return 1.0f + x + 0.5f * x * x;
+    }
+    if (dphi) *dphi = 2.0f * x;
+    return x * x;
+}
+
+LMU__PRIVATE void lmu__la_forward(float *out, float *den, const float *q, const float *k,
+                                  const float *v, size_t B, size_t T, size_t H, size_t F,
+                                  size_t C, int based, float eps)
+{
+    const size_t FH = F * H, hs = C / H;
+    const float scale = 1.0f / sqrtf((float)F);
+    long task;
+    LMU__OMP(omp parallel for schedule(static))
+    for (task = 0; task < (long)(B * H); task++) {
+        const size_t b = (size_t)task / H, h = (size_t)task % H;
+        const float *qb = q + b * T * FH + h * F, *kb = k + b * T * FH + h * F;
+        const float *vb = v + b * T * C + h * hs;
+        float *ob = out + b * T * C + h * hs, *dn = den + (size_t)task * T;
+        size_t i, j, c;
+        for (i = 0; i < T; i++) {
+            float *o = ob + i * C, sum = 0.0f;
+            for (c = 0; c < hs; c++) o[c] = 0.0f;
+            for (j = 0; j <= i; j++) {
+                const float s = lmu__la_phi(lmu__kern_dot(qb + i * FH, kb + j * FH, F) * scale,
+                                            based, NULL);
+                const float *vj = vb + j * C;
+                sum += s;
+                for (c = 0; c < hs; c++) o[c] += s * vj[c];
+            }
+            dn[i] = sum + eps;
+            for (c = 0; c < hs; c++) o[c] /= dn[i];
+        }
+    }
+}
+
+/* Accumulates into dq, dk, dv (any may be NULL: not needed). */
+LMU__PRIVATE void lmu__la_backward(float *dq, float *dk, float *dv, const float *dout,
+                                   const float *out, const float *den, const float *q,
+                                   const float *k, const float *v, size_t B, size_t T, size_t H,
+                                   size_t F, size_t C, int based)
+{
+    const size_t FH = F * H, hs = C / H;
+    const float scale = 1.0f / sqrtf((float)F);
+    long task;
+    LMU__OMP(omp parallel for schedule(static))
+    for (task = 0; task < (long)(B * H); task++) {
+        const size_t b = (size_t)task / H, h = (size_t)task % H;
+        const size_t qo = b * T * FH + h * F, vo = b * T * C + h * hs;
+        const float *dn = den + (size_t)task * T;
+        size_t i, j, c, a;
+        for (i = 0; i < T; i++) {
+            const float *qi = q + qo + i * FH, *doi = dout + vo + i * C, *oi = out + vo + i * C;
+            const float inv = 1.0f / dn[i];
+            float go = 0.0f;
+            for (c = 0; c < hs; c++) go += doi[c] * oi[c];
+            go *= inv;
+            for (j = 0; j <= i; j++) {
+                const float *kj = k + qo + j * FH, *vj = v + vo + j * C;
+                float dphi, gv = 0.0f, s, dx;
+                s = lmu__la_phi(lmu__kern_dot(qi, kj, F) * scale, based, &dphi);
+                for (c = 0; c < hs; c++) gv += doi[c] * vj[c];
+                if (dv)
+                    for (c = 0; c < hs; c++) dv[vo + j * C + c] += s * inv * doi[c];
+                dx = (gv * inv - go) * dphi * scale;
+                if (dq)
+                    for (a = 0; a < F; a++) dq[qo + i * FH + a] += dx * kj[a];
+                if (dk)
+                    for (a = 0; a < F; a++) dk[qo + j * FH + a] += dx * qi[a];
+            }
+        }
+    }
+}
+
+/* out (B, T, C) = the linear attention of q, k (B, T, F n_head) and
+   v (B, T, C) as a tape op (based: phi of Based, else ReBased's). */
+LMU__PRIVATE lmu_result lmu__tape_linear_attention(lmu_tape *t, int q, int k, int v, int n_head,
+                                                   int based, float eps, int *out)
+{
+    const lmu_tensor *tq, *tk, *tv;
+    int in[3], den, B, T, F, C;
+    lmu_tape_rec *rec;
+    lmu_result r;
+    in[0] = q, in[1] = k, in[2] = v;
+    if (!lmu__tape_valid(t, q) || !lmu__tape_valid(t, k) || !lmu__tape_valid(t, v))
+        return lmu__tape_fail(t, LMU_ERR_ARG, "linear_attention: bad id");
+    tq = &t->tensors[q], tk = &t->tensors[k], tv = &t->tensors[v];
+    B = tq->shape[0], T = tq->shape[1], C = tv->shape[2];
+    F = n_head > 0 ? tq->shape[2] / n_head : 0;
+    if (tq->ndim != 3 || tk->ndim != 3 || tv->ndim != 3 || n_head < 1 || F < 1 ||
+        F * n_head != tq->shape[2] || C % n_head || tk->shape[0] != B || tk->shape[1] != T ||
+        tk->shape[2] != tq->shape[2] || tv->shape[0] != B || tv->shape[1] != T || !(eps > 0))
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "linear_attention: q, k (B, T, F n_head) and "
+                              "v (B, T, C) with n_head | C, eps > 0");
+    if ((r = lmu__tape_fused(t, LMU_OP_LINEAR_ATTENTION, 3, in, 3, tv->shape, out, &rec)) != LMU_OK ||
+        (r = lmu__tape_cache(t, (size_t)B * (size_t)n_head * (size_t)T, &den)) != LMU_OK)
+        return r;
+    rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = n_head, rec->ip[3] = F, rec->ip[4] = C;
+    rec->ip[5] = based;
+    rec->cache[0] = den;
+    lmu__la_forward(lmu__tape_f32(t, *out), lmu__tape_f32(t, den), lmu__tape_f32(t, q),
+                    lmu__tape_f32(t, k), lmu__tape_f32(t, v), (size_t)B, (size_t)T,
+                    (size_t)n_head, (size_t)F, (size_t)C, based, eps);
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_linear_attention_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    lmu__la_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
+                     lmu__tape_g32(t, rec->in[2]), lmu__tape_g32(t, rec->out),
+                     lmu__tape_f32(t, rec->out), lmu__tape_f32(t, rec->cache[0]),
+                     lmu__tape_f32(t, rec->in[0]), lmu__tape_f32(t, rec->in[1]),
+                     lmu__tape_f32(t, rec->in[2]), (size_t)rec->ip[0], (size_t)rec->ip[1],
+                     (size_t)rec->ip[2], (size_t)rec->ip[3], (size_t)rec->ip[4], rec->ip[5]);
+    return LMU_OK;
+}
+
+/* Generation's form, a recurrence in constant memory: phi(q . k / sqrt F)
+   = f(q) . f(k) with f(x) = vec(x x^T) / sqrt(F) (ReBased), or
+   [1, x / F^(1/4), vec(x x^T) / sqrt(2 F)] (Based). Per head the state is
+   S = sum_j f(k_j) v_j^T (nf x hs) and z = sum_j f(k_j) (nf). */
+LMU__PRIVATE size_t lmu__la_features(size_t F, int based) { return F * F + (based ? 1 + F : 0); }
+
+LMU__PRIVATE void lmu__la_feature_map(float *f, const float *x, size_t F, int based)
+{
+    const float s = based ? 1.0f / sqrtf(2.0f * (float)F) : 1.0f / sqrtf((float)F);
+    size_t a, c, n = 0;
+    if (based) {
+        const float r = 1.0f / sqrtf(sqrtf((float)F));
+        f[n++] = 1.0f;
+        for (a = 0; a < F; a++) f[n++] = x[a] * r;
+    }
+    for (a = 0; a < F; a++)
+        for (c = 0; c < F; c++) f[n++] = x[a] * x[c] * s;
+}
+
+/* One position of one head: S, z updated with (k, v), then out (hs) for
+   q. fq, fk: nf floats of scratch each. */
+LMU__PRIVATE void lmu__la_decode(float *out, float *S, float *z, const float *q, const float *k,
+                                 const float *v, size_t F, size_t hs, int based, float eps,
+                                 float *fq, float *fk)
+{
+    const size_t nf = lmu__la_features(F, based);
+    size_t r, c;
+    float den = 0.0f;
+    lmu__la_feature_map(fk, k, F, based);
+    lmu__la_feature_map(fq, q, F, based);
+    for (c = 0; c < hs; c++) out[c] = 0.0f;
+    for (r = 0; r < nf; r++) {
+        float *Sr = S + r * hs;
+        z[r] += fk[r];
+        den += fq[r] * z[r];
+        for (c = 0; c < hs; c++) {
+            Sr[c] += fk[r] * v[c];
+            out[c] += fq[r] * Sr[c];
+        }
+    }
+    den += eps;
+    for (c = 0; c < hs; c++) out[c] /= den;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -8371,10 +8575,16 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
    lmu__mixer_NAME (an lmu__mixer_unit: parameters, FLOPs, scratch, the
    forward on the tape with its backward as tape ops, generation state and
    step). Config files, checkpoints, presets ("lmu-55k" + its suffix),
-   parameter counts, planning and generation then know it. */
+   layer stacks (mixer = ffn, NAME), parameter counts, planning and
+   generation then know it. A mixer whose kernel is fused is also a line
+   in LMU__OPS with its kernels, wrapper and case in >>ops (ADDING AN OP);
+   new config fields (its widths) are rows of LMU__CONFIG_FIELDS, new
+   dimension symbols an LMU__DIM_ case. Outside lmu.h: one line in
+   tests/lmu_test.h's LT_MODEL_KINDS puts it into every model test, and
+   tests/lmu_ref.py needs its PyTorch definition. */
 
 enum { LMU__DIM_ONE, LMU__DIM_D, LMU__DIM_D3, LMU__DIM_PRE, LMU__DIM_FF, LMU__DIM_Q, LMU__DIM_QP,
-       LMU__DIM_THREE };
+       LMU__DIM_FH, LMU__DIM_THREE };
 enum { LMU__INIT_ONE, LMU__INIT_ZERO, LMU__INIT_NORMAL, LMU__INIT_RESID, LMU__INIT_L,
        LMU__INIT_P };
 
@@ -8406,6 +8616,7 @@ LMU__PRIVATE size_t lmu__dim(const lmu_config *c, int l, int sym)
     case LMU__DIM_FF: return (size_t)c->d_ff;
     case LMU__DIM_Q: return (size_t)lmu_config_layer_q(c, l);
     case LMU__DIM_QP: return (size_t)lmu_config_layer_q_prime(c, l);
+    case LMU__DIM_FH: return (size_t)c->feature_dim * (size_t)c->n_head;
     case LMU__DIM_THREE: return 3;
     default: return 1;
     }
@@ -8433,6 +8644,7 @@ typedef struct lmu__mixer_unit {
     int n_rows;
     int heads;    /* uses n_head (config fields of scope HEADS) */
     int kv_cache; /* generation state grows with the context, to max_ctx */
+    int features; /* uses feature_dim, la_eps (config fields of scope FEATURES) */
     /* forward FLOPs per token at length n, without its LayerNorm */
     double (*flops)(const lmu_config *c, double n);
     /* kernel scratch floats of its ops at length T (>>ops' sizes) */
@@ -8510,7 +8722,7 @@ LMU__PRIVATE void lmu__ffn_gen_step(struct lmu_gen *g, int l, float *state)
 }
 
 static const lmu__mixer_unit lmu__mixer_ffn = {
-    lmu__rows_ffn,      LMU__NROWS(lmu__rows_ffn), 0, 0, lmu__ffn_flops, lmu__no_floats,
+    lmu__rows_ffn,      LMU__NROWS(lmu__rows_ffn), 0, 0, 0, lmu__ffn_flops, lmu__no_floats,
     lmu__ffn_forward,   lmu__ffn_gen_state,        lmu__ffn_gen_work, lmu__ffn_gen_step};
 
 /* ---------------------------------------------------------------------- */
@@ -8571,8 +8783,139 @@ LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
 }
 
 static const lmu__mixer_unit lmu__mixer_attn = {
-    lmu__rows_attn,     LMU__NROWS(lmu__rows_attn), 1, 1, lmu__attn_flops, lmu__attn_scratch,
+    lmu__rows_attn,     LMU__NROWS(lmu__rows_attn), 1, 1, 0, lmu__attn_flops, lmu__attn_scratch,
     lmu__attn_forward,  lmu__attn_gen_state,        lmu__attn_gen_work, lmu__attn_gen_step};
+
+/* ---------------------------------------------------------------------- */
+/* >>mixer-rebased  linear attention with a learned kernel (ReBased,       */
+/*                  Aksenov et al. 2024); >>mixer-based, its predecessor   */
+/* ---------------------------------------------------------------------- */
+/* q = LN_q(h W_q), k = LN_k(h W_k) (F n_head wide: one LayerNorm over all
+   heads, before the split), v = h W_v, out = LA(q, k, v) W_o, every
+   projection without a bias (the reference's). Based has no LN_q, LN_k.
+   The two share everything but that and phi (>>ops, linear attention);
+   the unit tells them apart by its parameter ids only inside its own
+   functions, where the layout is its own. */
+LMU__PRIVATE double lmu__la_flops(const lmu_config *c, double n)
+{
+    double d = c->d_model, fh = (double)c->feature_dim * c->n_head;
+    /* projections, and on average n/2 keys per query: x (2 F), s v (2 hs) */
+    return 2.0 * (2.0 * d * fh + 2.0 * d * d) + 2.0 * (n + 1) / 2.0 * (fh + d);
+}
+
+LMU__PRIVATE lmu_result lmu__la_mixer_forward(lmu_model *m, int x, int ln_a_w, int ln_a_b, int wq,
+                                              int wk, int wv, int wo, int lnq_w, int lnq_b,
+                                              int lnk_w, int lnk_b, int *out)
+{
+    lmu_tape *t = &m->tape;
+    int h, q, k, v, a;
+    lmu_result r;
+    if ((r = lmu_tape_layernorm(t, x, ln_a_w, ln_a_b, &h)) != LMU_OK ||
+        (r = lmu_tape_linear(t, h, wq, -1, 0, &q)) != LMU_OK ||
+        (r = lmu_tape_linear(t, h, wk, -1, 0, &k)) != LMU_OK ||
+        (r = lmu_tape_linear(t, h, wv, -1, 0, &v)) != LMU_OK)
+        return r;
+    if (lnq_w >= 0 && ((r = lmu_tape_layernorm(t, q, lnq_w, lnq_b, &q)) != LMU_OK ||
+                       (r = lmu_tape_layernorm(t, k, lnk_w, lnk_b, &k)) != LMU_OK))
+        return r;
+    if ((r = lmu__tape_linear_attention(t, q, k, v, m->cfg.n_head, lnq_w < 0,
+                                        (float)m->cfg.la_eps, &a)) != LMU_OK ||
+        (r = lmu_tape_linear(t, a, wo, -1, 0, &a)) != LMU_OK)
+        return r;
+    return lmu_tape_add(t, x, a, out);
+}
+
+LMU__PRIVATE lmu_result lmu__rebased_forward(lmu_model *m, int l, int x, int B, int T, int *out)
+{
+    const lmu_layer_ids *L = &m->layer[l];
+    (void)B, (void)T;
+    return lmu__la_mixer_forward(m, x, L->ln_a_w, L->ln_a_b, L->rb_q_w, L->rb_k_w, L->rb_v_w,
+                                 L->rb_o_w, L->rb_lnq_w, L->rb_lnq_b, L->rb_lnk_w, L->rb_lnk_b, out);
+}
+
+LMU__PRIVATE lmu_result lmu__based_forward(lmu_model *m, int l, int x, int B, int T, int *out)
+{
+    const lmu_layer_ids *L = &m->layer[l];
+    (void)B, (void)T;
+    return lmu__la_mixer_forward(m, x, L->ln_a_w, L->ln_a_b, L->bs_q_w, L->bs_k_w, L->bs_v_w,
+                                 L->bs_o_w, -1, -1, -1, -1, out);
+}
+
+/* per head S (nf x hs) and z (nf); constant in the context */
+LMU__PRIVATE size_t lmu__la_gen_state(const lmu_config *c, int based)
+{
+    size_t nf = lmu__la_features((size_t)c->feature_dim, based);
+    return (size_t)c->n_head * nf * ((size_t)c->d_model / (size_t)c->n_head + 1);
+}
+
+LMU__PRIVATE size_t lmu__rebased_gen_state(const lmu_config *c, size_t max_ctx)
+{
+    (void)max_ctx;
+    return lmu__la_gen_state(c, 0);
+}
+
+LMU__PRIVATE size_t lmu__based_gen_state(const lmu_config *c, size_t max_ctx)
+{
+    (void)max_ctx;
+    return lmu__la_gen_state(c, 1);
+}
+
+/* q, k (F n_head each), v and the heads' outputs (d each), f(q), f(k) */
+LMU__PRIVATE size_t lmu__la_gen_work(const lmu_config *c, size_t max_ctx)
+{
+    (void)max_ctx;
+    return 2 * (size_t)c->feature_dim * (size_t)c->n_head + 2 * (size_t)c->d_model +
+           2 * lmu__la_features((size_t)c->feature_dim, 1);
+}
+
+LMU__PRIVATE void lmu__la_gen_step(struct lmu_gen *g, int l, float *state, int wq, int wk, int wv,
+                                   int wo, int lnq_w, int lnq_b, int lnk_w, int lnk_b)
+{
+    const lmu_model *m = g->m;
+    const lmu_layer_ids *L = &m->layer[l];
+    const size_t d = (size_t)m->cfg.d_model, H = (size_t)m->cfg.n_head, F = (size_t)m->cfg.feature_dim;
+    const size_t FH = F * H, hs = d / H;
+    const int based = lnq_w < 0;
+    const size_t nf = lmu__la_features(F, based);
+    float *q = g->big, *k = q + FH, *v = k + FH, *o = v + d, *fq = o + d, *fk = fq + nf;
+    size_t h, c;
+    lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
+    lmu__gemv(q, LMU__GP(wq), g->h, NULL, FH, d);
+    lmu__gemv(k, LMU__GP(wk), g->h, NULL, FH, d);
+    lmu__gemv(v, LMU__GP(wv), g->h, NULL, d, d);
+    if (!based) {
+        lmu__gen_ln(m, q, q, lnq_w, lnq_b);
+        lmu__gen_ln(m, k, k, lnk_w, lnk_b);
+    }
+    for (h = 0; h < H; h++) {
+        float *S = state + h * nf * (hs + 1);
+        lmu__la_decode(o + h * hs, S, S + nf * hs, q + h * F, k + h * F, v + h * hs, F, hs, based,
+                       (float)m->cfg.la_eps, fq, fk);
+    }
+    lmu__gemv(g->a, LMU__GP(wo), o, NULL, d, d);
+    for (c = 0; c < d; c++) g->x[c] += g->a[c];
+}
+
+LMU__PRIVATE void lmu__rebased_gen_step(struct lmu_gen *g, int l, float *state)
+{
+    const lmu_layer_ids *L = &g->m->layer[l];
+    lmu__la_gen_step(g, l, state, L->rb_q_w, L->rb_k_w, L->rb_v_w, L->rb_o_w, L->rb_lnq_w,
+                     L->rb_lnq_b, L->rb_lnk_w, L->rb_lnk_b);
+}
+
+LMU__PRIVATE void lmu__based_gen_step(struct lmu_gen *g, int l, float *state)
+{
+    const lmu_layer_ids *L = &g->m->layer[l];
+    lmu__la_gen_step(g, l, state, L->bs_q_w, L->bs_k_w, L->bs_v_w, L->bs_o_w, -1, -1, -1, -1);
+}
+
+static const lmu__mixer_unit lmu__mixer_rebased = {
+    lmu__rows_rebased,     LMU__NROWS(lmu__rows_rebased), 1, 0, 1, lmu__la_flops, lmu__no_floats,
+    lmu__rebased_forward,  lmu__rebased_gen_state,        lmu__la_gen_work, lmu__rebased_gen_step};
+
+static const lmu__mixer_unit lmu__mixer_based = {
+    lmu__rows_based,     LMU__NROWS(lmu__rows_based), 1, 0, 1, lmu__la_flops, lmu__no_floats,
+    lmu__based_forward,  lmu__based_gen_state,        lmu__la_gen_work, lmu__based_gen_step};
 
 /* ---------------------------------------------------------------------- */
 /* the layer stack                                                         */
@@ -8587,6 +8930,11 @@ static const lmu__mixer_unit *const lmu__mixer_units[] = {
 LMU__PRIVATE int lmu__mixer_has_heads(lmu_mixer x)
 {
     return (unsigned)x < (unsigned)LMU_MIXER_COUNT && lmu__mixer_units[x]->heads;
+}
+
+LMU__PRIVATE int lmu__mixer_has_features(lmu_mixer x)
+{
+    return (unsigned)x < (unsigned)LMU_MIXER_COUNT && lmu__mixer_units[x]->features;
 }
 
 /* Layer l's mixer, the one place that says what a layer is:
@@ -9636,7 +9984,7 @@ LMU__PRIVATE void lmu__gen_ln(const lmu_model *m, float *out, const float *x, in
     float mean, rstd;
     const float *P = m->tape.param;
     lmu__layernorm_forward(out, &mean, &rstd, x, P + m->tape.tensors[g].off,
-                           P + m->tape.tensors[b].off, 1, (size_t)m->cfg.d_model, 1e-5f);
+                           P + m->tape.tensors[b].off, 1, m->tape.tensors[g].size, 1e-5f);
 }
 
 LMUDEF void lmu_gen_free(lmu_gen *g)
@@ -9725,8 +10073,16 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
 LMUDEF void lmu_gen_reset(lmu_gen *g)
 {
     const lmu_config *c = &g->m->cfg;
+    size_t off = 0, n;
+    int l;
     g->t = 0;
     if (g->m->lti) memset(g->state, 0, lmu__gen_memory_off(c, c->n_layer) * sizeof(float));
+    /* a mixer's state that sums over the past starts at zero; a cache
+       (kv_cache) is written before it is read, position by position */
+    for (l = 0; l < c->n_layer; l++, off += n) {
+        n = lmu__layer_unit(c, l)->gen_state(c, (size_t)g->max_ctx);
+        if (!lmu__layer_unit(c, l)->kv_cache) memset(g->kv + off, 0, n * sizeof(float));
+    }
 }
 
 /* x += FFN(LN(x)) for one position. */

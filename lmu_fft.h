@@ -258,7 +258,9 @@ LMU_FFT_DEF void lmu_fft_spectrum_mac(size_t nbins, float *acc, const float *a,
 LMU_FFT_DEF int lmu_fft_conv_finish(const lmu_fft_plan *plan, const float *S,
                                     size_t n, float *y, float *scratch);
 
-/* The model's forward form: one signal spectrum U against nk kernel spectra.
+/* One signal spectrum U against nk kernel spectra (lmu.h's model runs its
+   own batched form of this, lmu__iattn_conv_signals, with the kernel
+   spectra already mixed by L).
    y + k*y_stride = conv(u, h_k) for k < nk, where H + k*h_stride is the
    spectrum of h_k from lmu_fft_conv_spectrum. Same returns. */
 LMU_FFT_DEF int lmu_fft_conv_many(const lmu_fft_plan *plan, const float *U,

@@ -181,7 +181,9 @@ PRESETS = {  # MODEL.md section 4: target N, d, q, q', layers, theta
     "lmu-500k": (500_000, 144, 150, 15, 3, 350.0),
     "lmu-1m": (1_000_000, 204, 220, 22, 3, 350.0),
 }
-INT_KEYS = ("vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "d_pre", "d_ff", "n_head")
+INT_KEYS = ("vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "d_pre", "d_ff", "n_head",
+            "feature_dim")
+LINEAR_MIXERS = ("rebased", "based")  # linear attention: feature_dim, la_eps
 ALIASES = {"L": "n_layer", "d": "d_model", "h": "n_head", "V": "vocab_size", "qp": "q_prime", "n": "n_ctx"}
 
 
@@ -226,7 +228,17 @@ def param_shapes(cfg):
         p = f"blocks.{l}."
         s[p + "ln_a.weight"] = (d,)
         s[p + "ln_a.bias"] = (d,)
-        if layer_mixer(cfg, l) == "attn":
+        if layer_mixer(cfg, l) in LINEAR_MIXERS:
+            mx, fh = layer_mixer(cfg, l), cfg["feature_dim"] * cfg["n_head"]
+            s[p + mx + ".q.weight"] = (fh, d)
+            s[p + mx + ".k.weight"] = (fh, d)
+            s[p + mx + ".v.weight"] = (d, d)
+            s[p + mx + ".o.weight"] = (d, d)
+            if mx == "rebased":
+                for n in ("ln_q", "ln_k"):
+                    s[p + mx + "." + n + ".weight"] = (fh,)
+                    s[p + mx + "." + n + ".bias"] = (fh,)
+        elif layer_mixer(cfg, l) == "attn":
             s[p + "attn.qkv.weight"] = (3 * d, d)
             s[p + "attn.qkv.bias"] = (3 * d,)
             s[p + "attn.proj.weight"] = (d, d)
@@ -292,7 +304,7 @@ def make_config(spec=None, **over):
     for k, v in kv.items():
         if k in INT_KEYS:
             cfg[k] = int(v)
-        elif k in ("theta", "theta_last", "iattn_lr"):
+        elif k in ("theta", "theta_last", "iattn_lr", "la_eps"):
             cfg[k] = float(v)
         elif k == "iattn_init":
             if v not in ("delay", "random"):
@@ -303,22 +315,26 @@ def make_config(spec=None, **over):
         else:
             raise ValueError(f"unknown config key {k!r}")
     cfg.pop("format", None)
-    if cfg["arch"] not in ("lmu", "transformer") or cfg.get("mixer") not in ("ffn", "attn"):
-        raise ValueError("arch must be lmu|transformer and mixer ffn|attn")
+    if cfg["arch"] not in ("lmu", "transformer") or cfg.get("mixer") not in ("ffn", "attn") + LINEAR_MIXERS:
+        raise ValueError("arch must be lmu|transformer and mixer ffn|attn|rebased|based")
     d = cfg["d_model"]
     if cfg["arch"] == "transformer":
         cfg.setdefault("d_ff", 4 * d)
         cfg.setdefault("n_head", pick_n_head(d))
-        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "iattn_init", "iattn_lr"):
+        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "iattn_init", "iattn_lr",
+                  "feature_dim", "la_eps"):
             cfg.pop(k, None)
     else:
         cfg.setdefault("iattn_init", "delay")
         if cfg.get("theta_last") == cfg["theta"]:
             cfg.pop("theta_last")
         cfg.setdefault("d_pre", round_half_up(1.5 * d))
-        if cfg["mixer"] == "attn":
+        if cfg["mixer"] != "ffn":
             cfg.setdefault("n_head", pick_n_head(d))
             cfg.pop("d_pre")
+        if cfg["mixer"] in LINEAR_MIXERS:
+            cfg.setdefault("feature_dim", 16)
+            cfg.setdefault("la_eps", 1e-12)
         if "d_ff" not in cfg:
             cfg["d_ff"] = solve_d_ff(cfg, target) if target else round_half_up(2 * d)
     if "n_head" in cfg and d % cfg["n_head"]:
@@ -329,10 +345,11 @@ def make_config(spec=None, **over):
 def config_to_metadata(cfg):
     m = {"format": "lmu"}
     for k in ("arch", "vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "theta",
-              "d_pre", "d_ff", "mixer", "n_head", "theta_last", "iattn_init", "iattn_lr"):
+              "d_pre", "d_ff", "mixer", "n_head", "theta_last", "iattn_init", "iattn_lr",
+              "feature_dim", "la_eps"):
         if k in cfg:
             def text(v):
-                if k in ("theta", "theta_last", "iattn_lr"):
+                if k in ("theta", "theta_last", "iattn_lr", "la_eps"):
                     return repr(float(v)) if float(v) != int(v) else str(int(v))
                 return str(v)
             v = cfg[k]
@@ -356,7 +373,7 @@ def metadata_to_config(meta):
     for k in INT_KEYS:
         if k in meta and k not in lists:
             cfg[k] = int(meta[k])
-    for k in ("theta", "theta_last", "iattn_lr"):
+    for k in ("theta", "theta_last", "iattn_lr", "la_eps"):
         if k in meta and k not in lists:
             cfg[k] = float(meta[k])
     for k in LAYER_KEYS:  # "16,32": one entry per layer
@@ -370,7 +387,8 @@ def metadata_to_config(meta):
     need = ["vocab_size", "d_model", "n_layer", "d_ff"]
     if cfg["arch"] == "lmu":
         need += ["q", "q_prime", "theta"] + (["d_pre"] if "ffn" in mixers(cfg) else [])
-        need += ["n_head"] if "attn" in mixers(cfg) else []
+        need += ["n_head"] if mixers(cfg) - {"ffn"} else []
+        need += ["feature_dim", "la_eps"] if mixers(cfg) & set(LINEAR_MIXERS) else []
     else:
         need += ["n_ctx", "n_head"]
     miss = [k for k in need if k not in cfg]
@@ -596,6 +614,25 @@ def causal_mha(x, P, pre, n_head):
     return linear(y, P[pre + "proj.weight"], P[pre + "proj.bias"])
 
 
+def linear_attention(x, P, pre, cfg, based):
+    """ReBased (phi(x) = x^2, LayerNorms on q and k) or Based (phi(x) =
+    1 + x + x^2/2, none), x = q.k / sqrt(feature_dim), causal, normalised:
+    o_i = sum_j phi v_j / (sum_j phi + eps). The quadratic form, masked."""
+    Bsz, n, d = x.shape
+    H, F = cfg["n_head"], cfg["feature_dim"]
+    q, k, v = (x @ P[pre + w + ".weight"].t() for w in ("q", "k", "v"))
+    if not based:
+        q = layernorm(q, P[pre + "ln_q.weight"], P[pre + "ln_q.bias"])
+        k = layernorm(k, P[pre + "ln_k.weight"], P[pre + "ln_k.bias"])
+    q, k = (t.reshape(Bsz, n, H, F).transpose(1, 2) for t in (q, k))
+    v = v.reshape(Bsz, n, H, d // H).transpose(1, 2)
+    s = q @ k.transpose(-1, -2) / math.sqrt(F)  # [B, h, n, n]
+    s = 1 + s + s * s / 2 if based else s * s
+    s = s.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), 0.0)
+    y = (s @ v) / (s.sum(-1, keepdim=True) + cfg["la_eps"])
+    return y.transpose(1, 2).reshape(Bsz, n, d) @ P[pre + "o.weight"].t()
+
+
 def pick_conv(conv, n):
     if conv == "auto":
         conv = "direct" if n <= 256 else "fft"
@@ -616,7 +653,9 @@ def forward(P, cfg, idx, conv="auto"):
     for l in range(cfg["n_layer"]):
         p = f"blocks.{l}."
         h = layernorm(x, P[p + "ln_a.weight"], P[p + "ln_a.bias"])
-        if layer_mixer(cfg, l) == "attn":
+        if layer_mixer(cfg, l) in LINEAR_MIXERS:
+            x = x + linear_attention(h, P, p + layer_mixer(cfg, l) + ".", cfg, layer_mixer(cfg, l) == "based")
+        elif layer_mixer(cfg, l) == "attn":
             x = x + causal_mha(h, P, p + "attn.", cfg["n_head"])
         else:
             x = x + ffn(h, P, p + "ffn_pre.")
@@ -676,7 +715,12 @@ class Recurrent:
         for l in range(cfg["n_layer"]):
             p = f"blocks.{l}."
             h = layernorm(x, P[p + "ln_a.weight"], P[p + "ln_a.bias"])
-            if layer_mixer(cfg, l) == "attn":
+            if layer_mixer(cfg, l) in LINEAR_MIXERS:
+                self.kcache[l].append(h)  # every input so far; the quadratic form on them
+                hs = torch.stack(self.kcache[l], dim=1)
+                mx = layer_mixer(cfg, l)
+                x = x + linear_attention(hs, P, p + mx + ".", cfg, mx == "based")[:, -1]
+            elif layer_mixer(cfg, l) == "attn":
                 x = x + self._attn(l, h, p + "attn.")
             else:
                 x = x + ffn(h, P, p + "ffn_pre.")
@@ -867,6 +911,8 @@ def small_cfg(kind):
         return make_config(base + ",mixer=ffn")
     if kind == "attn":
         return make_config(base + ",mixer=attn,h=2")
+    if kind in LINEAR_MIXERS:
+        return make_config(base + f",mixer={kind},h=2,feature_dim=3")
     return make_config("arch=transformer,V=11,n=16,d=8,L=2,h=2,d_ff=32")
 
 
@@ -915,7 +961,7 @@ def cmd_selfcheck(a):
     ck(e < 1e-10, f"model logits, conv fft == direct at n=300 (rel {e:.1e})")
 
     # recurrent == parallel, every position
-    for kind in ("ffn", "attn", "transformer"):
+    for kind in ("ffn", "attn", "transformer") + LINEAR_MIXERS:
         cfg = small_cfg(kind)
         P = {k: v.to(F64) for k, v in init_params(cfg, 7, 0.3).items()}
         idx = torch.randint(0, cfg["vocab_size"], (2, cfg["n_ctx"]), generator=g)
@@ -926,7 +972,7 @@ def cmd_selfcheck(a):
         ck(e < 1e-11, f"{kind}: recurrent == parallel logits at all {idx.shape[1]} positions (rel {e:.1e})")
 
     # autograd vs central finite differences (float64)
-    for kind in ("ffn", "attn", "transformer"):
+    for kind in ("ffn", "attn", "transformer") + LINEAR_MIXERS:
         cfg = small_cfg(kind)
         P = {k: v.to(F64) for k, v in init_params(cfg, 11, 0.3).items()}
         tok = torch.randint(0, cfg["vocab_size"], (2, 13), generator=g)
@@ -934,6 +980,7 @@ def cmd_selfcheck(a):
         names = [k for k in P if any(s in k for s in (
             "wte", "wpe", "blocks.0.ln_a", "blocks.1.ln_b", "ffn_pre.fc.weight", "ffn_pre.proj.bias",
             "attn.qkv.weight", "attn.proj.weight", "lmu.L", "lmu.b", "lmu.p",
+            "rebased.q.", "rebased.ln_k.", "based.k.", "based.o.",
             "blocks.0.ffn_post.fc.bias", "blocks.1.ffn_post.proj.weight", "ln_f"))]
         worst, count = 0.0, 0
         for name in names:
@@ -1001,7 +1048,7 @@ def cmd_selfcheck(a):
     # parameter counts, MODEL.md section 4
     named = {"lmu-55k": 105, "lmu-1m": 469}
     for name, (target, *_r) in PRESETS.items():
-        for mixer in ("ffn", "attn"):
+        for mixer in ("ffn", "attn") + LINEAR_MIXERS:
             cfg = make_config(f"{name},mixer={mixer}")
             N = count_params(cfg)
             ck(abs(N - target) <= 0.03 * target, f"{name} mixer {mixer}: N = {N} within 3% of {target} (d_ff {cfg['d_ff']})")

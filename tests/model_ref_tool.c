@@ -2,7 +2,7 @@
    loss and gradients (dump), then compares them with what the PyTorch
    reference (tests/lmu_ref.py) computed from the same files (compare).
 
-     model_ref_tool dump KIND DIR       KIND: ffn | attn | transformer | layers | stack
+     model_ref_tool dump KIND DIR       KIND: ffn | attn | rebased | based | transformer | layers | stack
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as iattn_init = delay made it
@@ -22,7 +22,11 @@ static void config_for(lmu_config *c, const char *kind)
 {
     memset(c, 0, sizeof *c);
     c->arch = strcmp(kind, "transformer") == 0 ? LMU_ARCH_TRANSFORMER : LMU_ARCH_LMU;
-    c->mixer = strcmp(kind, "attn") == 0 ? LMU_MIXER_ATTN : LMU_MIXER_FFN;
+    c->mixer = strcmp(kind, "attn") == 0      ? LMU_MIXER_ATTN
+               : strcmp(kind, "rebased") == 0 ? LMU_MIXER_REBASED
+               : strcmp(kind, "based") == 0   ? LMU_MIXER_BASED
+                                              : LMU_MIXER_FFN;
+    c->feature_dim = 6;
     c->vocab_size = V;
     c->n_ctx = T;
     c->d_model = 32;

@@ -47,6 +47,15 @@ int main(int argc, char **argv)
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "q_prime"), "q' > q refused: %s", err);
     memset(&c, 0, sizeof c); c.mixer = LMU_MIXER_ATTN; c.d_model = 30; c.n_head = 4;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "n_head"), "heads not dividing d refused: %s", err);
+    memset(&c, 0, sizeof c); c.mixer = LMU_MIXER_REBASED; c.d_model = 30; c.n_head = 4;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "n_head"), "rebased: heads not dividing d refused: %s", err);
+    memset(&c, 0, sizeof c); c.mixer = LMU_MIXER_BASED; c.feature_dim = 257;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "feature_dim"), "feature_dim 257 refused: %s", err);
+    memset(&c, 0, sizeof c); c.mixer = LMU_MIXER_REBASED;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.feature_dim == 16 && c.la_eps == 1e-12 && c.n_head == 2,
+             "rebased defaults: feature_dim 16, la_eps 1e-12, n_head %d", c.n_head);
+    memset(&c, 0, sizeof c); c.feature_dim = 8;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.feature_dim == 0, "mixer ffn has no feature_dim");
     memset(&c, 0, sizeof c); c.theta = -1;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "theta"), "negative theta refused: %s", err);
     memset(&c, 0, sizeof c); c.d_model = -5;

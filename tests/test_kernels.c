@@ -855,6 +855,111 @@ static void test_helpers(void)
     }
 }
 
+/* ---- linear attention (ReBased, Based) ------------------------------------ */
+
+/* The definition, in double: out_i = sum_{j<=i} phi(q_i.k_j/sqrt F) v_j /
+   (sum_{j<=i} phi(.) + eps), per head. */
+static void ref_la(const double *q, const double *k, const double *v, size_t B, size_t T, size_t H,
+                   size_t F, size_t C, int based, double eps, double *out)
+{
+    size_t b, h, i, j, c, a, FH = F * H, hs = C / H;
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (i = 0; i < T; i++) {
+                double den = eps, *o = out + (b * T + i) * C + h * hs;
+                for (c = 0; c < hs; c++) o[c] = 0;
+                for (j = 0; j <= i; j++) {
+                    double x = 0, s;
+                    for (a = 0; a < F; a++) x += q[(b * T + i) * FH + h * F + a] * k[(b * T + j) * FH + h * F + a];
+                    x /= sqrt((double)F);
+                    s = based ? 1 + x + x * x / 2 : x * x;
+                    den += s;
+                    for (c = 0; c < hs; c++) o[c] += s * v[(b * T + j) * C + h * hs + c];
+                }
+                for (c = 0; c < hs; c++) o[c] /= den;
+            }
+}
+
+typedef struct {
+    double *q, *k, *v, *w, *out;
+    size_t B, T, H, F, C;
+    int based;
+} kt_la_ctx;
+
+static double kt_la_loss(void *p)
+{
+    kt_la_ctx *c = (kt_la_ctx *)p;
+    ref_la(c->q, c->k, c->v, c->B, c->T, c->H, c->F, c->C, c->based, 1e-12, c->out);
+    return kt_wsum(c->w, c->out, c->B * c->T * c->C);
+}
+
+static void test_la_case(size_t B, size_t T, size_t H, size_t F, size_t C, int based)
+{
+    size_t nq = B * T * F * H, nv = B * T * C, i;
+    float *q = kt_rand(nq, 1.0), *k = kt_rand(nq, 1.0), *v = kt_rand(nv, 1.0), *w = kt_rand(nv, 1.0);
+    float *out = (float *)kt_alloc(nv), *out2 = (float *)kt_alloc(nv), *den = (float *)kt_alloc(B * H * T);
+    float *dq = kt_fill(nq, KT_PREFILL), *dk = kt_fill(nq, KT_PREFILL), *dv = kt_fill(nv, KT_PREFILL);
+    const char *name = based ? "based" : "rebased";
+    double e, e1, e2, e3, fdn;
+    int causal = 1;
+    kt_la_ctx c;
+    c.q = kt_dcopy(q, nq), c.k = kt_dcopy(k, nq), c.v = kt_dcopy(v, nv), c.w = kt_dcopy(w, nv);
+    c.out = (double *)malloc(nv * sizeof(double));
+    c.B = B, c.T = T, c.H = H, c.F = F, c.C = C, c.based = based;
+    lmu__la_forward(out, den, q, k, v, B, T, H, F, C, based, 1e-12f);
+    ref_la(c.q, c.k, c.v, B, T, H, F, C, based, 1e-12, c.out);
+    e = kt_relerr(out, 0.0f, c.out, nv);
+    LT_CHECK(e < 1e-5, "%s fwd B=%zu T=%zu H=%zu F=%zu C=%zu vs float64: rel %.2e", name, B, T, H, F, C, e);
+    lmu__la_backward(dq, dk, dv, w, out, den, q, k, v, B, T, H, F, C, based);
+    e1 = lt_fd_check(kt_la_loss, &c, c.q, nq, LT_FD_H, dq, KT_PREFILL, &fdn);
+    e2 = lt_fd_check(kt_la_loss, &c, c.k, nq, LT_FD_H, dk, KT_PREFILL, NULL);
+    e3 = lt_fd_check(kt_la_loss, &c, c.v, nv, LT_FD_H, dv, KT_PREFILL, NULL);
+    LT_CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5 && fdn > 0,
+             "%s grad vs FD (float64): dq %.2e dk %.2e dv %.2e", name, e1, e2, e3);
+    /* causality: a later position's q, k, v never reach an earlier output */
+    for (i = 0; i < F * H; i++) q[(T - 1) * F * H + i] += 1, k[(T - 1) * F * H + i] -= 1;
+    for (i = 0; i < C; i++) v[(T - 1) * C + i] *= 3;
+    lmu__la_forward(out2, den, q, k, v, B, T, H, F, C, based, 1e-12f);
+    for (i = 0; i < (T - 1) * C; i++) causal &= out2[i] == out[i];
+    LT_CHECK(causal, "%s: changing position %zu leaves positions 0..%zu bit for bit", name, T - 1, T - 2);
+    free(c.q), free(c.k), free(c.v), free(c.w), free(c.out);
+    lmu__free_aligned(q), lmu__free_aligned(k), lmu__free_aligned(v), lmu__free_aligned(w);
+    lmu__free_aligned(out), lmu__free_aligned(out2), lmu__free_aligned(den);
+    lmu__free_aligned(dq), lmu__free_aligned(dk), lmu__free_aligned(dv);
+}
+
+/* The recurrence of generation (state S, z per head) against the parallel
+   form, position by position. */
+static void test_la_decode(int based)
+{
+    enum { T = 9, F = 4, HS = 5 };
+    float *q = kt_rand(T * F, 1.0), *k = kt_rand(T * F, 1.0), *v = kt_rand(T * HS, 1.0);
+    float out[T * HS], den[T], o[HS], S[(F * F + 1 + F) * (HS + 1)], fq[F * F + 1 + F], fk[F * F + 1 + F];
+    size_t nf = lmu__la_features(F, based), t, c;
+    double worst = 0, scale = 0;
+    memset(S, 0, sizeof S);
+    lmu__la_forward(out, den, q, k, v, 1, T, 1, F, HS, based, 1e-12f);
+    for (t = 0; t < T * HS; t++) scale = fmax(scale, fabs(out[t]));
+    for (t = 0; t < T; t++) {
+        lmu__la_decode(o, S, S + nf * HS, q + t * F, k + t * F, v + t * HS, F, HS, based, 1e-12f, fq, fk);
+        for (c = 0; c < HS; c++) worst = fmax(worst, fabs(o[c] - out[t * HS + c]) / scale);
+    }
+    LT_CHECK(worst < 1e-5, "%s: the recurrence (state %zu x %d per head) = the parallel form at every "
+             "position (max diff %.1e of the largest output)", based ? "based" : "rebased", nf, HS + 1, worst);
+    lmu__free_aligned(q), lmu__free_aligned(k), lmu__free_aligned(v);
+}
+
+static void test_la(void)
+{
+    int based;
+    for (based = 0; based < 2; based++) {
+        test_la_case(1, 5, 1, 3, 4, based);
+        test_la_case(2, 7, 2, 4, 6, based);
+        test_la_case(1, 6, 3, 2, 9, based);
+        test_la_decode(based);
+    }
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_kernels", argc, argv);
@@ -865,5 +970,6 @@ int main(int argc, char **argv)
     test_mha();
     test_conv();
     test_iattn_attn();
+    test_la();
     return lt_end();
 }
