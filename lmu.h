@@ -5472,13 +5472,220 @@ LMU__PRIVATE void lmu__la_backward(float *dq, float *dk, float *dv, const float 
     }
 }
 
+/* The chunked, linear-time form of the same function (for long T): the
+   positions go in chunks of LMU__LA_CHUNK; inside a chunk the quadratic
+   form, across chunks the state S = sum_j f(k_j) v_j^T, z = sum_j f(k_j)
+   of the keys before it (f, nf: the feature map below, phi(x . y / sqrt F)
+   = f(x) . f(y)):
+       num_i = f(q_i)^T S + sum_{chunk j <= i} s_ij v_j,
+       den_i = f(q_i) . z + sum_{chunk j <= i} s_ij + eps.
+   Backward in two passes without storing a state per chunk: forward order
+   rebuilds S, z before each chunk for d f(q_i) = S g_i + z dden_i; reverse
+   order sums dS = sum f(q_i) g_i^T, dz = sum f(q_i) dden_i over the later
+   chunks for d f(k_j) = dS v_j + dz and dv_j += dS^T f(k_j). Scratch per
+   part: lmu__la_chunk_floats. */
+#ifndef LMU__LA_CHUNK
+#define LMU__LA_CHUNK 64
+#endif
+LMU__PRIVATE size_t lmu__la_features(size_t F, int based);
+LMU__PRIVATE void lmu__la_feature_map(float *f, const float *x, size_t F, int based);
+
+/* dx += J_f(x)^T df */
+LMU__PRIVATE void lmu__la_feature_backward(float *dx, const float *df, const float *x, size_t F,
+                                           int based)
+{
+    const float s = based ? 1.0f / sqrtf(2.0f * (float)F) : 1.0f / sqrtf((float)F);
+    size_t a, c, o = 0;
+    if (based) {
+        const float r = 1.0f / sqrtf(sqrtf((float)F));
+        for (a = 0; a < F; a++) dx[a] += r * df[1 + a];
+        o = 1 + F;
+    }
+    for (a = 0; a < F; a++) {
+        float acc = 0.0f;
+        for (c = 0; c < F; c++) acc += (df[o + a * F + c] + df[o + c * F + a]) * x[c];
+        dx[a] += s * acc;
+    }
+}
+
+LMU__PRIVATE size_t lmu__la_chunk_floats(size_t F, size_t hs, int based)
+{
+    const size_t nf = lmu__la_features(F, based);
+    return 2 * nf * (hs + 1) + 2 * nf + 16;
+}
+
+LMU__PRIVATE void lmu__la_forward_chunked(float *out, float *den, const float *q, const float *k,
+                                          const float *v, size_t B, size_t T, size_t H, size_t F,
+                                          size_t C, int based, float eps, int nparts, float *scratch)
+{
+    const size_t FH = F * H, hs = C / H, nf = lmu__la_features(F, based);
+    const size_t per = lmu__la_chunk_floats(F, hs, based);
+    const float scale = 1.0f / sqrtf((float)F);
+    long task;
+    LMU__OMP(omp parallel for schedule(static) num_threads(nparts))
+    for (task = 0; task < (long)(B * H); task++) {
+        const size_t b = (size_t)task / H, h = (size_t)task % H;
+        const float *qb = q + b * T * FH + h * F, *kb = k + b * T * FH + h * F;
+        const float *vb = v + b * T * C + h * hs;
+        float *ob = out + b * T * C + h * hs, *dn = den + (size_t)task * T;
+        float *S = scratch + (size_t)lmu__thread_id() * per, *z = S + nf * hs, *f = z + nf;
+        size_t c0, i, j, c, r;
+        memset(S, 0, nf * (hs + 1) * sizeof(float));
+        for (c0 = 0; c0 < T; c0 += LMU__LA_CHUNK) {
+            const size_t c1 = c0 + LMU__LA_CHUNK < T ? c0 + LMU__LA_CHUNK : T;
+            for (i = c0; i < c1; i++) {
+                float *o = ob + i * C, sum = 0.0f;
+                lmu__la_feature_map(f, qb + i * FH, F, based);
+                for (c = 0; c < hs; c++) o[c] = 0.0f;
+                for (r = 0; r < nf; r++) {
+                    const float *Sr = S + r * hs;
+                    sum += f[r] * z[r];
+                    for (c = 0; c < hs; c++) o[c] += f[r] * Sr[c];
+                }
+                for (j = c0; j <= i; j++) {
+                    const float s = lmu__la_phi(lmu__kern_dot(qb + i * FH, kb + j * FH, F) * scale,
+                                                based, NULL);
+                    const float *vj = vb + j * C;
+                    sum += s;
+                    for (c = 0; c < hs; c++) o[c] += s * vj[c];
+                }
+                dn[i] = sum + eps;
+                for (c = 0; c < hs; c++) o[c] /= dn[i];
+            }
+            for (j = c0; j < c1; j++) { /* the chunk's keys join the state */
+                const float *vj = vb + j * C;
+                lmu__la_feature_map(f, kb + j * FH, F, based);
+                for (r = 0; r < nf; r++) {
+                    float *Sr = S + r * hs;
+                    z[r] += f[r];
+                    for (c = 0; c < hs; c++) Sr[c] += f[r] * vj[c];
+                }
+            }
+        }
+    }
+}
+
+LMU__PRIVATE void lmu__la_backward_chunked(float *dq, float *dk, float *dv, const float *dout,
+                                           const float *out, const float *den, const float *q,
+                                           const float *k, const float *v, size_t B, size_t T,
+                                           size_t H, size_t F, size_t C, int based, int nparts,
+                                           float *scratch)
+{
+    const size_t FH = F * H, hs = C / H, nf = lmu__la_features(F, based);
+    const size_t per = lmu__la_chunk_floats(F, hs, based), nchunk = (T + LMU__LA_CHUNK - 1) / LMU__LA_CHUNK;
+    const float scale = 1.0f / sqrtf((float)F);
+    long task;
+    LMU__OMP(omp parallel for schedule(static) num_threads(nparts))
+    for (task = 0; task < (long)(B * H); task++) {
+        const size_t b = (size_t)task / H, h = (size_t)task % H;
+        const size_t qo = b * T * FH + h * F, vo = b * T * C + h * hs;
+        const float *dn = den + (size_t)task * T;
+        float *S = scratch + (size_t)lmu__thread_id() * per, *z = S + nf * hs;
+        float *dS = z + nf, *dz = dS + nf * hs, *f = dz + nf, *df = f + nf;
+        size_t ch, i, j, c, r, a;
+        /* the quadratic part inside each chunk, as lmu__la_backward */
+        for (i = 0; i < T; i++) {
+            const size_t c0 = i / LMU__LA_CHUNK * LMU__LA_CHUNK;
+            const float *qi = q + qo + i * FH, *doi = dout + vo + i * C, *oi = out + vo + i * C;
+            const float inv = 1.0f / dn[i];
+            float go = 0.0f;
+            for (c = 0; c < hs; c++) go += doi[c] * oi[c];
+            go *= inv;
+            for (j = c0; j <= i; j++) {
+                const float *kj = k + qo + j * FH, *vj = v + vo + j * C;
+                float dphi, gv = 0.0f, s, dx;
+                s = lmu__la_phi(lmu__kern_dot(qi, kj, F) * scale, based, &dphi);
+                for (c = 0; c < hs; c++) gv += doi[c] * vj[c];
+                if (dv)
+                    for (c = 0; c < hs; c++) dv[vo + j * C + c] += s * inv * doi[c];
+                dx = (gv * inv - go) * dphi * scale;
+                if (dq)
+                    for (a = 0; a < F; a++) dq[qo + i * FH + a] += dx * kj[a];
+                if (dk)
+                    for (a = 0; a < F; a++) dk[qo + j * FH + a] += dx * qi[a];
+            }
+        }
+        /* queries against the state of the chunks before theirs */
+        memset(S, 0, nf * (hs + 1) * sizeof(float));
+        for (ch = 0; ch < nchunk; ch++) {
+            const size_t c0 = ch * LMU__LA_CHUNK, c1 = c0 + LMU__LA_CHUNK < T ? c0 + LMU__LA_CHUNK : T;
+            for (i = c0; dq && ch > 0 && i < c1; i++) {
+                const float *doi = dout + vo + i * C, *oi = out + vo + i * C;
+                const float inv = 1.0f / dn[i];
+                float dden = 0.0f;
+                for (c = 0; c < hs; c++) dden -= doi[c] * oi[c];
+                dden *= inv;
+                for (r = 0; r < nf; r++) {
+                    const float *Sr = S + r * hs;
+                    float acc = z[r] * dden;
+                    for (c = 0; c < hs; c++) acc += Sr[c] * doi[c] * inv;
+                    df[r] = acc;
+                }
+                lmu__la_feature_backward(dq + qo + i * FH, df, q + qo + i * FH, F, based);
+            }
+            for (j = c0; j < c1; j++) {
+                const float *vj = v + vo + j * C;
+                lmu__la_feature_map(f, k + qo + j * FH, F, based);
+                for (r = 0; r < nf; r++) {
+                    float *Sr = S + r * hs;
+                    z[r] += f[r];
+                    for (c = 0; c < hs; c++) Sr[c] += f[r] * vj[c];
+                }
+            }
+        }
+        /* keys against the queries of the chunks after theirs */
+        memset(dS, 0, nf * (hs + 1) * sizeof(float));
+        for (ch = nchunk; ch-- > 0;) {
+            const size_t c0 = ch * LMU__LA_CHUNK, c1 = c0 + LMU__LA_CHUNK < T ? c0 + LMU__LA_CHUNK : T;
+            for (j = c0; ch + 1 < nchunk && j < c1; j++) {
+                const float *vj = v + vo + j * C;
+                lmu__la_feature_map(f, k + qo + j * FH, F, based);
+                for (r = 0; r < nf; r++) {
+                    const float *dSr = dS + r * hs;
+                    float acc = dz[r];
+                    for (c = 0; c < hs; c++) acc += dSr[c] * vj[c];
+                    df[r] = acc;
+                    if (dv)
+                        for (c = 0; c < hs; c++) dv[vo + j * C + c] += f[r] * dSr[c];
+                }
+                if (dk) lmu__la_feature_backward(dk + qo + j * FH, df, k + qo + j * FH, F, based);
+            }
+            for (i = c0; i < c1; i++) {
+                const float *doi = dout + vo + i * C, *oi = out + vo + i * C;
+                const float inv = 1.0f / dn[i];
+                float dden = 0.0f;
+                for (c = 0; c < hs; c++) dden -= doi[c] * oi[c];
+                dden *= inv;
+                lmu__la_feature_map(f, q + qo + i * FH, F, based);
+                for (r = 0; r < nf; r++) {
+                    float *dSr = dS + r * hs;
+                    dz[r] += f[r] * dden;
+                    for (c = 0; c < hs; c++) dSr[c] += f[r] * doi[c] * inv;
+                }
+            }
+        }
+    }
+}
+
+/* Above this length the chunked form is the faster (tools/bench_la). */
+#ifndef LMU__LA_CROSSOVER
+#define LMU__LA_CROSSOVER 768
+#endif
+
+/* scratch of the op at length T: the chunked form's states, per part */
+LMU__PRIVATE size_t lmu__la_scratch_floats(size_t T, size_t F, size_t hs, int based, int nparts)
+{
+    return T > LMU__LA_CROSSOVER ? (size_t)nparts * lmu__la_chunk_floats(F, hs, based) : 0;
+}
+
 /* out (B, T, C) = the linear attention of q, k (B, T, F n_head) and
-   v (B, T, C) as a tape op (based: phi of Based, else ReBased's). */
+   v (B, T, C) as a tape op (based: phi of Based, else ReBased's); the
+   quadratic form up to LMU__LA_CROSSOVER positions, the chunked one above. */
 LMU__PRIVATE lmu_result lmu__tape_linear_attention(lmu_tape *t, int q, int k, int v, int n_head,
                                                    int based, float eps, int *out)
 {
     const lmu_tensor *tq, *tk, *tv;
-    int in[3], den, B, T, F, C;
+    int in[3], den, B, T, F, C, chunked;
     lmu_tape_rec *rec;
     lmu_result r;
     in[0] = q, in[1] = k, in[2] = v;
@@ -5492,20 +5699,41 @@ LMU__PRIVATE lmu_result lmu__tape_linear_attention(lmu_tape *t, int q, int k, in
         tk->shape[2] != tq->shape[2] || tv->shape[0] != B || tv->shape[1] != T || !(eps > 0))
         return lmu__tape_fail(t, LMU_ERR_SHAPE, "linear_attention: q, k (B, T, F n_head) and "
                               "v (B, T, C) with n_head | C, eps > 0");
+    chunked = T > LMU__LA_CROSSOVER;
+    if (chunked && (r = lmu__tape_kernel_check(t, lmu__la_scratch_floats((size_t)T, (size_t)F,
+                                                    (size_t)(C / n_head), based, t->nparts),
+                                               "linear_attention")) != LMU_OK)
+        return r;
     if ((r = lmu__tape_fused(t, LMU_OP_LINEAR_ATTENTION, 3, in, 3, tv->shape, out, &rec)) != LMU_OK ||
         (r = lmu__tape_cache(t, (size_t)B * (size_t)n_head * (size_t)T, &den)) != LMU_OK)
         return r;
     rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = n_head, rec->ip[3] = F, rec->ip[4] = C;
-    rec->ip[5] = based;
+    rec->ip[5] = based, rec->ip[6] = chunked;
     rec->cache[0] = den;
-    lmu__la_forward(lmu__tape_f32(t, *out), lmu__tape_f32(t, den), lmu__tape_f32(t, q),
-                    lmu__tape_f32(t, k), lmu__tape_f32(t, v), (size_t)B, (size_t)T,
-                    (size_t)n_head, (size_t)F, (size_t)C, based, eps);
+    if (chunked)
+        lmu__la_forward_chunked(lmu__tape_f32(t, *out), lmu__tape_f32(t, den), lmu__tape_f32(t, q),
+                                lmu__tape_f32(t, k), lmu__tape_f32(t, v), (size_t)B, (size_t)T,
+                                (size_t)n_head, (size_t)F, (size_t)C, based, eps, t->nparts,
+                                t->scratch);
+    else
+        lmu__la_forward(lmu__tape_f32(t, *out), lmu__tape_f32(t, den), lmu__tape_f32(t, q),
+                        lmu__tape_f32(t, k), lmu__tape_f32(t, v), (size_t)B, (size_t)T,
+                        (size_t)n_head, (size_t)F, (size_t)C, based, eps);
     return LMU_OK;
 }
 
 LMU__PRIVATE lmu_result lmu__tape_linear_attention_backward(lmu_tape *t, const lmu_tape_rec *rec)
 {
+    if (rec->ip[6]) {
+        lmu__la_backward_chunked(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
+                                 lmu__tape_g32(t, rec->in[2]), lmu__tape_g32(t, rec->out),
+                                 lmu__tape_f32(t, rec->out), lmu__tape_f32(t, rec->cache[0]),
+                                 lmu__tape_f32(t, rec->in[0]), lmu__tape_f32(t, rec->in[1]),
+                                 lmu__tape_f32(t, rec->in[2]), (size_t)rec->ip[0],
+                                 (size_t)rec->ip[1], (size_t)rec->ip[2], (size_t)rec->ip[3],
+                                 (size_t)rec->ip[4], rec->ip[5], t->nparts, t->scratch);
+        return LMU_OK;
+    }
     lmu__la_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
                      lmu__tape_g32(t, rec->in[2]), lmu__tape_g32(t, rec->out),
                      lmu__tape_f32(t, rec->out), lmu__tape_f32(t, rec->cache[0]),
@@ -8803,6 +9031,14 @@ LMU__PRIVATE double lmu__la_flops(const lmu_config *c, double n)
     return 2.0 * (2.0 * d * fh + 2.0 * d * d) + 2.0 * (n + 1) / 2.0 * (fh + d);
 }
 
+/* the op's scratch, sized for Based's larger feature map */
+LMU__PRIVATE size_t lmu__la_scratch(const lmu_model *m, size_t T)
+{
+    const lmu_config *c = &m->cfg;
+    return lmu__la_scratch_floats(T, (size_t)c->feature_dim, (size_t)(c->d_model / c->n_head), 1,
+                                  m->nparts);
+}
+
 LMU__PRIVATE lmu_result lmu__la_mixer_forward(lmu_model *m, int x, int ln_a_w, int ln_a_b, int wq,
                                               int wk, int wv, int wo, int lnq_w, int lnq_b,
                                               int lnk_w, int lnk_b, int *out)
@@ -8910,11 +9146,11 @@ LMU__PRIVATE void lmu__based_gen_step(struct lmu_gen *g, int l, float *state)
 }
 
 static const lmu__mixer_unit lmu__mixer_rebased = {
-    lmu__rows_rebased,     LMU__NROWS(lmu__rows_rebased), 1, 0, 1, lmu__la_flops, lmu__no_floats,
+    lmu__rows_rebased,     LMU__NROWS(lmu__rows_rebased), 1, 0, 1, lmu__la_flops, lmu__la_scratch,
     lmu__rebased_forward,  lmu__rebased_gen_state,        lmu__la_gen_work, lmu__rebased_gen_step};
 
 static const lmu__mixer_unit lmu__mixer_based = {
-    lmu__rows_based,     LMU__NROWS(lmu__rows_based), 1, 0, 1, lmu__la_flops, lmu__no_floats,
+    lmu__rows_based,     LMU__NROWS(lmu__rows_based), 1, 0, 1, lmu__la_flops, lmu__la_scratch,
     lmu__based_forward,  lmu__based_gen_state,        lmu__la_gen_work, lmu__based_gen_step};
 
 /* ---------------------------------------------------------------------- */

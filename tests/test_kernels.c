@@ -949,6 +949,48 @@ static void test_la_decode(int based)
     lmu__free_aligned(q), lmu__free_aligned(k), lmu__free_aligned(v);
 }
 
+/* The chunked form (positions past LMU__LA_CHUNK go through the state)
+   against the quadratic one and against finite differences in double. */
+static void test_la_chunked(size_t B, size_t T, size_t H, size_t F, size_t C, int based, int fd)
+{
+    size_t nq = B * T * F * H, nv = B * T * C, hs = C / H;
+    float *q = kt_rand(nq, 1.0), *k = kt_rand(nq, 1.0), *v = kt_rand(nv, 1.0), *w = kt_rand(nv, 1.0);
+    float *o1 = (float *)kt_alloc(nv), *o2 = (float *)kt_alloc(nv), *den = (float *)kt_alloc(B * H * T);
+    float *g1[3], *g2[3], *scr = (float *)kt_alloc(3 * lmu__la_chunk_floats(F, hs, based));
+    const char *name = based ? "based" : "rebased";
+    double e = 1, eg = 0, e1 = 0, e2 = 0, e3 = 0;
+    size_t n[3], i;
+    kt_la_ctx c;
+    n[0] = n[1] = nq, n[2] = nv;
+    for (i = 0; i < 3; i++) g1[i] = kt_fill(n[i], KT_PREFILL), g2[i] = kt_fill(n[i], KT_PREFILL);
+    lmu__la_forward(o1, den, q, k, v, B, T, H, F, C, based, 1e-12f);
+    lmu__la_backward(g1[0], g1[1], g1[2], w, o1, den, q, k, v, B, T, H, F, C, based);
+    lmu__la_forward_chunked(o2, den, q, k, v, B, T, H, F, C, based, 1e-12f, 3, scr);
+    lmu__la_backward_chunked(g2[0], g2[1], g2[2], w, o2, den, q, k, v, B, T, H, F, C, based, 3, scr);
+    c.q = kt_dcopy(q, nq), c.k = kt_dcopy(k, nq), c.v = kt_dcopy(v, nv), c.w = kt_dcopy(w, nv);
+    c.out = (double *)malloc(nv * sizeof(double));
+    c.B = B, c.T = T, c.H = H, c.F = F, c.C = C, c.based = based;
+    for (i = 0; i < 4; i++) {
+        double *ref = kt_dcopy(i < 3 ? g1[i] : o1, i < 3 ? n[i] : nv);
+        if (i < 3) eg = kt_maxrel(eg, kt_relerr(g2[i], 0.0f, ref, n[i]));
+        else e = kt_relerr(o2, 0.0f, ref, nv);
+        free(ref);
+    }
+    LT_CHECK(e < 1e-5 && eg < 1e-5, "%s chunked (T=%zu, chunks of %d) = quadratic: out rel %.1e, grads rel %.1e",
+             name, T, LMU__LA_CHUNK, e, eg);
+    if (fd) {
+        e1 = lt_fd_check(kt_la_loss, &c, c.q, nq, LT_FD_H, g2[0], KT_PREFILL, NULL);
+        e2 = lt_fd_check(kt_la_loss, &c, c.k, nq, LT_FD_H, g2[1], KT_PREFILL, NULL);
+        e3 = lt_fd_check(kt_la_loss, &c, c.v, nv, LT_FD_H, g2[2], KT_PREFILL, NULL);
+        LT_CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5, "%s chunked grad vs FD (float64): dq %.1e dk %.1e dv %.1e",
+                 name, e1, e2, e3);
+    }
+    free(c.q), free(c.k), free(c.v), free(c.w), free(c.out);
+    for (i = 0; i < 3; i++) lmu__free_aligned(g1[i]), lmu__free_aligned(g2[i]);
+    lmu__free_aligned(q), lmu__free_aligned(k), lmu__free_aligned(v), lmu__free_aligned(w);
+    lmu__free_aligned(o1), lmu__free_aligned(o2), lmu__free_aligned(den), lmu__free_aligned(scr);
+}
+
 static void test_la(void)
 {
     int based;
@@ -957,6 +999,8 @@ static void test_la(void)
         test_la_case(2, 7, 2, 4, 6, based);
         test_la_case(1, 6, 3, 2, 9, based);
         test_la_decode(based);
+        test_la_chunked(1, 150, 2, 3, 4, based, 1);
+        test_la_chunked(2, 300, 2, 16, 64, based, 0);
     }
 }
 
