@@ -1799,7 +1799,7 @@ LMU__PRIVATE void lmu__free_aligned(void *p)
 }
 
 /* ---------------------------------------------------------------------- */
-/* text: UTF-8 and JSON escapes, shared by the checkpoint and vocabulary   */
+/* text: UTF-8 and a JSON scanner, shared by the checkpoint and vocabulary */
 /* parsers                                                                 */
 /* ---------------------------------------------------------------------- */
 
@@ -1864,40 +1864,92 @@ LMU__PRIVATE size_t lmu__utf8_put(unsigned char *o, uint32_t cp)
     return 4;
 }
 
-/* One character of a JSON string body, for both JSON readers (the
-   vocabulary and safetensors headers): s[*i] is inside the string and not
-   its closing quote. Writes the character as UTF-8 to enc (4 bytes room),
-   its code point to *cp, advances *i past it and returns the byte count;
-   or returns 0 with *why set and *i left at the offending byte. A \u0000
-   decodes to cp 0: the caller decides whether a NUL is acceptable. */
-LMU__PRIVATE size_t lmu__json_char(const unsigned char *s, size_t n, size_t *i, unsigned char *enc,
-                                   uint32_t *cp, const char **why)
+/* A JSON text being read, for both JSON readers (safetensors headers and
+   GPT-2's encoder.json). Each file keeps the wording of its messages, which
+   users and tests know: a header's say the header and file byte and which
+   tensor's entry was being read, encoder.json's say the line and byte. */
+typedef struct lmu__json {
+    const unsigned char *s;
+    size_t n, i;      /* length, cursor */
+    char *err;
+    size_t errcap;
+    int by_line;      /* 1: encoder.json's wording, 0: a safetensors header's */
+    const char *name; /* a header's tensor being read, or NULL */
+} lmu__json;
+
+/* Reports what (then detail) at the cursor; returns 0. */
+LMU__PRIVATE int lmu__json_fail(lmu__json *J, const char *what, const char *detail)
 {
-    size_t at = *i, ne;
+    size_t k, line = 1;
+    if (!detail) detail = "";
+    if (J->by_line) {
+        for (k = 0; k < J->i && k < J->n; k++) line += J->s[k] == '\n';
+        lmu__errf(J->err, J->errcap, "encoder.json: line %lu, byte %lu: %s%s", (unsigned long)line,
+                  (unsigned long)J->i, what, detail);
+    } else
+        lmu__errf(J->err, J->errcap, "safetensors: header byte %llu (file byte %llu): %s%s%s%s%s",
+                  (unsigned long long)J->i, (unsigned long long)(J->i + 8),
+                  J->name ? "tensor '" : "", J->name ? J->name : "", J->name ? "': " : "", what,
+                  detail);
+    return 0;
+}
+
+/* Skips whitespace; returns the next byte, or -1 at the end. */
+LMU__PRIVATE int lmu__json_ws(lmu__json *J)
+{
+    while (J->i < J->n && memchr(" \t\n\r", J->s[J->i], 4)) J->i++;
+    return J->i < J->n ? J->s[J->i] : -1;
+}
+
+/* Skips whitespace and consumes c if it comes next. */
+LMU__PRIVATE int lmu__json_eat(lmu__json *J, int c)
+{
+    if (lmu__json_ws(J) != c) return 0;
+    J->i++;
+    return 1;
+}
+
+/* Skips whitespace and consumes c, or reports "expected WHAT" (in a header,
+   with what came instead). */
+LMU__PRIVATE int lmu__json_expect(lmu__json *J, int c, const char *what)
+{
+    char msg[96];
+    int got;
+    if (lmu__json_eat(J, c)) return 1;
+    got = lmu__json_ws(J);
+    if (J->by_line) snprintf(msg, sizeof msg, "expected %s", what);
+    else if (got < 0) snprintf(msg, sizeof msg, "expected %s, got end of header", what);
+    else if (got >= 0x20 && got < 0x7F)
+        snprintf(msg, sizeof msg, "expected %s, got '%c'", what, got);
+    else snprintf(msg, sizeof msg, "expected %s, got byte 0x%02x", what, got);
+    return lmu__json_fail(J, msg, NULL);
+}
+
+/* One character of a JSON string body: the cursor is inside the string and
+   not at its closing quote. Writes the character as UTF-8 to enc (4 bytes
+   room), its code point to *cp, moves past it and returns the byte count; or
+   reports the offending byte and returns 0. A \u0000 decodes to cp 0: the
+   caller decides whether a NUL is acceptable. */
+LMU__PRIVATE size_t lmu__json_char(lmu__json *J, unsigned char *enc, uint32_t *cp)
+{
+    const unsigned char *s = J->s;
+    size_t at = J->i, n = J->n, ne;
     unsigned c = s[at];
     *cp = c;
-    if (c < 0x20) {
-        *why = "control character inside a string";
-        return 0;
-    }
+    if (c < 0x20) return lmu__json_fail(J, "control character inside a string", NULL);
     if (c >= 0x80) {
-        if (!(ne = lmu__utf8_len(s + at, n - at, cp))) {
-            *why = "invalid UTF-8 in a string";
-            return 0;
-        }
+        if (!(ne = lmu__utf8_len(s + at, n - at, cp)))
+            return lmu__json_fail(J, "invalid UTF-8 in a string", NULL);
         memcpy(enc, s + at, ne);
-        *i = at + ne;
+        J->i = at + ne;
         return ne;
     }
     if (c != '\\') {
         enc[0] = (unsigned char)c;
-        *i = at + 1;
+        J->i = at + 1;
         return 1;
     }
-    if (at + 1 >= n) {
-        *why = "unterminated escape";
-        return 0;
-    }
+    if (at + 1 >= n) return lmu__json_fail(J, "unterminated escape", NULL);
     switch (s[at + 1]) {
     case '"': case '\\': case '/': c = s[at + 1]; break;
     case 'b': c = '\b'; break;
@@ -1906,34 +1958,152 @@ LMU__PRIVATE size_t lmu__json_char(const unsigned char *s, size_t n, size_t *i, 
     case 'r': c = '\r'; break;
     case 't': c = '\t'; break;
     case 'u': c = 0x100; break;
-    default: *why = "invalid escape sequence"; return 0;
+    default: return lmu__json_fail(J, "invalid escape sequence", NULL);
     }
     if (c != 0x100) {
         enc[0] = (unsigned char)c;
         *cp = c;
-        *i = at + 2;
+        J->i = at + 2;
         return 1;
     }
-    if (n - at < 6 || !lmu__hex4(s + at + 2, cp)) {
-        *why = "\\u must be followed by 4 hex digits";
-        return 0;
-    }
-    if (*cp >= 0xDC00 && *cp <= 0xDFFF) {
-        *why = "unpaired low surrogate in \\u escape";
-        return 0;
-    }
-    *i = at + 6;
+    if (n - at < 6 || !lmu__hex4(s + at + 2, cp))
+        return lmu__json_fail(J, "\\u must be followed by 4 hex digits", NULL);
+    if (*cp >= 0xDC00 && *cp <= 0xDFFF)
+        return lmu__json_fail(J, "unpaired low surrogate in \\u escape", NULL);
+    J->i = at + 6;
     if (*cp >= 0xD800 && *cp <= 0xDBFF) {
         uint32_t lo;
         if (n - at < 12 || s[at + 6] != '\\' || s[at + 7] != 'u' || !lmu__hex4(s + at + 8, &lo) ||
-            lo < 0xDC00 || lo > 0xDFFF) {
-            *why = "high surrogate not followed by a \\u low surrogate";
-            return 0;
-        }
+            lo < 0xDC00 || lo > 0xDFFF)
+            return lmu__json_fail(J, "high surrogate not followed by a \\u low surrogate", NULL);
         *cp = 0x10000 + ((*cp - 0xD800) << 10) + (lo - 0xDC00);
-        *i = at + 12;
+        J->i = at + 12;
     }
     return lmu__utf8_put(enc, *cp);
+}
+
+/* Reads the JSON string at the cursor (after whitespace): up to cap decoded
+   bytes go to out (may be NULL), *len gets the full decoded length. A U+0000
+   sets *nul, or is refused where it stands when nul is NULL. */
+LMU__PRIVATE int lmu__json_string(lmu__json *J, char *out, size_t cap, size_t *len, int *nul)
+{
+    size_t k = 0, start;
+    if (lmu__json_ws(J) != '"') return lmu__json_expect(J, '"', "a string");
+    start = J->i++;
+    if (nul) *nul = 0;
+    for (;;) {
+        unsigned char enc[4];
+        uint32_t cp;
+        size_t ne, e, at = J->i;
+        if (J->i >= J->n) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "unterminated string (it starts at header byte %llu)",
+                     (unsigned long long)start);
+            if (J->by_line) J->i = start;
+            return lmu__json_fail(J, J->by_line ? "unterminated string" : msg, NULL);
+        }
+        if (J->s[J->i] == '"') break;
+        if (!(ne = lmu__json_char(J, enc, &cp))) return 0;
+        if (cp == 0 && !nul) {
+            J->i = at;
+            return lmu__json_fail(J, "\\u0000 in a string", NULL);
+        }
+        if (cp == 0) *nul = 1;
+        for (e = 0; e < ne; e++, k++)
+            if (out && k < cap) out[k] = (char)enc[e];
+    }
+    J->i++;
+    *len = k;
+    return 1;
+}
+
+/* A non-negative JSON integer up to max: no '-', leading zero, fraction or
+   exponent. encoder.json reports a refusal at the number's start, a header
+   at the byte that makes it. */
+LMU__PRIVATE int lmu__json_uint(lmu__json *J, size_t max, size_t *out)
+{
+    static const char *const why[2][6] = {
+        {"expected an integer, got end of header",
+         "negative number where a size or offset is expected", "expected a non-negative integer",
+         "number with a leading zero", "number too large for size_t",
+         "expected an integer, got a fraction or exponent"},
+        {"expected a non-negative integer id", "expected a non-negative integer id",
+         "expected a non-negative integer id", "leading zero in a number", "id too large",
+         "id is not an integer"}};
+    size_t v = 0, start;
+    int c = lmu__json_ws(J), e = -1;
+    start = J->i;
+    if (c < 0) e = 0;
+    else if (c == '-') e = 1;
+    else if (c < '0' || c > '9') e = 2;
+    else if (c == '0' && J->i + 1 < J->n && J->s[J->i + 1] >= '0' && J->s[J->i + 1] <= '9')
+        e = 3;
+    for (; e < 0 && J->i < J->n && J->s[J->i] >= '0' && J->s[J->i] <= '9'; J->i++) {
+        size_t d = (size_t)(J->s[J->i] - '0');
+        if (v > (max - d) / 10) { e = 4; break; }
+        v = v * 10 + d;
+    }
+    if (e < 0 && J->i < J->n && memchr(".eE", J->s[J->i], 3)) e = 5;
+    if (e < 0) {
+        *out = v;
+        return 1;
+    }
+    if (J->by_line) J->i = start;
+    return lmu__json_fail(J, why[J->by_line][e], NULL);
+}
+
+/* Skips decimal digits; returns how many. */
+LMU__PRIVATE size_t lmu__json_digits(lmu__json *J)
+{
+    size_t from = J->i;
+    while (J->i < J->n && J->s[J->i] >= '0' && J->s[J->i] <= '9') J->i++;
+    return J->i - from;
+}
+
+/* Skips any JSON value (a header's unknown fields), at most depth more
+   levels deep. Only headers skip, so the messages are theirs. */
+LMU__PRIVATE int lmu__json_skip(lmu__json *J, int depth)
+{
+    size_t len;
+    int nul, c = lmu__json_ws(J);
+    if (depth < 0) return lmu__json_fail(J, "JSON nested too deeply", NULL);
+    if (c < 0) return lmu__json_fail(J, "expected a value, got end of header", NULL);
+    if (c == '"') return lmu__json_string(J, NULL, 0, &len, &nul);
+    if (c == '{' || c == '[') {
+        int close = c == '{' ? '}' : ']';
+        J->i++;
+        if (lmu__json_eat(J, close)) return 1;
+        do {
+            if (c == '{' && !lmu__json_string(J, NULL, 0, &len, &nul)) return 0;
+            if (c == '{' && !lmu__json_expect(J, ':', "':'")) return 0;
+            if (!lmu__json_skip(J, depth - 1)) return 0;
+        } while (lmu__json_eat(J, ','));
+        return lmu__json_expect(J, close, c == '{' ? "',' or '}'" : "',' or ']'");
+    }
+    if (c == 't' || c == 'f' || c == 'n') {
+        const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        size_t l = strlen(lit);
+        if (J->n - J->i < l || memcmp(J->s + J->i, lit, l) != 0)
+            return lmu__json_fail(J, "invalid literal", NULL);
+        J->i += l;
+        return 1;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) { /* RFC 8259 number grammar */
+        if (c == '-') J->i++;
+        if (J->i < J->n && J->s[J->i] == '0') J->i++;
+        else if (!lmu__json_digits(J)) return lmu__json_fail(J, "invalid number", NULL);
+        if (J->i < J->n && J->s[J->i] == '.') {
+            J->i++;
+            if (!lmu__json_digits(J)) return lmu__json_fail(J, "invalid number", NULL);
+        }
+        if (J->i < J->n && (J->s[J->i] == 'e' || J->s[J->i] == 'E')) {
+            J->i++;
+            if (J->i < J->n && (J->s[J->i] == '+' || J->s[J->i] == '-')) J->i++;
+            if (!lmu__json_digits(J)) return lmu__json_fail(J, "invalid number", NULL);
+        }
+        return 1;
+    }
+    return lmu__json_fail(J, "unexpected character", NULL);
 }
 
 #ifndef LMU_NO_STDIO
@@ -7997,8 +8167,7 @@ LMUDEF lmu_result lmu_st_save_file(const char *path, const lmu_st_tensor *tensor
 /* ====================================================================== */
 
 typedef struct lmu__st_parser {
-    const unsigned char *s; /* header */
-    size_t n, pos;
+    lmu__json j;            /* the header */
     size_t data_len;
     const unsigned char *data;
     int fill;               /* 0: counting pass, 1: filling pass */
@@ -8008,197 +8177,27 @@ typedef struct lmu__st_parser {
     size_t pool_cap;
     size_t nt, nm, npool;   /* counts (pass 1) / cursors (pass 2) */
     int seen_meta;
-    char *err;
-    size_t errcap;
 } lmu__st_parser;
 
-/* Reports an error at the current header position. */
-LMU__PRIVATE int lmu__st_fail(lmu__st_parser *p, const char *what, const char *name)
-{
-    if (name)
-        lmu__errf(p->err, p->errcap,
-                  "safetensors: header byte %llu (file byte %llu): tensor '%s': %s",
-                  (unsigned long long)p->pos, (unsigned long long)(p->pos + 8), name, what);
-    else
-        lmu__errf(p->err, p->errcap, "safetensors: header byte %llu (file byte %llu): %s",
-                  (unsigned long long)p->pos, (unsigned long long)(p->pos + 8), what);
-    return 0;
-}
-
-LMU__PRIVATE void lmu__st_ws(lmu__st_parser *p)
-{
-    while (p->pos < p->n) {
-        unsigned char c = p->s[p->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-        p->pos++;
-    }
-}
-
-/* Skips whitespace and consumes c. */
-LMU__PRIVATE int lmu__st_expect(lmu__st_parser *p, char c, const char *what, const char *name)
-{
-    lmu__st_ws(p);
-    if (p->pos >= p->n || p->s[p->pos] != (unsigned char)c) {
-        char msg[96];
-        if (p->pos >= p->n) snprintf(msg, sizeof msg, "expected %s, got end of header", what);
-        else if (p->s[p->pos] >= 0x20 && p->s[p->pos] < 0x7F)
-            snprintf(msg, sizeof msg, "expected %s, got '%c'", what, p->s[p->pos]);
-        else snprintf(msg, sizeof msg, "expected %s, got byte 0x%02x", what, p->s[p->pos]);
-        return lmu__st_fail(p, msg, name);
-    }
-    p->pos++;
-    return 1;
-}
-
-/* Parses the JSON string at p->pos (after whitespace). Up to cap decoded
-   bytes go to out (may be NULL); *len gets the full decoded length; *nul is
-   set when it decodes a U+0000. */
-LMU__PRIVATE int lmu__st_string(lmu__st_parser *p, char *out, size_t cap, size_t *len, int *nul,
-                                const char *name)
-{
-    size_t k = 0, start;
-    uint32_t cp;
-    lmu__st_ws(p);
-    start = p->pos;
-    if (p->pos >= p->n || p->s[p->pos] != '"') return lmu__st_expect(p, '"', "a string", name);
-    p->pos++;
-    *nul = 0;
-    for (;;) {
-        unsigned char enc[4];
-        const char *why = NULL;
-        size_t ne, i;
-        if (p->pos >= p->n) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "unterminated string (it starts at header byte %llu)",
-                     (unsigned long long)start);
-            return lmu__st_fail(p, msg, name);
-        }
-        if (p->s[p->pos] == '"') {
-            p->pos++;
-            break;
-        }
-        if (!(ne = lmu__json_char(p->s, p->n, &p->pos, enc, &cp, &why)))
-            return lmu__st_fail(p, why, name);
-        if (cp == 0) *nul = 1;
-        for (i = 0; i < ne; i++, k++)
-            if (out && k < cap) out[k] = (char)enc[i];
-    }
-    *len = k;
-    return 1;
-}
-
-/* A non-negative JSON integer that fits size_t. */
-LMU__PRIVATE int lmu__st_uint(lmu__st_parser *p, size_t *out, const char *name)
-{
-    size_t v = 0;
-    unsigned char c;
-    lmu__st_ws(p);
-    if (p->pos >= p->n) return lmu__st_fail(p, "expected an integer, got end of header", name);
-    c = p->s[p->pos];
-    if (c == '-') return lmu__st_fail(p, "negative number where a size or offset is expected", name);
-    if (c < '0' || c > '9') return lmu__st_fail(p, "expected a non-negative integer", name);
-    if (c == '0' && p->pos + 1 < p->n && p->s[p->pos + 1] >= '0' && p->s[p->pos + 1] <= '9')
-        return lmu__st_fail(p, "number with a leading zero", name);
-    while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') {
-        size_t dgt = (size_t)(p->s[p->pos] - '0');
-        if (v > ((size_t)-1 - dgt) / 10) return lmu__st_fail(p, "number too large for size_t", name);
-        v = v * 10 + dgt;
-        p->pos++;
-    }
-    if (p->pos < p->n && (p->s[p->pos] == '.' || p->s[p->pos] == 'e' || p->s[p->pos] == 'E'))
-        return lmu__st_fail(p, "expected an integer, got a fraction or exponent", name);
-    *out = v;
-    return 1;
-}
-
-/* Skips any JSON value (for unknown fields), depth-capped. */
-LMU__PRIVATE int lmu__st_skip(lmu__st_parser *p, int depth, const char *name)
-{
-    size_t len;
-    int nul;
-    unsigned char c;
-    lmu__st_ws(p);
-    if (depth > LMU__ST_MAX_DEPTH) return lmu__st_fail(p, "JSON nested too deeply", name);
-    if (p->pos >= p->n) return lmu__st_fail(p, "expected a value, got end of header", name);
-    c = p->s[p->pos];
-    if (c == '"') return lmu__st_string(p, NULL, 0, &len, &nul, name);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        p->pos++;
-        lmu__st_ws(p);
-        if (p->pos < p->n && p->s[p->pos] == (unsigned char)close) {
-            p->pos++;
-            return 1;
-        }
-        for (;;) {
-            if (c == '{') {
-                if (!lmu__st_string(p, NULL, 0, &len, &nul, name)) return 0;
-                if (!lmu__st_expect(p, ':', "':'", name)) return 0;
-            }
-            if (!lmu__st_skip(p, depth + 1, name)) return 0;
-            lmu__st_ws(p);
-            if (p->pos < p->n && p->s[p->pos] == ',') {
-                p->pos++;
-                continue;
-            }
-            return lmu__st_expect(p, close, c == '{' ? "',' or '}'" : "',' or ']'", name);
-        }
-    }
-    if (c == 't' || c == 'f' || c == 'n') {
-        const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
-        size_t l = strlen(lit);
-        if (p->n - p->pos < l || memcmp(p->s + p->pos, lit, l) != 0)
-            return lmu__st_fail(p, "invalid literal", name);
-        p->pos += l;
-        return 1;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) { /* RFC 8259 number grammar */
-        size_t digits;
-        if (c == '-') p->pos++;
-        if (p->pos < p->n && p->s[p->pos] == '0') p->pos++;
-        else {
-            for (digits = 0; p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9'; digits++)
-                p->pos++;
-            if (!digits) return lmu__st_fail(p, "invalid number", name);
-        }
-        if (p->pos < p->n && p->s[p->pos] == '.') {
-            p->pos++;
-            for (digits = 0; p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9'; digits++)
-                p->pos++;
-            if (!digits) return lmu__st_fail(p, "invalid number", name);
-        }
-        if (p->pos < p->n && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
-            p->pos++;
-            if (p->pos < p->n && (p->s[p->pos] == '+' || p->s[p->pos] == '-')) p->pos++;
-            for (digits = 0; p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9'; digits++)
-                p->pos++;
-            if (!digits) return lmu__st_fail(p, "invalid number", name);
-        }
-        return 1;
-    }
-    return lmu__st_fail(p, "unexpected character", name);
-}
-
 /* Decodes a string into the pool (fill pass) or counts it (count pass). */
-LMU__PRIVATE int lmu__st_pool_string(lmu__st_parser *p, const char **dst, const char *name,
-                                     const char *what)
+LMU__PRIVATE int lmu__st_pool_string(lmu__st_parser *p, const char **dst, const char *what)
 {
-    size_t len;
+    lmu__json *J = &p->j;
+    size_t len, start;
     int nul;
     char *out = p->fill ? p->pool + p->npool : NULL;
     size_t cap = p->fill ? p->pool_cap - p->npool : 0;
-    size_t start;
-    lmu__st_ws(p);
-    start = p->pos;
-    if (!lmu__st_string(p, out, cap, &len, &nul, name)) return 0;
+    lmu__json_ws(J);
+    start = J->i;
+    if (!lmu__json_string(J, out, cap, &len, &nul)) return 0;
     if (nul) {
         char msg[96];
-        p->pos = start;
+        J->i = start;
         snprintf(msg, sizeof msg, "%s contains U+0000", what);
-        return lmu__st_fail(p, msg, name);
+        return lmu__json_fail(J, msg, NULL);
     }
     if (p->fill) {
-        if (len >= cap) return lmu__st_fail(p, "internal: string pool too small", name);
+        if (len >= cap) return lmu__json_fail(J, "internal: string pool too small", NULL);
         out[len] = 0;
         *dst = out;
     }
@@ -8208,152 +8207,128 @@ LMU__PRIVATE int lmu__st_pool_string(lmu__st_parser *p, const char **dst, const 
 
 LMU__PRIVATE int lmu__st_metadata(lmu__st_parser *p)
 {
-    lmu__st_ws(p);
-    if (p->seen_meta) return lmu__st_fail(p, "\"__metadata__\" appears twice", NULL);
+    lmu__json *J = &p->j;
+    lmu__json_ws(J);
+    if (p->seen_meta) return lmu__json_fail(J, "\"__metadata__\" appears twice", NULL);
     p->seen_meta = 1;
-    if (!lmu__st_expect(p, '{', "an object for \"__metadata__\"", NULL)) return 0;
-    lmu__st_ws(p);
-    if (p->pos < p->n && p->s[p->pos] == '}') {
-        p->pos++;
-        return 1;
-    }
-    for (;;) {
+    if (!lmu__json_expect(J, '{', "an object for \"__metadata__\"")) return 0;
+    if (lmu__json_eat(J, '}')) return 1;
+    do {
         lmu_st_meta e;
         char label[80];
-        size_t len;
+        size_t len, kpos;
         int nul;
-        size_t kpos;
         e.key = e.value = NULL;
-        lmu__st_ws(p);
-        kpos = p->pos;
-        if (!lmu__st_string(p, label, sizeof label - 1, &len, &nul, NULL)) return 0;
+        lmu__json_ws(J);
+        kpos = J->i;
+        if (!lmu__json_string(J, label, sizeof label - 1, &len, &nul)) return 0;
         label[len < sizeof label - 1 ? len : sizeof label - 1] = 0;
-        p->pos = kpos;
-        if (!lmu__st_pool_string(p, &e.key, NULL, "metadata key")) return 0;
-        if (!lmu__st_expect(p, ':', "':'", NULL)) return 0;
-        lmu__st_ws(p);
-        if (p->pos >= p->n || p->s[p->pos] != '"') {
+        J->i = kpos;
+        if (!lmu__st_pool_string(p, &e.key, "metadata key")) return 0;
+        if (!lmu__json_expect(J, ':', "':'")) return 0;
+        if (lmu__json_ws(J) != '"') {
             char msg[160];
             snprintf(msg, sizeof msg, "metadata value for key '%s' is not a string", label);
-            return lmu__st_fail(p, msg, NULL);
+            return lmu__json_fail(J, msg, NULL);
         }
-        if (!lmu__st_pool_string(p, &e.value, NULL, "metadata value")) return 0;
+        if (!lmu__st_pool_string(p, &e.value, "metadata value")) return 0;
         if (p->fill) p->m[p->nm] = e;
         p->nm++;
-        lmu__st_ws(p);
-        if (p->pos < p->n && p->s[p->pos] == ',') {
-            p->pos++;
-            continue;
-        }
-        return lmu__st_expect(p, '}', "',' or '}' in \"__metadata__\"", NULL);
-    }
+    } while (lmu__json_eat(J, ','));
+    return lmu__json_expect(J, '}', "',' or '}' in \"__metadata__\"");
 }
 
-/* One tensor entry; name (for messages) is the decoded name, maybe cut. */
-LMU__PRIVATE int lmu__st_tensor_entry(lmu__st_parser *p, lmu_st_tensor *t, const char *name)
+/* One tensor entry; p->j.name (for messages) is its decoded name, maybe cut. */
+LMU__PRIVATE int lmu__st_tensor_entry(lmu__st_parser *p, lmu_st_tensor *t)
 {
+    lmu__json *J = &p->j;
     int have_dtype = 0, have_shape = 0, have_off = 0;
     size_t begin = 0, end = 0, es, nb;
     size_t entry_pos;
-    lmu__st_ws(p);
-    entry_pos = p->pos;
-    if (!lmu__st_expect(p, '{', "an object {\"dtype\", \"shape\", \"data_offsets\"}", name))
-        return 0;
-    lmu__st_ws(p);
-    if (p->pos < p->n && p->s[p->pos] == '}') p->pos++;
-    else
-        for (;;) {
+    lmu__json_ws(J);
+    entry_pos = J->i;
+    if (!lmu__json_expect(J, '{', "an object {\"dtype\", \"shape\", \"data_offsets\"}")) return 0;
+    if (!lmu__json_eat(J, '}')) {
+        do {
             char field[16];
             size_t flen;
             int nul;
-            if (!lmu__st_string(p, field, sizeof field, &flen, &nul, name)) return 0;
-            if (!lmu__st_expect(p, ':', "':'", name)) return 0;
-            lmu__st_ws(p);
+            if (!lmu__json_string(J, field, sizeof field, &flen, &nul)) return 0;
+            if (!lmu__json_expect(J, ':', "':'")) return 0;
+            lmu__json_ws(J);
             if (flen == 5 && memcmp(field, "dtype", 5) == 0) {
                 char dt[16];
                 size_t dlen;
-                size_t vpos = p->pos;
-                if (have_dtype++) return lmu__st_fail(p, "\"dtype\" given twice", name);
-                if (!lmu__st_string(p, dt, sizeof dt, &dlen, &nul, name)) return 0;
+                size_t vpos = J->i;
+                if (have_dtype++) return lmu__json_fail(J, "\"dtype\" given twice", NULL);
+                if (!lmu__json_string(J, dt, sizeof dt, &dlen, &nul)) return 0;
                 t->dtype = dlen < sizeof dt ? lmu__st_dtype_lookup(dt, dlen) : LMU_ST_INVALID;
                 if (t->dtype == LMU_ST_INVALID) {
                     char msg[80];
-                    p->pos = vpos;
+                    J->i = vpos;
                     snprintf(msg, sizeof msg, "unknown dtype \"%.*s\"",
                              (int)(dlen < sizeof dt ? dlen : sizeof dt), dt);
-                    return lmu__st_fail(p, msg, name);
+                    return lmu__json_fail(J, msg, NULL);
                 }
             } else if (flen == 5 && memcmp(field, "shape", 5) == 0) {
-                if (have_shape++) return lmu__st_fail(p, "\"shape\" given twice", name);
-                if (!lmu__st_expect(p, '[', "'[' starting \"shape\"", name)) return 0;
-                lmu__st_ws(p);
+                if (have_shape++) return lmu__json_fail(J, "\"shape\" given twice", NULL);
+                if (!lmu__json_expect(J, '[', "'[' starting \"shape\"")) return 0;
                 t->ndim = 0;
-                if (p->pos < p->n && p->s[p->pos] == ']') p->pos++;
-                else
-                    for (;;) {
+                if (!lmu__json_eat(J, ']')) {
+                    do {
                         if (t->ndim == LMU_ST_MAX_DIMS) {
                             char msg[64];
                             snprintf(msg, sizeof msg, "more than %d dimensions", LMU_ST_MAX_DIMS);
-                            return lmu__st_fail(p, msg, name);
+                            return lmu__json_fail(J, msg, NULL);
                         }
-                        if (!lmu__st_uint(p, &t->shape[t->ndim], name)) return 0;
+                        if (!lmu__json_uint(J, (size_t)-1, &t->shape[t->ndim])) return 0;
                         t->ndim++;
-                        lmu__st_ws(p);
-                        if (p->pos < p->n && p->s[p->pos] == ',') {
-                            p->pos++;
-                            continue;
-                        }
-                        if (!lmu__st_expect(p, ']', "',' or ']' in \"shape\"", name)) return 0;
-                        break;
-                    }
+                    } while (lmu__json_eat(J, ','));
+                    if (!lmu__json_expect(J, ']', "',' or ']' in \"shape\"")) return 0;
+                }
             } else if (flen == 12 && memcmp(field, "data_offsets", 12) == 0) {
-                if (have_off++) return lmu__st_fail(p, "\"data_offsets\" given twice", name);
-                if (!lmu__st_expect(p, '[', "'[' starting \"data_offsets\"", name)) return 0;
-                if (!lmu__st_uint(p, &begin, name)) return 0;
-                if (!lmu__st_expect(p, ',', "',' (data_offsets has 2 entries)", name)) return 0;
-                if (!lmu__st_uint(p, &end, name)) return 0;
-                if (!lmu__st_expect(p, ']', "']' (data_offsets has exactly 2 entries)", name))
-                    return 0;
-            } else if (!lmu__st_skip(p, 3, name))
+                if (have_off++) return lmu__json_fail(J, "\"data_offsets\" given twice", NULL);
+                if (!lmu__json_expect(J, '[', "'[' starting \"data_offsets\"")) return 0;
+                if (!lmu__json_uint(J, (size_t)-1, &begin)) return 0;
+                if (!lmu__json_expect(J, ',', "',' (data_offsets has 2 entries)")) return 0;
+                if (!lmu__json_uint(J, (size_t)-1, &end)) return 0;
+                if (!lmu__json_expect(J, ']', "']' (data_offsets has exactly 2 entries)")) return 0;
+            } else if (!lmu__json_skip(J, LMU__ST_MAX_DEPTH - 3)) /* the value is at level 3 */
                 return 0;
-            lmu__st_ws(p);
-            if (p->pos < p->n && p->s[p->pos] == ',') {
-                p->pos++;
-                continue;
-            }
-            if (!lmu__st_expect(p, '}', "',' or '}' in the tensor entry", name)) return 0;
-            break;
-        }
+        } while (lmu__json_eat(J, ','));
+        if (!lmu__json_expect(J, '}', "',' or '}' in the tensor entry")) return 0;
+    }
     {
         /* semantic checks, reported at the entry's start */
-        size_t here = p->pos;
+        size_t here = J->i;
         char msg[200];
-        p->pos = entry_pos;
+        J->i = entry_pos;
         if (!have_dtype || !have_shape || !have_off) {
             snprintf(msg, sizeof msg, "missing %s", !have_dtype ? "\"dtype\"" : !have_shape ? "\"shape\"" : "\"data_offsets\"");
-            return lmu__st_fail(p, msg, name);
+            return lmu__json_fail(J, msg, NULL);
         }
         es = lmu_st_dtype_size(t->dtype);
         if (begin > end) {
             snprintf(msg, sizeof msg, "data_offsets [%llu, %llu] has begin > end",
                      (unsigned long long)begin, (unsigned long long)end);
-            return lmu__st_fail(p, msg, name);
+            return lmu__json_fail(J, msg, NULL);
         }
         if (end > p->data_len) {
             snprintf(msg, sizeof msg, "data_offsets [%llu, %llu] run past the %llu-byte data section",
                      (unsigned long long)begin, (unsigned long long)end, (unsigned long long)p->data_len);
-            return lmu__st_fail(p, msg, name);
+            return lmu__json_fail(J, msg, NULL);
         }
-        if (!lmu__st_nbytes(t->shape, t->ndim, es, &nb)) return lmu__st_fail(p, "shape size overflows size_t", name);
+        if (!lmu__st_nbytes(t->shape, t->ndim, es, &nb))
+            return lmu__json_fail(J, "shape size overflows size_t", NULL);
         if (nb != end - begin) {
             char sh[96];
             lmu__st_shape_str(sh, sizeof sh, t->shape, t->ndim);
             snprintf(msg, sizeof msg, "shape %s of %s needs %llu bytes but data_offsets [%llu, %llu] hold %llu",
                      sh, lmu_st_dtype_name(t->dtype), (unsigned long long)nb, (unsigned long long)begin,
                      (unsigned long long)end, (unsigned long long)(end - begin));
-            return lmu__st_fail(p, msg, name);
+            return lmu__json_fail(J, msg, NULL);
         }
-        p->pos = here;
+        J->i = here;
     }
     t->nbytes = nb;
     t->offset = begin;
@@ -8363,45 +8338,40 @@ LMU__PRIVATE int lmu__st_tensor_entry(lmu__st_parser *p, lmu_st_tensor *t, const
 
 LMU__PRIVATE int lmu__st_root(lmu__st_parser *p)
 {
-    p->pos = 0;
+    lmu__json *J = &p->j;
+    J->i = 0;
     p->nt = p->nm = p->npool = 0;
     p->seen_meta = 0;
-    if (!lmu__st_expect(p, '{', "'{' (the header is a JSON object)", NULL)) return 0;
-    lmu__st_ws(p);
-    if (p->pos < p->n && p->s[p->pos] == '}') p->pos++;
-    else
-        for (;;) {
+    if (!lmu__json_expect(J, '{', "'{' (the header is a JSON object)")) return 0;
+    if (!lmu__json_eat(J, '}')) {
+        do {
             char label[80];
             size_t len, kpos;
             int nul;
-            lmu__st_ws(p);
-            kpos = p->pos;
-            if (!lmu__st_string(p, label, sizeof label - 1, &len, &nul, NULL)) return 0;
+            lmu__json_ws(J);
+            kpos = J->i;
+            if (!lmu__json_string(J, label, sizeof label - 1, &len, &nul)) return 0;
             if (len >= sizeof label - 1) memcpy(label + sizeof label - 4, "...", 4);
             else label[len] = 0;
             if (len == 12 && memcmp(label, "__metadata__", 12) == 0) {
-                if (!lmu__st_expect(p, ':', "':'", NULL)) return 0;
+                if (!lmu__json_expect(J, ':', "':'")) return 0;
                 if (!lmu__st_metadata(p)) return 0;
             } else {
                 lmu_st_tensor t;
                 memset(&t, 0, sizeof t);
-                p->pos = kpos;
-                if (!lmu__st_pool_string(p, &t.name, label, "tensor name")) return 0;
-                if (!lmu__st_expect(p, ':', "':'", label)) return 0;
-                if (!lmu__st_tensor_entry(p, &t, label)) return 0;
+                J->i = kpos;
+                J->name = label; /* the entry's messages name it */
+                if (!lmu__st_pool_string(p, &t.name, "tensor name")) return 0;
+                if (!lmu__json_expect(J, ':', "':'")) return 0;
+                if (!lmu__st_tensor_entry(p, &t)) return 0;
+                J->name = NULL;
                 if (p->fill) p->t[p->nt] = t;
                 p->nt++;
             }
-            lmu__st_ws(p);
-            if (p->pos < p->n && p->s[p->pos] == ',') {
-                p->pos++;
-                continue;
-            }
-            if (!lmu__st_expect(p, '}', "',' or '}' after a header entry", NULL)) return 0;
-            break;
-        }
-    lmu__st_ws(p);
-    if (p->pos != p->n) return lmu__st_fail(p, "unexpected bytes after the header object", NULL);
+        } while (lmu__json_eat(J, ','));
+        if (!lmu__json_expect(J, '}', "',' or '}' after a header entry")) return 0;
+    }
+    if (lmu__json_ws(J) >= 0) return lmu__json_fail(J, "unexpected bytes after the header object", NULL);
     return 1;
 }
 
@@ -8468,12 +8438,12 @@ LMUDEF lmu_result lmu_st_load_memory(lmu_st_file *f, const void *buf, size_t len
     }
     N = (size_t)n64;
     memset(&p, 0, sizeof p);
-    p.s = b + 8;
-    p.n = N;
+    p.j.s = b + 8;
+    p.j.n = N;
+    p.j.err = err;
+    p.j.errcap = errcap;
     p.data = b + 8 + N;
     p.data_len = len - 8 - N;
-    p.err = err;
-    p.errcap = errcap;
     /* pass 1: validate and count */
     if (!lmu__st_root(&p)) return LMU_ERR_FORMAT;
     /* one block: tensors | meta | by_name | meta_by_key | sort scratch | strings */
@@ -11479,10 +11449,7 @@ typedef struct lmu__strmap { /* stb_ds string map: token as written in the files
 } lmu__strmap;
 
 typedef struct lmu__loader {
-    const unsigned char *s;
-    size_t n, i;
-    char *err;
-    size_t errcap;
+    lmu__json j;             /* encoder.json */
     lmu__strmap *map;        /* key text -> entry index */
     unsigned char *keybuf;   /* decoded key (UTF-8), json_len + 1 bytes */
     int32_t *ent_id;         /* stb_ds arrays, one element per JSON entry */
@@ -11490,106 +11457,55 @@ typedef struct lmu__loader {
     unsigned char *ent_bytes;
 } lmu__loader;
 
-LMU__PRIVATE lmu_result lmu__json_fail(lmu__loader *L, size_t at, const char *what, const char *detail)
+/* encoder.json: one object of "token": id members. Returns 0 on a fault. */
+LMU__PRIVATE int lmu__parse_encoder(lmu__loader *L)
 {
-    size_t k, line = 1;
-    for (k = 0; k < at && k < L->n; k++) line += L->s[k] == '\n';
-    lmu__errf(L->err, L->errcap, "encoder.json: line %lu, byte %lu: %s%s", (unsigned long)line,
-              (unsigned long)at, what, detail ? detail : "");
-    return LMU_ERR_FORMAT;
-}
-
-LMU__PRIVATE void lmu__json_ws(lmu__loader *L)
-{
-    while (L->i < L->n && (L->s[L->i] == ' ' || L->s[L->i] == '\t' || L->s[L->i] == '\n' || L->s[L->i] == '\r'))
-        L->i++;
-}
-
-/* Parses the JSON string at L->i (which is '"') into L->keybuf as UTF-8,
-   NUL-terminated; *klen is its length. Decoded text is never longer than
-   its JSON spelling, so keybuf (json_len + 1 bytes) always has room. */
-LMU__PRIVATE lmu_result lmu__json_string(lmu__loader *L, size_t *klen)
-{
-    size_t w = 0, start = L->i;
-    L->i++;
-    for (;;) {
-        const char *why = NULL;
+    lmu__json *J = &L->j;
+    J->i = J->n >= 3 && J->s[0] == 0xEF && J->s[1] == 0xBB && J->s[2] == 0xBF ? 3 : 0; /* BOM */
+    if (!lmu__json_expect(J, '{', "'{'")) return 0;
+    if (lmu__json_ws(J) == '}') return lmu__json_fail(J, "empty object", NULL);
+    do {
+        size_t klen = 0, at, end, k, v; /* = 0: gcc -O1 -Wmaybe-uninitialized */
         uint32_t cp;
-        size_t ne, at = L->i;
-        if (L->i >= L->n) return lmu__json_fail(L, start, "unterminated string", NULL);
-        if (L->s[L->i] == '"') {
-            L->i++;
-            break;
-        }
-        if (!(ne = lmu__json_char(L->s, L->n, &L->i, L->keybuf + w, &cp, &why)))
-            return lmu__json_fail(L, L->i, why, NULL);
-        if (cp == 0) return lmu__json_fail(L, at, "\\u0000 in a string", NULL);
-        w += ne;
-    }
-    L->keybuf[w] = 0;
-    *klen = w;
-    return LMU_OK;
-}
-
-/* encoder.json: one object of "token": id members. */
-LMU__PRIVATE lmu_result lmu__parse_encoder(lmu__loader *L)
-{
-    L->i = 0;
-    if (L->n >= 3 && L->s[0] == 0xEF && L->s[1] == 0xBB && L->s[2] == 0xBF) L->i = 3; /* BOM */
-    lmu__json_ws(L);
-    if (L->i >= L->n || L->s[L->i] != '{') return lmu__json_fail(L, L->i, "expected '{'", NULL);
-    L->i++;
-    lmu__json_ws(L);
-    if (L->i < L->n && L->s[L->i] == '}') return lmu__json_fail(L, L->i, "empty object", NULL);
-    for (;;) {
-        size_t klen = 0, at, k; /* = 0: gcc -O1 -Wmaybe-uninitialized */
-        uint32_t cp;
-        uint64_t v = 0;
-        lmu_result r;
-        lmu__json_ws(L);
-        at = L->i;
-        if (L->i >= L->n || L->s[L->i] != '"') return lmu__json_fail(L, L->i, "expected a string key", NULL);
-        if ((r = lmu__json_string(L, &klen)) != LMU_OK) return r;
-        if (klen == 0) return lmu__json_fail(L, at, "empty token", NULL);
+        if (lmu__json_ws(J) != '"') return lmu__json_fail(J, "expected a string key", NULL);
+        at = J->i;
+        /* decoded text is never longer than its JSON spelling: keybuf has room */
+        if (!lmu__json_string(J, (char *)L->keybuf, J->n, &klen, NULL)) return 0;
+        L->keybuf[klen] = 0;
+        end = J->i;
+        J->i = at; /* the key's faults are reported at its start */
+        if (klen == 0) return lmu__json_fail(J, "empty token", NULL);
         if (stbds_shgeti(L->map, (char *)L->keybuf) >= 0)
-            return lmu__json_fail(L, at, "duplicate key ", (const char *)L->keybuf);
+            return lmu__json_fail(J, "duplicate key ", (const char *)L->keybuf);
         /* the token's bytes, from GPT-2's byte alphabet */
         for (k = 0; k < klen;) {
             size_t l = lmu__utf8_len(L->keybuf + k, klen - k, &cp);
             int b = l ? lmu__gpt2_byte(cp) : -1;
-            if (b < 0) return lmu__json_fail(L, at, "character outside GPT-2's byte alphabet in key ", (const char *)L->keybuf);
+            if (b < 0)
+                return lmu__json_fail(J, "character outside GPT-2's byte alphabet in key ",
+                                      (const char *)L->keybuf);
             stbds_arrput(L->ent_bytes, (unsigned char)b);
             k += l;
         }
-        if (stbds_arrlenu(L->ent_bytes) > 0xFFFFFFF0u) return lmu__json_fail(L, at, "too many token bytes", NULL);
+        if (stbds_arrlenu(L->ent_bytes) > 0xFFFFFFF0u)
+            return lmu__json_fail(J, "too many token bytes", NULL);
         stbds_arrput(L->ent_off, (uint32_t)stbds_arrlenu(L->ent_bytes));
         stbds_shput(L->map, (char *)L->keybuf, (int32_t)stbds_arrlen(L->ent_id));
-        lmu__json_ws(L);
-        if (L->i >= L->n || L->s[L->i] != ':') return lmu__json_fail(L, L->i, "expected ':'", NULL);
-        L->i++;
-        lmu__json_ws(L);
-        at = L->i;
-        if (L->i >= L->n || L->s[L->i] < '0' || L->s[L->i] > '9')
-            return lmu__json_fail(L, at, "expected a non-negative integer id", NULL);
-        if (L->s[L->i] == '0' && L->i + 1 < L->n && L->s[L->i + 1] >= '0' && L->s[L->i + 1] <= '9')
-            return lmu__json_fail(L, at, "leading zero in a number", NULL);
-        while (L->i < L->n && L->s[L->i] >= '0' && L->s[L->i] <= '9') {
-            v = v * 10 + (uint64_t)(L->s[L->i++] - '0');
-            if (v > 0x7FFFFFFF) return lmu__json_fail(L, at, "id too large", NULL);
-        }
-        if (L->i < L->n && (L->s[L->i] == '.' || L->s[L->i] == 'e' || L->s[L->i] == 'E'))
-            return lmu__json_fail(L, at, "id is not an integer", NULL);
+        J->i = end;
+        if (!lmu__json_expect(J, ':', "':'")) return 0;
+        lmu__json_ws(J);
+        at = J->i;
+        if (!lmu__json_uint(J, 0x7FFFFFFF, &v)) return 0;
         stbds_arrput(L->ent_id, (int32_t)v);
-        if (stbds_arrlen(L->ent_id) >= 0x7FFFFFFF) return lmu__json_fail(L, at, "too many tokens", NULL);
-        lmu__json_ws(L);
-        if (L->i >= L->n) return lmu__json_fail(L, L->i, "unexpected end of file (truncated?)", NULL);
-        if (L->s[L->i] == ',') { L->i++; continue; }
-        if (L->s[L->i] == '}') { L->i++; break; }
-        return lmu__json_fail(L, L->i, "expected ',' or '}'", NULL);
-    }
-    lmu__json_ws(L);
-    if (L->i != L->n) return lmu__json_fail(L, L->i, "data after the object", NULL);
-    return LMU_OK;
+        if (stbds_arrlen(L->ent_id) >= 0x7FFFFFFF) {
+            J->i = at;
+            return lmu__json_fail(J, "too many tokens", NULL);
+        }
+        if (lmu__json_ws(J) < 0) return lmu__json_fail(J, "unexpected end of file (truncated?)", NULL);
+    } while (lmu__json_eat(J, ','));
+    if (!lmu__json_expect(J, '}', "',' or '}'")) return 0;
+    if (lmu__json_ws(J) >= 0) return lmu__json_fail(J, "data after the object", NULL);
+    return 1;
 }
 
 LMU__PRIVATE lmu_result lmu__bpe_fail(char *err, size_t errcap, size_t line, const char *what,
@@ -11606,11 +11522,12 @@ LMU__PRIVATE lmu_result lmu__load(lmu_tokenizer *t, lmu__loader *L, const unsign
 {
     int32_t n, e, *ent_of_id = NULL, *rank = NULL, *made_line = NULL;
     lmu__merge_kv *merges = NULL; /* stb_ds hash map */
-    size_t i, line = 0, nmerges = 0, total, nslots;
+    size_t i, line = 0, nmerges = 0, total, nslots, errcap = L->j.errcap;
     unsigned char *tmp = NULL;
+    char *err = L->j.err;
     lmu_result r;
 
-    if ((r = lmu__parse_encoder(L)) != LMU_OK) return r;
+    if (!lmu__parse_encoder(L)) return LMU_ERR_FORMAT;
     n = (int32_t)stbds_arrlen(L->ent_id);
     /* ids must be exactly 0..n-1, each once */
     ent_of_id = (int32_t *)LMU_MALLOC((size_t)n * sizeof(int32_t));
@@ -11624,12 +11541,12 @@ LMU__PRIVATE lmu_result lmu__load(lmu_tokenizer *t, lmu__loader *L, const unsign
     for (e = 0; e < n; e++) {
         int32_t id = L->ent_id[e];
         if (id >= n) {
-            lmu__errf(L->err, L->errcap, "encoder.json: id %ld out of range: %ld tokens need ids 0..%ld",
+            lmu__errf(err, errcap, "encoder.json: id %ld out of range: %ld tokens need ids 0..%ld",
                       (long)id, (long)n, (long)n - 1);
             r = LMU_ERR_FORMAT; goto done;
         }
         if (ent_of_id[id] >= 0) {
-            lmu__errf(L->err, L->errcap, "encoder.json: id %ld appears twice", (long)id);
+            lmu__errf(err, errcap, "encoder.json: id %ld appears twice", (long)id);
             r = LMU_ERR_FORMAT; goto done;
         }
         ent_of_id[id] = e;
@@ -11654,7 +11571,7 @@ LMU__PRIVATE lmu_result lmu__load(lmu_tokenizer *t, lmu__loader *L, const unsign
         if (t->tok_off[e + 1] - t->tok_off[e] == 1) t->byte_id[t->tok_bytes[t->tok_off[e]]] = e;
     for (i = 0; i < 256; i++)
         if (t->byte_id[i] < 0) {
-            lmu__errf(L->err, L->errcap, "encoder.json: byte 0x%02X has no token", (unsigned)i);
+            lmu__errf(err, errcap, "encoder.json: byte 0x%02X has no token", (unsigned)i);
             r = LMU_ERR_FORMAT; goto done;
         }
 
@@ -11674,7 +11591,7 @@ LMU__PRIVATE lmu_result lmu__load(lmu_tokenizer *t, lmu__loader *L, const unsign
         tmp[alen] = 0;
         for (sp = 0; sp < alen && tmp[sp] != ' '; sp++) {}
         if (sp == 0 || sp + 1 >= alen || memchr(tmp + sp + 1, ' ', alen - sp - 1) || memchr(tmp, 0, alen)) {
-            r = lmu__bpe_fail(L->err, L->errcap, line, "expected two tokens separated by one space: \"", (const char *)tmp, alen);
+            r = lmu__bpe_fail(err, errcap, line, "expected two tokens separated by one space: \"", (const char *)tmp, alen);
             goto done;
         }
         b0 = sp + 1;
@@ -11683,7 +11600,7 @@ LMU__PRIVATE lmu_result lmu__load(lmu_tokenizer *t, lmu__loader *L, const unsign
         ia = stbds_shgeti(L->map, (char *)tmp);
         ib = stbds_shgeti(L->map, (char *)tmp + b0);
         if (ia < 0 || ib < 0) {
-            r = lmu__bpe_fail(L->err, L->errcap, line, "unknown token \"", (const char *)tmp + (ia < 0 ? 0 : b0),
+            r = lmu__bpe_fail(err, errcap, line, "unknown token \"", (const char *)tmp + (ia < 0 ? 0 : b0),
                               ia < 0 ? sp : blen);
             goto done;
         }
@@ -11691,22 +11608,22 @@ LMU__PRIVATE lmu_result lmu__load(lmu_tokenizer *t, lmu__loader *L, const unsign
         b = L->ent_id[L->map[ib].value];
         if ((t->tok_off[a + 1] - t->tok_off[a] > 1 && !made_line[a]) ||
             (t->tok_off[b + 1] - t->tok_off[b] > 1 && !made_line[b])) {
-            r = lmu__bpe_fail(L->err, L->errcap, line, "token not made by an earlier merge: \"",
+            r = lmu__bpe_fail(err, errcap, line, "token not made by an earlier merge: \"",
                               (const char *)tmp + (made_line[a] || t->tok_off[a + 1] - t->tok_off[a] == 1 ? b0 : 0),
                               made_line[a] || t->tok_off[a + 1] - t->tok_off[a] == 1 ? blen : sp);
             goto done;
         }
         memmove(tmp + sp, tmp + b0, blen + 1); /* "a b" -> "ab" */
         ic = stbds_shgeti(L->map, (char *)tmp);
-        if (ic < 0) { r = lmu__bpe_fail(L->err, L->errcap, line, "merge result is not in encoder.json: \"", (const char *)tmp, alen - 1); goto done; }
+        if (ic < 0) { r = lmu__bpe_fail(err, errcap, line, "merge result is not in encoder.json: \"", (const char *)tmp, alen - 1); goto done; }
         c = L->ent_id[L->map[ic].value];
         if (made_line[c]) {
             char what[96];
             snprintf(what, sizeof what, "duplicate merge (made on line %ld too): \"", (long)made_line[c]);
-            r = lmu__bpe_fail(L->err, L->errcap, line, what, (const char *)tmp, alen - 1);
+            r = lmu__bpe_fail(err, errcap, line, what, (const char *)tmp, alen - 1);
             goto done;
         }
-        if (nmerges >= 0x7FFFFFF0u) { r = lmu__bpe_fail(L->err, L->errcap, line, "too many merges", NULL, 0); goto done; }
+        if (nmerges >= 0x7FFFFFF0u) { r = lmu__bpe_fail(err, errcap, line, "too many merges", NULL, 0); goto done; }
         made_line[c] = (int32_t)line;
         rank[c] = (int32_t)nmerges++;
         i = end + 1;
@@ -11715,7 +11632,7 @@ LMU__PRIVATE lmu_result lmu__load(lmu_tokenizer *t, lmu__loader *L, const unsign
        the special token (a cut vocab.bpe fails here) */
     for (e = 0; e < n; e++)
         if (t->tok_off[e + 1] - t->tok_off[e] > 1 && !made_line[e] && e != t->eot) {
-            lmu__errf(L->err, L->errcap, "vocab.bpe: no merge makes token id %ld (of %ld; the file may be truncated after %lu merges)",
+            lmu__errf(err, errcap, "vocab.bpe: no merge makes token id %ld (of %ld; the file may be truncated after %lu merges)",
                       (long)e, (long)n, (unsigned long)nmerges);
             r = LMU_ERR_FORMAT; goto done;
         }
@@ -11793,10 +11710,11 @@ LMUDEF lmu_result lmu_tokenizer_load_memory(lmu_tokenizer **out, const char *enc
     *out = NULL;
     if ((!encoder_json && json_len) || (!vocab_bpe && bpe_len)) return LMU_ERR_ARG;
     memset(&L, 0, sizeof L);
-    L.s = (const unsigned char *)encoder_json;
-    L.n = json_len;
-    L.err = err;
-    L.errcap = errcap;
+    L.j.s = (const unsigned char *)encoder_json;
+    L.j.n = json_len;
+    L.j.err = err;
+    L.j.errcap = errcap;
+    L.j.by_line = 1;
     t = (lmu_tokenizer *)LMU_MALLOC(sizeof *t);
     L.keybuf = (unsigned char *)LMU_MALLOC(json_len + 1);
     if (!t || !L.keybuf) { LMU_FREE(t); LMU_FREE(L.keybuf); return LMU_ERR_NOMEM; }
