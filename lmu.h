@@ -1337,9 +1337,15 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
                                    char *err, size_t errcap);
 LMUDEF void lmu_model_free(lmu_model *m);
 
+/* A target that takes no part in the loss (synthetic tasks that score a
+   few positions: MQAR's queries). */
+#define LMU_TARGET_IGNORE (-1)
+
 /* Forward pass and mean next-token loss (nats) on B sequences of T tokens.
    [in] tokens   (B, T) ids in 0..V-1
-   [in] targets  (B, T) next-token ids in 0..V-1
+   [in] targets  (B, T) next-token ids in 0..V-1, or LMU_TARGET_IGNORE: the
+                 loss is the mean over the other positions (0 when none is
+                 left), an ignored position's own loss is 0
    [in] B, T     1 <= T <= n_ctx
    [out, optional] loss
    The first call with a new (B, T) plans memory; later calls with the same
@@ -4937,7 +4943,8 @@ LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *
 /* ---------------------------------------------------------------------- */
 /* N = positions, d = channels, V = vocabulary.
    x [N, d] (after the final LayerNorm), E [V, d] (tied embedding),
-   targets [N] in 0..V-1. The N x V logits never exist whole.
+   targets [N] in 0..V-1, or LMU_TARGET_IGNORE: no loss, no gradient, and
+   the mean over the other rows. The N x V logits never exist whole.
    Forward takes the rows in chunks of rb with their full rb x V logits
    (one product), so each row's logsumexp comes from one max and one sum
    over its own 200 KB of logits, no online rescaling. Only lse [N] is kept.
@@ -4969,6 +4976,14 @@ LMU__PRIVATE size_t lmu__ce_scratch_floats_tiled(size_t N, size_t V, size_t d, s
     return back > fwd ? back : fwd;
 }
 
+/* the rows that count (targets not LMU_TARGET_IGNORE) */
+LMU__PRIVATE size_t lmu__ce_count(const int32_t *targets, size_t N)
+{
+    size_t r, n = 0;
+    for (r = 0; r < N; r++) n += targets[r] >= 0;
+    return n;
+}
+
 LMU__PRIVATE size_t lmu__ce_scratch_floats(size_t N, size_t V, size_t d)
 {
     return lmu__ce_scratch_floats_tiled(N, V, d, LMU__CE_ROWS, LMU__CE_COLS, LMU__CE_CHUNK);
@@ -4986,9 +5001,9 @@ LMU__PRIVATE void lmu__ce_forward_tiled(float *loss, float *losses, float *lse, 
                                         const int32_t *targets, size_t N, size_t d, size_t V,
                                         struct lmu_gemm_ws *ws, float *scratch, size_t chunk)
 {
-    size_t r0, i, k;
+    size_t r0, i, k, n_valid = lmu__ce_count(targets, N);
     double total = 0.0;
-    float g = N ? 1.0f / (float)N : 0.0f;
+    float g = n_valid ? 1.0f / (float)n_valid : 0.0f;
     float *tile, *li, *cs, *xs, *dxc;
     int eager = dx1 && dE1;
     if (chunk > N) chunk = N;
@@ -5004,20 +5019,21 @@ LMU__PRIVATE void lmu__ce_forward_tiled(float *loss, float *losses, float *lse, 
         LMU__OMP(omp parallel for schedule(static))
         for (ii = 0; ii < (long)rn; ii++) {
             float *l_i = tile + (size_t)ii * V, mx, s;
-            size_t r = r0 + (size_t)ii, t = (size_t)targets[r], c;
-            float lt = l_i[t];
+            size_t r = r0 + (size_t)ii, c;
+            const int keep = targets[r] >= 0;
+            float lt = keep ? l_i[targets[r]] : 0.0f;
             mx = lmu__kern_max(l_i, V);
             s = lmu__kern_expsum(l_i, eager ? l_i : NULL, V, mx);
             lse[r] = mx + logf(s);
-            li[ii] = lse[r] - lt;
+            li[ii] = keep ? lse[r] - lt : 0.0f;
             if (!eager) continue;
             /* softmax = exp(l - max) / s: the 1/s goes into the products'
                operands (rows of x, rows of the dx result), not the tile */
-            cs[ii] = g / s;
+            cs[ii] = keep ? g / s : 0.0f;
             for (c = 0; c < d; c++) xs[(size_t)ii * d + c] = cs[ii] * x[r * d + c];
         }
         for (i = 0; i < rn; i++) {
-            LMU_ASSERT(targets[r0 + i] >= 0 && (size_t)targets[r0 + i] < V);
+            LMU_ASSERT(targets[r0 + i] >= LMU_TARGET_IGNORE && targets[r0 + i] < (int32_t)V);
             if (losses) losses[r0 + i] = li[i];
             total += li[i];
         }
@@ -5029,13 +5045,17 @@ LMU__PRIVATE void lmu__ce_forward_tiled(float *loss, float *losses, float *lse, 
             size_t r = r0 + i, t = (size_t)targets[r];
             const float *e_t = E + t * d, *x_r = x + r * d;
             float *o = dx1 + r * d, *de = dE1 + t * d;
+            if (targets[r] < 0) { /* ignored: no gradient */
+                memset(o, 0, d * sizeof(float));
+                continue;
+            }
             for (k = 0; k < d; k++) {
                 o[k] = cs[i] * dxc[i * d + k] - g * e_t[k];
                 de[k] -= g * x_r[k];
             }
         }
     }
-    *loss = N ? (float)(total / (double)N) : 0.0f;
+    *loss = n_valid ? (float)(total / (double)n_valid) : 0.0f;
 }
 
 LMU__PRIVATE void lmu__ce_forward(float *loss, float *losses, float *lse, float *dx1, float *dE1,
@@ -5057,9 +5077,9 @@ LMU__PRIVATE void lmu__ce_backward_tiled(float *dx, float *dE, float dloss, cons
                                          struct lmu_gemm_ws *ws, float *scratch, size_t rb,
                                          size_t vb)
 {
-    size_t r0, v0;
+    size_t r0, v0, n_valid = lmu__ce_count(targets, N);
     float *tile = scratch; /* (rb, vb) */
-    float gmean = N ? dloss / (float)N : 0.0f;
+    float gmean = n_valid ? dloss / (float)n_valid : 0.0f;
     if (rb > N) rb = N;
     if (vb > V) vb = V;
     for (r0 = 0; r0 < N; r0 += rb) {
@@ -5072,9 +5092,9 @@ LMU__PRIVATE void lmu__ce_backward_tiled(float *dx, float *dE, float dloss, cons
             for (ii = 0; ii < (long)rn; ii++) {
                 float *l_i = tile + (size_t)ii * vb;
                 size_t r = r0 + (size_t)ii, j, t = (size_t)targets[r];
-                float g = gmean + (dlosses ? dlosses[r] : 0.0f), ls = lse[r];
+                float g = targets[r] < 0 ? 0.0f : gmean + (dlosses ? dlosses[r] : 0.0f), ls = lse[r];
                 for (j = 0; j < vn; j++) l_i[j] = lmu__kern_expf(l_i[j] - ls) * g;
-                if (t >= v0 && t < v0 + vn) l_i[t - v0] -= g;
+                if (targets[r] >= 0 && t >= v0 && t < v0 + vn) l_i[t - v0] -= g;
             }
             lmu__kern_gemm(ws, 0, 0, rn, d, vn, 1.0f, tile, vb, E + v0 * d, d, 1.0f, dx + r0 * d, d);
             lmu__kern_gemm(ws, 1, 0, vn, d, rn, 1.0f, tile, vb, x + r0 * d, d, 1.0f, dE + v0 * d, d);
@@ -9711,8 +9731,8 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
            the fused loss trusts its targets, so check them here */
         size_t i, n = (size_t)B * (size_t)T;
         for (i = 0; i < n; i++)
-            if (targets[i] < 0 || targets[i] >= c->vocab_size) {
-                snprintf(m->err, sizeof m->err, "forward: target %d at %lu outside 0..%d",
+            if ((targets[i] < 0 && targets[i] != LMU_TARGET_IGNORE) || targets[i] >= c->vocab_size) {
+                snprintf(m->err, sizeof m->err, "forward: target %d at %lu outside 0..%d (or -1)",
                          targets[i], (unsigned long)i, c->vocab_size - 1);
                 return LMU_ERR_RANGE;
             }

@@ -89,9 +89,14 @@ static double ref_ce(const double *x, const double *E, const int32_t *tg, size_t
                      size_t V, double *losses, double *dx, double *dE, double dloss)
 {
     double total = 0, *l = (double *)malloc(V * sizeof(double));
-    size_t i, v, k;
+    size_t i, v, k, n = 0;
+    for (i = 0; i < N; i++) n += tg[i] >= 0; /* LMU_TARGET_IGNORE rows do not count */
     for (i = 0; i < N; i++) {
         double m = -1e300, s = 0, lse;
+        if (tg[i] < 0) {
+            if (losses) losses[i] = 0;
+            continue;
+        }
         for (v = 0; v < V; v++) {
             double a = 0;
             for (k = 0; k < d; k++) a += x[i * d + k] * E[v * d + k];
@@ -104,7 +109,7 @@ static double ref_ce(const double *x, const double *E, const int32_t *tg, size_t
         total += lse - l[tg[i]];
         if (dx) {
             for (v = 0; v < V; v++) {
-                double g = (exp(l[v] - lse) - (v == (size_t)tg[i])) * dloss / (double)N;
+                double g = (exp(l[v] - lse) - (v == (size_t)tg[i])) * dloss / (double)n;
                 for (k = 0; k < d; k++) {
                     dx[i * d + k] += g * E[v * d + k];
                     dE[v * d + k] += g * x[i * d + k];
@@ -113,7 +118,7 @@ static double ref_ce(const double *x, const double *E, const int32_t *tg, size_t
         }
     }
     free(l);
-    return total / (double)N;
+    return n ? total / (double)n : 0;
 }
 
 typedef struct {
@@ -139,7 +144,8 @@ static int32_t *kt_targets(size_t N, size_t V)
 
 /* Forward and backward of the fused kernel against the materialised
    reference (analytic double gradient), tiles rb x vb; also FD when fd. */
-static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int fd, double xs)
+static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int fd, double xs,
+                         int ignore)
 {
     float *x = kt_rand(N * d, xs), *E = kt_rand(V * d, 1.0);
     int32_t *tg = kt_targets(N, V);
@@ -156,13 +162,14 @@ static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int
     double mref, e, el, eg1, eg2;
     const double dloss = 1.7;
     size_t i;
+    for (i = 0; ignore && i < N; i += 3) tg[i] = LMU_TARGET_IGNORE; /* every third row scores nothing */
     mref = ref_ce(xd, Ed, tg, N, d, V, lref, dxr, dEr, dloss);
     lmu__ce_forward_tiled(&loss, losses, lse, NULL, NULL, x, E, tg, N, d, V, NULL, scr, rb);
     e = fabs(loss - mref) / fabs(mref);
     el = 0;
     for (i = 0; i < N; i++) el = kt_maxrel(el, fabs(losses[i] - lref[i]) / fabs(lref[i] + 1e-3));
-    LT_CHECK(e < 2e-6 && el < 2e-5, "ce fwd N=%zu d=%zu V=%zu tile %zux%zu: mean rel %.2e, row max rel %.2e",
-             N, d, V, rb, vb, e, el);
+    LT_CHECK(e < 2e-6 && el < 2e-5, "ce fwd N=%zu d=%zu V=%zu tile %zux%zu%s: mean rel %.2e, row max rel %.2e",
+             N, d, V, rb, vb, ignore ? ", every 3rd target ignored" : "", e, el);
     lmu__ce_backward_tiled(dx, dE, (float)dloss, NULL, x, E, tg, lse, N, d, V, NULL, scr, rb, vb);
     eg1 = kt_relerr(dx, pre, dxr, N * d);
     eg2 = kt_relerr(dE, pre, dEr, V * d);
@@ -264,11 +271,13 @@ static void test_ce(void)
     float *x, *E, *lse, *losses, *scr, loss;
     int32_t *tg;
     double *lref, *xd, *Ed, mref, el = 0;
-    test_ce_case(6, 5, 11, 4, 3, 1, 1.0);     /* FD, tiles cut rows and vocab */
-    test_ce_case(5, 7, 23, 64, 64, 1, 2.0);   /* FD, one tile */
-    test_ce_case(101, 13, 1003, 24, 100, 0, 1.0); /* odd sizes, ragged tile edges */
-    test_ce_case(97, 9, 999, 2048, 2048, 0, 3.0); /* default tiles, one block */
-    test_ce_case(300, 11, 517, 256, 2048, 0, 1.0); /* forward chunks of 256 rows, ragged last */
+    test_ce_case(6, 5, 11, 4, 3, 1, 1.0, 0);     /* FD, tiles cut rows and vocab */
+    test_ce_case(5, 7, 23, 64, 64, 1, 2.0, 0);   /* FD, one tile */
+    test_ce_case(101, 13, 1003, 24, 100, 0, 1.0, 0); /* odd sizes, ragged tile edges */
+    test_ce_case(97, 9, 999, 2048, 2048, 0, 3.0, 0); /* default tiles, one block */
+    test_ce_case(300, 11, 517, 256, 2048, 0, 1.0, 0); /* forward chunks of 256 rows, ragged last */
+    test_ce_case(7, 5, 11, 4, 3, 1, 1.0, 1);     /* LMU_TARGET_IGNORE, FD */
+    test_ce_case(300, 11, 517, 256, 2048, 0, 1.0, 1); /* ... over chunks */
     test_ce_extras();
     test_ce_determinism();
     /* the real vocabulary, default tiles (ragged last block of 50257) */
