@@ -1387,6 +1387,10 @@ LMUDEF lmu_result lmu_model_backward(lmu_model *m);
    parameters and the optimizer state are then left as they were. */
 LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *grad_norm);
 
+/* The model's optimizer: its hyper-parameters (beta1, beta2, eps,
+   weight_decay) may be changed between steps (AdamW: weight_decay > 0). */
+LMUDEF lmu_adam *lmu_model_optimizer(lmu_model *m);
+
 /* Number of parameters as the paper counts them (see lmu_config_param_count). */
 LMUDEF size_t lmu_model_param_count(const lmu_model *m);
 
@@ -9802,6 +9806,8 @@ LMUDEF lmu_result lmu_model_backward(lmu_model *m)
     if (r == LMU_OK) m->backward_done = 1;
     return lmu__model_fail(m, r);
 }
+
+LMUDEF lmu_adam *lmu_model_optimizer(lmu_model *m) { return m ? &m->adam : NULL; }
 
 LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *grad_norm)
 {
