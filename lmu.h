@@ -5716,6 +5716,7 @@ LMU__PRIVATE void lmu__la_forward_chunked(float *out, float *den, const float *q
     const size_t per = lmu__la_chunk_floats(F, hs, based);
     const float scale = 1.0f / sqrtf((float)F);
     long task;
+    (void)nparts; /* without OpenMP */
     LMU__OMP(omp parallel for schedule(static) num_threads(nparts))
     for (task = 0; task < (long)(B * H); task++) {
         const size_t b = (size_t)task / H, h = (size_t)task % H;
@@ -5769,6 +5770,7 @@ LMU__PRIVATE void lmu__la_backward_chunked(float *dq, float *dk, float *dv, cons
     const size_t per = lmu__la_chunk_floats(F, hs, based), nchunk = (T + LMU__LA_CHUNK - 1) / LMU__LA_CHUNK;
     const float scale = 1.0f / sqrtf((float)F);
     long task;
+    (void)nparts; /* without OpenMP */
     LMU__OMP(omp parallel for schedule(static) num_threads(nparts))
     for (task = 0; task < (long)(B * H); task++) {
         const size_t b = (size_t)task / H, h = (size_t)task % H;
