@@ -5598,12 +5598,29 @@ LMU__KERN_INLINE float lmu__la_phi(float x, int based, float *dphi)
     return x * x;
 }
 
+/* o (hs) += sum_{j = j0..i} s_ij v_j for one query row qi; returns the
+   sum of those s_ij (kb, vb: the head's first key and value rows). */
+LMU__PRIVATE float lmu__la_row(float *o, const float *qi, const float *kb, const float *vb,
+                               size_t j0, size_t i, size_t F, size_t FH, size_t C, size_t hs,
+                               int based)
+{
+    const float scale = 1.0f / sqrtf((float)F);
+    float sum = 0.0f;
+    size_t j, c;
+    for (j = j0; j <= i; j++) {
+        const float s = lmu__la_phi(lmu__kern_dot(qi, kb + j * FH, F) * scale, based, NULL);
+        const float *vj = vb + j * C;
+        sum += s;
+        for (c = 0; c < hs; c++) o[c] += s * vj[c];
+    }
+    return sum;
+}
+
 LMU__PRIVATE void lmu__la_forward(float *out, float *den, const float *q, const float *k,
                                   const float *v, size_t B, size_t T, size_t H, size_t F,
                                   size_t C, int based, float eps)
 {
     const size_t FH = F * H, hs = C / H;
-    const float scale = 1.0f / sqrtf((float)F);
     long task;
     LMU__OMP(omp parallel for schedule(static))
     for (task = 0; task < (long)(B * H); task++) {
@@ -5611,59 +5628,59 @@ LMU__PRIVATE void lmu__la_forward(float *out, float *den, const float *q, const 
         const float *qb = q + b * T * FH + h * F, *kb = k + b * T * FH + h * F;
         const float *vb = v + b * T * C + h * hs;
         float *ob = out + b * T * C + h * hs, *dn = den + (size_t)task * T;
-        size_t i, j, c;
+        size_t i, c;
         for (i = 0; i < T; i++) {
-            float *o = ob + i * C, sum = 0.0f;
+            float *o = ob + i * C;
             for (c = 0; c < hs; c++) o[c] = 0.0f;
-            for (j = 0; j <= i; j++) {
-                const float s = lmu__la_phi(lmu__kern_dot(qb + i * FH, kb + j * FH, F) * scale,
-                                            based, NULL);
-                const float *vj = vb + j * C;
-                sum += s;
-                for (c = 0; c < hs; c++) o[c] += s * vj[c];
-            }
-            dn[i] = sum + eps;
+            dn[i] = lmu__la_row(o, qb + i * FH, kb, vb, 0, i, F, FH, C, hs, based) + eps;
             for (c = 0; c < hs; c++) o[c] /= dn[i];
         }
     }
 }
 
-/* Accumulates into dq, dk, dv (any may be NULL: not needed). */
+/* One (b, h) task's pairs j <= i with j in i's block of `block`
+   positions (0: every j), backward: accumulates into dq, dk, dv (any may
+   be NULL: not needed). */
+LMU__PRIVATE void lmu__la_backward_pairs(float *dq, float *dk, float *dv, const float *dout,
+                                         const float *out, const float *den, const float *q,
+                                         const float *k, const float *v, size_t task, size_t T,
+                                         size_t H, size_t F, size_t C, int based, size_t block)
+{
+    const size_t FH = F * H, hs = C / H, b = task / H, h = task % H;
+    const size_t qo = b * T * FH + h * F, vo = b * T * C + h * hs;
+    const float scale = 1.0f / sqrtf((float)F), *dn = den + task * T;
+    size_t i, j, c, a;
+    for (i = 0; i < T; i++) {
+        const float *qi = q + qo + i * FH, *doi = dout + vo + i * C, *oi = out + vo + i * C;
+        const float inv = 1.0f / dn[i];
+        float go = 0.0f;
+        for (c = 0; c < hs; c++) go += doi[c] * oi[c];
+        go *= inv;
+        for (j = block ? i / block * block : 0; j <= i; j++) {
+            const float *kj = k + qo + j * FH, *vj = v + vo + j * C;
+            float dphi, gv = 0.0f, s, dx;
+            s = lmu__la_phi(lmu__kern_dot(qi, kj, F) * scale, based, &dphi);
+            for (c = 0; c < hs; c++) gv += doi[c] * vj[c];
+            if (dv)
+                for (c = 0; c < hs; c++) dv[vo + j * C + c] += s * inv * doi[c];
+            dx = (gv * inv - go) * dphi * scale;
+            if (dq)
+                for (a = 0; a < F; a++) dq[qo + i * FH + a] += dx * kj[a];
+            if (dk)
+                for (a = 0; a < F; a++) dk[qo + j * FH + a] += dx * qi[a];
+        }
+    }
+}
+
 LMU__PRIVATE void lmu__la_backward(float *dq, float *dk, float *dv, const float *dout,
                                    const float *out, const float *den, const float *q,
                                    const float *k, const float *v, size_t B, size_t T, size_t H,
                                    size_t F, size_t C, int based)
 {
-    const size_t FH = F * H, hs = C / H;
-    const float scale = 1.0f / sqrtf((float)F);
     long task;
     LMU__OMP(omp parallel for schedule(static))
-    for (task = 0; task < (long)(B * H); task++) {
-        const size_t b = (size_t)task / H, h = (size_t)task % H;
-        const size_t qo = b * T * FH + h * F, vo = b * T * C + h * hs;
-        const float *dn = den + (size_t)task * T;
-        size_t i, j, c, a;
-        for (i = 0; i < T; i++) {
-            const float *qi = q + qo + i * FH, *doi = dout + vo + i * C, *oi = out + vo + i * C;
-            const float inv = 1.0f / dn[i];
-            float go = 0.0f;
-            for (c = 0; c < hs; c++) go += doi[c] * oi[c];
-            go *= inv;
-            for (j = 0; j <= i; j++) {
-                const float *kj = k + qo + j * FH, *vj = v + vo + j * C;
-                float dphi, gv = 0.0f, s, dx;
-                s = lmu__la_phi(lmu__kern_dot(qi, kj, F) * scale, based, &dphi);
-                for (c = 0; c < hs; c++) gv += doi[c] * vj[c];
-                if (dv)
-                    for (c = 0; c < hs; c++) dv[vo + j * C + c] += s * inv * doi[c];
-                dx = (gv * inv - go) * dphi * scale;
-                if (dq)
-                    for (a = 0; a < F; a++) dq[qo + i * FH + a] += dx * kj[a];
-                if (dk)
-                    for (a = 0; a < F; a++) dk[qo + j * FH + a] += dx * qi[a];
-            }
-        }
-    }
+    for (task = 0; task < (long)(B * H); task++)
+        lmu__la_backward_pairs(dq, dk, dv, dout, out, den, q, k, v, (size_t)task, T, H, F, C, based, 0);
 }
 
 /* The chunked, linear-time form of the same function (for long T): the
@@ -5714,7 +5731,6 @@ LMU__PRIVATE void lmu__la_forward_chunked(float *out, float *den, const float *q
 {
     const size_t FH = F * H, hs = C / H, nf = lmu__la_features(F, based);
     const size_t per = lmu__la_chunk_floats(F, hs, based);
-    const float scale = 1.0f / sqrtf((float)F);
     long task;
     (void)nparts; /* without OpenMP */
     LMU__OMP(omp parallel for schedule(static) num_threads(nparts))
@@ -5737,14 +5753,7 @@ LMU__PRIVATE void lmu__la_forward_chunked(float *out, float *den, const float *q
                     sum += f[r] * z[r];
                     for (c = 0; c < hs; c++) o[c] += f[r] * Sr[c];
                 }
-                for (j = c0; j <= i; j++) {
-                    const float s = lmu__la_phi(lmu__kern_dot(qb + i * FH, kb + j * FH, F) * scale,
-                                                based, NULL);
-                    const float *vj = vb + j * C;
-                    sum += s;
-                    for (c = 0; c < hs; c++) o[c] += s * vj[c];
-                }
-                dn[i] = sum + eps;
+                dn[i] = sum + lmu__la_row(o, qb + i * FH, kb, vb, c0, i, F, FH, C, hs, based) + eps;
                 for (c = 0; c < hs; c++) o[c] /= dn[i];
             }
             for (j = c0; j < c1; j++) { /* the chunk's keys join the state */
@@ -5768,7 +5777,6 @@ LMU__PRIVATE void lmu__la_backward_chunked(float *dq, float *dk, float *dv, cons
 {
     const size_t FH = F * H, hs = C / H, nf = lmu__la_features(F, based);
     const size_t per = lmu__la_chunk_floats(F, hs, based), nchunk = (T + LMU__LA_CHUNK - 1) / LMU__LA_CHUNK;
-    const float scale = 1.0f / sqrtf((float)F);
     long task;
     (void)nparts; /* without OpenMP */
     LMU__OMP(omp parallel for schedule(static) num_threads(nparts))
@@ -5778,29 +5786,10 @@ LMU__PRIVATE void lmu__la_backward_chunked(float *dq, float *dk, float *dv, cons
         const float *dn = den + (size_t)task * T;
         float *S = scratch + (size_t)lmu__thread_id() * per, *z = S + nf * hs;
         float *dS = z + nf, *dz = dS + nf * hs, *f = dz + nf, *df = f + nf;
-        size_t ch, i, j, c, r, a;
-        /* the quadratic part inside each chunk, as lmu__la_backward */
-        for (i = 0; i < T; i++) {
-            const size_t c0 = i / LMU__LA_CHUNK * LMU__LA_CHUNK;
-            const float *qi = q + qo + i * FH, *doi = dout + vo + i * C, *oi = out + vo + i * C;
-            const float inv = 1.0f / dn[i];
-            float go = 0.0f;
-            for (c = 0; c < hs; c++) go += doi[c] * oi[c];
-            go *= inv;
-            for (j = c0; j <= i; j++) {
-                const float *kj = k + qo + j * FH, *vj = v + vo + j * C;
-                float dphi, gv = 0.0f, s, dx;
-                s = lmu__la_phi(lmu__kern_dot(qi, kj, F) * scale, based, &dphi);
-                for (c = 0; c < hs; c++) gv += doi[c] * vj[c];
-                if (dv)
-                    for (c = 0; c < hs; c++) dv[vo + j * C + c] += s * inv * doi[c];
-                dx = (gv * inv - go) * dphi * scale;
-                if (dq)
-                    for (a = 0; a < F; a++) dq[qo + i * FH + a] += dx * kj[a];
-                if (dk)
-                    for (a = 0; a < F; a++) dk[qo + j * FH + a] += dx * qi[a];
-            }
-        }
+        size_t ch, i, j, c, r;
+        /* the quadratic part inside each chunk */
+        lmu__la_backward_pairs(dq, dk, dv, dout, out, den, q, k, v, (size_t)task, T, H, F, C, based,
+                               LMU__LA_CHUNK);
         /* queries against the state of the chunks before theirs */
         memset(S, 0, nf * (hs + 1) * sizeof(float));
         for (ch = 0; ch < nchunk; ch++) {
