@@ -1946,10 +1946,10 @@ LMU__PRIVATE size_t lmu__json_char(lmu__json *J, unsigned char *enc, uint32_t *c
     size_t at = J->i, n = J->n, ne;
     unsigned c = s[at];
     *cp = c;
-    if (c < 0x20) return lmu__json_fail(J, "control character inside a string", NULL);
+    if (c < 0x20) return (size_t)lmu__json_fail(J, "control character inside a string", NULL);
     if (c >= 0x80) {
         if (!(ne = lmu__utf8_len(s + at, n - at, cp)))
-            return lmu__json_fail(J, "invalid UTF-8 in a string", NULL);
+            return (size_t)lmu__json_fail(J, "invalid UTF-8 in a string", NULL);
         memcpy(enc, s + at, ne);
         J->i = at + ne;
         return ne;
@@ -1959,7 +1959,7 @@ LMU__PRIVATE size_t lmu__json_char(lmu__json *J, unsigned char *enc, uint32_t *c
         J->i = at + 1;
         return 1;
     }
-    if (at + 1 >= n) return lmu__json_fail(J, "unterminated escape", NULL);
+    if (at + 1 >= n) return (size_t)lmu__json_fail(J, "unterminated escape", NULL);
     switch (s[at + 1]) {
     case '"': case '\\': case '/': c = s[at + 1]; break;
     case 'b': c = '\b'; break;
@@ -1968,7 +1968,7 @@ LMU__PRIVATE size_t lmu__json_char(lmu__json *J, unsigned char *enc, uint32_t *c
     case 'r': c = '\r'; break;
     case 't': c = '\t'; break;
     case 'u': c = 0x100; break;
-    default: return lmu__json_fail(J, "invalid escape sequence", NULL);
+    default: return (size_t)lmu__json_fail(J, "invalid escape sequence", NULL);
     }
     if (c != 0x100) {
         enc[0] = (unsigned char)c;
@@ -1977,15 +1977,15 @@ LMU__PRIVATE size_t lmu__json_char(lmu__json *J, unsigned char *enc, uint32_t *c
         return 1;
     }
     if (n - at < 6 || !lmu__hex4(s + at + 2, cp))
-        return lmu__json_fail(J, "\\u must be followed by 4 hex digits", NULL);
+        return (size_t)lmu__json_fail(J, "\\u must be followed by 4 hex digits", NULL);
     if (*cp >= 0xDC00 && *cp <= 0xDFFF)
-        return lmu__json_fail(J, "unpaired low surrogate in \\u escape", NULL);
+        return (size_t)lmu__json_fail(J, "unpaired low surrogate in \\u escape", NULL);
     J->i = at + 6;
     if (*cp >= 0xD800 && *cp <= 0xDBFF) {
         uint32_t lo;
         if (n - at < 12 || s[at + 6] != '\\' || s[at + 7] != 'u' || !lmu__hex4(s + at + 8, &lo) ||
             lo < 0xDC00 || lo > 0xDFFF)
-            return lmu__json_fail(J, "high surrogate not followed by a \\u low surrogate", NULL);
+            return (size_t)lmu__json_fail(J, "high surrogate not followed by a \\u low surrogate", NULL);
         *cp = 0x10000 + ((*cp - 0xD800) << 10) + (lo - 0xDC00);
         J->i = at + 12;
     }
