@@ -31,7 +31,8 @@
    loss increase is what that part contributes. A part is switched off by
    zeroing the weights that scale its branch of the residual stream, so its
    output is exactly zero: implicit_attention (lmu.p), attn (attn.proj),
-   ffn_pre (ffn_pre.proj), ffn_post (ffn_post.proj); per layer, then in every
+   rebased, based (their o), ffn_pre (ffn_pre.proj), ffn_post
+   (ffn_post.proj); per layer, then in every
    layer at once (layer -1 in the JSON).
    Example: eval out/demo/model.safetensors --data data/brown --csv out/demo/positions.csv */
 #define _POSIX_C_SOURCE 200809L /* isatty */
@@ -83,6 +84,8 @@ typedef struct part { const char *name, *w, *b; } part;
 static const part parts[] = {
     {"implicit_attention", "blocks.%d.lmu.p", NULL},
     {"attn", "blocks.%d.attn.proj.weight", "blocks.%d.attn.proj.bias"},
+    {"rebased", "blocks.%d.rebased.o.weight", NULL},
+    {"based", "blocks.%d.based.o.weight", NULL},
     {"ffn_pre", "blocks.%d.ffn_pre.proj.weight", "blocks.%d.ffn_pre.proj.bias"},
     {"ffn_post", "blocks.%d.ffn_post.proj.weight", "blocks.%d.ffn_post.proj.bias"},
 };
