@@ -2332,16 +2332,24 @@ LMU__PRIVATE void lmu__field_put(lmu_config *c, const lmu__field *f, double v)
     lmu__value_put(f->kind, (char *)c + f->off, v);
 }
 
+/* a field's index in lmu__fields, by name */
+enum {
+#define LMU__FIELD_INDEX(type, name, scope, lo, hi, def, help) LMU__FIELD_##name,
+    LMU__CONFIG_FIELDS(LMU__FIELD_INDEX)
+#undef LMU__FIELD_INDEX
+    LMU__FIELD_COUNT
+};
+
 /* LMU__LAYER_FIELDS as data: where a field's per-layer list lives. */
 typedef struct lmu__list {
-    const char *name;
+    const lmu__field *f;
     size_t n_off, off, size; /* of layers.n_NAME, of layers.NAME, an entry's bytes */
 } lmu__list;
 
 static const lmu__list lmu__lists[] = {
 #define LMU__LIST_ROW(type, name)                                              \
-    {#name, offsetof(lmu_config, layers.n_##name), offsetof(lmu_config, layers.name), \
-     sizeof(LMU__CTYPE_##type)},
+    {&lmu__fields[LMU__FIELD_##name], offsetof(lmu_config, layers.n_##name),     \
+     offsetof(lmu_config, layers.name), sizeof(LMU__CTYPE_##type)},
     LMU__LAYER_FIELDS(LMU__LIST_ROW)
 #undef LMU__LIST_ROW
 };
@@ -2354,7 +2362,7 @@ LMU__PRIVATE const lmu__list *lmu__field_list(const lmu__field *f)
 {
     int k;
     for (k = 0; k < LMU__N_LISTS; k++)
-        if (strcmp(f->name, lmu__lists[k].name) == 0) return &lmu__lists[k];
+        if (lmu__lists[k].f == f) return &lmu__lists[k];
     return NULL;
 }
 
@@ -2488,15 +2496,15 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
        value, so the defaults below that use it see what layer 0 has. */
     for (k = 0; k < LMU__N_LISTS; k++) {
         const lmu__list *L = &lmu__lists[k];
-        const lmu__field *f = &lmu__fields[lmu__field_find(L->name)];
+        const lmu__field *f = L->f;
         int n = *lmu__list_n(c, L);
         if (n < 0 || n > LMU_LAYER_LIST_MAX)
-            LMU__CFG_FAIL("config: %s list of %d entries (at most %d)", L->name, n,
+            LMU__CFG_FAIL("config: %s list of %d entries (at most %d)", f->name, n,
                           LMU_LAYER_LIST_MAX);
         for (l = 0; l < n; l++) {
             double v = lmu__list_get(c, f, L, l);
             if (!(v >= (f->kind == LMU__KIND_ENUM ? 0 : f->lo) && v <= f->hi))
-                LMU__CFG_FAIL("config: %s entry %d (%g) out of range", L->name, l + 1, v);
+                LMU__CFG_FAIL("config: %s entry %d (%g) out of range", f->name, l + 1, v);
         }
         if (n > 0) lmu__field_put(c, f, lmu__list_get(c, f, L, 0));
     }
@@ -2522,9 +2530,9 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
     for (k = 0; k < LMU__N_LISTS; k++) {
         const lmu__list *L = &lmu__lists[k];
         int n = *lmu__list_n(c, L);
-        if (!lmu__scope_on(c, lmu__fields[lmu__field_find(L->name)].scope)) lmu__list_clear(c, L);
+        if (!lmu__scope_on(c, L->f->scope)) lmu__list_clear(c, L);
         else if (n > 0 && n != c->n_layer)
-            LMU__CFG_FAIL("config: %s lists %d values for %d layers", L->name, n, c->n_layer);
+            LMU__CFG_FAIL("config: %s lists %d values for %d layers", L->f->name, n, c->n_layer);
     }
     if (c->arch == LMU_ARCH_LMU) {
         double cost = 0;
@@ -2559,7 +2567,7 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
     /* one spelling of a uniform stack: no list */
     for (k = 0; k < LMU__N_LISTS; k++) {
         const lmu__list *L = &lmu__lists[k];
-        const lmu__field *f = &lmu__fields[lmu__field_find(L->name)];
+        const lmu__field *f = L->f;
         int n = *lmu__list_n(c, L);
         for (l = 1; l < n && lmu__list_get(c, f, L, l) == lmu__list_get(c, f, L, 0); l++) {}
         if (n > 0 && l == n) lmu__list_clear(c, L);
@@ -6844,23 +6852,23 @@ LMU__PRIVATE size_t lmu__iattn_z_floats(size_t T, size_t d, size_t qp)
     return (T * 3 * qp * d + 15) & ~(size_t)15;
 }
 
-LMU__PRIVATE size_t lmu__iattn_scratch_floats(const lmu_lti *lti, size_t T, size_t d, size_t qp,
-                                              int nparts)
+/* The op's buffers in order (Z, dZ, the spectra, the kernels' scratch):
+   where each starts in scratch, in floats; returns the floats in all. */
+LMU__PRIVATE size_t lmu__iattn_layout(const lmu_lti *lti, size_t T, size_t d, size_t qp,
+                                      int nparts, size_t at[4])
 {
     size_t conv = lmu__iattn_conv_scratch_floats(lti->plan, qp, nparts);
     size_t attn = lmu__iattn_attn_scratch_floats(T, qp, d, nparts);
-    return 2 * lmu__iattn_z_floats(T, d, qp) +
-           ((lmu__iattn_conv_cache_floats(1, d, qp, (size_t)lti->nfft) + 15) & ~(size_t)15) +
-           (conv > attn ? conv : attn);
+    at[0] = 0, at[1] = lmu__iattn_z_floats(T, d, qp), at[2] = 2 * at[1];
+    at[3] = at[2] + ((lmu__iattn_conv_cache_floats(1, d, qp, (size_t)lti->nfft) + 15) & ~(size_t)15);
+    return at[3] + (conv > attn ? conv : attn);
 }
 
-/* The op's buffers in t->scratch, in the order above. */
-LMU__PRIVATE float *lmu__iattn_bufs(lmu_tape *t, const lmu_lti *lti, size_t T, size_t d,
-                                    size_t qp, float **Z, float **dZ, float **cache)
+LMU__PRIVATE size_t lmu__iattn_scratch_floats(const lmu_lti *lti, size_t T, size_t d, size_t qp,
+                                              int nparts)
 {
-    size_t zf = lmu__iattn_z_floats(T, d, qp);
-    *Z = t->scratch, *dZ = t->scratch + zf, *cache = t->scratch + 2 * zf;
-    return *cache + ((lmu__iattn_conv_cache_floats(1, d, qp, (size_t)lti->nfft) + 15) & ~(size_t)15);
+    size_t at[4];
+    return lmu__iattn_layout(lti, T, d, qp, nparts, at);
 }
 
 LMU__PRIVATE lmu_result lmu__tape_iattn(lmu_tape *t, const lmu_lti *lti, int U, int L, int bias,
@@ -6868,7 +6876,8 @@ LMU__PRIVATE lmu_result lmu__tape_iattn(lmu_tape *t, const lmu_lti *lti, int U, 
 {
     int in[4], pc = -1, k, B, T, d, q, qp;
     size_t b, n;
-    float *Z, *dZ, *cache, *yv, *Pc, *ks;
+    size_t at[4];
+    float *Z, *cache, *yv, *Pc, *ks;
     const float *Uv, *Lv, *bv, *pv;
     lmu_tape_rec *rec;
     lmu_result r;
@@ -6882,7 +6891,7 @@ LMU__PRIVATE lmu_result lmu__tape_iattn(lmu_tape *t, const lmu_lti *lti, int U, 
         t->tensors[p].size != (size_t)qp)
         return lmu__tape_fail(t, LMU_ERR_SHAPE, "implicit_attention: U (B, T <= n, d), L (3, q', q), "
                               "b (3, q'), p (q') and the memory's q do not fit");
-    if ((r = lmu__tape_kernel_check(t, lmu__iattn_scratch_floats(lti, n, (size_t)d, (size_t)qp, t->nparts),
+    if ((r = lmu__tape_kernel_check(t, lmu__iattn_layout(lti, n, (size_t)d, (size_t)qp, t->nparts, at),
                                     "implicit_attention")))
         return r;
     if ((r = lmu__tape_fused(t, LMU_OP_IMPLICIT_ATTENTION, 4, in, 3, t->tensors[U].shape, y, &rec)) !=
@@ -6894,7 +6903,7 @@ LMU__PRIVATE lmu_result lmu__tape_iattn(lmu_tape *t, const lmu_lti *lti, int U, 
     rec->aux = lti;
     Uv = lmu__tape_f32(t, U), Lv = lmu__tape_f32(t, L), bv = lmu__tape_f32(t, bias);
     pv = lmu__tape_f32(t, p), yv = lmu__tape_f32(t, *y), Pc = lmu__tape_f32(t, pc);
-    ks = lmu__iattn_bufs(t, lti, n, (size_t)d, (size_t)qp, &Z, &dZ, &cache);
+    Z = t->scratch + at[0], cache = t->scratch + at[2], ks = t->scratch + at[3];
     lmu__iattn_conv_htil(cache, lti->Hspec, Lv, 1, (size_t)d, (size_t)q, (size_t)qp, lti->plan,
                          t->gemm_ws);
     for (b = 0; b < (size_t)B; b++) {
@@ -6916,10 +6925,12 @@ LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec
     const float *Pc = lmu__tape_f32(t, rec->cache[0]), *dy = lmu__tape_g32(t, rec->out);
     float *dU = lmu__tape_g32(t, rec->in[0]), *dL = lmu__tape_g32(t, rec->in[1]);
     float *db = lmu__tape_g32(t, rec->in[2]), *dp = lmu__tape_g32(t, rec->in[3]);
+    size_t at[4];
     float *Z, *dZ, *cache, *ks;
     if (!dU || !dL || !db || !dp)
         return lmu__tape_fail(t, LMU_ERR_STATE, "implicit_attention: inputs need grads");
-    ks = lmu__iattn_bufs(t, lti, T, d, qp, &Z, &dZ, &cache);
+    lmu__iattn_layout(lti, T, d, qp, t->nparts, at);
+    Z = t->scratch + at[0], dZ = t->scratch + at[1], cache = t->scratch + at[2], ks = t->scratch + at[3];
     lmu__iattn_conv_htil(cache, lti->Hspec, L, 1, d, q, qp, lti->plan, t->gemm_ws);
     for (b = 0; b < B; b++) {
         lmu__iattn_conv_signals(Z, cache, U + b * T * d, bias, 1, T, d, qp, lti->plan, t->nparts,

@@ -6,14 +6,7 @@
 # power-law fit recovers a known law.
 # Closing line: "test_experiment: N passed, N failed" (-v: every check).
 set -u
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-cd "$(dirname "$0")/.."
-verbose=0; [ "${1:-}" = -v ] && verbose=1
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); [ $verbose = 1 ] && echo "  ok   $1"; return 0; }
-fail() { failed=$((failed + 1)); echo "  FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
-finish() { echo "test_experiment: $passed passed, $failed failed"; [ $failed -eq 0 ]; exit $?; }
+T=test_experiment; . "$(dirname "$0")/lib.sh" "$@"
 PY=python3
 W=build/test_experiment
 rm -rf "$W"; mkdir -p "$W"

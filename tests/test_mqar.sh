@@ -4,14 +4,7 @@
 # message, a tiny sweep writes its CSV, report and plot, and a rerun
 # trains nothing. Closing line: "test_mqar: N passed, N failed" (-v: all).
 set -u
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-cd "$(dirname "$0")/.."
-verbose=0; [ "${1:-}" = -v ] && verbose=1
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); [ $verbose = 1 ] && echo "  ok   $1"; return 0; }
-fail() { failed=$((failed + 1)); echo "  FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
-finish() { echo "test_mqar: $passed passed, $failed failed"; [ $failed -eq 0 ]; exit $?; }
+T=test_mqar; . "$(dirname "$0")/lib.sh" "$@"
 W=build/test_mqar
 rm -rf "$W"; mkdir -p "$W"
 make --no-print-directory build/mqar >"$W/make.log" 2>&1

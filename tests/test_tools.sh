@@ -12,18 +12,7 @@
 # Prints failures (-v: every check) and the closing line
 # "test_tools: N passed, N failed".
 set -u
-# idle OpenMP threads sleep: spinning ones starve the working ones on a busy machine
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-cd "$(dirname "$0")/.."
-verbose=0; [ "${1:-}" = -v ] && verbose=1
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); [ $verbose = 1 ] && echo "  ok   $1"; return 0; }
-fail() { failed=$((failed + 1)); echo "  FAIL $1"; }
-check() { # check NAME CONDITION...
-    local name=$1; shift
-    if "$@"; then ok "$name"; else fail "$name"; fi
-}
-finish() { echo "test_tools: $passed passed, $failed failed"; [ $failed -eq 0 ]; exit $?; }
+T=test_tools; . "$(dirname "$0")/lib.sh" "$@"
 
 BUILD=${TOOLS_BUILD:-build}
 W=$BUILD/test_tools
