@@ -6,7 +6,7 @@
 # power-law fit recovers a known law.
 # Closing line: "test_experiment: N passed, N failed" (-v: every check).
 set -u
-T=test_experiment; . "$(dirname "$0")/lib.sh" "$@"
+TEST_NAME=test_experiment; . "$(dirname "$0")/lib.sh" "$@"
 PY=python3
 W=build/test_experiment
 rm -rf "$W"; mkdir -p "$W"

@@ -4,7 +4,7 @@
 # message, a tiny sweep writes its CSV, report and plot, and a rerun
 # trains nothing. Closing line: "test_mqar: N passed, N failed" (-v: all).
 set -u
-T=test_mqar; . "$(dirname "$0")/lib.sh" "$@"
+TEST_NAME=test_mqar; . "$(dirname "$0")/lib.sh" "$@"
 W=build/test_mqar
 rm -rf "$W"; mkdir -p "$W"
 make --no-print-directory build/mqar >"$W/make.log" 2>&1

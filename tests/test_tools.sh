@@ -12,7 +12,7 @@
 # Prints failures (-v: every check) and the closing line
 # "test_tools: N passed, N failed".
 set -u
-T=test_tools; . "$(dirname "$0")/lib.sh" "$@"
+TEST_NAME=test_tools; . "$(dirname "$0")/lib.sh" "$@"
 
 BUILD=${TOOLS_BUILD:-build}
 W=$BUILD/test_tools
