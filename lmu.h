@@ -155,15 +155,19 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(LMU, lmu)                                                                \
     X(TRANSFORMER, transformer)
 
-/* The sequence mixer that opens each layer of an LMU model (docs/MODEL.md
-   section 3): enum tail, name in config files and checkpoints, suffix of
-   its presets. A new mixer is one line here plus its own section of the
-   implementation, >>mixer-NAME (see ADDING A MIXER there). */
+/* The sequence mixer that opens each layer (docs/MODEL.md section 3):
+   X(enum tail, name in config files and checkpoints, suffix of its
+   presets, TR). TR 1: a transformer preset of it exists too
+   ("transformer-55k-rebased"); the plain transformer presets are attn's.
+   Every mixer but ffn may open a transformer layer (the transformer's MLP
+   follows each one). A new mixer is one line here plus its own section of
+   the implementation, >>mixer-NAME (see ADDING A MIXER there). */
 #define LMU__MIXERS(X)                                                         \
-    X(FFN, ffn, "")                                                            \
-    X(ATTN, attn, "-attn")                                                     \
-    X(REBASED, rebased, "-rebased")                                            \
-    X(BASED, based, "-based")
+    X(FFN, ffn, "", 0)                                                         \
+    X(ATTN, attn, "-attn", 0)                                                  \
+    X(REBASED, rebased, "-rebased", 1)                                         \
+    X(BASED, based, "-based", 1)                                               \
+    X(CONV, conv, "-conv", 0)
 
 /* How the implicit attention's L_q, L_k, L_v start (ours, docs/MODEL.md
    section 8; the paper leaves it open). DELAY (the default): row r of each L decodes the memory's
@@ -181,7 +185,8 @@ LMUDEF const char *lmu_strerror(lmu_result r);
    dims). Init: ONE and ZERO
    constants, NORMAL N(0, 0.02), RESID N(0, 0.02 / sqrt(2 n_layer)) for
    the last projection of a residual branch (GPT-2's), L and P the
-   implicit attention's (lmu_model_create says how). From these lists come
+   implicit attention's (lmu_model_create says how), CONV U(-1/sqrt 3,
+   1/sqrt 3), a width-3 filter's PyTorch default. From these lists come
    lmu_layer_ids, the declaration, the initialisation and the parameter
    count, so they cannot disagree. A layer is NORM_A, its mixer's list
    (LMU__PARAMS_<MIXER>), MEMORY (LMU models) and POST. */
@@ -212,6 +217,11 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(bs_k_w, "based.k.weight", 2, FH, D, ONE, NORMAL)                         \
     X(bs_v_w, "based.v.weight", 2, D, D, ONE, NORMAL)                          \
     X(bs_o_w, "based.o.weight", 2, D, D, ONE, RESID)
+#define LMU__PARAMS_CONV(X)                                                    \
+    X(cv_w, "conv.weight", 2, D, THREE, ONE, CONV)                             \
+    X(cv_b, "conv.bias", 1, D, ONE, ONE, ZERO)                                 \
+    X(cv_proj_w, "conv.proj.weight", 2, D, D, ONE, NORMAL)                     \
+    X(cv_proj_b, "conv.proj.bias", 1, D, ONE, ONE, ZERO)
 #define LMU__PARAMS_MEMORY(X)                                                  \
     X(ln_b_w, "ln_b.weight", 1, D, ONE, ONE, ONE)                              \
     X(ln_b_b, "ln_b.bias", 1, D, ONE, ONE, ZERO)                               \
@@ -238,7 +248,7 @@ typedef enum lmu_arch {
 } lmu_arch;
 
 typedef enum lmu_mixer {
-#define LMU__MIXER_ENUM(tail, name, suffix) LMU_MIXER_##tail,
+#define LMU__MIXER_ENUM(tail, name, suffix, tr) LMU_MIXER_##tail,
     LMU__MIXERS(LMU__MIXER_ENUM)
 #undef LMU__MIXER_ENUM
     LMU_MIXER_COUNT
@@ -267,8 +277,9 @@ typedef enum lmu_iattn_init {
 #define LMU__CONFIG_FIELDS(X)                                                  \
     X(ARCH, arch, ALL, 0, LMU_ARCH_COUNT - 1, LMU_ARCH_LMU,                    \
       "model family: lmu or transformer")                                      \
-    X(MIXER, mixer, LMU, 0, LMU_MIXER_COUNT - 1, LMU_MIXER_FFN,                \
-      "sequence mixer of each LMU layer")                                      \
+    X(MIXER, mixer, ALL, 0, LMU_MIXER_COUNT - 1,                               \
+      c->arch == LMU_ARCH_TRANSFORMER ? LMU_MIXER_ATTN : LMU_MIXER_FFN,        \
+      "sequence mixer of each layer (transformer: not ffn; 0 is attn)")        \
     X(INT, vocab_size, ALL, 2, 1L << 24, 50257, "vocabulary size V (GPT-2's)") \
     X(INT, n_ctx, ALL, 1, 1L << 20, 1024, "longest training sequence")        \
     X(INT, d_model, ALL, 1, 1L << 16, 48, "model width d")                     \
@@ -334,8 +345,10 @@ typedef struct lmu_config {
 
 /* Fills `c` with a named preset: "lmu-55k", "lmu-100k", "lmu-200k",
    "lmu-300k", "lmu-500k", "lmu-1m" (docs/MODEL.md section 4, mixer ffn), the same
-   names with each other mixer's suffix ("-attn": post-FFN re-solved), and
-   "transformer-55k" ... "transformer-1m" (GPT-2 baseline of equal N).
+   names with each other mixer's suffix ("-attn": post-FFN re-solved),
+   "transformer-55k" ... "transformer-1m" (GPT-2 baseline of equal N), and
+   those with the suffix of a mixer marked TR in LMU__MIXERS
+   ("transformer-55k-rebased": the ReBased LM of equal N).
    Returns LMU_ERR_ARG for an unknown name. */
 LMUDEF lmu_result lmu_config_preset(lmu_config *c, const char *name);
 
@@ -384,7 +397,7 @@ LMUDEF int lmu_config_layer_q_prime(const lmu_config *c, int l);
    One `key = value` per line; `#` starts a comment (anywhere on a line);
    blank lines are fine; keys are lmu_config's field names plus "preset";
    values are decimal integers (theta, theta_last, iattn_lr: decimal
-   numbers), arch lmu|transformer, mixer ffn|attn|rebased|based,
+   numbers), arch lmu|transformer, mixer ffn|attn|rebased|based|conv,
    iattn_init delay|random; 0 asks for the default. mixer, q, q_prime and theta (LMU__LAYER_FIELDS)
    also take a list, one entry per layer, none of them 0:
 
@@ -653,6 +666,7 @@ typedef struct lmu_tensor {
     X(LMU_OP_ATTENTION, "causal_attention")                                    \
     X(LMU_OP_IMPLICIT_ATTENTION, "implicit_attention")                         \
     X(LMU_OP_LINEAR_ATTENTION, "linear_attention")                             \
+    X(LMU_OP_SHORT_CONV, "short_conv")                                         \
     X(LMU_OP_CUSTOM, "custom")
 
 typedef enum lmu_op {
@@ -1284,7 +1298,7 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
 /* Tensor ids of one layer's parameters; -1 where the layer has none. */
 typedef struct lmu_layer_ids {
 #define LMU__ID_FIELD(field, name, nd, d0, d1, d2, init) int field;
-#define LMU__MIXER_IDS(tail, name, suffix) LMU__PARAMS_##tail(LMU__ID_FIELD)
+#define LMU__MIXER_IDS(tail, name, suffix, tr) LMU__PARAMS_##tail(LMU__ID_FIELD)
     LMU__PARAMS_NORM_A(LMU__ID_FIELD)
     LMU__MIXERS(LMU__MIXER_IDS)
     LMU__PARAMS_MEMORY(LMU__ID_FIELD)
@@ -2216,7 +2230,7 @@ LMUDEF const char *lmu_arch_name(lmu_arch a)
 LMUDEF const char *lmu_mixer_name(lmu_mixer m)
 {
     static const char *const names[] = {
-#define LMU__MIXER_NAME(tail, name, suffix) #name,
+#define LMU__MIXER_NAME(tail, name, suffix, tr) #name,
         LMU__MIXERS(LMU__MIXER_NAME)
 #undef LMU__MIXER_NAME
     };
@@ -2298,9 +2312,8 @@ LMU__PRIVATE int lmu__scope_on(const lmu_config *c, int scope)
     if (scope == LMU__SCOPE_HEADS || scope == LMU__SCOPE_FEATURES) {
         int (*has)(lmu_mixer) = scope == LMU__SCOPE_HEADS ? lmu__mixer_has_heads
                                                           : lmu__mixer_has_features;
-        int k, on = c->arch == LMU_ARCH_TRANSFORMER ? scope == LMU__SCOPE_HEADS : has(c->mixer);
-        for (k = 0; c->arch == LMU_ARCH_LMU && k < c->layers.n_mixer; k++)
-            on |= has(c->layers.mixer[k]);
+        int k, on = has(c->mixer);
+        for (k = 0; k < c->layers.n_mixer; k++) on |= has(c->layers.mixer[k]);
         return on;
     }
     return 1;
@@ -2534,6 +2547,10 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
         else if (n > 0 && n != c->n_layer)
             LMU__CFG_FAIL("config: %s lists %d values for %d layers", L->f->name, n, c->n_layer);
     }
+    for (l = 0; c->arch == LMU_ARCH_TRANSFORMER && l < c->n_layer; l++)
+        if (lmu_config_layer_mixer(c, l) == LMU_MIXER_FFN)
+            LMU__CFG_FAIL("config: transformer layer %d: mixer ffn (its MLP follows every "
+                          "mixer; want attn, rebased, based or conv)", l);
     if (c->arch == LMU_ARCH_LMU) {
         double cost = 0;
         if (c->layers.n_q > 0 && qp_unset) { /* each layer's q' follows its own q */
@@ -2712,7 +2729,6 @@ LMUDEF double lmu_config_layer_theta(const lmu_config *c, int l)
 
 LMUDEF lmu_mixer lmu_config_layer_mixer(const lmu_config *c, int l)
 {
-    if (c->arch == LMU_ARCH_TRANSFORMER) return LMU_MIXER_ATTN;
     return l >= 0 && l < c->layers.n_mixer ? c->layers.mixer[l] : c->mixer;
 }
 
@@ -4836,6 +4852,7 @@ LMU__PRIVATE lmu_result lmu__tape_ce_tied_backward(lmu_tape *t, const lmu_tape_r
 LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape_rec *rec);
 LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec);
 LMU__PRIVATE lmu_result lmu__tape_linear_attention_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_short_conv_backward(lmu_tape *t, const lmu_tape_rec *rec);
 
 /* The one switch: each case fetches pointers by id and calls the op's
    backward kernel. A NULL grad pointer means "not needed". */
@@ -4909,6 +4926,7 @@ LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *
     case LMU_OP_ATTENTION: return lmu__tape_attention_backward(t, rec);
     case LMU_OP_IMPLICIT_ATTENTION: return lmu__tape_iattn_backward(t, rec);
     case LMU_OP_LINEAR_ATTENTION: return lmu__tape_linear_attention_backward(t, rec);
+    case LMU_OP_SHORT_CONV: return lmu__tape_short_conv_backward(t, rec);
     case LMU_OP_CUSTOM: {
         const lmu_tape_custom *op = (const lmu_tape_custom *)rec->aux;
         return op->backward(t, rec);
@@ -5978,6 +5996,94 @@ LMU__PRIVATE void lmu__la_decode(float *out, float *S, float *z, const float *q,
     }
     den += eps;
     for (c = 0; c < hs; c++) out[c] /= den;
+}
+
+/* ---------------------------------------------------------------------- */
+/* short convolution gate (the mixer conv; Based's BaseConv)               */
+/* ---------------------------------------------------------------------- */
+/* y = (b + sum_j w_j u_{t-K+1+j}) * p + u per channel: a causal depthwise
+   filter of width K (zeros before the start), gating p = u W + b' (a
+   linear the caller records), plus u itself. u, p, y (B, T, C), w (C, K),
+   b (C). The filtered signal is cached for backward's dp. */
+LMU__PRIVATE void lmu__short_conv_forward(float *y, float *f, const float *u, const float *w,
+                                          const float *b, const float *p, size_t B, size_t T,
+                                          size_t C, size_t K)
+{
+    size_t n, t, c, j;
+    for (n = 0; n < B; n++)
+        for (t = 0; t < T; t++) {
+            const size_t o = (n * T + t) * C;
+            for (c = 0; c < C; c++) {
+                float a = b[c];
+                for (j = t + 1 >= K ? 0 : K - 1 - t; j < K; j++)
+                    a += w[c * K + j] * u[o + c - (K - 1 - j) * C];
+                f[o + c] = a;
+                y[o + c] = a * p[o + c] + u[o + c];
+            }
+        }
+}
+
+LMU__PRIVATE void lmu__short_conv_backward(float *du, float *dw, float *db, float *dp,
+                                           const float *dy, const float *f, const float *u,
+                                           const float *w, const float *p, size_t B, size_t T,
+                                           size_t C, size_t K)
+{
+    size_t n, t, c, j;
+    for (n = 0; n < B; n++)
+        for (t = 0; t < T; t++) {
+            const size_t o = (n * T + t) * C;
+            for (c = 0; c < C; c++) {
+                const float g = dy[o + c] * p[o + c]; /* d(filtered) */
+                if (dp) dp[o + c] += dy[o + c] * f[o + c];
+                if (du) du[o + c] += dy[o + c];
+                if (db) db[c] += g;
+                for (j = t + 1 >= K ? 0 : K - 1 - t; j < K; j++) {
+                    const size_t at = o + c - (K - 1 - j) * C;
+                    if (dw) dw[c * K + j] += g * u[at];
+                    if (du) du[at] += g * w[c * K + j];
+                }
+            }
+        }
+}
+
+/* y (B, T, C) = the short convolution gate of u with w (C, K), b (C) and
+   the gate p (B, T, C) as a tape op. */
+LMU__PRIVATE lmu_result lmu__tape_short_conv(lmu_tape *t, int u, int w, int b, int p, int *y)
+{
+    const lmu_tensor *tu, *tw, *tp;
+    int in[4], f, k;
+    lmu_tape_rec *rec;
+    lmu_result r;
+    in[0] = u, in[1] = w, in[2] = b, in[3] = p;
+    for (k = 0; k < 4; k++)
+        if ((r = lmu__tape_arg(t, in[k], "short_conv", "an input")) != LMU_OK) return r;
+    tu = &t->tensors[u], tw = &t->tensors[w], tp = &t->tensors[p];
+    if (tu->ndim != 3 || tw->ndim != 2 || tw->shape[0] != tu->shape[2] || tw->shape[1] < 1 ||
+        t->tensors[b].size != (size_t)tu->shape[2] || tp->size != tu->size || tp->ndim != 3 ||
+        tp->shape[2] != tu->shape[2])
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "short_conv: u, p (B, T, C), w (C, K), b (C)");
+    if ((r = lmu__tape_fused(t, LMU_OP_SHORT_CONV, 4, in, 3, tu->shape, y, &rec)) != LMU_OK ||
+        (r = lmu__tape_cache(t, tu->size, &f)) != LMU_OK)
+        return r;
+    rec->ip[0] = tu->shape[0], rec->ip[1] = tu->shape[1], rec->ip[2] = tu->shape[2];
+    rec->ip[3] = tw->shape[1];
+    rec->cache[0] = f;
+    lmu__short_conv_forward(lmu__tape_f32(t, *y), lmu__tape_f32(t, f), lmu__tape_f32(t, u),
+                            lmu__tape_f32(t, w), lmu__tape_f32(t, b), lmu__tape_f32(t, p),
+                            (size_t)rec->ip[0], (size_t)rec->ip[1], (size_t)rec->ip[2],
+                            (size_t)rec->ip[3]);
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_short_conv_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    lmu__short_conv_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
+                             lmu__tape_g32(t, rec->in[2]), lmu__tape_g32(t, rec->in[3]),
+                             lmu__tape_g32(t, rec->out), lmu__tape_f32(t, rec->cache[0]),
+                             lmu__tape_f32(t, rec->in[0]), lmu__tape_f32(t, rec->in[1]),
+                             lmu__tape_f32(t, rec->in[3]), (size_t)rec->ip[0], (size_t)rec->ip[1],
+                             (size_t)rec->ip[2], (size_t)rec->ip[3]);
+    return LMU_OK;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -8810,7 +8916,7 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
 enum { LMU__DIM_ONE, LMU__DIM_D, LMU__DIM_D3, LMU__DIM_PRE, LMU__DIM_FF, LMU__DIM_Q, LMU__DIM_QP,
        LMU__DIM_FH, LMU__DIM_THREE };
 enum { LMU__INIT_ONE, LMU__INIT_ZERO, LMU__INIT_NORMAL, LMU__INIT_RESID, LMU__INIT_L,
-       LMU__INIT_P };
+       LMU__INIT_P, LMU__INIT_CONV };
 
 typedef struct lmu__param_row {
     size_t field;     /* offsetof(lmu_layer_ids, the id) */
@@ -8824,7 +8930,7 @@ typedef struct lmu__param_row {
 static const lmu__param_row lmu__rows_norm_a[] = {LMU__PARAMS_NORM_A(LMU__PARAM_ROW)};
 static const lmu__param_row lmu__rows_memory[] = {LMU__PARAMS_MEMORY(LMU__PARAM_ROW)};
 static const lmu__param_row lmu__rows_post[] = {LMU__PARAMS_POST(LMU__PARAM_ROW)};
-#define LMU__MIXER_ROWS(tail, name, suffix)                                    \
+#define LMU__MIXER_ROWS(tail, name, suffix, tr)                                  \
     static const lmu__param_row lmu__rows_##name[] = {LMU__PARAMS_##tail(LMU__PARAM_ROW)};
 LMU__MIXERS(LMU__MIXER_ROWS)
 #undef LMU__MIXER_ROWS
@@ -9150,11 +9256,79 @@ static const lmu__mixer_unit lmu__mixer_based = {
     lmu__based_forward,  lmu__based_gen_state,        lmu__la_gen_work, lmu__based_gen_step};
 
 /* ---------------------------------------------------------------------- */
+/* >>mixer-conv  a short causal convolution gate (Based's BaseConv)       */
+/* ---------------------------------------------------------------------- */
+/* h = LN_a x, out = x + (conv3(h) * (h W + b) + h): a depthwise filter of
+   width 3 over this and the two previous positions, gated by a linear of
+   h. The reference's MQAR models alternate it with their linear attention
+   (mixer = conv, rebased): it gives the next layer the previous tokens,
+   which a key-value lookup needs. */
+#define LMU__CONV_WIDTH 3 /* the THREE of conv.weight's shape */
+
+LMU__PRIVATE double lmu__conv_flops(const lmu_config *c, double n)
+{
+    double d = c->d_model;
+    (void)n;
+    return 2.0 * d * d + 2.0 * LMU__CONV_WIDTH * d + 3.0 * d;
+}
+
+LMU__PRIVATE lmu_result lmu__conv_forward(lmu_model *m, int l, int x, int B, int T, int *out)
+{
+    const lmu_layer_ids *L = &m->layer[l];
+    lmu_tape *t = &m->tape;
+    int h, p, y;
+    lmu_result r;
+    (void)B, (void)T;
+    if ((r = lmu_tape_layernorm(t, x, L->ln_a_w, L->ln_a_b, &h)) != LMU_OK ||
+        (r = lmu_tape_linear(t, h, L->cv_proj_w, L->cv_proj_b, 0, &p)) != LMU_OK ||
+        (r = lmu__tape_short_conv(t, h, L->cv_w, L->cv_b, p, &y)) != LMU_OK)
+        return r;
+    return lmu_tape_add(t, x, y, out);
+}
+
+/* the last LMU__CONV_WIDTH - 1 values of h, oldest first */
+LMU__PRIVATE size_t lmu__conv_gen_state(const lmu_config *c, size_t max_ctx)
+{
+    (void)max_ctx;
+    return (LMU__CONV_WIDTH - 1) * (size_t)c->d_model;
+}
+
+/* the gate p */
+LMU__PRIVATE size_t lmu__conv_gen_work(const lmu_config *c, size_t max_ctx)
+{
+    (void)max_ctx;
+    return (size_t)c->d_model;
+}
+
+LMU__PRIVATE void lmu__conv_gen_step(struct lmu_gen *g, int l, float *state)
+{
+    const lmu_model *m = g->m;
+    const lmu_layer_ids *L = &m->layer[l];
+    const size_t d = (size_t)m->cfg.d_model, K = LMU__CONV_WIDTH;
+    const float *w = LMU__GP(L->cv_w), *b = LMU__GP(L->cv_b);
+    float *p = g->big;
+    size_t c, j;
+    lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
+    lmu__gemv(p, LMU__GP(L->cv_proj_w), g->h, LMU__GP(L->cv_proj_b), d, d);
+    for (c = 0; c < d; c++) {
+        float f = b[c] + w[c * K + K - 1] * g->h[c];
+        for (j = 0; j + 1 < K; j++) f += w[c * K + j] * state[j * d + c];
+        for (j = 0; j + 2 < K; j++) state[j * d + c] = state[(j + 1) * d + c];
+        state[(K - 2) * d + c] = g->h[c];
+        g->x[c] += f * p[c] + g->h[c];
+    }
+}
+
+static const lmu__mixer_unit lmu__mixer_conv = {
+    lmu__rows_conv,     LMU__NROWS(lmu__rows_conv), 0, 0, 0, lmu__conv_flops, lmu__no_floats,
+    lmu__conv_forward,  lmu__conv_gen_state,        lmu__conv_gen_work, lmu__conv_gen_step};
+
+/* ---------------------------------------------------------------------- */
 /* the layer stack                                                         */
 /* ---------------------------------------------------------------------- */
 
 static const lmu__mixer_unit *const lmu__mixer_units[] = {
-#define LMU__MIXER_UNIT(tail, name, suffix) &lmu__mixer_##name,
+#define LMU__MIXER_UNIT(tail, name, suffix, tr) &lmu__mixer_##name,
     LMU__MIXERS(LMU__MIXER_UNIT)
 #undef LMU__MIXER_UNIT
 };
@@ -9289,7 +9463,7 @@ LMU__PRIVATE int lmu__solve_d_ff(lmu_config *c, long target)
 /* Transformer baseline of equal N (docs/MODEL.md section 6): same depth as the
    LMU presets, MLP 4 d, and among the d that split into heads of width
    16..64 the one whose exact count is closest to the target. */
-LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer)
+LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer, lmu_mixer mixer)
 {
     int d, best = 8;
     long best_gap = -1;
@@ -9300,30 +9474,60 @@ LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer)
         if (w < 16 || w > 64) continue;
         memset(&t, 0, sizeof t);
         t.arch = LMU_ARCH_TRANSFORMER;
+        t.mixer = mixer;
         t.d_model = d;
         t.n_layer = n_layer;
-        t.d_ff = 4 * d;
+        if (lmu_config_resolve(&t, NULL, 0) != LMU_OK) continue;
         gap = labs((long)lmu_config_param_count(&t) - target);
         if (best_gap < 0 || gap < best_gap) best_gap = gap, best = d;
     }
     memset(c, 0, sizeof *c);
     c->arch = LMU_ARCH_TRANSFORMER;
+    c->mixer = mixer;
     c->d_model = best;
     c->n_layer = n_layer;
 }
 
-LMUDEF int lmu_config_preset_count(void) { return ((int)LMU_MIXER_COUNT + 1) * LMU__N_PRESETS; }
+/* the mixers of the transformer presets: attn's, then those marked TR */
+static const int lmu__mixer_tr[] = {
+#define LMU__MIXER_TR(tail, name, suffix, tr) tr,
+    LMU__MIXERS(LMU__MIXER_TR)
+#undef LMU__MIXER_TR
+};
+
+LMU__PRIVATE lmu_mixer lmu__transformer_preset_mixer(int k)
+{
+    int x;
+    for (x = 0; x < (int)LMU_MIXER_COUNT && k > 0; x++)
+        if (lmu__mixer_tr[x] && --k == 0) return (lmu_mixer)x;
+    return LMU_MIXER_ATTN;
+}
+
+#define LMU__MIXER_TR_COUNT(tail, name, suffix, tr) +tr
+LMUDEF int lmu_config_preset_count(void)
+{
+    return ((int)LMU_MIXER_COUNT + 1 LMU__MIXERS(LMU__MIXER_TR_COUNT)) * LMU__N_PRESETS;
+}
+#undef LMU__MIXER_TR_COUNT
 
 LMUDEF const char *lmu_config_preset_name(int i)
 {
     static const char *const names[] = {
 #define LMU__PRESET_LMU_NAME(suffix, size, N, d, q, qp, nl) "lmu-" size suffix,
-#define LMU__PRESET_MIXER_NAMES(tail, name, suffix) LMU__PRESET_ROWS(LMU__PRESET_LMU_NAME, suffix)
-#define LMU__PRESET_TR_NAME(a, size, N, d, q, qp, nl) "transformer-" size,
-        LMU__MIXERS(LMU__PRESET_MIXER_NAMES) LMU__PRESET_ROWS(LMU__PRESET_TR_NAME, ~)
+#define LMU__PRESET_MIXER_NAMES(tail, name, suffix, tr) LMU__PRESET_ROWS(LMU__PRESET_LMU_NAME, suffix)
+#define LMU__PRESET_TR_NAME(suffix, size, N, d, q, qp, nl) "transformer-" size suffix,
+#define LMU__PRESET_IF_0(x)
+#define LMU__PRESET_IF_1(x) x
+#define LMU__PRESET_TR_NAMES(tail, name, suffix, tr)                           \
+    LMU__PRESET_IF_##tr(LMU__PRESET_ROWS(LMU__PRESET_TR_NAME, suffix))
+        LMU__MIXERS(LMU__PRESET_MIXER_NAMES) LMU__PRESET_ROWS(LMU__PRESET_TR_NAME, "")
+        LMU__MIXERS(LMU__PRESET_TR_NAMES)
 #undef LMU__PRESET_LMU_NAME
 #undef LMU__PRESET_MIXER_NAMES
 #undef LMU__PRESET_TR_NAME
+#undef LMU__PRESET_IF_0
+#undef LMU__PRESET_IF_1
+#undef LMU__PRESET_TR_NAMES
     };
     if (i < 0 || i >= lmu_config_preset_count()) return NULL;
     return names[i];
@@ -9336,11 +9540,16 @@ LMUDEF lmu_result lmu_config_preset(lmu_config *c, const char *name)
     for (i = 0; i < n && strcmp(name, lmu_config_preset_name(i)) != 0; i++) {}
     memset(c, 0, sizeof *c);
     if (i == n) return LMU_ERR_ARG;
-    k = i / LMU__N_PRESETS; /* the mixer, or LMU_MIXER_COUNT: the transformer */
+    k = i / LMU__N_PRESETS; /* the mixer, or LMU_MIXER_COUNT on: the transformer's */
     {
         const lmu__preset_row *r = &lmu__presets[i % LMU__N_PRESETS];
-        if (k == (int)LMU_MIXER_COUNT) {
-            lmu__transformer_for(c, r->target, r->n_layer);
+        if (k >= (int)LMU_MIXER_COUNT) {
+            lmu__transformer_for(c, r->target, r->n_layer,
+                                 lmu__transformer_preset_mixer(k - (int)LMU_MIXER_COUNT));
+            if (c->mixer == LMU_MIXER_ATTN) return lmu_config_resolve(c, NULL, 0);
+            /* heads of 16..64 leave gaps in N that d_ff closes, as for the LMU */
+            if (lmu_config_resolve(c, NULL, 0) != LMU_OK) return LMU_ERR_ARG;
+            c->d_ff = lmu__solve_d_ff(c, r->target);
             return lmu_config_resolve(c, NULL, 0);
         }
         c->mixer = (lmu_mixer)k;
@@ -9415,6 +9624,14 @@ LMU__PRIVATE void lmu__model_fill(lmu_model *m, int id, float mean, float std, l
     for (i = 0; i < x->size; i++) p[i] = std > 0 ? mean + std * lmu_rng_normal(rng) : mean;
 }
 
+LMU__PRIVATE void lmu__model_fill_uniform(lmu_model *m, int id, float a, lmu_rng *rng)
+{
+    const lmu_tensor *x = &m->tape.tensors[id];
+    float *p = m->tape.param + x->off;
+    size_t i;
+    for (i = 0; i < x->size; i++) p[i] = a * (2.0f * lmu_rng_uniform(rng) - 1.0f);
+}
+
 /* iattn_init = delay: row r of each of L_q, L_k, L_v reads the memory's
    input lag_r steps back, lags 0, 1, 2, 4, 8, ... (below theta). The
    Legendre memory holds u(t - s) ~ sum_i P_i(2 s / theta - 1) m_i (the
@@ -9478,6 +9695,7 @@ LMU__PRIVATE void lmu__model_init(lmu_model *m, uint64_t seed)
                 case LMU__INIT_P:
                     lmu__model_fill(m, id, 0, 1.0f / sqrtf(2.0f * (float)c->n_layer), &rng);
                     break;
+                case LMU__INIT_CONV: lmu__model_fill_uniform(m, id, 1.0f / sqrtf(3.0f), &rng); break;
                 }
             }
     }

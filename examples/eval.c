@@ -32,8 +32,8 @@
    zeroing the weights that scale its branch of the residual stream, so its
    output is exactly zero: implicit_attention (lmu.p), attn (attn.proj),
    rebased, based (their o), ffn_pre (ffn_pre.proj), ffn_post
-   (ffn_post.proj); per layer, then in every
-   layer at once (layer -1 in the JSON).
+   (ffn_post.proj), and conv's gate (conv.proj; its + h stays); per layer,
+   then in every layer at once (layer -1 in the JSON).
    Example: eval out/demo/model.safetensors --data data/brown --csv out/demo/positions.csv */
 #define _POSIX_C_SOURCE 200809L /* isatty */
 #define LMU_IMPLEMENTATION
@@ -86,6 +86,7 @@ static const part parts[] = {
     {"attn", "blocks.%d.attn.proj.weight", "blocks.%d.attn.proj.bias"},
     {"rebased", "blocks.%d.rebased.o.weight", NULL},
     {"based", "blocks.%d.based.o.weight", NULL},
+    {"conv", "blocks.%d.conv.proj.weight", "blocks.%d.conv.proj.bias"}, /* its gate; + h stays */
     {"ffn_pre", "blocks.%d.ffn_pre.proj.weight", "blocks.%d.ffn_pre.proj.bias"},
     {"ffn_post", "blocks.%d.ffn_post.proj.weight", "blocks.%d.ffn_post.proj.bias"},
 };

@@ -217,9 +217,18 @@ int main(int argc, char **argv)
     steps = per_epoch * o.epochs;
     warm = steps / 20 > 0 ? steps / 20 : 1;
     if (!o.eval_every) o.eval_every = per_epoch;
-    printf("mqar: %s (%s, N = %lu), V %ld, L %ld, K %ld, %ld train / %ld test examples, %ld steps of %ld\n",
-           o.preset, lmu_mixer_name(lmu_config_layer_mixer(lmu_model_config(m), 0)),
-           (unsigned long)lmu_model_param_count(m), o.vocab, o.seq, o.kv, o.train, o.test, steps, o.batch);
+    {
+        const lmu_config *c = lmu_model_config(m);
+        char mixers[256] = "";
+        int l;
+        for (l = 0; l < c->n_layer && strlen(mixers) < sizeof mixers - 16; l++)
+            snprintf(mixers + strlen(mixers), sizeof mixers - strlen(mixers), "%s%s", l ? "," : "",
+                     lmu_mixer_name(lmu_config_layer_mixer(c, l)));
+        printf("mqar: %s (%s %s, N = %lu), V %ld, L %ld, K %ld, %ld train / %ld test examples, "
+               "%ld steps of %ld\n", o.preset, lmu_arch_name(c->arch), mixers,
+               (unsigned long)lmu_model_param_count(m), o.vocab, o.seq, o.kv, o.train, o.test, steps,
+               o.batch);
+    }
     t0 = ex_now();
     for (step = 0; step < steps; step++) {
         float loss;

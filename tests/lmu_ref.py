@@ -2,8 +2,11 @@
 """lmu_ref.py - the PyTorch reference (test oracle) for lmu.h.
 
 An independent implementation of docs/MODEL.md (sections 1-7): the
-LMU language model with implicit self-attention (mixer "ffn" or "attn") and
-the GPT-2 transformer baseline. Everything is computed in float64; the
+LMU language model with implicit self-attention and the GPT-2 transformer
+baseline, each layer opened by a sequence mixer: "ffn" (LMU only), "attn",
+"rebased", "based" (linear attention) or "conv" (a width-3 causal depthwise
+filter gating a linear of its input, h + f(h) * (h W^T + b'); Based's
+BaseConv), one per model or one per layer (a layer stack). Everything is computed in float64; the
 checkpoint's F32 parameters are cast up. Written from MODEL.md alone: no code
 of lmu.h is shared (Abar/Bbar come from torch.linalg.matrix_exp, not from the
 C Pade code; the safetensors reader/writer is our own).
@@ -33,7 +36,8 @@ USAGE
         --tokens 1,2,3 | --random N) --out R.safetensors [--tol T]
       Feeds EVERY token of `tokens` [B, T] one at a time through the recurrent
       formulation (per layer, a q x d memory m_t = Abar m_{t-1} + Bbar u_t,
-      Z_i = L_i m_t + b_i; a KV cache for mixer "attn" and the transformer)
+      Z_i = L_i m_t + b_i; a KV cache for mixer "attn", every past input
+      for the linear attentions, the last 2 inputs for mixer "conv")
       and compares the logits at every position with the parallel path.
       R holds `logits` [B,T,V] F32 (recurrent), `logits_parallel` [B,T,V] F32,
       and `max_abs_diff` F64 [1]. Exit status 1 when they differ by more
@@ -48,8 +52,10 @@ USAGE
 
   lmu_ref.py count [--config SPEC]
       Parameter count N (trainable, non-embedding: wte, wpe, A, B, H are not
-      counted). Without --config: the table of MODEL.md section 4 for both
-      mixers, the solved d_ff and n_head, and transformer configs of equal N.
+      counted). Without --config: the table of MODEL.md section 4 for every
+      mixer, the solved d_ff and n_head, and transformer configs of equal N
+      (attn, and rebased / based with d_ff re-solved, as lmu.h's
+      transformer-55k-rebased ... presets).
 
   lmu_ref.py selfcheck
       The reference checked against itself (tests/test_ref_selfcheck.sh).
@@ -60,7 +66,10 @@ CONFIG SPEC
   metadata keys below or the short aliases L (n_layer), d (d_model),
   h (n_head), V (vocab_size), qp (q_prime), n (n_ctx).
   E.g. "lmu-55k,mixer=attn", "lmu-55k,V=512,n=64",
-  "arch=transformer,L=3,d=40,h=1". Unset d_pre is round(1.5 d) (halves up);
+  "arch=transformer,L=3,d=40,h=1", "arch=transformer,L=2,mixer=conv/rebased".
+  mixer, q, q_prime and theta take a list, one entry per layer, separated
+  by "/" here (by "," in the metadata). Unset mixer is ffn for arch lmu,
+  attn for the transformer (ffn is refused there). Unset d_pre is round(1.5 d) (halves up);
   for a preset, unset d_ff is solved to put N closest to the preset's size;
   unset n_head is the head count whose width in 16..64 is closest to 32 (1
   if none; ties take the smaller width). Changing d or L of a preset
@@ -79,8 +88,15 @@ CHECKPOINT METADATA CONTRACT (the safetensors "__metadata__" object)
     theta       decimal   (arch lmu) window, may be non-integer ("350", "90.5")
     d_pre       integer   (arch lmu, mixer ffn) FFN_pre inner width
     d_ff        integer   FFN_post inner width (transformer: MLP width, 4 d)
-    mixer       "ffn" | "attn"   (arch lmu)
-    n_head      integer   (mixer attn, and the transformer)
+    mixer       "ffn" | "attn" | "rebased" | "based" | "conv", or a list
+                "conv,based" (one per layer). Transformer: not ffn, and
+                absent (files made before the key) reads as attn
+    n_head      integer   (some layer's mixer is attn, rebased or based)
+    feature_dim integer   (some layer's mixer is rebased or based) width of
+                q and k per head
+    la_eps      decimal   (some layer's mixer is rebased or based) added to
+                the linear attention's denominator
+    q, q_prime, theta     (arch lmu) also a list, one entry per layer
     theta_last  decimal   (arch lmu, optional, ours) window of the last
                 layer; layer l's is theta * (theta_last/theta)^(l/(L-1))
     iattn_init    "delay" | "random"  (arch lmu, optional, ours) how lmu.L
@@ -184,6 +200,9 @@ PRESETS = {  # MODEL.md section 4: target N, d, q, q', layers, theta
 INT_KEYS = ("vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "d_pre", "d_ff", "n_head",
             "feature_dim")
 LINEAR_MIXERS = ("rebased", "based")  # linear attention: feature_dim, la_eps
+MIXERS = ("ffn", "attn") + LINEAR_MIXERS + ("conv",)
+HEAD_MIXERS = ("attn",) + LINEAR_MIXERS  # those with n_head
+CONV_WIDTH = 3  # mixer conv: the filter's taps, this and the 2 previous positions
 ALIASES = {"L": "n_layer", "d": "d_model", "h": "n_head", "V": "vocab_size", "qp": "q_prime", "n": "n_ctx"}
 
 
@@ -211,7 +230,7 @@ def layer_value(cfg, key, l):
 
 
 def layer_mixer(cfg, l):
-    return "attn" if cfg["arch"] == "transformer" else layer_value(cfg, "mixer", l)
+    return layer_value(cfg, "mixer", l)
 
 
 def mixers(cfg):
@@ -243,6 +262,11 @@ def param_shapes(cfg):
             s[p + "attn.qkv.bias"] = (3 * d,)
             s[p + "attn.proj.weight"] = (d, d)
             s[p + "attn.proj.bias"] = (d,)
+        elif layer_mixer(cfg, l) == "conv":
+            s[p + "conv.weight"] = (d, CONV_WIDTH)
+            s[p + "conv.bias"] = (d,)
+            s[p + "conv.proj.weight"] = (d, d)
+            s[p + "conv.proj.bias"] = (d,)
         else:
             s[p + "ffn_pre.fc.weight"] = (cfg["d_pre"], d)
             s[p + "ffn_pre.fc.bias"] = (cfg["d_pre"],)
@@ -280,9 +304,48 @@ def solve_d_ff(cfg, target):
     return min(cands, key=lambda x: (abs(c0 + per * x - target), x))
 
 
+def parse_layer_list(k, v, sep):
+    """A LAYER_KEYS value: one value, or a list when v holds sep."""
+    conv = {"mixer": str, "theta": float}.get(k, int)
+    if isinstance(v, (list, tuple)):
+        return [conv(x) for x in v]
+    v = str(v)
+    return [conv(x.strip()) for x in v.split(sep)] if sep in v else conv(v.strip())
+
+
+def settle_mixers(cfg):
+    """Checks the mixers against the arch and drops the keys no layer uses
+    (d_pre: ffn; n_head: attn, rebased, based; feature_dim, la_eps: rebased,
+    based), as lmu.h leaves them unset; the defaults of those it uses."""
+    for k in LAYER_KEYS:
+        if isinstance(cfg.get(k), list):
+            if len(cfg[k]) != cfg.get("n_layer"):
+                raise ValueError(f"{k} lists {len(cfg[k])} values for n_layer {cfg.get('n_layer')}")
+            if len(set(cfg[k])) == 1:
+                cfg[k] = cfg[k][0]
+    mx = mixers(cfg)
+    if mx - set(MIXERS):
+        raise ValueError(f"mixer {', '.join(sorted(mx - set(MIXERS)))}: want {'|'.join(MIXERS)}")
+    if cfg["arch"] == "transformer" and "ffn" in mx:
+        raise ValueError("the transformer's layers take mixer attn|rebased|based|conv, not ffn")
+    if "ffn" not in mx:
+        cfg.pop("d_pre", None)
+    if mx & set(HEAD_MIXERS):
+        cfg.setdefault("n_head", pick_n_head(cfg["d_model"]))
+    else:
+        cfg.pop("n_head", None)
+    if mx & set(LINEAR_MIXERS):
+        cfg.setdefault("feature_dim", 16)
+        cfg.setdefault("la_eps", 1e-12)
+    else:
+        cfg.pop("feature_dim", None)
+        cfg.pop("la_eps", None)
+
+
 def make_config(spec=None, **over):
-    """Config dict from a SPEC string (see the docstring) plus overrides."""
-    cfg = {"arch": "lmu", "vocab_size": 50257, "n_ctx": 1024, "mixer": "ffn"}
+    """Config dict from a SPEC string (see the docstring) plus overrides
+    (a list value for mixer, q, q_prime, theta: one entry per layer)."""
+    cfg = {"arch": "lmu", "vocab_size": 50257, "n_ctx": 1024}
     target = None
     items = [s.strip() for s in (spec or "").split(",") if s.strip()]
     if items and "=" not in items[0]:
@@ -302,39 +365,36 @@ def make_config(spec=None, **over):
         kv[ALIASES.get(k.strip(), k.strip())] = v.strip()
     kv.update({ALIASES.get(k, k): v for k, v in over.items()})
     for k, v in kv.items():
-        if k in INT_KEYS:
+        if k in LAYER_KEYS:
+            cfg[k] = parse_layer_list(k, v, "/")
+        elif k in INT_KEYS:
             cfg[k] = int(v)
-        elif k in ("theta", "theta_last", "iattn_lr", "la_eps"):
+        elif k in ("theta_last", "iattn_lr", "la_eps"):
             cfg[k] = float(v)
         elif k == "iattn_init":
             if v not in ("delay", "random"):
                 raise ValueError(f"iattn_init {v!r}: want delay or random")
             cfg[k] = str(v)
-        elif k in ("arch", "mixer", "format"):
+        elif k in ("arch", "format"):
             cfg[k] = str(v)
         else:
             raise ValueError(f"unknown config key {k!r}")
     cfg.pop("format", None)
-    if cfg["arch"] not in ("lmu", "transformer") or cfg.get("mixer") not in ("ffn", "attn") + LINEAR_MIXERS:
-        raise ValueError("arch must be lmu|transformer and mixer ffn|attn|rebased|based")
+    if cfg["arch"] not in ("lmu", "transformer"):
+        raise ValueError("arch must be lmu|transformer")
+    cfg.setdefault("mixer", "attn" if cfg["arch"] == "transformer" else "ffn")
     d = cfg["d_model"]
     if cfg["arch"] == "transformer":
         cfg.setdefault("d_ff", 4 * d)
-        cfg.setdefault("n_head", pick_n_head(d))
-        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "iattn_init", "iattn_lr",
-                  "feature_dim", "la_eps"):
+        for k in ("q", "q_prime", "theta", "d_pre", "theta_last", "iattn_init", "iattn_lr"):
             cfg.pop(k, None)
+        settle_mixers(cfg)
     else:
         cfg.setdefault("iattn_init", "delay")
         if cfg.get("theta_last") == cfg["theta"]:
             cfg.pop("theta_last")
         cfg.setdefault("d_pre", round_half_up(1.5 * d))
-        if cfg["mixer"] != "ffn":
-            cfg.setdefault("n_head", pick_n_head(d))
-            cfg.pop("d_pre")
-        if cfg["mixer"] in LINEAR_MIXERS:
-            cfg.setdefault("feature_dim", 16)
-            cfg.setdefault("la_eps", 1e-12)
+        settle_mixers(cfg)
         if "d_ff" not in cfg:
             cfg["d_ff"] = solve_d_ff(cfg, target) if target else round_half_up(2 * d)
     if "n_head" in cfg and d % cfg["n_head"]:
@@ -368,7 +428,8 @@ def metadata_to_config(meta):
     for old, new in (("isa_init", "iattn_init"), ("isa_lr", "iattn_lr")):
         if old in meta and new not in meta:
             meta[new] = meta.pop(old)
-    cfg = {"arch": str(meta.get("arch", "lmu")), "mixer": str(meta.get("mixer", "ffn"))}
+    arch = str(meta.get("arch", "lmu"))
+    cfg = {"arch": arch, "mixer": str(meta.get("mixer", "attn" if arch == "transformer" else "ffn"))}
     lists = {k for k in LAYER_KEYS if "," in str(meta.get(k, ""))}
     for k in INT_KEYS:
         if k in meta and k not in lists:
@@ -378,28 +439,27 @@ def metadata_to_config(meta):
             cfg[k] = float(meta[k])
     for k in LAYER_KEYS:  # "16,32": one entry per layer
         if k in meta and "," in str(meta[k]):
-            conv = {"mixer": str, "theta": float}.get(k, int)
-            cfg[k] = [conv(x.strip()) for x in str(meta[k]).split(",")]
+            cfg[k] = parse_layer_list(k, meta[k], ",")
             if len(cfg[k]) != cfg.get("n_layer"):
                 raise ValueError(f"metadata {k} lists {len(cfg[k])} values for n_layer {cfg.get('n_layer')}")
     if cfg["arch"] == "lmu":
         cfg["iattn_init"] = str(meta.get("iattn_init", "random"))
     need = ["vocab_size", "d_model", "n_layer", "d_ff"]
+    if "n_layer" in cfg and not mixers(cfg) - set(MIXERS):
+        need += ["n_head"] if mixers(cfg) & set(HEAD_MIXERS) else []
+        need += ["feature_dim", "la_eps"] if mixers(cfg) & set(LINEAR_MIXERS) else []
     if cfg["arch"] == "lmu":
         need += ["q", "q_prime", "theta"] + (["d_pre"] if "ffn" in mixers(cfg) else [])
-        need += ["n_head"] if mixers(cfg) - {"ffn"} else []
-        need += ["feature_dim", "la_eps"] if mixers(cfg) & set(LINEAR_MIXERS) else []
     else:
-        need += ["n_ctx", "n_head"]
+        need += ["n_ctx"]
     miss = [k for k in need if k not in cfg]
     if miss:
         raise ValueError(f"checkpoint metadata lacks {', '.join(miss)}")
     cfg.setdefault("n_ctx", 1024)
     if cfg["arch"] == "transformer":
-        for k in ("q", "q_prime", "theta", "d_pre", "mixer", "theta_last", "iattn_init", "iattn_lr"):
+        for k in ("q", "q_prime", "theta", "d_pre", "theta_last", "iattn_init", "iattn_lr"):
             cfg.pop(k, None)
-    elif "ffn" not in mixers(cfg):
-        cfg.pop("d_pre", None)
+    settle_mixers(cfg)
     return cfg
 
 
@@ -480,6 +540,8 @@ def init_params(cfg, seed=0, jitter=0.0, dtype=torch.float32):
             t = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(layer_value(cfg, "q_prime", l))
         elif name == "wpe":
             t = 0.01 * torch.randn(shape, generator=g, dtype=F64)
+        elif name.endswith("conv.weight"):  # a width-K filter's usual U(-1/sqrt K, 1/sqrt K)
+            t = (2 * torch.rand(shape, generator=g, dtype=F64) - 1) / math.sqrt(shape[1])
         elif name.endswith("proj.weight"):
             t = 0.02 / math.sqrt(2 * L) * torch.randn(shape, generator=g, dtype=F64)
         else:
@@ -633,6 +695,18 @@ def linear_attention(x, P, pre, cfg, based):
     return y.transpose(1, 2).reshape(Bsz, n, d) @ P[pre + "o.weight"].t()
 
 
+def conv_gate(x, P, pre):
+    """Mixer conv: x + f * (x W^T + b') with f the causal depthwise filter
+    f[t, c] = bias[c] + sum_j weight[c, j] x[t - K + 1 + j, c] (K = 3,
+    zeros before the start). x [B, n, d] -> [B, n, d], the input included."""
+    Bsz, n, d = x.shape
+    w = P[pre + "weight"]  # [d, K]
+    K = w.shape[1]
+    xp = torch.cat([torch.zeros(Bsz, K - 1, d, dtype=x.dtype), x], dim=1)  # [B, n + K - 1, d]
+    f = P[pre + "bias"] + sum(w[:, j] * xp[:, j:j + n] for j in range(K))
+    return f * linear(x, P[pre + "proj.weight"], P[pre + "proj.bias"]) + x
+
+
 def pick_conv(conv, n):
     if conv == "auto":
         conv = "direct" if n <= 256 else "fft"
@@ -657,6 +731,8 @@ def forward(P, cfg, idx, conv="auto"):
             x = x + linear_attention(h, P, p + layer_mixer(cfg, l) + ".", cfg, layer_mixer(cfg, l) == "based")
         elif layer_mixer(cfg, l) == "attn":
             x = x + causal_mha(h, P, p + "attn.", cfg["n_head"])
+        elif layer_mixer(cfg, l) == "conv":
+            x = x + conv_gate(h, P, p + "conv.")
         else:
             x = x + ffn(h, P, p + "ffn_pre.")
         if cfg["arch"] == "lmu":
@@ -678,8 +754,9 @@ def cross_entropy(logits, targets):
 
 class Recurrent:
     """Token-at-a-time evaluation: per layer a q x d LTI memory (section 1's
-    m_t = Abar m_{t-1} + Bbar u_t per channel, then Z_i = L_i m_t + b_i), and
-    a KV cache for causal attention (mixer attn, transformer)."""
+    m_t = Abar m_{t-1} + Bbar u_t per channel, then Z_i = L_i m_t + b_i), a
+    KV cache for causal attention (mixer attn), every past input for the
+    linear attentions, the last K - 1 = 2 inputs for mixer conv."""
 
     def __init__(self, P, cfg, batch):
         self.P, self.cfg, self.t = P, cfg, 0
@@ -692,6 +769,7 @@ class Recurrent:
             self.mem = [torch.zeros(batch, layer_value(cfg, "q", l), d, dtype=dt) for l in range(L)]
         self.kcache = [[] for _ in range(L)]
         self.vcache = [[] for _ in range(L)]
+        self.conv_hist = [torch.zeros(batch, CONV_WIDTH - 1, d, dtype=dt) for _ in range(L)]  # oldest first
 
     def _attn(self, l, h, pre):
         P, nh = self.P, self.cfg["n_head"]
@@ -705,6 +783,15 @@ class Recurrent:
         att = softmax_last(torch.einsum("bhe,bhte->bht", q.reshape(Bsz, nh, dh), K) / math.sqrt(dh))
         y = torch.einsum("bht,bhte->bhe", att, Vv).reshape(Bsz, d)
         return linear(y, P[pre + "proj.weight"], P[pre + "proj.bias"])
+
+    def _conv(self, l, h, pre):
+        """One position of the conv gate from the 2 previous inputs kept."""
+        P = self.P
+        w = P[pre + "weight"]  # [d, K]
+        win = torch.cat([self.conv_hist[l], h[:, None, :]], dim=1)  # [B, K, d]: t-2, t-1, t
+        self.conv_hist[l] = win[:, 1:]
+        f = P[pre + "bias"] + torch.einsum("bjc,cj->bc", win, w)
+        return f * linear(h, P[pre + "proj.weight"], P[pre + "proj.bias"]) + h
 
     def step(self, tok):
         """tok [B] -> logits [B, V] at the next position."""
@@ -722,6 +809,8 @@ class Recurrent:
                 x = x + linear_attention(hs, P, p + mx + ".", cfg, mx == "based")[:, -1]
             elif layer_mixer(cfg, l) == "attn":
                 x = x + self._attn(l, h, p + "attn.")
+            elif layer_mixer(cfg, l) == "conv":
+                x = x + self._conv(l, h, p + "conv.")
             else:
                 x = x + ffn(h, P, p + "ffn_pre.")
             if cfg["arch"] == "lmu":
@@ -839,19 +928,24 @@ def cmd_generate_check(a):
     return 0 if ok else 1
 
 
-def transformer_for(target, layers, multiple):
+def transformer_for(target, layers, multiple, mixer="attn"):
     """The GPT-2 config (L in layers, d a multiple of `multiple` with a head
-    width in 16..64 dividing it) whose exact N is closest to target."""
+    width in 16..64 dividing it, MLP 4 d) whose exact N is closest to
+    target; for a mixer other than attn, d_ff is then re-solved for N (as
+    lmu.h's transformer-55k-rebased ... presets)."""
     best = None
     for L in layers:
         for d in range(16, 1025, 1):
             if d % multiple or not any(d % dh == 0 for dh in range(16, 65)):
                 continue
-            cfg = make_config(f"arch=transformer,L={L},d={d}")
+            cfg = make_config(f"arch=transformer,L={L},d={d},mixer={mixer}")
             err = abs(count_params(cfg) - target)
             if best is None or err < best[0]:
                 best = (err, cfg)
-    return best[1]
+    cfg = best[1]
+    if mixer != "attn":
+        cfg["d_ff"] = solve_d_ff(cfg, target)
+    return cfg
 
 
 def cmd_count(a):
@@ -861,24 +955,27 @@ def cmd_count(a):
         print(f"N = {count_params(cfg)}")
         return 0
     print("LMU presets (MODEL.md section 4); N = trainable, non-embedding")
-    print(f"{'preset':9} {'mixer':5} {'d':>4} {'q':>4} {'qp':>3} {'L':>2} {'theta':>5} {'d_pre':>5} "
+    print(f"{'preset':9} {'mixer':7} {'d':>4} {'q':>4} {'qp':>3} {'L':>2} {'theta':>5} {'d_pre':>5} "
           f"{'d_ff':>5} {'n_head':>6} {'N':>9} {'vs named':>9}")
     for name, (target, d, q, qp, L, theta) in PRESETS.items():
-        for mixer in ("ffn", "attn"):
+        for mixer in MIXERS:
             cfg = make_config(f"{name},mixer={mixer}")
             N = count_params(cfg)
-            print(f"{name:9} {mixer:5} {d:4} {q:4} {qp:3} {L:2} {theta:5g} "
+            print(f"{name:9} {mixer:7} {d:4} {q:4} {qp:3} {L:2} {theta:5g} "
                   f"{cfg['d_pre'] if mixer == 'ffn' else '-':>5} {cfg['d_ff']:5} "
                   f"{cfg.get('n_head', '-'):>6} {N:9} {100.0 * (N - target) / target:+8.2f}%")
     print("\nGPT-2 transformer of equal N (exact count as above; 12Ld^2 is Kaplan's estimate).")
     print("'proposal': d a multiple of 8 and L in 2..4, N closest to the named size;")
-    print("'L=3': same depth as the LMU presets, any d with a head width in 16..64.")
-    print(f"{'preset':9} {'kind':8} {'L':>2} {'d':>4} {'n_head':>6} {'d_head':>6} {'N':>9} {'12Ld^2':>9} {'vs named':>9}")
+    print("'L=3': same depth as the LMU presets, any d with a head width in 16..64 (lmu.h's")
+    print("transformer presets); rebased, based: the same with that mixer, d_ff re-solved.")
+    print(f"{'preset':9} {'kind':8} {'L':>2} {'d':>4} {'n_head':>6} {'d_head':>6} {'d_ff':>5} {'N':>9} "
+          f"{'12Ld^2':>9} {'vs named':>9}")
     for name, (target, *_r) in PRESETS.items():
         for kind, cfg in (("proposal", transformer_for(target, (2, 3, 4), 8)),
-                          ("L=3", transformer_for(target, (3,), 1))):
+                          ("L=3", transformer_for(target, (3,), 1)),
+                          *((mx, transformer_for(target, (3,), 1, mx)) for mx in LINEAR_MIXERS)):
             d, L, N = cfg["d_model"], cfg["n_layer"], count_params(cfg)
-            print(f"{name:9} {kind:8} {L:2} {d:4} {cfg['n_head']:6} {d // cfg['n_head']:6} {N:9} "
+            print(f"{name:9} {kind:8} {L:2} {d:4} {cfg['n_head']:6} {d // cfg['n_head']:6} {cfg['d_ff']:5} {N:9} "
                   f"{12 * L * d * d:9} {100.0 * (N - target) / target:+8.2f}%")
     return 0
 
@@ -913,7 +1010,17 @@ def small_cfg(kind):
         return make_config(base + ",mixer=attn,h=2")
     if kind in LINEAR_MIXERS:
         return make_config(base + f",mixer={kind},h=2,feature_dim=3")
-    return make_config("arch=transformer,V=11,n=16,d=8,L=2,h=2,d_ff=32")
+    if kind == "conv":
+        return make_config(base + ",mixer=conv")
+    tr = "arch=transformer,V=11,n=16,d=8,L=2,h=2,d_ff=32"
+    if kind == "trrebased":  # a transformer of another mixer, and a stack of them
+        return make_config(tr + ",mixer=rebased,feature_dim=3")
+    if kind == "trstack":
+        return make_config(tr + ",L=3,mixer=conv/based/rebased,feature_dim=3")
+    return make_config(tr)
+
+
+SMALL_KINDS = ("ffn", "attn", "transformer") + LINEAR_MIXERS + ("conv", "trrebased", "trstack")
 
 
 def cmd_selfcheck(a):
@@ -961,7 +1068,7 @@ def cmd_selfcheck(a):
     ck(e < 1e-10, f"model logits, conv fft == direct at n=300 (rel {e:.1e})")
 
     # recurrent == parallel, every position
-    for kind in ("ffn", "attn", "transformer") + LINEAR_MIXERS:
+    for kind in SMALL_KINDS:
         cfg = small_cfg(kind)
         P = {k: v.to(F64) for k, v in init_params(cfg, 7, 0.3).items()}
         idx = torch.randint(0, cfg["vocab_size"], (2, cfg["n_ctx"]), generator=g)
@@ -972,7 +1079,7 @@ def cmd_selfcheck(a):
         ck(e < 1e-11, f"{kind}: recurrent == parallel logits at all {idx.shape[1]} positions (rel {e:.1e})")
 
     # autograd vs central finite differences (float64)
-    for kind in ("ffn", "attn", "transformer") + LINEAR_MIXERS:
+    for kind in SMALL_KINDS:
         cfg = small_cfg(kind)
         P = {k: v.to(F64) for k, v in init_params(cfg, 11, 0.3).items()}
         tok = torch.randint(0, cfg["vocab_size"], (2, 13), generator=g)
@@ -980,7 +1087,7 @@ def cmd_selfcheck(a):
         names = [k for k in P if any(s in k for s in (
             "wte", "wpe", "blocks.0.ln_a", "blocks.1.ln_b", "ffn_pre.fc.weight", "ffn_pre.proj.bias",
             "attn.qkv.weight", "attn.proj.weight", "lmu.L", "lmu.b", "lmu.p",
-            "rebased.q.", "rebased.ln_k.", "based.k.", "based.o.",
+            "rebased.q.", "rebased.ln_k.", "based.k.", "based.o.", "conv.",
             "blocks.0.ffn_post.fc.bias", "blocks.1.ffn_post.proj.weight", "ln_f"))]
         worst, count = 0.0, 0
         for name in names:
@@ -1048,10 +1155,15 @@ def cmd_selfcheck(a):
     # parameter counts, MODEL.md section 4
     named = {"lmu-55k": 105, "lmu-1m": 469}
     for name, (target, *_r) in PRESETS.items():
-        for mixer in ("ffn", "attn") + LINEAR_MIXERS:
+        for mixer in MIXERS:
             cfg = make_config(f"{name},mixer={mixer}")
             N = count_params(cfg)
             ck(abs(N - target) <= 0.03 * target, f"{name} mixer {mixer}: N = {N} within 3% of {target} (d_ff {cfg['d_ff']})")
+        for mixer in LINEAR_MIXERS:  # transformer-55k-rebased ...: d as for attn, d_ff re-solved
+            cfg = transformer_for(target, (3,), 1, mixer)
+            N = count_params(cfg)
+            ck(abs(N - target) <= 0.03 * target,
+               f"transformer{name[3:]}-{mixer}: N = {N} within 3% of {target} (d {cfg['d_model']}, d_ff {cfg['d_ff']})")
     for name, dff in named.items():
         got = make_config(name)["d_ff"]
         ck(got == dff, f"{name}: solved d_ff {got} == MODEL.md's {dff}")
@@ -1061,7 +1173,10 @@ def cmd_selfcheck(a):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         for spec in ("lmu-55k,V=97,mixer=attn", "lmu-100k,V=50,theta=90.5", "arch=transformer,V=33,n=20,d=32,L=2",
-                     "lmu-55k,V=31,theta=6,theta_last=100.5,iattn_init=random,iattn_lr=3"):
+                     "lmu-55k,V=31,theta=6,theta_last=100.5,iattn_init=random,iattn_lr=3",
+                     "lmu-55k,V=31,mixer=conv", "arch=transformer,V=33,n=20,d=32,L=2,mixer=rebased",
+                     "arch=transformer,V=33,n=20,d=32,L=3,mixer=conv/based/attn",
+                     "lmu-55k,V=31,mixer=conv/rebased/ffn,q=50/20/50"):
             cfg = make_config(spec)
             P = init_params(cfg, 3, 0.1)
             path = os.path.join(tmp, "m.safetensors")
@@ -1073,6 +1188,23 @@ def cmd_selfcheck(a):
             with open(path, "rb") as f:
                 hlen = struct.unpack("<Q", f.read(8))[0]
             ck(same and hlen % 8 == 0, f"checkpoint {spec}: reads back identically (config and {len(P)} tensors)")
+
+    # the mixers in the metadata: a transformer file from before the key,
+    # ffn refused for the transformer, keys dropped where no layer uses them
+    old = config_to_metadata(make_config("arch=transformer,V=33,n=20,d=32,L=2"))
+    del old["mixer"]
+    try:
+        make_config("arch=transformer,V=33,d=32,L=2,mixer=conv/ffn")
+        refused = False
+    except ValueError:
+        refused = True
+    conv = make_config("lmu-55k,mixer=conv,h=2,feature_dim=4")
+    st = config_to_metadata(make_config("arch=transformer,V=33,d=32,L=3,mixer=conv/based/rebased"))
+    ck(metadata_to_config(old)["mixer"] == "attn" and refused
+       and not {"n_head", "feature_dim", "la_eps", "d_pre"} & set(conv)
+       and st["mixer"] == "conv,based,rebased" and {"n_head", "feature_dim", "la_eps"} <= set(st),
+       "metadata: no mixer key reads as the transformer's attn; mixer ffn refused there; "
+       "mixer conv writes no n_head; a mixer list is one comma-separated value")
 
     print(f"lmu_ref selfcheck: {ck.passed} passed, {ck.failed} failed")
     return 1 if ck.failed else 0

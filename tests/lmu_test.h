@@ -137,11 +137,14 @@ LT__UNUSED static double lt_fd_check(lt_fd_fn f, void *ctx, double *x, size_t n,
 #define LT_MODEL_KINDS(X)                                                                                                   \
     X(LT_LMU_FFN, "lmu/ffn iattn_init=random", "lmu-%s", LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_RANDOM, 0, 0, 0, NULL)           \
     X(LT_LMU_ATTN, "lmu/attn", "lmu-%s-attn", LMU_ARCH_LMU, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL)                    \
-    X(LT_TRANSFORMER, "transformer", "transformer-%s", LMU_ARCH_TRANSFORMER, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL)    \
+    X(LT_TRANSFORMER, "transformer", "transformer-%s", LMU_ARCH_TRANSFORMER, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL)   \
     X(LT_LMU_LAYERS, "lmu/ffn theta_last iattn_init=delay", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 6, 100, 3, NULL) \
     X(LT_LMU_REBASED, "lmu/rebased", "lmu-%s-rebased", LMU_ARCH_LMU, LMU_MIXER_REBASED, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL) \
     X(LT_LMU_BASED, "lmu/based", "lmu-%s-based", LMU_ARCH_LMU, LMU_MIXER_BASED, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL) \
-    X(LT_LMU_STACK, "lmu stack ffn,attn q 24,16", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=ffn,attn;q=24,16;q_prime=3,2;theta=40,100")
+    X(LT_LMU_STACK, "lmu stack ffn,attn q 24,16", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=ffn,attn;q=24,16;q_prime=3,2;theta=40,100") \
+    X(LT_TRANSFORMER_REBASED, "transformer/rebased", "transformer-%s-rebased", LMU_ARCH_TRANSFORMER, LMU_MIXER_REBASED, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL) \
+    X(LT_TRANSFORMER_CONV, "transformer stack conv,based", NULL, LMU_ARCH_TRANSFORMER, LMU_MIXER_CONV, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=conv,based") \
+    X(LT_LMU_CONV, "lmu/conv", "lmu-%s-conv", LMU_ARCH_LMU, LMU_MIXER_CONV, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL)
 
 typedef struct lt_kind {
     const char *name, *preset;

@@ -2,7 +2,8 @@
    loss and gradients (dump), then compares them with what the PyTorch
    reference (tests/lmu_ref.py) computed from the same files (compare).
 
-     model_ref_tool dump KIND DIR       KIND: ffn | attn | rebased | based | transformer | layers | stack
+     model_ref_tool dump KIND DIR       KIND: ffn | attn | rebased | based | conv | transformer |
+                                        layers | stack | trrebased | trstack
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as iattn_init = delay made it
@@ -10,7 +11,9 @@
    KIND layers is mixer ffn with a window per layer (theta 6 to theta_last
    100 over 3 layers); KIND stack a layer stack of 3 (mixers attn, ffn,
    ffn; q 12, 20, 12; q' 2, 3, 2; theta 8, 30, 30: layers 0 and 2 differ
-   in theta, 1 and 2 in q, so no two share an H).
+   in theta, 1 and 2 in q, so no two share an H). KIND conv is the LMU with
+   mixer conv; trrebased the transformer with mixer rebased, trstack the
+   transformer with a layer stack of 3 (mixers conv, based, rebased).
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -21,11 +24,14 @@ enum { B = 2, T = 24, V = 67 };
 static void config_for(lmu_config *c, const char *kind)
 {
     memset(c, 0, sizeof *c);
-    c->arch = strcmp(kind, "transformer") == 0 ? LMU_ARCH_TRANSFORMER : LMU_ARCH_LMU;
-    c->mixer = strcmp(kind, "attn") == 0      ? LMU_MIXER_ATTN
-               : strcmp(kind, "rebased") == 0 ? LMU_MIXER_REBASED
-               : strcmp(kind, "based") == 0   ? LMU_MIXER_BASED
-                                              : LMU_MIXER_FFN;
+    c->arch = strcmp(kind, "transformer") == 0 || strncmp(kind, "tr", 2) == 0 ? LMU_ARCH_TRANSFORMER
+                                                                              : LMU_ARCH_LMU;
+    /* FFN is 0, which for the transformer means its default, attn */
+    c->mixer = strcmp(kind, "attn") == 0                                       ? LMU_MIXER_ATTN
+               : strcmp(kind, "rebased") == 0 || strcmp(kind, "trrebased") == 0 ? LMU_MIXER_REBASED
+               : strcmp(kind, "based") == 0                                    ? LMU_MIXER_BASED
+               : strcmp(kind, "conv") == 0                                     ? LMU_MIXER_CONV
+                                                                               : LMU_MIXER_FFN;
     c->feature_dim = 6;
     c->vocab_size = V;
     c->n_ctx = T;
@@ -49,6 +55,10 @@ static void config_for(lmu_config *c, const char *kind)
             lmu_config_set(c, "q_prime", "2,3,2", NULL, 0) ||
             lmu_config_set(c, "theta", "8,30,30", NULL, 0))
             abort();
+    }
+    if (strcmp(kind, "trstack") == 0) {
+        c->n_layer = 3;
+        if (lmu_config_set(c, "mixer", "conv,based,rebased", NULL, 0)) abort();
     }
 }
 
@@ -237,6 +247,7 @@ int main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "dump") == 0) return dump(argv[2], argv[3]);
     if (argc >= 4 && strcmp(argv[1], "compare") == 0) return compare(argv[2], argv[3], argc - 3, argv + 3);
     if (argc >= 4 && strcmp(argv[1], "init") == 0) return init(argv[2], argv[3]);
-    fprintf(stderr, "usage: model_ref_tool dump|compare|init ffn|attn|transformer|layers DIR\n");
+    fprintf(stderr, "usage: model_ref_tool dump|compare|init "
+                    "ffn|attn|rebased|based|conv|transformer|layers|stack|trrebased|trstack DIR\n");
     return 2;
 }

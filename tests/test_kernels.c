@@ -1013,6 +1013,70 @@ static void test_la(void)
     }
 }
 
+/* ---- short convolution gate (mixer conv) --------------------------------- */
+
+/* The definition, in double: y = (b + sum_j w_j u_{t-K+1+j}) p + u. */
+static void ref_short_conv(const double *u, const double *w, const double *b, const double *p,
+                           size_t B, size_t T, size_t C, size_t K, double *y)
+{
+    size_t n, t, c, j;
+    for (n = 0; n < B; n++)
+        for (t = 0; t < T; t++)
+            for (c = 0; c < C; c++) {
+                double a = b[c];
+                for (j = 0; j < K; j++)
+                    if (t + j + 1 >= K) a += w[c * K + j] * u[(n * T + t + j + 1 - K) * C + c];
+                y[(n * T + t) * C + c] = a * p[(n * T + t) * C + c] + u[(n * T + t) * C + c];
+            }
+}
+
+typedef struct {
+    double *u, *w, *b, *p, *g, *y;
+    size_t B, T, C, K;
+} kt_sc_ctx;
+
+static double kt_sc_loss(void *v)
+{
+    kt_sc_ctx *c = (kt_sc_ctx *)v;
+    ref_short_conv(c->u, c->w, c->b, c->p, c->B, c->T, c->C, c->K, c->y);
+    return kt_wsum(c->g, c->y, c->B * c->T * c->C);
+}
+
+static void test_short_conv(size_t B, size_t T, size_t C, size_t K)
+{
+    size_t n = B * T * C, i;
+    float *u = kt_rand(n, 1.0), *w = kt_rand(C * K, 1.0), *b = kt_rand(C, 1.0), *p = kt_rand(n, 1.0);
+    float *g = kt_rand(n, 1.0), *y = (float *)kt_alloc(n), *y2 = (float *)kt_alloc(n), *f = (float *)kt_alloc(n);
+    float *du = kt_fill(n, KT_PREFILL), *dw = kt_fill(C * K, KT_PREFILL), *db = kt_fill(C, KT_PREFILL);
+    float *dp = kt_fill(n, KT_PREFILL);
+    double e, e1, e2, e3, e4, fdn;
+    int causal = 1;
+    kt_sc_ctx c;
+    c.u = kt_dcopy(u, n), c.w = kt_dcopy(w, C * K), c.b = kt_dcopy(b, C), c.p = kt_dcopy(p, n);
+    c.g = kt_dcopy(g, n), c.y = (double *)malloc(n * sizeof(double));
+    c.B = B, c.T = T, c.C = C, c.K = K;
+    lmu__short_conv_forward(y, f, u, w, b, p, B, T, C, K);
+    ref_short_conv(c.u, c.w, c.b, c.p, B, T, C, K, c.y);
+    e = kt_relerr(y, 0.0f, c.y, n);
+    LT_CHECK(e < 1e-6, "short_conv fwd B=%zu T=%zu C=%zu K=%zu vs float64: rel %.2e", B, T, C, K, e);
+    lmu__short_conv_backward(du, dw, db, dp, g, f, u, w, p, B, T, C, K);
+    e1 = lt_fd_check(kt_sc_loss, &c, c.u, n, LT_FD_H, du, KT_PREFILL, &fdn);
+    e2 = lt_fd_check(kt_sc_loss, &c, c.w, C * K, LT_FD_H, dw, KT_PREFILL, NULL);
+    e3 = lt_fd_check(kt_sc_loss, &c, c.b, C, LT_FD_H, db, KT_PREFILL, NULL);
+    e4 = lt_fd_check(kt_sc_loss, &c, c.p, n, LT_FD_H, dp, KT_PREFILL, NULL);
+    LT_CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5 && e4 < 1e-5 && fdn > 0,
+             "short_conv grad vs FD (float64): du %.2e dw %.2e db %.2e dp %.2e", e1, e2, e3, e4);
+    /* causality: the last position's u and p reach no earlier output */
+    for (i = 0; i < C; i++) u[(T - 1) * C + i] += 1, p[(T - 1) * C + i] -= 1;
+    lmu__short_conv_forward(y2, f, u, w, b, p, B, T, C, K);
+    for (i = 0; i < (T - 1) * C; i++) causal &= y2[i] == y[i];
+    LT_CHECK(causal, "short_conv: changing position %zu leaves positions 0..%zu bit for bit", T - 1, T - 2);
+    free(c.u), free(c.w), free(c.b), free(c.p), free(c.g), free(c.y);
+    lmu__free_aligned(u), lmu__free_aligned(w), lmu__free_aligned(b), lmu__free_aligned(p);
+    lmu__free_aligned(g), lmu__free_aligned(y), lmu__free_aligned(y2), lmu__free_aligned(f);
+    lmu__free_aligned(du), lmu__free_aligned(dw), lmu__free_aligned(db), lmu__free_aligned(dp);
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_kernels", argc, argv);
@@ -1024,5 +1088,8 @@ int main(int argc, char **argv)
     test_conv();
     test_iattn_attn();
     test_la();
+    test_short_conv(2, 7, 5, 3);
+    test_short_conv(1, 2, 4, 3); /* shorter than the filter */
+    test_short_conv(1, 6, 3, 1);
     return lt_end();
 }

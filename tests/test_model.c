@@ -556,6 +556,41 @@ static void test_renamed_key(void)
     remove(path);
 }
 
+/* Transformer checkpoints before the transformer took a mixer have no
+   "mixer" key: they load as attention, with the same loss. */
+static void test_transformer_without_mixer_key(void)
+{
+    lmu_config c;
+    lmu_model *m, *m2 = NULL;
+    char err[256], path[] = "build/test_model_tr_nomixer.safetensors";
+    int tok[16], tg[16], i;
+    float l1 = 0, l2 = -1;
+    unsigned char *buf;
+    size_t n, j, hits = 0;
+    FILE *f;
+    lt_model_config(&c, LT_TRANSFORMER, 31, 16);
+    for (i = 0; i < 16; i++) tok[i] = (i * 7) % 31, tg[i] = (i * 11 + 3) % 31;
+    if (lmu_model_create(&m, &c, 5, err, sizeof err) != LMU_OK || lmu_model_save(m, path, 0) != LMU_OK ||
+        lmu_model_forward(m, tok, tg, 1, 16, &l1) != LMU_OK) {
+        LT_CHECK(0, "transformer without mixer key: model: %s", err);
+        return;
+    }
+    buf = lt_slurp(path, &n);
+    for (j = 0; buf && j + 7 < n; j++) /* an unknown key of the same length is ignored */
+        if (memcmp(buf + j, "\"mixer\"", 7) == 0) memcpy(buf + j, "\"mixex\"", 7), hits++;
+    f = fopen(path, "wb");
+    if (f) fwrite(buf, 1, n, f), fclose(f);
+    LT_CHECK(hits == 1 && lmu_model_load(&m2, path, err, sizeof err) == LMU_OK &&
+                 lmu_config_layer_mixer(lmu_model_config(m2), 0) == LMU_MIXER_ATTN &&
+                 lmu_model_forward(m2, tok, tg, 1, 16, &l2) == LMU_OK && l1 == l2,
+             "a transformer checkpoint without \"mixer\" (%lu removed) loads as attn, loss %.7g = %.7g: %s",
+             (unsigned long)hits, l1, l2, err);
+    free(buf);
+    lmu_model_free(m);
+    lmu_model_free(m2);
+    remove(path);
+}
+
 /* An LMU runs past the context it was made for (lmu_model_set_n_ctx):
    the first positions' losses stay what they were, longer sequences run,
    and the recurrence still matches the parallel path out there; the
@@ -649,6 +684,7 @@ int main(int argc, char **argv)
     test_layer_theta_and_delay_init();
     test_old_checkpoint();
     test_renamed_key();
+    test_transformer_without_mixer_key();
     test_checkpoints();
     test_resume();
     test_forward_backward();

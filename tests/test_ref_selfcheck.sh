@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The PyTorch reference (tests/lmu_ref.py) checked against itself, and its
 # command line exercised end to end: ZOH and impulse response, direct vs FFT
-# convolution, recurrent vs parallel logits (both mixers and the transformer),
+# convolution, recurrent vs parallel logits (every mixer, in both archs),
 # autograd vs finite differences, a window per layer (theta_last), the
 # delay initialisation's lags, Legendre values and read-out peaks, the preset
 # parameter counts of MODEL.md section 4, checkpoint round trips; then init -> grads -> generate-check on

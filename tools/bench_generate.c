@@ -19,7 +19,9 @@
      generator's position without feeding ("jumped"): the state is q x d
      floats whatever the position and lmu_gen_feed does the same work at
      every t, so the jump changes no cost; the fed contexts show it.
-   - Transformer and mixer attn: the KV cache is filled with random keys
+   - Other mixers without a KV cache (rebased, based, conv, in either
+     arch): as the LMU, their state is the same size at every position.
+   - Mixer attn (the plain transformer's too): the KV cache is filled with random keys
      and values and the position set to c ("jumped"), as the PyTorch peer
      does: attention over c cached positions costs the same whatever their
      values, and feeding 64k tokens one at a time would take minutes. The
@@ -81,10 +83,16 @@ static double gen_run(lmu_gen *g, int n, int *tok, int *fail)
 /* Positions the generator of a model with config cfg at t = c without
    feeding; with a KV cache, the first c positions of every layer's cache
    get random keys and values. */
+static int attn_layers(const lmu_config *cfg)
+{
+    int l, n = 0;
+    for (l = 0; l < cfg->n_layer; l++) n += lmu_config_layer_mixer(cfg, l) == LMU_MIXER_ATTN;
+    return n;
+}
+
 static void jump_to(lmu_gen *g, const lmu_config *cfg, int c)
 {
-    int attn = cfg->arch == LMU_ARCH_TRANSFORMER || cfg->mixer == LMU_MIXER_ATTN;
-    if (attn && c > g->t) {
+    if (attn_layers(cfg) && c > g->t) {
         size_t d = (size_t)cfg->d_model, l, i;
         for (l = 0; l < (size_t)cfg->n_layer; l++) {
             float *kc = g->kv + l * 2 * (size_t)g->max_ctx * d, *vc = kc + (size_t)g->max_ctx * d;
@@ -141,7 +149,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_generate: unknown preset '%s'\n", preset);
         return 2;
     }
-    attn = c.arch == LMU_ARCH_TRANSFORMER || c.mixer == LMU_MIXER_ATTN;
+    attn = attn_layers(&c) > 0;
+    if (attn && attn_layers(&c) != c.n_layer) {
+        fprintf(stderr, "bench_generate: %s mixes attn with other mixers; jumping its KV cache "
+                        "is not supported\n", preset);
+        return 2;
+    }
     /* the LMU's H is only for training: keep it small; attention needs the
        positions (transformer: learned ones up to n_ctx) */
     c.n_ctx = c.arch == LMU_ARCH_TRANSFORMER ? maxc + tokens + 16 : 1024;
@@ -174,7 +187,8 @@ int main(int argc, char **argv)
         if (fail) return 1;
     }
     printf("preset: %s\nthreads: %d\nbatch: 1\ntokens_per_context: %d\n", preset, bench_threads(), tokens);
-    printf("state: %s\n", attn ? "KV cache (grows with the context)" : "LMU memory q x d (constant)");
+    printf("state: %s\n", attn ? "KV cache (grows with the context)"
+                               : "recurrent (LMU memory, linear-attention state: constant)");
     for (k = 0; k < nctx; k++)
         printf("context %6d: %8.3f ms/token  %8.1f tokens/s  (%s)\n", ctx[k], ms[k], 1e3 / ms[k],
                fed[k] ? "fed" : "jumped");
