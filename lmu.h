@@ -267,8 +267,8 @@ typedef enum lmu_iattn_init {
        X(type, name, scope, lo, hi, default, help)
    type     INT, REAL, or the enum it holds (ARCH, MIXER, IATTN_INIT)
    scope    ALL; LMU (LMU models only: 0 for the transformer); HEADS
-            (models with heads: the transformer, mixers attn, rebased,
-            based); FEATURES (linear attention: mixers rebased, based)
+            (a layer with mixer attn, rebased or based, in either arch);
+            FEATURES (linear attention: mixers rebased, based)
    lo, hi   the range of a set value; 0 always means "the default"
    default  an expression of the fields before it, in `c`
    The ranges are caps of sanity that keep every size product far from
