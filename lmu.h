@@ -6051,7 +6051,7 @@ LMU__PRIVATE void lmu__short_conv_backward(float *du, float *dw, float *db, floa
 LMU__PRIVATE lmu_result lmu__tape_short_conv(lmu_tape *t, int u, int w, int b, int p, int *y)
 {
     const lmu_tensor *tu, *tw, *tp;
-    int in[4], f, k;
+    int in[4], shape[3], f, k, K;
     lmu_tape_rec *rec;
     lmu_result r;
     in[0] = u, in[1] = w, in[2] = b, in[3] = p;
@@ -6062,16 +6062,16 @@ LMU__PRIVATE lmu_result lmu__tape_short_conv(lmu_tape *t, int u, int w, int b, i
         t->tensors[b].size != (size_t)tu->shape[2] || tp->size != tu->size || tp->ndim != 3 ||
         tp->shape[2] != tu->shape[2])
         return lmu__tape_fail(t, LMU_ERR_SHAPE, "short_conv: u, p (B, T, C), w (C, K), b (C)");
-    if ((r = lmu__tape_fused(t, LMU_OP_SHORT_CONV, 4, in, 3, tu->shape, y, &rec)) != LMU_OK ||
-        (r = lmu__tape_cache(t, tu->size, &f)) != LMU_OK)
+    /* copied out: the new entries below may move the tensor table */
+    shape[0] = tu->shape[0], shape[1] = tu->shape[1], shape[2] = tu->shape[2], K = tw->shape[1];
+    if ((r = lmu__tape_fused(t, LMU_OP_SHORT_CONV, 4, in, 3, shape, y, &rec)) != LMU_OK ||
+        (r = lmu__tape_cache(t, t->tensors[u].size, &f)) != LMU_OK)
         return r;
-    rec->ip[0] = tu->shape[0], rec->ip[1] = tu->shape[1], rec->ip[2] = tu->shape[2];
-    rec->ip[3] = tw->shape[1];
+    rec->ip[0] = shape[0], rec->ip[1] = shape[1], rec->ip[2] = shape[2], rec->ip[3] = K;
     rec->cache[0] = f;
     lmu__short_conv_forward(lmu__tape_f32(t, *y), lmu__tape_f32(t, f), lmu__tape_f32(t, u),
                             lmu__tape_f32(t, w), lmu__tape_f32(t, b), lmu__tape_f32(t, p),
-                            (size_t)rec->ip[0], (size_t)rec->ip[1], (size_t)rec->ip[2],
-                            (size_t)rec->ip[3]);
+                            (size_t)shape[0], (size_t)shape[1], (size_t)shape[2], (size_t)K);
     return LMU_OK;
 }
 
