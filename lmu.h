@@ -1428,7 +1428,22 @@ LMUDEF void lmu_model_set_data_pos(lmu_model *m, uint64_t pos);
 /* Parameter NAME (docs/MODEL.md section 7's names) and its element count, or
    NULL when the model has no such tensor. Writable: for ablations and tests. */
 LMUDEF float *lmu_model_param(lmu_model *m, const char *name, size_t *count);
-/* The whole parameter block and its gradients (same offsets), n floats. */
+/* The whole parameter block and its gradients (same offsets), n floats.
+
+   DATA PARALLELISM (examples/train.c's MPI build; the library itself has
+   no processes and no MPI). Every process holds the same model: the same
+   config and seed, or the same checkpoint. Each step, process r of P
+   takes its share of the global batch (lmu_tokens_batch with b0 = r B/P,
+   nb = B/P) and calls lmu_model_forward_backward on it; then
+     1. sum the n floats of lmu_model_grads over the processes,
+     2. scale the sum by 1/P (1/S for S equal shares: it is then the
+        gradient of the whole batch's mean loss),
+     3. write it back into lmu_model_grads on every process, and
+     4. call lmu_model_step on every process: the clipping and Adam read
+        those gradients, so equal sums keep the models equal.
+   The sum's order is the caller's: the same order on every process (and
+   the same thread count) gives the same bits as one process summing its
+   shards in that order. */
 LMUDEF float *lmu_model_params(lmu_model *m, size_t *n);
 LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n);
 
@@ -1708,6 +1723,21 @@ LMUDEF lmu_result lmu_tokens_load_file(lmu_tokens *tf, const char *path, char *e
 #endif
 /* Frees the ids and zeroes tf; safe on a zeroed tf. */
 LMUDEF void lmu_tokens_free(lmu_tokens *tf);
+
+/* The training batch of step `step`: B windows of T + 1 tokens whose
+   starts are drawn from (seed, step) alone, so every process, and every
+   resume, sees the same batch whatever ran before. Writes the windows
+   b0 .. b0 + nb - 1 of it: tok[nb][T] and the next-token targets
+   tgt[nb][T]. A data-parallel driver gives rank r of P the windows
+   b0 = r B / P, nb = B / P (examples/train.c: the shards of a step).
+   Returns LMU_OK, LMU_ERR_ARG (NULL, B or T < 1, b0 + nb outside B, or
+   fewer than T + 1 tokens). */
+LMUDEF lmu_result lmu_tokens_batch(const lmu_tokens *tf, uint64_t seed, uint64_t step, int B, int T,
+                                   int b0, int nb, int *tok, int *tgt);
+
+/* A 64-bit digest of the ids (and vocab_size): equal files give equal
+   digests, so processes can check that they train on the same data. */
+LMUDEF uint64_t lmu_tokens_digest(const lmu_tokens *tf);
 
 #ifdef __cplusplus
 }
@@ -12043,6 +12073,43 @@ LMUDEF lmu_result lmu_tokens_header(unsigned char out[LMU_TOKENS_HEADER_BYTES], 
     lmu__data_put32(out + 12, (uint32_t)vocab_size);
     lmu__data_put64(out + 16, count);
     return LMU_OK;
+}
+
+LMUDEF lmu_result lmu_tokens_batch(const lmu_tokens *tf, uint64_t seed, uint64_t step, int B, int T,
+                                   int b0, int nb, int *tok, int *tgt)
+{
+    lmu_rng rng;
+    uint64_t key = seed * 0xD1B54A32D192ED03ULL ^ (step + 0x632BE59BD9B4E019ULL), span;
+    int b, t;
+    if (!tf || !tf->ids || !tok || !tgt || B < 1 || T < 1 || b0 < 0 || nb < 0 || nb > B - b0 ||
+        tf->count < (uint64_t)T + 1)
+        return LMU_ERR_ARG;
+    span = tf->count - (uint64_t)T; /* window starts 0 .. count - T - 1 */
+    key ^= key >> 29;
+    key *= 0xBF58476D1CE4E5B9ULL;
+    key ^= key >> 32;
+    lmu_rng_seed(&rng, key);
+    for (b = 0; b < b0; b++) lmu_rng_u64(&rng); /* the windows before b0 */
+    for (b = 0; b < nb; b++) {
+        const uint16_t *w = tf->ids + lmu_rng_u64(&rng) % span;
+        for (t = 0; t < T; t++) {
+            tok[(size_t)b * (size_t)T + (size_t)t] = w[t];
+            tgt[(size_t)b * (size_t)T + (size_t)t] = w[t + 1];
+        }
+    }
+    return LMU_OK;
+}
+
+LMUDEF uint64_t lmu_tokens_digest(const lmu_tokens *tf)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL, i;
+    if (!tf || !tf->ids) return 0;
+    h ^= tf->vocab_size, h *= 0x100000001B3ULL;
+    for (i = 0; i < tf->count; i++) { /* FNV-1a over the 16-bit ids */
+        h ^= tf->ids[i];
+        h *= 0x100000001B3ULL;
+    }
+    return h ^ (h >> 29);
 }
 
 LMUDEF void lmu_tokens_free(lmu_tokens *tf)

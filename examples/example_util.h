@@ -38,16 +38,26 @@
 static const char *ex_prog = "example";
 static int ex_bar_shown; /* the progress bar is on the terminal's last line */
 
+/* A program run as several processes (train's MPI build) decides which
+   of them prints an error and how all of them stop: with ex_quiet_errors
+   set this one prints none, and ex_exit_hook, when set, is called with the
+   message and the exit status in place of exit(). */
+static int ex_quiet_errors;
+static void (*ex_exit_hook)(const char *msg, int status);
+
 EX_UNUSED EX_PRINTF(1, 2) EX_NORETURN static void ex_die(const char *fmt, ...)
 {
+    char msg[1200];
     va_list ap;
-    fflush(stdout);
-    if (ex_bar_shown) fputc('\n', stderr); /* the message starts a line */
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", ex_prog);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fflush(stdout);
+    if (!ex_quiet_errors) {
+        if (ex_bar_shown) fputc('\n', stderr); /* the message starts a line */
+        fprintf(stderr, "%s: %s\n", ex_prog, msg);
+    }
+    if (ex_exit_hook) ex_exit_hook(msg, 1);
     exit(1);
 }
 
@@ -298,13 +308,14 @@ EX_UNUSED static void ex_help(const ex_opts *t)
 /* A usage error: the reason, then the usage; exit 2. */
 EX_UNUSED EX_PRINTF(2, 3) EX_NORETURN static void ex_usage_error(const ex_opts *t, const char *fmt, ...)
 {
+    char msg[1200];
     va_list ap;
-    fflush(stdout);
-    fprintf(stderr, "%s: ", t->prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n%s", t->usage);
+    fflush(stdout);
+    if (!ex_quiet_errors) fprintf(stderr, "%s: %s\n%s", t->prog, msg, t->usage);
+    if (ex_exit_hook) ex_exit_hook(msg, 2);
     exit(2);
 }
 

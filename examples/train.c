@@ -1,6 +1,8 @@
 /* train.c - train an LMU (or transformer) language model on a token file.
 
    build: cc -O3 -march=native -fopenmp -I. examples/train.c -o build/train $(pkg-config --cflags --libs stb) -lm
+   MPI:   mpicc -O3 -march=native -fopenmp -DTRAIN_MPI -I. examples/train.c -o build/train_mpi $(pkg-config --cflags --libs stb) -lm
+          mpirun -np 4 build/train_mpi --data data/brown --batch 8 ...   (same options and files)
 
    usage: train --data PREFIX [options]          (PREFIX.train.tok, PREFIX.val.tok
                                                   from examples/prepare.c)
@@ -8,6 +10,7 @@
    Batches:  --batch B (8) --seq T (128) --steps N | --tokens N
    Optim:    --lr 1e-3 --warmup N --schedule cosine|linear|constant --clip 1
    Run:      --seed S --threads N --out DIR (out/run) --resume CKPT
+             --shards S --reduce ordered|allreduce (processes: below)
              --eval-every N --eval-batches K --save-every N --on-nan skip|stop
    train --help lists every option. Everything is written under --out:
    model.safetensors (checkpoints, atomic), log.csv (every step) and
@@ -19,6 +22,14 @@
    Ctrl-C finishes the step, saves and exits 0; --resume then continues
    exactly (bit for bit at the same thread count): batches are a function
    of (seed, step) and the step is saved in the checkpoint.
+
+   Processes (the MPI build): the batch is cut into --shards S equal shards
+   (default: one per process), each process computes S/P of them, and the
+   step's gradient is their sum in shard order times 1/S. With --reduce
+   ordered (default) that order is fixed, so P processes write the same
+   checkpoint bits as `train --shards S` in one (same threads per process);
+   allreduce is MPI_Allreduce's order (faster across machines, equal to
+   rounding). Rank 0 prints, logs and saves; any other rank only computes.
    Example: train --data data/brown --preset lmu-55k --steps 300 --out out/demo */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, fileno, mkdir */
 #define LMU_IMPLEMENTATION
@@ -26,6 +37,10 @@
 #include "example_util.h"
 #include <errno.h>
 #include <signal.h>
+#include <unistd.h>
+#ifdef TRAIN_MPI
+#include <mpi.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +48,10 @@
 /* ---- settings: one table for the command line, --config files and run.txt */
 
 typedef struct opts {
-    char data[1024], train[1024], val[1024], out[1024], preset[64], schedule[16], on_nan[8];
+    char data[1024], train[1024], val[1024], out[1024], preset[64], schedule[16], on_nan[8],
+        reduce[16];
     long batch, seq, ctx, steps, tokens, warmup, eval_every, eval_batches, save_every,
-        print_every, threads, stop_at;
+        print_every, threads, stop_at, shards;
     double lr, clip;
     uint64_t seed;
     const char *config, *resume; /* the command line's only */
@@ -67,6 +83,8 @@ static const ex_opt options[] = {
     {"save_every", 0, EX_LONG, F(save_every), 0, 0, 1e12, "N", "checkpoint every N steps (default 250; 0: end only)"},
     {"print_every", 0, EX_LONG, F(print_every), 0, 0, 1e12, "N", "log line every N steps when not a terminal"},
     {"on_nan", 0, EX_STR, F(on_nan), 0, 0, 0, "skip|stop", "NaN/Inf loss or gradient: skip the step (default) or stop"},
+    {"shards", 0, EX_LONG, F(shards), 0, 0, 1 << 16, "S", "cut each batch into S shards (default 1, MPI: one per process)"},
+    {"reduce", 0, EX_STR, F(reduce), 0, 0, 0, "ordered|allreduce", "how processes sum gradients (default ordered)"},
     {"stop_at", 0, EX_LONG, F(stop_at), EX_NOSAVE, 0, 1e12, "N", "save and stop after step N, as Ctrl-C would"},
     {"config", 0, EX_ARG, F(config), EX_NOFILE, 0, 0, "FILE", "key = value lines: any setting above, and model keys\n"
      "                           (lmu_config_parse), which start from the library's\n"
@@ -141,6 +159,7 @@ static void read_settings(settings *s, const opts *cli)
     o->warmup = -1, o->eval_every = 100, o->eval_batches = 4, o->save_every = 250, o->print_every = -1;
     strcpy(o->schedule, "cosine");
     strcpy(o->on_nan, "skip");
+    strcpy(o->reduce, "ordered");
     strcpy(o->out, "out/run");
     lmu_config_preset(&s->c, "lmu-55k");
     strcpy(s->model, "lmu-55k");
@@ -180,33 +199,342 @@ static void list_presets(void)
 }
 
 /* What the settings leave open: steps from --tokens, warmup, print_every,
-   the thread count. */
-static void derive_settings(opts *o)
+   the shards (one per process). The thread count comes after start-up. */
+static void derive_settings(opts *o, int processes)
 {
     long bt = o->batch * o->seq;
     if (o->tokens > 0) o->steps = (o->tokens + bt - 1) / bt;
     if (o->warmup < 0) o->warmup = o->steps / 10 < 200 ? o->steps / 10 : 200;
     if (o->print_every < 0) o->print_every = o->steps / 20 > 0 ? o->steps / 20 : 1;
-    o->threads = ex_threads(o->threads);
+    if (o->shards < 1) o->shards = processes;
 }
 
-static void write_run_file(const char *path, const opts *o, const lmu_config *c)
+/* run.txt's text: the model's keys, then every setting of the run. */
+static void run_text(char *out, size_t cap, const opts *o, const lmu_config *c)
 {
     char buf[1100];
+    size_t n;
     int i;
-    FILE *f = fopen(path, "wb");
-    if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "# train settings; repeat the run with: train --config %s\n", path);
-    lmu_config_format(c, buf, sizeof buf);
-    fputs(buf, f);
+    lmu_config_format(c, out, cap);
     for (i = 0; i < N_OPTIONS; i++) {
         const ex_opt *s = &options[i];
         if ((s->flags & (EX_NOFILE | EX_NOSAVE)) ||
             (o->data[0] && (!strcmp(s->name, "train") || !strcmp(s->name, "val"))))
             continue; /* derived from --data, or not part of the run */
-        if (ex_opt_format(s, o, buf, sizeof buf)) fprintf(f, "%s = %s\n", s->name, buf);
+        n = strlen(out);
+        if (ex_opt_format(s, o, buf, sizeof buf)) snprintf(out + n, cap - n, "%s = %s\n", s->name, buf);
     }
+}
+
+static void write_run_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) ex_die("cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "# train settings; repeat the run with: train --config %s\n%s", path, text);
     if (fclose(f) != 0) ex_die("cannot write %s: %s", path, strerror(errno));
+}
+
+/* ---- processes: one, or P under MPI (built with -DTRAIN_MPI) ------------ */
+
+/* The step's batch of B windows (lmu_tokens_batch: a function of seed and
+   step) is cut into S shards of B/S, and process r of P computes shards
+   r S/P .. (r+1) S/P - 1, one forward and backward each. The gradient is
+   g_0 + g_1 + ... + g_{S-1} summed left to right, then times 1/S. --reduce
+   ordered keeps that order for every P: each process keeps its shards'
+   gradients apart, the running sum goes from rank to rank in chunks (so
+   the hops overlap), and the last rank's result is broadcast. --reduce
+   allreduce sums each process's shards and calls MPI_Allreduce, whose
+   order is the library's. Losses travel as one array per step in which
+   each entry is set by one process and zero elsewhere, so their sum is
+   exact in any order and every process logs the same loss. */
+
+#define GRAD_CHUNK (1 << 18) /* floats per hop of the ordered sum */
+
+typedef struct team {
+    int rank, size, per;  /* per: shards on this process */
+    int shards, ordered;  /* S; --reduce ordered */
+    int b;                /* windows per shard, B / S */
+    float **g;            /* (per) this process's shards' gradients */
+    double *loss;         /* (S) shard losses of a step; then the validation's */
+    double *vloss;        /* (K S) validation sub-batch losses */
+    size_t n_grad;
+    double comm_s;        /* time in the gradient sum, this process */
+    int started;          /* past start-up's agreement */
+    char msg[1024];       /* a start-up failure's message, for rank 0 */
+} team;
+
+static team *the_team; /* for the exit hooks and the signal handler only */
+
+#ifdef TRAIN_MPI
+/* At start-up every process reaches one agreement, failed or not (a
+   failure arrives here through ex_die): the lowest failing rank's message
+   goes to rank 0, which prints it, and all exit. */
+static void team_agree(team *w, int failed, int status)
+{
+    int me = failed ? w->rank : w->size, first;
+    MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == w->size) return;
+    if (first != 0 && w->rank == first) MPI_Send(w->msg, (int)sizeof w->msg, MPI_CHAR, 0, 1, MPI_COMM_WORLD);
+    if (first != 0 && w->rank == 0) {
+        char m[sizeof w->msg];
+        MPI_Recv(m, (int)sizeof m, MPI_CHAR, first, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        m[sizeof m - 1] = 0;
+        fprintf(stderr, "%s: rank %d of %d: %s\n", ex_prog, first, w->size, m);
+    }
+    exit(failed ? status : 1); /* team_atexit finalizes */
+}
+
+static void team_exit_hook(const char *msg, int status)
+{
+    team *w = the_team;
+    if (!w->started) {
+        snprintf(w->msg, sizeof w->msg, "%s", msg);
+        team_agree(w, 1, status);
+    }
+    /* During training a failure is this process's, or every process's
+       at once (the same state gives the same verdict): the others wait a
+       moment so that rank 0's copy of a shared one comes alone. */
+    if (w->rank != 0) {
+        sleep(2);
+        fprintf(stderr, "%s: rank %d of %d: %s\n", ex_prog, w->rank, w->size, msg);
+    }
+    MPI_Abort(MPI_COMM_WORLD, status);
+}
+
+static void team_atexit(void)
+{
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+}
+#endif
+
+/* MPI (when built with it); rank 0 alone writes to stdout. */
+static void team_init(team *w, int *argc, char ***argv)
+{
+    memset(w, 0, sizeof *w);
+    w->size = 1;
+    the_team = w;
+#ifdef TRAIN_MPI
+    MPI_Init(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &w->size);
+    atexit(team_atexit);
+    ex_exit_hook = team_exit_hook;
+    if (w->rank != 0) {
+        ex_quiet_errors = 1;
+        if (!freopen("/dev/null", "w", stdout)) ex_die("cannot silence stdout");
+    }
+#else
+    (void)argc, (void)argv;
+#endif
+}
+
+/* The threads a process gets when --threads is not given: the cores shared
+   by the processes on its machine. */
+static long team_default_threads(const team *w)
+{
+    long share = 0;
+#ifdef TRAIN_MPI
+    MPI_Comm local;
+    int n = 1;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+    MPI_Comm_size(local, &n);
+    MPI_Comm_free(&local);
+    share = sysconf(_SC_NPROCESSORS_ONLN) / n;
+    if (share < 1) share = 1;
+#endif
+    (void)w;
+    return share;
+}
+
+/* The shards of this process, the buffers of a step (allocated once). */
+static void team_plan(team *w, const opts *o, lmu_model *m)
+{
+    int j;
+    w->shards = (int)o->shards, w->ordered = !strcmp(o->reduce, "ordered");
+    if (o->batch % o->shards)
+        ex_usage_error(&train_cli, "--batch %ld is not a multiple of --shards %ld", o->batch, o->shards);
+    if (o->shards % w->size)
+        ex_usage_error(&train_cli, "--shards %ld is not a multiple of the %d processes", o->shards, w->size);
+    w->b = (int)(o->batch / o->shards), w->per = w->shards / w->size;
+    lmu_model_grads(m, &w->n_grad);
+    w->g = (float **)calloc((size_t)w->per, sizeof *w->g);
+    w->loss = (double *)calloc((size_t)w->shards, sizeof *w->loss);
+    w->vloss = (double *)calloc((size_t)w->shards * (size_t)o->eval_batches, sizeof *w->vloss);
+    if (!w->g || !w->loss || !w->vloss) ex_die("out of memory");
+    for (j = 0; j < w->per && w->shards > 1; j++)
+        if (!(w->g[j] = (float *)malloc(w->n_grad * sizeof(float)))) ex_die("out of memory");
+}
+
+static void team_free(team *w)
+{
+    int j;
+    for (j = 0; j < w->per && w->g; j++) free(w->g[j]);
+    free(w->g);
+    free(w->loss);
+    free(w->vloss);
+}
+
+/* Sums v[0..n) over the processes where each entry was set by one of
+   them (zero elsewhere): exact, in any order. */
+static void team_sum_disjoint(team *w, double *v, int n)
+{
+#ifdef TRAIN_MPI
+    if (w->size > 1) MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+#else
+    (void)w, (void)v, (void)n;
+#endif
+}
+
+/* Whether flag is set on any process. */
+static int team_any(team *w, int flag)
+{
+#ifdef TRAIN_MPI
+    int any = flag;
+    if (w->size > 1) MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return any;
+#else
+    (void)w;
+    return flag;
+#endif
+}
+
+/* grad (the model's, n floats) = (sum of every shard's gradient in shard
+   order) / S, on every process. */
+static void team_sum_grads(team *w, float *grad)
+{
+    const float inv = 1.0f / (float)w->shards;
+    const size_t n = w->n_grad;
+    double t0 = ex_now();
+    size_t i, a, e;
+    int j, local = !w->ordered || w->size == 1; /* no order to keep across processes */
+    for (a = 0; a < n; a = e) {
+        int j0 = 0;
+        e = n - a > GRAD_CHUNK ? a + GRAD_CHUNK : n;
+        if (local || w->rank == 0) memcpy(grad + a, w->g[0] + a, (e - a) * sizeof *grad), j0 = 1;
+#ifdef TRAIN_MPI
+        else MPI_Recv(grad + a, (int)(e - a), MPI_FLOAT, w->rank - 1, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+#endif
+        for (j = j0; j < w->per; j++)
+            for (i = a; i < e; i++) grad[i] += w->g[j][i];
+#ifdef TRAIN_MPI
+        if (!local && w->rank < w->size - 1)
+            MPI_Send(grad + a, (int)(e - a), MPI_FLOAT, w->rank + 1, 2, MPI_COMM_WORLD);
+#endif
+    }
+#ifdef TRAIN_MPI
+    for (a = 0; a < n && w->size > 1; a = e) {
+        e = n - a > GRAD_CHUNK ? a + GRAD_CHUNK : n;
+        if (w->ordered)
+            MPI_Bcast(grad + a, (int)(e - a), MPI_FLOAT, w->size - 1, MPI_COMM_WORLD);
+        else
+            MPI_Allreduce(MPI_IN_PLACE, grad + a, (int)(e - a), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+#endif
+    for (i = 0; i < n; i++) grad[i] *= inv;
+    w->comm_s += ex_now() - t0;
+}
+
+/* One step's forward and backward over this process's shards, and the
+   gradient summed over all of them (the model's, ready for
+   lmu_model_step). *loss: the mean of the shards' losses, the same on
+   every process. Returns LMU_OK, or LMU_ERR_NONFINITE (with *why) when
+   any shard's loss is not finite: then no process sums or steps. */
+static lmu_result team_step(team *w, lmu_model *m, const lmu_tokens *d, const opts *o, long step,
+                            int *tok, int *tgt, float *loss, const char **why)
+{
+    double sum = 0;
+    int j, s, T = (int)o->seq, bad = -1;
+    *why = NULL;
+    for (s = 0; s < w->shards; s++) w->loss[s] = 0;
+    for (j = 0; j < w->per; j++) {
+        float l = 0;
+        lmu_result r;
+        s = w->rank * w->per + j;
+        lmu_tokens_batch(d, o->seed, (uint64_t)step, (int)o->batch, T, s * w->b, w->b, tok, tgt);
+        r = lmu_model_forward_backward(m, tok, tgt, w->b, T, &l);
+        if (r != LMU_OK && r != LMU_ERR_NONFINITE)
+            ex_die("step %ld failed: %s (%s)", step, lmu_strerror(r), lmu_model_error(m));
+        w->loss[s] = r == LMU_OK ? (double)l : (double)NAN;
+        if (w->shards > 1) memcpy(w->g[j], lmu_model_grads(m, NULL), w->n_grad * sizeof(float));
+        else if (r != LMU_OK) *why = lmu_model_error(m);
+    }
+    team_sum_disjoint(w, w->loss, w->shards);
+    for (s = 0; s < w->shards; s++) {
+        if (!(w->loss[s] - w->loss[s] == 0) && bad < 0) bad = s; /* NaN or Inf */
+        sum += w->loss[s];
+    }
+    *loss = (float)(sum / w->shards);
+    if (bad >= 0) {
+        if (!*why) *why = "the loss is not finite";
+        return LMU_ERR_NONFINITE;
+    }
+    if (w->shards > 1) team_sum_grads(w, lmu_model_grads(m, NULL));
+    return LMU_OK;
+}
+
+/* Mean loss over K batches of windows spread evenly through the split (T
+   shorter than the training windows when the split is short), computed
+   as K S sub-batches of B/S windows shared out over the processes; -1
+   when a forward fails. */
+static double team_validate(team *w, lmu_model *m, const lmu_tokens *v, int K, int T, int *tok, int *tgt)
+{
+    const int b = w->b, nsub = K * w->shards;
+    double sum = 0;
+    uint64_t span, nw = (uint64_t)nsub * (uint64_t)b;
+    int u, i, t, failed = 0;
+    if (v->count < (uint64_t)T + 1) T = (int)v->count - 1;
+    span = v->count - (uint64_t)T;
+    for (u = 0; u < nsub; u++) {
+        float loss;
+        w->vloss[u] = 0;
+        if (u % w->size != w->rank) continue;
+        for (i = 0; i < b; i++) {
+            uint64_t win = (uint64_t)u * (uint64_t)b + (uint64_t)i;
+            uint64_t s = nw > 1 ? (uint64_t)((double)(span - 1) * (double)win / (double)(nw - 1)) : 0;
+            for (t = 0; t < T; t++) {
+                tok[i * T + t] = v->ids[s + (uint64_t)t];
+                tgt[i * T + t] = v->ids[s + (uint64_t)t + 1];
+            }
+        }
+        if (lmu_model_forward(m, tok, tgt, b, T, &loss) != LMU_OK) failed = 1;
+        w->vloss[u] = failed ? (double)NAN : (double)loss;
+    }
+    team_sum_disjoint(w, w->vloss, nsub);
+    for (u = 0; u < nsub; u++) sum += w->vloss[u];
+    return sum == sum ? sum / nsub : -1;
+}
+
+/* Start-up's check that every process runs the same thing: the settings,
+   the data, the model's parameters (which a different build of the library
+   would initialise differently). A mismatch is a start-up failure. */
+static void team_check_same(team *w, const char *settings_text, const lmu_tokens *train,
+                            const lmu_tokens *val, lmu_model *m)
+{
+#ifdef TRAIN_MPI
+    static const char *what[4] = {"settings (command line, config file)", "training tokens",
+                                  "validation tokens", "initial parameters (a different build?)"};
+    uint64_t mine[4], root[4], h = 0x9E3779B97F4A7C15ULL;
+    size_t i, n;
+    const unsigned char *p;
+    int k, bad = -1;
+    for (p = (const unsigned char *)settings_text; *p; p++) h = (h ^ *p) * 0x100000001B3ULL;
+    mine[0] = h, mine[1] = lmu_tokens_digest(train), mine[2] = lmu_tokens_digest(val);
+    p = (const unsigned char *)lmu_model_params(m, &n);
+    for (h = 0x9E3779B97F4A7C15ULL, i = 0; i < n * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001B3ULL;
+    mine[3] = h;
+    memcpy(root, mine, sizeof root);
+    MPI_Bcast(root, 4, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    for (k = 0; k < 4 && bad < 0; k++)
+        if (mine[k] != root[k]) bad = k;
+    if (bad >= 0)
+        snprintf(w->msg, sizeof w->msg, "its %s differ from rank 0's (digest %016llx, rank 0 %016llx)",
+                 what[bad], (unsigned long long)mine[bad], (unsigned long long)root[bad]);
+    team_agree(w, bad >= 0, 1);
+#else
+    (void)w, (void)settings_text, (void)train, (void)val, (void)m;
+#endif
 }
 
 /* ---- data and model ------------------------------------------------------ */
@@ -279,7 +607,8 @@ static lmu_model *open_model(settings *s, uint32_t vocab, long *start)
     return m;
 }
 
-static void print_plan(const settings *s, lmu_model *m, const lmu_tokens *train, int have_val, long start)
+static void print_plan(const settings *s, const team *w, lmu_model *m, const lmu_tokens *train,
+                       int have_val, long start)
 {
     const opts *o = &s->o;
     const lmu_config *c = &s->c;
@@ -296,57 +625,14 @@ static void print_plan(const settings *s, lmu_model *m, const lmu_tokens *train,
            n3, o->train, have_val ? " (+ validation)" : "", o->batch, o->seq, o->steps, n4,
            tokens / (double)train->count, o->lr, o->schedule, o->warmup, o->threads,
            o->threads == 1 ? "" : "s");
+    if (o->shards > 1 || w->size > 1)
+        ex_say("train: %d process%s, each batch in %ld shards of %d (%d per process), %s sum\n", w->size,
+               w->size == 1 ? "" : "es", o->shards, w->b, w->per, w->ordered ? "ordered" : "allreduce");
     if (start > 0) ex_say("train: resuming from %s at step %ld\n", o->resume, start);
     ex_say("train: writing %s/{model.safetensors,log.csv,run.txt}\n", o->out);
 }
 
 /* ---- batches ----------------------------------------------------------- */
-
-/* B random windows of T+1 tokens, a function of (seed, step) only. */
-static void make_batch(const lmu_tokens *d, uint64_t seed, long step, int B, int T, int *tok, int *tgt)
-{
-    lmu_rng rng;
-    uint64_t key = seed * 0xD1B54A32D192ED03ULL ^ ((uint64_t)step + 0x632BE59BD9B4E019ULL);
-    uint64_t span = d->count - (uint64_t)T; /* window starts 0..count-T-1 */
-    int b, t;
-    key ^= key >> 29;
-    key *= 0xBF58476D1CE4E5B9ULL;
-    key ^= key >> 32;
-    lmu_rng_seed(&rng, key);
-    for (b = 0; b < B; b++) {
-        uint64_t s = lmu_rng_u64(&rng) % span;
-        for (t = 0; t < T; t++) {
-            tok[b * T + t] = d->ids[s + (uint64_t)t];
-            tgt[b * T + t] = d->ids[s + (uint64_t)t + 1];
-        }
-    }
-}
-
-/* Mean loss over K batches of windows spread evenly through the split (T
-   shorter than the training windows when the split is short); -1 when the
-   forward fails. */
-static double validate(lmu_model *m, const lmu_tokens *v, int K, int B, int T, int *tok, int *tgt)
-{
-    double sum = 0;
-    uint64_t span, nw = (uint64_t)K * (uint64_t)B;
-    int k, b, t;
-    if (v->count < (uint64_t)T + 1) T = (int)v->count - 1;
-    span = v->count - (uint64_t)T;
-    for (k = 0; k < K; k++) {
-        float loss;
-        for (b = 0; b < B; b++) {
-            uint64_t w = (uint64_t)k * (uint64_t)B + (uint64_t)b;
-            uint64_t s = nw > 1 ? (uint64_t)((double)(span - 1) * (double)w / (double)(nw - 1)) : 0;
-            for (t = 0; t < T; t++) {
-                tok[b * T + t] = v->ids[s + (uint64_t)t];
-                tgt[b * T + t] = v->ids[s + (uint64_t)t + 1];
-            }
-        }
-        if (lmu_model_forward(m, tok, tgt, B, T, &loss) != LMU_OK) return -1;
-        sum += loss;
-    }
-    return sum / K;
-}
 
 static float lr_at(const opts *o, long step)
 {
@@ -409,22 +695,25 @@ static void log_step(run *r, long step, long long tokens, int ok, float lr, doub
 /* The outcome of a step: 1 when it was applied; 0 when its loss or
    gradient was not finite and --on-nan skip skipped it. Stopping (--on-nan
    stop, 20 such steps in a row, any other failure) is fatal. */
-static int step_applied(run *r, const opts *o, lmu_model *m, lmu_result res, long step)
+static int step_applied(run *r, const opts *o, lmu_model *m, lmu_result res, const char *why, long step)
 {
     if (res == LMU_OK) {
         r->nan_run = 0;
         return 1;
     }
     if (res != LMU_ERR_NONFINITE) ex_die("step %ld failed: %s (%s)", step, lmu_strerror(res), lmu_model_error(m));
+    if (!why) why = lmu_model_error(m);
     r->n_nan++;
     if (!strcmp(o->on_nan, "stop"))
         ex_die("step %ld: %s; stopping (--on-nan stop); the last good checkpoint is %s", step,
-               lmu_model_error(m), ex_file_exists(r->ckpt) ? r->ckpt : "(none yet)");
-    ex_say("train: step %ld: %s; step skipped\n", step, lmu_model_error(m));
+               why, ex_file_exists(r->ckpt) ? r->ckpt : "(none yet)");
+    ex_say("train: step %ld: %s; step skipped\n", step, why);
     if (++r->nan_run >= 20) ex_die("20 steps in a row were NaN/Inf; stopping");
     return 0;
 }
 
+/* Ctrl-C; under mpirun also SIGTERM (what Open MPI sends the ranks on
+   Ctrl-C) and SIGUSR1 (which it forwards). */
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig)
 {
@@ -432,20 +721,21 @@ static void on_sigint(int sig)
     signal(sig, SIG_DFL); /* a second Ctrl-C quits at once */
 }
 
-/* Saves when a checkpoint is due after `done` steps; returns 1 when the
-   run stops here (Ctrl-C, --stop-at). */
-static int checkpoint(run *r, const opts *o, lmu_model *m, long done)
+/* Saves (rank 0) when a checkpoint is due after `done` steps; returns 1
+   when the run stops here (Ctrl-C on any process, --stop-at). */
+static int checkpoint(run *r, team *w, const opts *o, lmu_model *m, long done)
 {
-    int last = done == o->steps, stop = interrupted || (o->stop_at > 0 && done == o->stop_at && !last);
+    int last = done == o->steps, intr = team_any(w, interrupted);
+    int stop = intr || (o->stop_at > 0 && done == o->stop_at && !last);
     if (!stop && !last && !(o->save_every > 0 && done % o->save_every == 0)) return 0;
-    if (lmu_model_save(m, r->ckpt, 1) != LMU_OK) ex_die("cannot save: %s", lmu_model_error(m));
+    if (w->rank == 0 && lmu_model_save(m, r->ckpt, 1) != LMU_OK) ex_die("cannot save: %s", lmu_model_error(m));
     if (stop)
         ex_say("train: %s at step %ld; saved %s (continue: train --resume %s)\n",
-               interrupted ? "interrupted" : "stopped", done, r->ckpt, r->ckpt);
+               intr ? "interrupted" : "stopped", done, r->ckpt, r->ckpt);
     return stop;
 }
 
-static void print_done(const run *r, const opts *o)
+static void print_done(const run *r, const team *w, const opts *o)
 {
     char t[32], e[32];
     ex_fmt_count(t, sizeof t, (double)(o->steps - r->start) * (double)(o->batch * o->seq) /
@@ -456,21 +746,28 @@ static void print_done(const run *r, const opts *o)
     if (r->last_val >= 0) ex_say(", val loss %.4f", r->last_val);
     if (r->n_nan) ex_say(", %ld NaN/Inf steps skipped", r->n_nan);
     ex_say("\ntrain: saved %s, log %s\n", r->ckpt, r->log_path);
+    if (w->shards > 1)
+        ex_say("train: summing gradients took %.1f%% of rank 0's step time (%.1f ms a step, %.2f MB "
+               "of gradient)\n", 100 * w->comm_s / (r->train_time > 0 ? r->train_time : 1),
+               1e3 * w->comm_s / (double)(o->steps - r->start), 4e-6 * (double)w->n_grad);
 }
 
 int main(int argc, char **argv)
 {
     static settings s;
+    static char text[16384];
     opts cli, *o = &s.o;
     lmu_tokens train, val;
     lmu_model *m;
     run r;
+    team w;
     ex_progress bar;
     char path[1200];
     int B, T, have_val, *tok, *tgt;
     long step;
 
     ex_prog = "train";
+    team_init(&w, &argc, &argv);
     memset(&train, 0, sizeof train);
     memset(&val, 0, sizeof val);
     memset(&r, 0, sizeof r);
@@ -482,52 +779,61 @@ int main(int argc, char **argv)
     }
     read_settings(&s, &cli);
     have_val = load_data(o, &train, &val);
-    derive_settings(o);
+    derive_settings(o, w.size);
     m = open_model(&s, train.vocab_size, &r.start);
+    team_plan(&w, o, m);
     B = (int)o->batch, T = (int)o->seq;
+    run_text(text, sizeof text, o, &s.c);
+    team_check_same(&w, text, &train, &val, m); /* every process got here */
+    w.started = 1;
+    o->threads = ex_threads(o->threads > 0 ? o->threads : team_default_threads(&w));
 
-    /* outputs: the settings, the checkpoint, the log */
-    ex_mkdirs(o->out);
+    /* outputs (rank 0): the settings, the checkpoint, the log */
     snprintf(r.ckpt, sizeof r.ckpt, "%s/model.safetensors", o->out);
     snprintf(r.log_path, sizeof r.log_path, "%s/log.csv", o->out);
     snprintf(path, sizeof path, "%s/run.txt", o->out);
-    write_run_file(path, o, &s.c);
+    if (w.rank == 0) ex_mkdirs(o->out), write_run_file(path, text);
     if (r.start >= o->steps) {
         ex_say("train: %s is at step %ld of %ld: nothing to do (raise --steps to go on)\n", o->resume,
                r.start, o->steps);
         lmu_model_free(m);
         return 0;
     }
-    r.log = open_log(r.log_path, r.start, &r.elapsed0);
-    print_plan(&s, m, &train, have_val, r.start);
+    r.log = w.rank == 0 ? open_log(r.log_path, r.start, &r.elapsed0) : NULL;
+    print_plan(&s, &w, m, &train, have_val, r.start);
 
-    tok = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
-    tgt = (int *)malloc((size_t)B * (size_t)T * sizeof(int));
+    tok = (int *)malloc((size_t)w.b * (size_t)T * sizeof(int));
+    tgt = (int *)malloc((size_t)w.b * (size_t)T * sizeof(int));
     if (!tok || !tgt) ex_die("out of memory");
     bar.steps = o->steps, bar.every = o->print_every, bar.drawn = 0;
     r.last_val = -1;
     signal(SIGINT, on_sigint);
+#ifdef TRAIN_MPI
+    signal(SIGTERM, on_sigint);
+    signal(SIGUSR1, on_sigint);
+#endif
     r.t0 = ex_now();
 
     for (step = r.start; step < o->steps; step++) {
         double t_step = ex_now(), gn = 0, vl = -1, tps, eta;
         float lr = lr_at(o, step);
         long done = step + 1;
+        const char *why;
         int ok;
         lmu_result res;
 
-        /* one step: a batch, forward + backward, the update */
-        make_batch(&train, o->seed, step, B, T, tok, tgt);
-        res = lmu_model_forward_backward(m, tok, tgt, B, T, &r.loss);
+        /* one step: this process's shards of the batch, forward + backward,
+           the gradients summed, the update */
+        res = team_step(&w, m, &train, o, step, tok, tgt, &r.loss, &why);
         if (res == LMU_OK) res = lmu_model_step(m, lr, (float)o->clip, &gn);
-        ok = step_applied(&r, o, m, res, step);
+        ok = step_applied(&r, o, m, res, why, step);
         lmu_model_set_data_pos(m, (uint64_t)done); /* a resume continues after it */
         r.train_time += ex_now() - t_step;
         if (ok) r.ema = r.ema_n++ ? 0.9f * r.ema + 0.1f * r.loss : r.loss;
 
         /* validation every eval_every steps and at the end */
         if (have_val && ((o->eval_every > 0 && done % o->eval_every == 0) || done == o->steps)) {
-            vl = validate(m, &val, (int)o->eval_batches, B, T, tok, tgt);
+            vl = team_validate(&w, m, &val, (int)o->eval_batches, T, tok, tgt);
             if (vl < 0) ex_say("train: step %ld: validation failed: %s\n", done, lmu_model_error(m));
             else r.last_val = vl;
         }
@@ -535,15 +841,16 @@ int main(int argc, char **argv)
         /* the log, the progress, a checkpoint when due */
         tps = (double)(done - r.start) * B * T / (r.train_time > 0 ? r.train_time : 1e-9);
         eta = (double)(o->steps - done) * r.train_time / (double)(done - r.start);
-        log_step(&r, step, (long long)done * B * T, ok, lr, gn, vl, tps);
+        if (r.log) log_step(&r, step, (long long)done * B * T, ok, lr, gn, vl, tps);
         ex_progress_show(&bar, done, r.loss, r.ema, lr, tps, eta);
         if (vl >= 0) ex_say("step %ld: val loss %.4f (train, smoothed %.4f)\n", done, vl, (double)r.ema);
-        if (checkpoint(&r, o, m, done)) break;
+        if (checkpoint(&r, &w, o, m, done)) break;
     }
-    if (step == o->steps) print_done(&r, o);
-    fclose(r.log);
+    if (step == o->steps) print_done(&r, &w, o);
+    if (r.log) fclose(r.log);
     free(tok);
     free(tgt);
+    team_free(&w);
     lmu_tokens_free(&train);
     lmu_tokens_free(&val);
     lmu_model_free(m);

@@ -445,6 +445,62 @@ static void test_config(void)
     }
 }
 
+/* lmu_tokens_batch: any run of windows is that run of the whole batch (a
+   process's share equals its rows of one process's batch), each window is
+   the data at one start with the targets one ahead, the batch depends on
+   (seed, step) alone, and bad arguments are refused. lmu_tokens_digest
+   tells two files apart. */
+static void test_batch(void)
+{
+    enum { N = 500, B = 8, T = 16 };
+    uint16_t ids[N];
+    int all_tok[B * T], all_tgt[B * T], tok[B * T], tgt[B * T], b0, nb, i, ok = 1;
+    lmu_tokens tf, tf2;
+    for (i = 0; i < N; i++) ids[i] = (uint16_t)((i * 7919u) % 257u);
+    memset(&tf, 0, sizeof tf);
+    tf.vocab_size = 257, tf.count = N, tf.ids = ids;
+    LT_CHECK(lmu_tokens_batch(&tf, 5, 3, B, T, 0, B, all_tok, all_tgt) == LMU_OK, "whole batch");
+    for (b0 = 0; b0 < B; b0++)
+        for (nb = 0; b0 + nb <= B; nb++) {
+            lmu_tokens_batch(&tf, 5, 3, B, T, b0, nb, tok, tgt);
+            if (memcmp(tok, all_tok + b0 * T, (size_t)nb * T * sizeof(int)) ||
+                memcmp(tgt, all_tgt + b0 * T, (size_t)nb * T * sizeof(int)))
+                ok = 0;
+        }
+    LT_CHECK(ok, "windows b0 .. b0 + nb - 1 are those rows of the whole batch, for every b0, nb");
+    for (i = 0, ok = 1; i < B && ok; i++) {
+        int s, t, found = 0;
+        for (s = 0; s + T < N && !found; s++) {
+            for (t = 0; t < T && all_tok[i * T + t] == ids[s + t] && all_tgt[i * T + t] == ids[s + t + 1]; t++) {}
+            found = t == T;
+        }
+        ok = found;
+    }
+    LT_CHECK(ok, "every window is T tokens of the data at one start, the targets one ahead");
+    lmu_tokens_batch(&tf, 5, 4, B, T, 0, B, tok, tgt);
+    LT_CHECK(memcmp(tok, all_tok, sizeof tok) != 0, "another step, another batch");
+    lmu_tokens_batch(&tf, 6, 3, B, T, 0, B, tok, tgt);
+    LT_CHECK(memcmp(tok, all_tok, sizeof tok) != 0, "another seed, another batch");
+    lmu_tokens_batch(&tf, 5, 3, B, T, 0, B, tok, tgt);
+    LT_CHECK(memcmp(tok, all_tok, sizeof tok) == 0, "the same (seed, step), the same batch");
+    LT_CHECK(lmu_tokens_batch(&tf, 5, 3, B, T, 4, 5, tok, tgt) == LMU_ERR_ARG, "b0 + nb > B refused");
+    LT_CHECK(lmu_tokens_batch(&tf, 5, 3, B, N, 0, 1, tok, tgt) == LMU_ERR_ARG, "T + 1 > count refused");
+    LT_CHECK(lmu_tokens_batch(NULL, 5, 3, B, T, 0, 1, tok, tgt) == LMU_ERR_ARG, "NULL refused");
+    LT_CHECK(lmu_tokens_batch(&tf, 5, 3, 0, T, 0, 0, tok, tgt) == LMU_ERR_ARG, "B = 0 refused");
+    {
+        uint16_t copy[N];
+        uint64_t h = lmu_tokens_digest(&tf);
+        memcpy(copy, ids, sizeof copy);
+        tf2 = tf, tf2.ids = copy;
+        LT_CHECK(lmu_tokens_digest(&tf2) == h, "digest: equal data, equal digest");
+        copy[N / 2] ^= 1;
+        LT_CHECK(lmu_tokens_digest(&tf2) != h, "digest: one id changed, another digest");
+        copy[N / 2] ^= 1;
+    }
+    tf2.ids = ids, tf2.count = N - 1;
+    LT_CHECK(lmu_tokens_digest(&tf) != lmu_tokens_digest(&tf2), "digest: a shorter file differs");
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_data", argc, argv);
@@ -453,6 +509,7 @@ int main(int argc, char **argv)
     test_bad_files();
     test_mutations();
     test_config();
+    test_batch();
     remove(TMP);
     return lt_end();
 }

@@ -27,6 +27,6 @@ done
 while IFS= read -r cmd; do
     if (eval "$cmd") >build/test_readme.log 2>&1; then ok "runs: $cmd"
     else fail "README command fails: $cmd"; head -5 build/test_readme.log; fi
-done < <(grep -E '^    cc ' README.md | sed -E 's/^    //')
+done < <(grep -E '^    (cc|mpicc) ' README.md | sed -E 's/^    //')
 echo "test_readme: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
