@@ -1487,6 +1487,7 @@ typedef struct lmu_gen {
     float *kv;         /* per layer: k, v caches (max_ctx, d) each */
     float *x, *h, *a, *big, *z, *y, *pc, *attn_scratch; /* work buffers */
     float *logits;     /* (V) after the last lmu_gen_feed */
+    uint16_t *out_bf16; /* (V, d) the output layer in bf16, or NULL (lmu_gen_set_bf16) */
     struct lmu__cand *cand; /* (V) sampling work */
     lmu_gemm_ws gemm;  /* packing for the LMU's products (m and L m) */
     char err[256];
@@ -1501,6 +1502,16 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx);
 LMUDEF void lmu_gen_free(lmu_gen *g);
 /* Forgets the context (state to zero, cache empty). */
 LMUDEF void lmu_gen_reset(lmu_gen *g);
+/* on = 1: the output layer (the tied V x d embedding, which is most of the
+   bytes a token reads: 41 of 45 MB for lmu-1m) is read from a bf16 copy,
+   rounded to nearest from the model's weights at this call: half those
+   bytes, so generation bound by memory bandwidth runs up to twice as fast.
+   Each logit then differs from fp32's by at most 2^-8 sum_k |w_k h_k|
+   (bf16 keeps 8 of fp32's 24 significand bits; tests/test_model checks the
+   bound), which rarely changes the argmax (tools/bench_generate --agree
+   measures it on a text). on = 0 frees the copy. Everything else stays
+   fp32. Returns LMU_OK, LMU_ERR_ARG, LMU_ERR_NOMEM (then still fp32). */
+LMUDEF lmu_result lmu_gen_set_bf16(lmu_gen *g, int on);
 /* Feeds one token; g->logits then holds the next token's logits.
    Returns LMU_OK, LMU_ERR_RANGE (bad id), LMU_ERR_CAPACITY (KV cache or
    the transformer's n_ctx full). */
@@ -5353,18 +5364,25 @@ LMU__PRIVATE float lmu__mha_row(float *o, float *sc, const float *q, const float
     size_t kcb = lmu__gemm_kc(hs), s, p, p0, p1, j0, j1, c0, cn, c;
     float lse, inv;
     int l;
-    /* 16 keys at a time: independent chains instead of one long one */
+    /* 16 keys at a time: independent chains instead of one long one. The
+       block's slice of each key is first copied into kt, column p of
+       the 16 keys contiguous: the keys are read along their rows (the
+       order memory streams best), and the chains run on unit-stride
+       vectors instead of a gather. */
     for (s = 0; s < nk; s += 16) {
-        float acc[16], x[16];
+        float acc[16], x[16], kt[LMU__GEMM_KC * 16];
         int ns = nk - s < 16 ? (int)(nk - s) : 16;
         for (p0 = 0; p0 < hs; p0 = p1) {
             p1 = hs - p0 < kcb ? hs : p0 + kcb;
+            for (l = 0; l < 16; l++) {
+                const float *kr = k + (s + (size_t)(l < ns ? l : 0)) * kstride;
+                for (p = p0; p < p1; p++) kt[(p - p0) * 16 + (size_t)l] = kr[p];
+            }
             for (l = 0; l < 16; l++) acc[l] = 0.0f;
             for (p = p0; p < p1; p++) {
-                const float *kp = k + s * kstride + p;
+                const float *kp = kt + (p - p0) * 16;
                 float qp = q[p];
-                for (l = 0; l < ns; l++)
-                    acc[l] = LMU__MHA_FMA(qp, kp[(size_t)l * kstride], acc[l]);
+                for (l = 0; l < 16; l++) acc[l] = LMU__MHA_FMA(qp, kp[l], acc[l]);
             }
             for (l = 0; l < ns; l++)
                 x[l] = p0 == 0 ? scale * acc[l] : LMU__MHA_FMA(scale, acc[l], x[l]);
@@ -5574,19 +5592,34 @@ LMU__PRIVATE void lmu__mha_backward(float *dqkv, const float *dout, const float 
     }
 }
 
+/* Keys x channels from which the decode step's heads run in parallel
+   (1 MB of keys: below it a thread team costs more than it saves). */
+#define LMU__MHA_DECODE_PAR ((size_t)1 << 18)
+
+/* Scratch of the decode step at up to t_max positions: the scores of
+   every head. */
+LMU__PRIVATE size_t lmu__mha_decode_floats(size_t t_max, size_t NH)
+{
+    return NH * lmu__kern_round16(t_max + 1);
+}
+
 /* Generation: one new position t with qkv_t [3C]; appends its k and v to
    kcache, vcache [t_max, C] (row t) and attends over rows 0..t.
-   out [C]; sc: t+1 floats of scratch. */
+   out [C]; sc: lmu__mha_decode_floats(t + 1, NH) floats. The heads run in
+   parallel once the context is long (each its own arithmetic: the same
+   bits on any thread count). */
 LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, const float *qkv_t,
                                   size_t t, size_t C, size_t NH, float *sc)
 {
-    size_t hs = C / NH, h;
+    size_t hs = C / NH, ld = lmu__kern_round16(t + 1);
     float scale = 1.0f / sqrtf((float)hs);
+    long h;
     memcpy(kcache + t * C, qkv_t + C, C * sizeof(float));
     memcpy(vcache + t * C, qkv_t + 2 * C, C * sizeof(float));
-    for (h = 0; h < NH; h++)
-        (void)lmu__mha_row(out + h * hs, sc, qkv_t + h * hs, kcache + h * hs, C, vcache + h * hs,
-                           C, t + 1, hs, scale);
+    LMU__OMP(omp parallel for schedule(static, 1) if ((t + 1) * C >= LMU__MHA_DECODE_PAR && NH > 1))
+    for (h = 0; h < (long)NH; h++)
+        (void)lmu__mha_row(out + (size_t)h * hs, sc + (size_t)h * ld, qkv_t + (size_t)h * hs,
+                           kcache + (size_t)h * hs, C, vcache + (size_t)h * hs, C, t + 1, hs, scale);
 }
 
 /* out (B, T, d) = causal multi-head attention of qkv (B, T, 3d) as a
@@ -9122,10 +9155,11 @@ LMU__PRIVATE size_t lmu__attn_gen_state(const lmu_config *c, size_t max_ctx)
     return 2 * max_ctx * (size_t)c->d_model;
 }
 
-/* q, k, v of this position (3 d, rounded to 16) and the scores (max_ctx) */
+/* q, k, v of this position (3 d, rounded to 16) and every head's scores */
 LMU__PRIVATE size_t lmu__attn_gen_work(const lmu_config *c, size_t max_ctx)
 {
-    return ((3 * (size_t)c->d_model + 15) & ~(size_t)15) + max_ctx;
+    return ((3 * (size_t)c->d_model + 15) & ~(size_t)15) +
+           lmu__mha_decode_floats(max_ctx, (size_t)c->n_head);
 }
 
 LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
@@ -10461,6 +10495,65 @@ LMU__PRIVATE void lmu__gemv(float *out, const float *W, const float *x, const fl
 }
 #endif
 
+LMU__KERN_INLINE float lmu__bf16_float(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* out (M) = W (M, K) x with W in bf16 (the upper half of an fp32: the
+   conversion is a 16-bit shift). Four rows share each load of x, as in
+   lmu__gemv's portable form; the shift and the multiply hide under
+   reading W, which is the limit. The SIMD form widens 8 weights at a time
+   (vpmovzxwd, vpslld); the portable one keeps 16 lanes per row so the
+   compiler can vectorise it without reassociating a float sum. */
+LMU__PRIVATE void lmu__gemv_bf16(float *out, const uint16_t *W, const float *x, size_t M, size_t K)
+{
+    long i4, n4 = (long)((M + 3) / 4);
+    LMU__OMP(omp parallel for schedule(static) if (M * K >= 2 * LMU__GEMV_PAR))
+    for (i4 = 0; i4 < n4; i4++) {
+        size_t r0 = (size_t)i4 * 4, r, k = 0, l;
+        float a[4][16];
+        const uint16_t *w[4];
+        for (r = 0; r < 4; r++) w[r] = W + (r0 + r < M ? r0 + r : M - 1) * K;
+        for (r = 0; r < 4; r++)
+            for (l = 0; l < 16; l++) a[r][l] = 0.0f;
+        for (r = 0; r < 4 && r0 + r < M; r++) lmu__gemv_ahead((const float *)W, M, K / 2, r0 + r);
+#if defined(LMU__GEMM_AVX2) || (defined(LMU__GEMM_AVX512) && defined(__AVX2__))
+        {
+            __m256 v[4][2];
+            for (r = 0; r < 4; r++) v[r][0] = v[r][1] = _mm256_setzero_ps();
+            for (; k + 16 <= K; k += 16) {
+                __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+                for (r = 0; r < 4; r++) {
+                    __m256i lo = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w[r] + k)));
+                    __m256i hi = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w[r] + k + 8)));
+                    v[r][0] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(lo, 16)), x0, v[r][0]);
+                    v[r][1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(hi, 16)), x1, v[r][1]);
+                }
+            }
+            for (r = 0; r < 4; r++) {
+                _mm256_storeu_ps(a[r], v[r][0]);
+                _mm256_storeu_ps(a[r] + 8, v[r][1]);
+            }
+        }
+#else
+        for (; k + 16 <= K; k += 16)
+            for (r = 0; r < 4; r++)
+                for (l = 0; l < 16; l++) a[r][l] += lmu__bf16_float(w[r][k + l]) * x[k + l];
+#endif
+        for (r = 0; r < 4; r++)
+            for (l = 0; k + l < K; l++) a[r][l] += lmu__bf16_float(w[r][k + l]) * x[k + l];
+        for (r = 0; r < 4 && r0 + r < M; r++) {
+            float s = 0.0f;
+            for (l = 0; l < 16; l++) s += a[r][l];
+            out[r0 + r] = s;
+        }
+    }
+}
+
 LMU__PRIVATE void lmu__gen_ln(const lmu_model *m, float *out, const float *x, int g, int b)
 {
     float mean, rstd;
@@ -10473,6 +10566,7 @@ LMUDEF void lmu_gen_free(lmu_gen *g)
 {
     if (!g) return;
     lmu__free_aligned(g->state);
+    lmu__free_aligned(g->out_bf16);
     LMU_FREE(g->cand);
     lmu_gemm_ws_destroy(&g->gemm);
     memset(g, 0, sizeof *g);
@@ -10646,8 +10740,33 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
         lmu__gen_ffn(g, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w, L->fc_proj_b);
     }
     lmu__gen_ln(m, g->h, g->x, m->ln_f_w, m->ln_f_b);
-    lmu__gemv(g->logits, LMU__GP(m->wte), g->h, NULL, (size_t)c->vocab_size, d);
+    if (g->out_bf16) lmu__gemv_bf16(g->logits, g->out_bf16, g->h, (size_t)c->vocab_size, d);
+    else lmu__gemv(g->logits, LMU__GP(m->wte), g->h, NULL, (size_t)c->vocab_size, d);
     g->t++;
+    return LMU_OK;
+}
+
+/* fp32 to bf16, rounded to nearest even (NaN stays a NaN). */
+LMU__PRIVATE uint16_t lmu__bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+LMUDEF lmu_result lmu_gen_set_bf16(lmu_gen *g, int on)
+{
+    size_t n, i;
+    const float *w;
+    if (!g || !g->m) return LMU_ERR_ARG;
+    lmu__free_aligned(g->out_bf16);
+    g->out_bf16 = NULL;
+    if (!on) return LMU_OK;
+    n = (size_t)g->m->cfg.vocab_size * (size_t)g->m->cfg.d_model;
+    w = g->m->tape.param + g->m->tape.tensors[g->m->wte].off;
+    if (!(g->out_bf16 = (uint16_t *)lmu__alloc_aligned(n * sizeof(uint16_t)))) return LMU_ERR_NOMEM;
+    for (i = 0; i < n; i++) g->out_bf16[i] = lmu__bf16_round(w[i]);
     return LMU_OK;
 }
 

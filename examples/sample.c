@@ -34,7 +34,7 @@ typedef struct opts {
     long tokens, top_k, threads;
     double temp, top_p;
     uint64_t seed;
-    int bytes, parallel, stop_at_eot;
+    int bytes, parallel, stop_at_eot, bf16;
 } opts;
 
 #define F(f) EX_FIELD(opts, f)
@@ -52,6 +52,7 @@ static const ex_opt options[] = {
      "the parallel forward over the context for each token (slow;\n"
      "                           the recurrence is the default)"},
     {"stop_at_eot", 0, EX_FLAG, F(stop_at_eot), 0, 0, 0, NULL, "stop at <|endoftext|>"},
+    {"bf16", 0, EX_FLAG, F(bf16), 0, 0, 0, NULL, "the output layer in bf16 (faster; logits to 2^-8)"},
     {"threads", 0, EX_LONG, F(threads), 0, 1, 1024, "N", "OpenMP threads"},
 };
 
@@ -152,6 +153,7 @@ int main(int argc, char **argv)
        LMU's memory is constant; the transformer stops at its n_ctx) */
     if ((r = lmu_gen_create(&g, m, (int)(n_prompt + (size_t)o.tokens < 0x7fffffff ? n_prompt + (size_t)o.tokens : 0x7fffffff))) != LMU_OK)
         ex_die("cannot start generation: %s", lmu_strerror(r));
+    if (o.bf16 && (r = lmu_gen_set_bf16(&g, 1)) != LMU_OK) ex_die("--bf16: %s", lmu_strerror(r));
     lmu_rng_seed(&rng, o.seed);
     cap = lmu_tokenizer_max_token_bytes(tok) + 8;
     buf = (char *)malloc(cap);

@@ -56,6 +56,58 @@ static void parallel_logits(lmu_model *m, int pos, double *out)
     }
 }
 
+/* lmu_gen_set_bf16: the logits are the bf16-rounded output layer's
+   product (against double), within the documented 2^-8 sum |w h| of
+   fp32's, really differ from them, and on = 0 gives fp32's bits back. */
+static void gen_bf16_check(lmu_model *m, const int *tok, int T, const char *name)
+{
+    const lmu_config *c = lmu_model_config(m);
+    const int V = c->vocab_size, d = c->d_model;
+    const float *E = lmu_model_param(m, "wte", NULL);
+    lmu_gen g, h;
+    double kernel = 0, scale = 0, over = 0;
+    int t, v, j, differ = 0, same = 1;
+    int ok = E && lmu_gen_create(&g, m, T) == LMU_OK && lmu_gen_create(&h, m, T) == LMU_OK &&
+             lmu_gen_set_bf16(&h, 1) == LMU_OK;
+    LT_CHECK(ok, "%s: generators, one bf16", name);
+    if (!ok) return;
+    for (t = 0; t < T; t++) {
+        lmu_gen_feed(&g, tok[t]);
+        lmu_gen_feed(&h, tok[t]);
+        for (v = 0; v < V; v++) {
+            double ref = 0, mag = 0;
+            for (j = 0; j < d; j++) {
+                float w = E[(size_t)v * d + j], r;
+                uint32_t u;
+                memcpy(&u, &w, 4);
+                u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u; /* round to nearest even */
+                memcpy(&r, &u, 4);
+                ref += (double)r * h.h[j];
+                mag += fabs((double)w * h.h[j]);
+            }
+            if (fabs(ref - h.logits[v]) > kernel) kernel = fabs(ref - h.logits[v]);
+            if (fabs(ref) > scale) scale = fabs(ref);
+            if (fabs((double)h.logits[v] - g.logits[v]) - (ldexp(mag, -8) + 1e-6 * (1 + mag)) > over)
+                over = fabs((double)h.logits[v] - g.logits[v]) - (ldexp(mag, -8) + 1e-6 * (1 + mag));
+            differ |= h.logits[v] != g.logits[v];
+        }
+    }
+    LT_CHECK(kernel <= 1e-5 * (scale > 1 ? scale : 1), "%s: bf16 logits = the rounded weights' product "
+             "(max diff %.3g)", name, kernel);
+    LT_CHECK(over <= 0, "%s: bf16 logits within 2^-8 sum |w h| of fp32's at every position (worst excess %.3g)",
+             name, over);
+    LT_CHECK(differ, "%s: the bf16 copy is used (some logit differs)", name);
+    lmu_gen_set_bf16(&h, 0);
+    lmu_gen_reset(&g), lmu_gen_reset(&h);
+    for (t = 0; t < T; t++) {
+        lmu_gen_feed(&g, tok[t]), lmu_gen_feed(&h, tok[t]);
+        same &= memcmp(g.logits, h.logits, (size_t)V * sizeof(float)) == 0;
+    }
+    LT_CHECK(same, "%s: lmu_gen_set_bf16(g, 0): fp32's bits again", name);
+    lmu_gen_free(&g);
+    lmu_gen_free(&h);
+}
+
 static void test_recurrent_matches_parallel(void)
 {
     /* T past LMU__LA_CROSSOVER: linear attention trains in its chunked form */
@@ -115,6 +167,7 @@ static void test_recurrent_matches_parallel(void)
                  "%s: recurrent logits = parallel logits at all %d positions (max diff %.3g, scale %.3g)",
                  lt_kinds[k].name, T, worst, scale);
         lmu_gen_free(&g);
+        gen_bf16_check(m, tok, T, lt_kinds[k].name);
         lmu_model_free(m);
     }
 }

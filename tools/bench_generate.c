@@ -5,7 +5,14 @@
 
    bench_generate PRESET [--threads 1] [--tokens 256]
                          [--contexts 1024,4096,16384,65536]
-                         [--feed-budget 90] [--json]
+                         [--feed-budget 90] [--json] [--bf16]
+   bench_generate --agree CKPT TOKENS [--agree-tokens 4096] [--threads 1]
+
+   --bf16: the output layer read from a bf16 copy (lmu_gen_set_bf16).
+   --agree: a trained checkpoint fed the token file's first N tokens
+   (teacher forcing, the state reset every n_ctx tokens) by two generators,
+   fp32 and bf16: the share of positions where their greedy (top-1) tokens
+   agree, and each one's ms per token over the same tokens.
 
    Greedy generation with lmu_gen_feed + lmu_gen_sample (each token fed is
    the argmax of the last logits, as tools/bench_torch.py --generate does).
@@ -27,7 +34,15 @@
      values, and feeding 64k tokens one at a time would take minutes. The
      model is created with n_ctx = max context + tokens (the transformer's
      learned positions must reach that far).
-   Each row says fed or jumped. Not a test: exits 0 unless the model fails. */
+   Each row says fed or jumped.
+
+   The memory floor: a token reads every weight once (the tied output layer,
+   V x d, is most of it), the LMU's memory state (read and written) and, with
+   attention, the KV cache up to the context. Each row gives those bytes,
+   the bandwidth they took, and its share of the read bandwidth measured in
+   the same run with the same threads (bench_read_gbps): 100% would be
+   generation at the speed of memory. Not a test: exits 0 unless the model
+   fails. */
 #define _POSIX_C_SOURCE 200809L
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -61,6 +76,68 @@ static float rand_normal(void)
         s += (float)(bench_rng_state >> 40) / (float)(1 << 24);
     }
     return s - 2.0f;
+}
+
+/* Bytes a token reads at context t: the weights (the transformer's learned
+   positions but one row excluded), the LMU memory read and written, the
+   KV cache of every attention layer up to t (bf16: the output layer at 2
+   bytes a weight). The linear attention's state
+   (n_head x features x head width) is left out: under 1% here. */
+static double bytes_per_token(lmu_model *m, int t, int bf16)
+{
+    const lmu_config *c = lmu_model_config(m);
+    size_t n = 0, wpe = 0;
+    double b;
+    int l;
+    lmu_model_params(m, &n);
+    if (lmu_model_param(m, "wpe", &wpe)) n -= wpe - (size_t)c->d_model;
+    b = 4.0 * (double)n - (bf16 ? 2.0 * c->vocab_size * c->d_model : 0); /* the output layer's half */
+    for (l = 0; l < c->n_layer; l++) {
+        int mix = lmu_config_layer_mixer(c, l);
+        if (c->arch == LMU_ARCH_LMU) b += 8.0 * lmu_config_layer_q(c, l) * c->d_model;
+        if (mix == LMU_MIXER_ATTN) b += 8.0 * (double)t * c->d_model;
+    }
+    return b;
+}
+
+/* --agree: fp32 against bf16 on a trained model and a text. */
+static int agree(const char *ckpt, const char *tokfile, long n)
+{
+    lmu_model *m = NULL;
+    lmu_tokens tf;
+    lmu_gen g[2];
+    char err[512];
+    long i, same = 0;
+    double sec[2] = {0, 0};
+    int k, top[2];
+    if (lmu_model_load(&m, ckpt, err, sizeof err) != LMU_OK ||
+        lmu_tokens_load_file(&tf, tokfile, err, sizeof err) != LMU_OK) {
+        fprintf(stderr, "bench_generate: %s\n", err);
+        return 1;
+    }
+    if ((long)tf.count < n) n = (long)tf.count;
+    for (k = 0; k < 2; k++)
+        if (lmu_gen_create(&g[k], m, 0) != LMU_OK || lmu_gen_set_bf16(&g[k], k) != LMU_OK) {
+            fprintf(stderr, "bench_generate: cannot create the generators\n");
+            return 1;
+        }
+    for (i = 0; i < n; i++)
+        for (k = 0; k < 2; k++) {
+            double t0 = bench_now();
+            if (g[k].t >= lmu_model_config(m)->n_ctx) lmu_gen_reset(&g[k]);
+            lmu_gen_feed(&g[k], tf.ids[i]);
+            top[k] = lmu_gen_sample(&g[k], 0.0f, 0, 1.0f, NULL);
+            sec[k] += bench_now() - t0;
+            if (k == 1) same += top[0] == top[1];
+        }
+    printf("checkpoint: %s\ntext: %s, %ld tokens\nthreads: %d\n", ckpt, tokfile, n, bench_threads());
+    printf("top1_agreement: %.4f (%ld of %ld positions)\n", (double)same / (double)n, same, n);
+    printf("fp32: %.3f ms/token\nbf16: %.3f ms/token (%.2fx)\n", 1e3 * sec[0] / n, 1e3 * sec[1] / n,
+           sec[0] / sec[1]);
+    for (k = 0; k < 2; k++) lmu_gen_free(&g[k]);
+    lmu_tokens_free(&tf);
+    lmu_model_free(m);
+    return 0;
 }
 
 /* Generates `n` tokens greedily from *tok; returns the wall seconds. */
@@ -104,10 +181,12 @@ static void jump_to(lmu_gen *g, const lmu_config *cfg, int c)
 
 int main(int argc, char **argv)
 {
-    const char *preset = NULL;
+    const char *preset = NULL, *agree_ckpt = NULL, *agree_text = NULL;
+    long agree_n = 4096;
+    int bf16 = 0;
     int threads = 1, tokens = 256, json = 0, ctx[MAX_CTX_ROWS], nctx, i, k, tok = 0, fail = 0, attn;
     int maxc = 0, fed[MAX_CTX_ROWS];
-    double budget = 90, ms[MAX_CTX_ROWS], est_ms, rss0;
+    double budget = 90, ms[MAX_CTX_ROWS], est_ms, rss0, bw;
     lmu_config c;
     lmu_model *m = NULL;
     lmu_gen g;
@@ -123,12 +202,20 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--feed-budget") && more) budget = atof(argv[++i]);
         else if (!strcmp(a, "--contexts") && more) nctx = parse_contexts(argv[++i], ctx);
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--bf16")) bf16 = 1;
+        else if (!strcmp(a, "--agree") && i + 2 < argc) agree_ckpt = argv[++i], agree_text = argv[++i];
+        else if (!strcmp(a, "--agree-tokens") && more) agree_n = atol(argv[++i]);
         else nctx = -1;
         if (nctx < 1) {
             fprintf(stderr, "usage: bench_generate PRESET [--threads 1] [--tokens 256] "
-                            "[--contexts 1024,4096,16384,65536] [--feed-budget 90] [--json]\n");
+                            "[--contexts 1024,4096,16384,65536] [--feed-budget 90] [--json] [--bf16]\n"
+                            "       bench_generate --agree CKPT TOKENS [--agree-tokens 4096] [--threads 1]\n");
             return 2;
         }
+    }
+    if (agree_ckpt) {
+        bench_set_threads(threads);
+        return agree(agree_ckpt, agree_text, agree_n > 0 ? agree_n : 1);
     }
     if (!preset) {
         /* make bench runs every bench binary bare: something short */
@@ -167,6 +254,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_generate: gen_create: %s\n", lmu_strerror(r));
         return 1;
     }
+    if (bf16 && (r = lmu_gen_set_bf16(&g, 1)) != LMU_OK) {
+        fprintf(stderr, "bench_generate: --bf16: %s\n", lmu_strerror(r));
+        return 1;
+    }
     /* warm-up, and the estimate of a token's cost for the feed budget */
     est_ms = 1e3 * gen_run(&g, 32, &tok, &fail) / 32;
     if (fail) return 1;
@@ -186,19 +277,28 @@ int main(int argc, char **argv)
         ms[k] = 1e3 * gen_run(&g, tokens, &tok, &fail) / tokens;
         if (fail) return 1;
     }
-    printf("preset: %s\nthreads: %d\nbatch: 1\ntokens_per_context: %d\n", preset, bench_threads(), tokens);
+    bw = bench_read_gbps(bench_threads(), 512, 5);
+    printf("preset: %s%s\nthreads: %d\nbatch: 1\ntokens_per_context: %d\n", preset,
+           bf16 ? " (output layer in bf16)" : "", bench_threads(), tokens);
+    printf("read_bandwidth_gbps: %.2f (512 MiB summed by %d thread%s, best of 5, this run)\n", bw,
+           bench_threads(), bench_threads() == 1 ? "" : "s");
     printf("state: %s\n", attn ? "KV cache (grows with the context)"
                                : "recurrent (LMU memory, linear-attention state: constant)");
-    for (k = 0; k < nctx; k++)
-        printf("context %6d: %8.3f ms/token  %8.1f tokens/s  (%s)\n", ctx[k], ms[k], 1e3 / ms[k],
-               fed[k] ? "fed" : "jumped");
+    for (k = 0; k < nctx; k++) {
+        double mb = 1e-6 * bytes_per_token(m, ctx[k] + tokens / 2, bf16), gbps = mb / ms[k];
+        printf("context %6d: %8.3f ms/token  %8.1f tokens/s  (%s)  %.2f MB/token, %.2f GB/s = %.0f%% of "
+               "the floor\n", ctx[k], ms[k], 1e3 / ms[k], fed[k] ? "fed" : "jumped", mb, gbps,
+               bw > 0 ? 100 * gbps / bw : 0.0);
+    }
     printf("ratio_last_to_first: %.3f\n", ms[nctx - 1] / ms[0]);
     printf("peak_rss_mb: %.1f\nrss_after_create_mb: %.1f\nloadavg_1min: %.2f\n", bench_peak_rss_mb(), rss0,
            bench_loadavg());
     if (json) {
         printf("{\"preset\": \"%s\", \"threads\": %d, \"tokens\": %d", preset, bench_threads(), tokens);
         for (k = 0; k < nctx; k++)
-            printf(", \"ms_per_token_at_%d\": %.4f, \"fed_%d\": %d", ctx[k], ms[k], ctx[k], fed[k]);
+            printf(", \"ms_per_token_at_%d\": %.4f, \"fed_%d\": %d, \"mb_per_token_at_%d\": %.3f", ctx[k],
+                   ms[k], ctx[k], fed[k], ctx[k], 1e-6 * bytes_per_token(m, ctx[k] + tokens / 2, bf16));
+        printf(", \"read_bandwidth_gbps\": %.3f", bw);
         printf(", \"peak_rss_mb\": %.1f}\n", bench_peak_rss_mb());
     }
     lmu_gen_free(&g);

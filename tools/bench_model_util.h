@@ -174,4 +174,47 @@ BENCH_UNUSED static bench_fma_result bench_fma_gflops(int threads, double second
     return best;
 }
 
+/* Memory read bandwidth, the FMA peak's twin for memory-bound work (batch-1
+   generation reads every weight once per token): `threads` threads sum
+   disjoint parts of an `mbytes` MiB buffer (far beyond any cache), best of
+   `trials` passes, in GB/s. 16 independent lanes so the loop vectorises
+   without reassociating a float sum. */
+BENCH_UNUSED static volatile float bench_read_sink;
+BENCH_UNUSED static double bench_read_gbps(int threads, size_t mbytes, int trials)
+{
+    size_t n = (mbytes << 20) / sizeof(float), i;
+    float *buf = (float *)malloc(n * sizeof(float));
+    double best = 0;
+    int tr;
+    if (!buf) return 0;
+    for (i = 0; i < n; i++) buf[i] = (float)(i & 1023) * 1e-3f; /* touch every page */
+#ifndef _OPENMP
+    threads = 1;
+#endif
+    for (tr = 0; tr < trials; tr++) {
+        double t0 = bench_now(), dt;
+        float total = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+#endif
+        {
+            int t = 0, nt = 1, l;
+            size_t a, e, k;
+            float acc[16] = {0};
+#ifdef _OPENMP
+            t = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+            a = n / 16 * (size_t)t / (size_t)nt * 16, e = n / 16 * (size_t)(t + 1) / (size_t)nt * 16;
+            for (k = a; k < e; k += 16)
+                for (l = 0; l < 16; l++) acc[l] += buf[k + l];
+            for (l = 0; l < 16; l++) total += acc[l];
+        }
+        dt = bench_now() - t0;
+        bench_read_sink += total;
+        if ((double)(n * sizeof(float)) / dt * 1e-9 > best) best = (double)(n * sizeof(float)) / dt * 1e-9;
+    }
+    free(buf);
+    return best;
+}
+
 #endif
