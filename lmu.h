@@ -1490,6 +1490,7 @@ typedef struct lmu_gen {
     uint16_t *out_bf16; /* (V, d) the output layer in bf16, or NULL (lmu_gen_set_bf16) */
     struct lmu__cand *cand; /* (V) sampling work */
     lmu_gemm_ws gemm;  /* packing for the LMU's products (m and L m) */
+    int nparts;        /* threads the work buffers were sized for */
     char err[256];
 } lmu_gen;
 
@@ -5364,25 +5365,18 @@ LMU__PRIVATE float lmu__mha_row(float *o, float *sc, const float *q, const float
     size_t kcb = lmu__gemm_kc(hs), s, p, p0, p1, j0, j1, c0, cn, c;
     float lse, inv;
     int l;
-    /* 16 keys at a time: independent chains instead of one long one. The
-       block's slice of each key is first copied into kt, column p of
-       the 16 keys contiguous: the keys are read along their rows (the
-       order memory streams best), and the chains run on unit-stride
-       vectors instead of a gather. */
+    /* 16 keys at a time: independent chains instead of one long one */
     for (s = 0; s < nk; s += 16) {
-        float acc[16], x[16], kt[LMU__GEMM_KC * 16];
+        float acc[16], x[16];
         int ns = nk - s < 16 ? (int)(nk - s) : 16;
         for (p0 = 0; p0 < hs; p0 = p1) {
             p1 = hs - p0 < kcb ? hs : p0 + kcb;
-            for (l = 0; l < 16; l++) {
-                const float *kr = k + (s + (size_t)(l < ns ? l : 0)) * kstride;
-                for (p = p0; p < p1; p++) kt[(p - p0) * 16 + (size_t)l] = kr[p];
-            }
             for (l = 0; l < 16; l++) acc[l] = 0.0f;
             for (p = p0; p < p1; p++) {
-                const float *kp = kt + (p - p0) * 16;
+                const float *kp = k + s * kstride + p;
                 float qp = q[p];
-                for (l = 0; l < 16; l++) acc[l] = LMU__MHA_FMA(qp, kp[l], acc[l]);
+                for (l = 0; l < ns; l++)
+                    acc[l] = LMU__MHA_FMA(qp, kp[(size_t)l * kstride], acc[l]);
             }
             for (l = 0; l < ns; l++)
                 x[l] = p0 == 0 ? scale * acc[l] : LMU__MHA_FMA(scale, acc[l], x[l]);
@@ -5592,34 +5586,91 @@ LMU__PRIVATE void lmu__mha_backward(float *dqkv, const float *dout, const float 
     }
 }
 
-/* Keys x channels from which the decode step's heads run in parallel
-   (1 MB of keys: below it a thread team costs more than it saves). */
+/* Keys x channels from which the decode step runs on the thread team (1 MB
+   of keys: below it a team costs more than it saves). */
 #define LMU__MHA_DECODE_PAR ((size_t)1 << 18)
 
-/* Scratch of the decode step at up to t_max positions: the scores of
-   every head. */
-LMU__PRIVATE size_t lmu__mha_decode_floats(size_t t_max, size_t NH)
+/* Scratch of the decode step at up to t_max positions with up to np
+   threads: every head's scores and 1 / sum, one partial output per chunk
+   of LMU__MHA_KCH keys, a block of 16 keys transposed per thread. */
+LMU__PRIVATE size_t lmu__mha_decode_floats(size_t t_max, size_t C, size_t NH, int np)
 {
-    return NH * lmu__kern_round16(t_max + 1);
+    return NH * lmu__kern_round16(t_max + 1) + NH + ((t_max + 1) / LMU__MHA_KCH + 1) * C +
+           (size_t)(np < 1 ? 1 : np) * 16 * C;
 }
 
 /* Generation: one new position t with qkv_t [3C]; appends its k and v to
-   kcache, vcache [t_max, C] (row t) and attends over rows 0..t.
-   out [C]; sc: lmu__mha_decode_floats(t + 1, NH) floats. The heads run in
-   parallel once the context is long (each its own arithmetic: the same
-   bits on any thread count). */
+   kcache, vcache [t_max, C] (row t) and attends over rows 0..t with
+   every head at once; out [C], sc: lmu__mha_decode_floats(t + 1, C, NH,
+   np) floats. The cache is read in two streams along its rows (each
+   block of 16 keys transposed so each head's chains run on unit-stride
+   vectors), not head by head across them: at long contexts reading the
+   cache is the cost. The arithmetic is lmu__mha_row's for every head (the
+   same chains, the same softmax, chunks of LMU__MHA_KCH keys added in
+   order), so generation still equals the parallel forward bit for bit,
+   and the blocks and chunks shared out over np threads change no bit. */
 LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, const float *qkv_t,
-                                  size_t t, size_t C, size_t NH, float *sc)
+                                  size_t t, size_t C, size_t NH, int np, float *sc)
 {
-    size_t hs = C / NH, ld = lmu__kern_round16(t + 1);
-    float scale = 1.0f / sqrtf((float)hs);
-    long h;
+    const size_t hs = C / NH, nk = t + 1, ld = lmu__kern_round16(nk), kcb = lmu__gemm_kc(hs);
+    const size_t nch = (nk + LMU__MHA_KCH - 1) / LMU__MHA_KCH, nblk = (nk + 15) / 16;
+    const float scale = 1.0f / sqrtf((float)hs), *q = qkv_t;
+    float *invp = sc + NH * ld, *part = invp + NH, *kt0 = part + (nk / LMU__MHA_KCH + 1) * C;
+    long i;
+    int par;
+    if (np > lmu__thread_count()) np = lmu__thread_count(); /* the caller's setting now */
+    par = nk * C >= LMU__MHA_DECODE_PAR && np > 1;
     memcpy(kcache + t * C, qkv_t + C, C * sizeof(float));
     memcpy(vcache + t * C, qkv_t + 2 * C, C * sizeof(float));
-    LMU__OMP(omp parallel for schedule(static, 1) if ((t + 1) * C >= LMU__MHA_DECODE_PAR && NH > 1))
-    for (h = 0; h < (long)NH; h++)
-        (void)lmu__mha_row(out + (size_t)h * hs, sc + (size_t)h * ld, qkv_t + (size_t)h * hs,
-                           kcache + (size_t)h * hs, C, vcache + (size_t)h * hs, C, t + 1, hs, scale);
+    /* scores: blocks of 16 keys */
+    LMU__OMP(omp parallel num_threads(np) if (par))
+    {
+        float *kt = kt0 + (size_t)lmu__thread_id() * 16 * C;
+        long bi;
+        LMU__OMP(omp for schedule(static))
+        for (bi = 0; bi < (long)nblk; bi++) {
+            size_t s = (size_t)bi * 16, ns = nk - s < 16 ? nk - s : 16, l, p, p0, p1, h;
+            for (l = 0; l < 16; l++) {
+                const float *kr = kcache + (s + (l < ns ? l : 0)) * C;
+                for (p = 0; p < C; p++) kt[p * 16 + l] = kr[p];
+            }
+            for (h = 0; h < NH; h++) {
+                float acc[16], x[16];
+                for (p0 = 0; p0 < hs; p0 = p1) {
+                    p1 = hs - p0 < kcb ? hs : p0 + kcb;
+                    for (l = 0; l < 16; l++) acc[l] = 0.0f;
+                    for (p = p0; p < p1; p++) {
+                        const float *kp = kt + (h * hs + p) * 16;
+                        float qp = q[h * hs + p];
+                        for (l = 0; l < 16; l++) acc[l] = LMU__MHA_FMA(qp, kp[l], acc[l]);
+                    }
+                    for (l = 0; l < 16; l++) x[l] = p0 == 0 ? scale * acc[l] : LMU__MHA_FMA(scale, acc[l], x[l]);
+                }
+                for (l = 0; l < ns; l++) sc[h * ld + s + l] = x[l];
+            }
+        }
+    }
+    for (i = 0; i < (long)NH; i++) (void)lmu__mha_softmax(sc + (size_t)i * ld, nk, nk, invp + i);
+    /* E V: each chunk of keys' sum for every channel, then the chunks in order */
+    LMU__OMP(omp parallel for schedule(static) num_threads(np) if (par))
+    for (i = 0; i < (long)nch; i++) {
+        size_t j0 = (size_t)i * LMU__MHA_KCH, j1 = nk - j0 < LMU__MHA_KCH ? nk : j0 + LMU__MHA_KCH, s, h, c;
+        float *acc = part + (size_t)i * C;
+        for (c = 0; c < C; c++) acc[c] = 0.0f;
+        for (s = j0; s < j1; s++) {
+            const float *vs = vcache + s * C;
+            for (h = 0; h < NH; h++) {
+                float w = sc[h * ld + s];
+                for (c = h * hs; c < (h + 1) * hs; c++) acc[c] = LMU__MHA_FMA(w, vs[c], acc[c]);
+            }
+        }
+    }
+    for (i = 0; i < (long)C; i++) {
+        size_t ch;
+        float o = part[i];
+        for (ch = 1; ch < nch; ch++) o += part[ch * C + (size_t)i];
+        out[i] = o * invp[(size_t)i / hs];
+    }
 }
 
 /* out (B, T, d) = causal multi-head attention of qkv (B, T, 3d) as a
@@ -9159,7 +9210,7 @@ LMU__PRIVATE size_t lmu__attn_gen_state(const lmu_config *c, size_t max_ctx)
 LMU__PRIVATE size_t lmu__attn_gen_work(const lmu_config *c, size_t max_ctx)
 {
     return ((3 * (size_t)c->d_model + 15) & ~(size_t)15) +
-           lmu__mha_decode_floats(max_ctx, (size_t)c->n_head);
+           lmu__mha_decode_floats(max_ctx, (size_t)c->d_model, (size_t)c->n_head, lmu__thread_count());
 }
 
 LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
@@ -9171,7 +9222,7 @@ LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
     float *sc = g->big + ((3 * d + 15) & ~(size_t)15);
     lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
     lmu__gemv(g->big, LMU__GP(L->qkv_w), g->h, LMU__GP(L->qkv_b), 3 * d, d);
-    lmu__mha_decode(g->y, kc, vc, g->big, (size_t)g->t, d, (size_t)m->cfg.n_head, sc);
+    lmu__mha_decode(g->y, kc, vc, g->big, (size_t)g->t, d, (size_t)m->cfg.n_head, g->nparts, sc);
     lmu__gemv(g->a, LMU__GP(L->attn_proj_w), g->y, LMU__GP(L->attn_proj_b), d, d);
     for (k = 0; k < d; k++) g->x[k] += g->a[k];
 }
@@ -10642,6 +10693,7 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
 #undef LMU__R
     g->m = m;
     g->max_ctx = max_ctx;
+    g->nparts = lmu__thread_count();
     lmu_gen_reset(g);
     return LMU_OK;
 }

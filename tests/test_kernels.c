@@ -435,7 +435,7 @@ static void test_mha_long(size_t T, size_t C, size_t NH)
     e = kt_relerr(out, 0.0f, od, no);
     LT_CHECK(e < 2e-6, "mha fwd T=%zu C=%zu NH=%zu: rel %.2e", T, C, NH, e);
     for (t = 0; t < T; t++) {
-        lmu__mha_decode(o1, kc, vc, qkv + t * 3 * C, t, C, NH, scr);
+        lmu__mha_decode(o1, kc, vc, qkv + t * 3 * C, t, C, NH, 2, scr);
         ok &= !memcmp(o1, out + t * C, C * 4);
     }
     LT_CHECK(ok, "mha decode == forward bitwise, T=%zu C=%zu NH=%zu", T, C, NH);
@@ -451,6 +451,28 @@ static void test_mha_long(size_t T, size_t C, size_t NH)
     lmu__free_aligned(dq1); lmu__free_aligned(dq2);
     free(qd); free(od); free(wd); free(gd);
     lmu_gemm_ws_destroy(&ws);
+}
+
+/* The decode step past LMU__MHA_DECODE_PAR keys x channels runs on the
+   thread team: the same bits as on one thread. */
+static void test_mha_decode_team(void)
+{
+    const size_t T = 4200, C = 66, NH = 2;
+    float *kc = kt_rand(T * C, 1.0), *vc = kt_rand(T * C, 1.0), *qkv = kt_rand(3 * C, 1.5);
+    float *scr = (float *)kt_alloc(lmu__mha_decode_floats(T, C, NH, 2));
+    float *o1 = (float *)kt_alloc(C), *o2 = (float *)kt_alloc(C);
+    size_t t;
+    int ok = 1;
+    LT_CHECK(T * C >= LMU__MHA_DECODE_PAR, "the case reaches the parallel path");
+    KT_THREADS(2);
+    for (t = 3999; t < T; t += 200) {
+        lmu__mha_decode(o1, kc, vc, qkv, t, C, NH, 1, scr);
+        lmu__mha_decode(o2, kc, vc, qkv, t, C, NH, 2, scr);
+        ok &= !memcmp(o1, o2, C * 4);
+    }
+    LT_CHECK(ok, "mha decode at %zu keys: 2 threads == 1 thread bitwise", T);
+    lmu__free_aligned(kc); lmu__free_aligned(vc); lmu__free_aligned(qkv);
+    lmu__free_aligned(scr); lmu__free_aligned(o1); lmu__free_aligned(o2);
 }
 
 static void test_mha(void)
@@ -471,6 +493,7 @@ static void test_mha(void)
     test_mha_case(3, 9, 10, 1, 1, 2);
     test_mha_long(900, 12, 3);
     test_mha_long(600, 66, 2); /* hs 33, as transformer-1m */
+    test_mha_decode_team();
 
     /* causality: change every input of position t0; rows before it keep their bits */
     qkv = kt_rand(n3, 1.0);
@@ -498,7 +521,7 @@ static void test_mha(void)
     kc = (float *)kt_alloc(T * C); vc = (float *)kt_alloc(T * C); o1 = (float *)kt_alloc(C);
     ok = 1;
     for (t = 0; t < T; t++) {
-        lmu__mha_decode(o1, kc, vc, qkv + (1 * T + t) * 3 * C, t, C, NH, scr);
+        lmu__mha_decode(o1, kc, vc, qkv + (1 * T + t) * 3 * C, t, C, NH, 2, scr);
         ok &= !memcmp(o1, out + (1 * T + t) * C, C * 4);
     }
     LT_CHECK(ok, "mha decode step == full forward, every row, bitwise");
