@@ -5590,64 +5590,59 @@ LMU__PRIVATE void lmu__mha_backward(float *dqkv, const float *dout, const float 
    of keys: below it a team costs more than it saves). */
 #define LMU__MHA_DECODE_PAR ((size_t)1 << 18)
 
-/* Scratch of the decode step at up to t_max positions with up to np
-   threads: every head's scores and 1 / sum, one partial output per chunk
-   of LMU__MHA_KCH keys, a block of 16 keys transposed per thread. */
-LMU__PRIVATE size_t lmu__mha_decode_floats(size_t t_max, size_t C, size_t NH, int np)
+/* Scratch of the decode step at up to t_max positions: every head's
+   scores and 1 / sum, one partial output per chunk of LMU__MHA_KCH keys. */
+LMU__PRIVATE size_t lmu__mha_decode_floats(size_t t_max, size_t C, size_t NH)
 {
-    return NH * lmu__kern_round16(t_max + 1) + NH + ((t_max + 1) / LMU__MHA_KCH + 1) * C +
-           (size_t)(np < 1 ? 1 : np) * 16 * C;
+    return NH * lmu__kern_round16(t_max + 1) + NH + ((t_max + 1) / LMU__MHA_KCH + 1) * C;
 }
 
-/* Generation: one new position t with qkv_t [3C]; appends its k and v to
-   kcache, vcache [t_max, C] (row t) and attends over rows 0..t with
-   every head at once; out [C], sc: lmu__mha_decode_floats(t + 1, C, NH,
-   np) floats. The cache is read in two streams along its rows (each
-   block of 16 keys transposed so each head's chains run on unit-stride
-   vectors), not head by head across them: at long contexts reading the
-   cache is the cost. The arithmetic is lmu__mha_row's for every head (the
-   same chains, the same softmax, chunks of LMU__MHA_KCH keys added in
-   order), so generation still equals the parallel forward bit for bit,
-   and the blocks and chunks shared out over np threads change no bit. */
+/* Generation: one new position t with qkv_t [3C]; appends its key to
+   kcache and its value to vcache, then attends over positions 0..t with
+   every head at once; out [C], sc: lmu__mha_decode_floats(t + 1, C, NH)
+   floats. The keys are kept in blocks of 16 positions, each block [C][16]
+   (channel-major: kcache holds round16(t_max) x C floats), so each head's
+   16 chains run on unit-stride vectors read straight from the cache; the
+   values are rows [t_max][C]. Both are read in one stream for all heads,
+   not head by head across them: at long contexts reading the cache is
+   the cost. The arithmetic is lmu__mha_row's for every head (the same
+   chains, the same softmax, chunks of LMU__MHA_KCH keys added in order),
+   so generation still equals the parallel forward bit for bit, and the
+   blocks and chunks shared out over np threads change no bit. */
 LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, const float *qkv_t,
                                   size_t t, size_t C, size_t NH, int np, float *sc)
 {
     const size_t hs = C / NH, nk = t + 1, ld = lmu__kern_round16(nk), kcb = lmu__gemm_kc(hs);
     const size_t nch = (nk + LMU__MHA_KCH - 1) / LMU__MHA_KCH, nblk = (nk + 15) / 16;
     const float scale = 1.0f / sqrtf((float)hs), *q = qkv_t;
-    float *invp = sc + NH * ld, *part = invp + NH, *kt0 = part + (nk / LMU__MHA_KCH + 1) * C;
+    float *invp = sc + NH * ld, *part = invp + NH, *kb = kcache + t / 16 * 16 * C;
     long i;
     int par;
+    size_t p;
     if (np > lmu__thread_count()) np = lmu__thread_count(); /* the caller's setting now */
     par = nk * C >= LMU__MHA_DECODE_PAR && np > 1;
-    memcpy(kcache + t * C, qkv_t + C, C * sizeof(float));
+    if (t % 16 == 0) memset(kb, 0, 16 * C * sizeof(float)); /* a new block: no stale lanes */
+    for (p = 0; p < C; p++) kb[p * 16 + t % 16] = qkv_t[C + p];
     memcpy(vcache + t * C, qkv_t + 2 * C, C * sizeof(float));
-    /* scores: blocks of 16 keys */
-    LMU__OMP(omp parallel num_threads(np) if (par))
-    {
-        float *kt = kt0 + (size_t)lmu__thread_id() * 16 * C;
-        long bi;
-        LMU__OMP(omp for schedule(static))
-        for (bi = 0; bi < (long)nblk; bi++) {
-            size_t s = (size_t)bi * 16, ns = nk - s < 16 ? nk - s : 16, l, p, p0, p1, h;
-            for (l = 0; l < 16; l++) {
-                const float *kr = kcache + (s + (l < ns ? l : 0)) * C;
-                for (p = 0; p < C; p++) kt[p * 16 + l] = kr[p];
-            }
-            for (h = 0; h < NH; h++) {
-                float acc[16], x[16];
-                for (p0 = 0; p0 < hs; p0 = p1) {
-                    p1 = hs - p0 < kcb ? hs : p0 + kcb;
-                    for (l = 0; l < 16; l++) acc[l] = 0.0f;
-                    for (p = p0; p < p1; p++) {
-                        const float *kp = kt + (h * hs + p) * 16;
-                        float qp = q[h * hs + p];
-                        for (l = 0; l < 16; l++) acc[l] = LMU__MHA_FMA(qp, kp[l], acc[l]);
-                    }
-                    for (l = 0; l < 16; l++) x[l] = p0 == 0 ? scale * acc[l] : LMU__MHA_FMA(scale, acc[l], x[l]);
+    /* scores: blocks of 16 keys (the last block's lanes past t are zeros:
+       computed, never kept) */
+    LMU__OMP(omp parallel for schedule(static) num_threads(np) if (par))
+    for (i = 0; i < (long)nblk; i++) {
+        size_t s = (size_t)i * 16, ns = nk - s < 16 ? nk - s : 16, l, p0, p1, h, pp;
+        const float *kt = kcache + s * C;
+        for (h = 0; h < NH; h++) {
+            float acc[16], x[16];
+            for (p0 = 0; p0 < hs; p0 = p1) {
+                p1 = hs - p0 < kcb ? hs : p0 + kcb;
+                for (l = 0; l < 16; l++) acc[l] = 0.0f;
+                for (pp = p0; pp < p1; pp++) {
+                    const float *kp = kt + (h * hs + pp) * 16;
+                    float qp = q[h * hs + pp];
+                    for (l = 0; l < 16; l++) acc[l] = LMU__MHA_FMA(qp, kp[l], acc[l]);
                 }
-                for (l = 0; l < ns; l++) sc[h * ld + s + l] = x[l];
+                for (l = 0; l < 16; l++) x[l] = p0 == 0 ? scale * acc[l] : LMU__MHA_FMA(scale, acc[l], x[l]);
             }
+            for (l = 0; l < ns; l++) sc[h * ld + s + l] = x[l];
         }
     }
     for (i = 0; i < (long)NH; i++) (void)lmu__mha_softmax(sc + (size_t)i * ld, nk, nk, invp + i);
@@ -9200,17 +9195,18 @@ LMU__PRIVATE lmu_result lmu__attn_forward(lmu_model *m, int l, int x, int B, int
     return lmu_tape_add(t, x, a, out);
 }
 
-/* keys and values of every position so far: (2, max_ctx, d) */
+/* keys of every position so far in blocks of 16 (round16(max_ctx) x d,
+   lmu__mha_decode's layout), then the values (max_ctx, d) */
 LMU__PRIVATE size_t lmu__attn_gen_state(const lmu_config *c, size_t max_ctx)
 {
-    return 2 * max_ctx * (size_t)c->d_model;
+    return (lmu__kern_round16(max_ctx) + max_ctx) * (size_t)c->d_model;
 }
 
 /* q, k, v of this position (3 d, rounded to 16) and every head's scores */
 LMU__PRIVATE size_t lmu__attn_gen_work(const lmu_config *c, size_t max_ctx)
 {
     return ((3 * (size_t)c->d_model + 15) & ~(size_t)15) +
-           lmu__mha_decode_floats(max_ctx, (size_t)c->d_model, (size_t)c->n_head, lmu__thread_count());
+           lmu__mha_decode_floats(max_ctx, (size_t)c->d_model, (size_t)c->n_head);
 }
 
 LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
@@ -9218,7 +9214,7 @@ LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
     const lmu_model *m = g->m;
     const lmu_layer_ids *L = &m->layer[l];
     size_t d = (size_t)m->cfg.d_model, k;
-    float *kc = state, *vc = state + (size_t)g->max_ctx * d;
+    float *kc = state, *vc = state + lmu__kern_round16((size_t)g->max_ctx) * d;
     float *sc = g->big + ((3 * d + 15) & ~(size_t)15);
     lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
     lmu__gemv(g->big, LMU__GP(L->qkv_w), g->h, LMU__GP(L->qkv_b), 3 * d, d);

@@ -423,7 +423,7 @@ static void test_mha_long(size_t T, size_t C, size_t NH)
     size_t B = 1, n3 = B * T * 3 * C, no = B * T * C, t;
     float *qkv = kt_rand(n3, 1.5), *out = (float *)kt_alloc(no), *lse = (float *)kt_alloc(NH * T);
     float *scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, 2)), *w = kt_rand(no, 1.0);
-    float *kc = (float *)kt_alloc(T * C), *vc = (float *)kt_alloc(T * C), *o1 = (float *)kt_alloc(C);
+    float *kc = (float *)kt_alloc(lmu__kern_round16(T) * C), *vc = (float *)kt_alloc(T * C), *o1 = (float *)kt_alloc(C);
     float *dq1 = kt_fill(n3, KT_PREFILL), *dq2 = kt_fill(n3, KT_PREFILL);
     double *qd = kt_dcopy(qkv, n3), *od = (double *)malloc(no * sizeof(double)), e;
     double *wd = kt_dcopy(w, no), *gd = (double *)malloc(n3 * sizeof(double));
@@ -458,8 +458,8 @@ static void test_mha_long(size_t T, size_t C, size_t NH)
 static void test_mha_decode_team(void)
 {
     const size_t T = 4200, C = 66, NH = 2;
-    float *kc = kt_rand(T * C, 1.0), *vc = kt_rand(T * C, 1.0), *qkv = kt_rand(3 * C, 1.5);
-    float *scr = (float *)kt_alloc(lmu__mha_decode_floats(T, C, NH, 2));
+    float *kc = kt_rand(lmu__kern_round16(T) * C, 1.0), *vc = kt_rand(T * C, 1.0), *qkv = kt_rand(3 * C, 1.5);
+    float *scr = (float *)kt_alloc(lmu__mha_decode_floats(T, C, NH));
     float *o1 = (float *)kt_alloc(C), *o2 = (float *)kt_alloc(C);
     size_t t;
     int ok = 1;
@@ -518,7 +518,7 @@ static void test_mha(void)
         lmu__free_aligned(q2);
     }
     /* decode with a KV cache == the full forward row by row, bit for bit */
-    kc = (float *)kt_alloc(T * C); vc = (float *)kt_alloc(T * C); o1 = (float *)kt_alloc(C);
+    kc = (float *)kt_alloc(lmu__kern_round16(T) * C); vc = (float *)kt_alloc(T * C); o1 = (float *)kt_alloc(C);
     ok = 1;
     for (t = 0; t < T; t++) {
         lmu__mha_decode(o1, kc, vc, qkv + (1 * T + t) * 3 * C, t, C, NH, 2, scr);

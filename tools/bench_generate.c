@@ -172,7 +172,9 @@ static void jump_to(lmu_gen *g, const lmu_config *cfg, int c)
     if (attn_layers(cfg) && c > g->t) {
         size_t d = (size_t)cfg->d_model, l, i;
         for (l = 0; l < (size_t)cfg->n_layer; l++) {
-            float *kc = g->kv + l * 2 * (size_t)g->max_ctx * d, *vc = kc + (size_t)g->max_ctx * d;
+            /* lmu__attn_gen_state's layout: keys in blocks of 16 positions, then values */
+            size_t kn = ((size_t)g->max_ctx + 15) / 16 * 16;
+            float *kc = g->kv + l * (kn + (size_t)g->max_ctx) * d, *vc = kc + kn * d;
             for (i = (size_t)g->t * d; i < (size_t)c * d; i++) kc[i] = rand_normal(), vc[i] = rand_normal();
         }
     }
