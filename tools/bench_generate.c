@@ -41,7 +41,10 @@
    attention, the KV cache up to the context. Each row gives those bytes,
    the bandwidth they took, and its share of the read bandwidth measured in
    the same run with the same threads (bench_read_gbps): 100% would be
-   generation at the speed of memory. Not a test: exits 0 unless the model
+   generation at the speed of memory. An LMU also multiplies its q x d
+   memory by the q x q Abar at every token (2 q^2 d flops a layer, on
+   data in cache: arithmetic, not reading); the second share is of the
+   floor with that added at the FMA peak measured in the run. Not a test: exits 0 unless the model
    fails. */
 #define _POSIX_C_SOURCE 200809L
 #define LMU_IMPLEMENTATION
@@ -140,6 +143,17 @@ static int agree(const char *ckpt, const char *tokfile, long n)
     return 0;
 }
 
+/* The LMU memory's flops per token: Abar (q x q) times m (q x d) per layer. */
+static double memory_flops(lmu_model *m)
+{
+    const lmu_config *c = lmu_model_config(m);
+    double f = 0;
+    int l;
+    for (l = 0; l < c->n_layer && c->arch == LMU_ARCH_LMU; l++)
+        f += 2.0 * lmu_config_layer_q(c, l) * lmu_config_layer_q(c, l) * c->d_model;
+    return f;
+}
+
 /* Generates `n` tokens greedily from *tok; returns the wall seconds. */
 static double gen_run(lmu_gen *g, int n, int *tok, int *fail)
 {
@@ -188,7 +202,7 @@ int main(int argc, char **argv)
     int bf16 = 0;
     int threads = 1, tokens = 256, json = 0, ctx[MAX_CTX_ROWS], nctx, i, k, tok = 0, fail = 0, attn;
     int maxc = 0, fed[MAX_CTX_ROWS];
-    double budget = 90, ms[MAX_CTX_ROWS], est_ms, rss0, bw;
+    double budget = 90, ms[MAX_CTX_ROWS], est_ms, rss0, bw, peak;
     lmu_config c;
     lmu_model *m = NULL;
     lmu_gen g;
@@ -280,17 +294,22 @@ int main(int argc, char **argv)
         if (fail) return 1;
     }
     bw = bench_read_gbps(bench_threads(), 512, 5);
+    peak = bench_fma_gflops(bench_threads(), 0.2, 3).wall_gflops;
     printf("preset: %s%s\nthreads: %d\nbatch: 1\ntokens_per_context: %d\n", preset,
            bf16 ? " (output layer in bf16)" : "", bench_threads(), tokens);
     printf("read_bandwidth_gbps: %.2f (512 MiB summed by %d thread%s, best of 5, this run)\n", bw,
            bench_threads(), bench_threads() == 1 ? "" : "s");
+    printf("fma_peak_gflops: %.1f (%d thread%s, this run); LMU memory %.1f MFLOP/token = %.3f ms at it\n",
+           peak, bench_threads(), bench_threads() == 1 ? "" : "s", 1e-6 * memory_flops(m),
+           1e-6 * memory_flops(m) / peak);
     printf("state: %s\n", attn ? "KV cache (grows with the context)"
                                : "recurrent (LMU memory, linear-attention state: constant)");
     for (k = 0; k < nctx; k++) {
         double mb = 1e-6 * bytes_per_token(m, ctx[k] + tokens / 2, bf16), gbps = mb / ms[k];
+        double floor_ms = (bw > 0 ? mb / bw : 0) + (peak > 0 ? 1e-6 * memory_flops(m) / peak : 0);
         printf("context %6d: %8.3f ms/token  %8.1f tokens/s  (%s)  %.2f MB/token, %.2f GB/s = %.0f%% of "
-               "the floor\n", ctx[k], ms[k], 1e3 / ms[k], fed[k] ? "fed" : "jumped", mb, gbps,
-               bw > 0 ? 100 * gbps / bw : 0.0);
+               "the memory floor, %.0f%% with the arithmetic\n", ctx[k], ms[k], 1e3 / ms[k],
+               fed[k] ? "fed" : "jumped", mb, gbps, bw > 0 ? 100 * gbps / bw : 0.0, 100 * floor_ms / ms[k]);
     }
     printf("ratio_last_to_first: %.3f\n", ms[nctx - 1] / ms[0]);
     printf("peak_rss_mb: %.1f\nrss_after_create_mb: %.1f\nloadavg_1min: %.2f\n", bench_peak_rss_mb(), rss0,
