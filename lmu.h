@@ -5622,6 +5622,7 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
     if (np > lmu__thread_count()) np = lmu__thread_count(); /* the caller's setting now */
     par = nk * C >= LMU__MHA_DECODE_PAR && np > 1;
     if (t % 16 == 0) memset(kb, 0, 16 * C * sizeof(float)); /* a new block: no stale lanes */
+    (void)par; /* read only by the OpenMP pragma */
     for (p = 0; p < C; p++) kb[p * 16 + t % 16] = qkv_t[C + p];
     memcpy(vcache + t * C, qkv_t + 2 * C, C * sizeof(float));
     /* scores: blocks of 16 keys (the last block's lanes past t are zeros:
