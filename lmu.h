@@ -496,7 +496,17 @@ LMUDEF float lmu_rng_normal(lmu_rng *rng);
 
    Micro-kernels: AVX-512F (14x32) when the compiler targets it, else
    AVX2+FMA (6x16), else portable C written for auto-vectorisation. Define
-   LMU_NO_SIMD (globally) to force the portable C kernel. */
+   LMU_NO_SIMD (globally) to force the portable C kernel.
+
+   bf16 products (ws->bf16): both operands are rounded to bf16 (to nearest
+   even) as they are packed, then multiplied and summed in fp32 by the
+   same kernels. A bf16 x bf16 product has at most 16 significant bits, so
+   fp32 holds it exactly: the result is what a bf16 matrix unit with fp32
+   accumulation computes, up to the order of the sums, on any CPU. Bit for
+   bit it equals the fp32 product of the rounded operands. This build has
+   no bf16 matrix-unit kernel (AMX, AVX512-BF16): the rounding costs a
+   pass over the packed panels and saves nothing; it is the portable path
+   that mixed-precision training (lmu_model_set_precision) runs on. */
 
 /* Packing buffers for lmu_sgemm: one 64-byte aligned slice per thread.
    Make it once (lmu_gemm_ws_create, or lmu_gemm_ws_init on memory you
@@ -507,6 +517,8 @@ typedef struct lmu_gemm_ws {
     size_t slice_floats; /* per-thread slice, a multiple of 16 floats */
     int nthreads;        /* most threads a call with this workspace uses */
     int owned;           /* buf came from lmu_gemm_ws_create */
+    int bf16;            /* products with bf16-rounded operands (above);
+                            0 after create and init */
 } lmu_gemm_ws;
 
 /* Bytes a workspace for nthreads threads needs (nthreads <= 0: the
@@ -721,6 +733,10 @@ typedef struct lmu_tape {
     float *scratch;
     size_t scratch_floats;
     int nparts;           /* parallel parts of the fused kernels (>= 1) */
+    /* linear layers and the tied output layer multiply bf16-rounded
+       operands (lmu_gemm_ws.bf16), fp32 everywhere else; each op keeps the
+       setting it was recorded with, so its backward matches its forward */
+    int bf16;
     int locked;           /* capacity fixed: growing is LMU_ERR_CAPACITY */
     int allow_growth;     /* never lock */
     char err[256];        /* detail of the last error */
@@ -1404,6 +1420,40 @@ LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *gra
 /* The model's optimizer: its hyper-parameters (beta1, beta2, eps,
    weight_decay) may be changed between steps (AdamW: weight_decay > 0). */
 LMUDEF lmu_adam *lmu_model_optimizer(lmu_model *m);
+
+/* MIXED PRECISION. X(enum tail, name) of the arithmetic the training
+   step's large products use:
+     fp32  every product in fp32 (the default)
+     bf16  the linear layers (FFNs, projections, q k v) and the tied output
+           layer, forward and backward, multiply operands rounded to bf16
+           and sum in fp32 (lmu_gemm_ws.bf16); softmax, cross-entropy,
+           LayerNorm, the LMU memory (its convolution and implicit
+           attention), the attention mixers' scores, Adam and the weights
+           themselves stay fp32. The bf16 weights are the fp32 master
+           weights rounded as each product packs them, so they follow every
+           optimizer step; checkpoints stay fp32 and carry no trace of it.
+   This build multiplies the rounded operands with its fp32 kernels (the
+   same numbers a bf16 matrix unit gives, no speed-up): see >>gemm. */
+#define LMU__PRECISIONS(X)                                                     \
+    X(FP32, fp32)                                                              \
+    X(BF16, bf16)
+
+typedef enum lmu_precision {
+#define LMU__PRECISION_ENUM(tail, name) LMU_PRECISION_##tail,
+    LMU__PRECISIONS(LMU__PRECISION_ENUM)
+#undef LMU__PRECISION_ENUM
+    LMU_PRECISION_COUNT
+} lmu_precision;
+
+/* "fp32", "bf16"; "?" out of range. */
+LMUDEF const char *lmu_precision_name(lmu_precision p);
+/* The precision named `name`. Returns LMU_OK or LMU_ERR_ARG (unknown name,
+   NULL; *out is then unchanged). */
+LMUDEF lmu_result lmu_precision_parse(const char *name, lmu_precision *out);
+/* Sets the precision of the steps that follow (between steps: a forward
+   already recorded keeps its own). Returns LMU_OK or LMU_ERR_ARG. */
+LMUDEF lmu_result lmu_model_set_precision(lmu_model *m, lmu_precision p);
+LMUDEF lmu_precision lmu_model_precision(const lmu_model *m);
 
 /* Number of parameters as the paper counts them (see lmu_config_param_count). */
 LMUDEF size_t lmu_model_param_count(const lmu_model *m);
@@ -3084,6 +3134,7 @@ LMUDEF lmu_result lmu_gemm_ws_init(lmu_gemm_ws *ws, int nthreads, void *mem, siz
     ws->slice_floats = lmu__gemm_slice_floats(LMU__GEMM_MC, LMU__GEMM_KC, LMU__GEMM_NC);
     ws->nthreads = nthreads;
     ws->owned = 0;
+    ws->bf16 = 0;
     return LMU_OK;
 }
 
@@ -3097,6 +3148,7 @@ LMUDEF lmu_result lmu_gemm_ws_create(lmu_gemm_ws *ws, int nthreads)
     ws->slice_floats = 0;
     ws->nthreads = 0;
     ws->owned = 0;
+    ws->bf16 = 0;
     nthreads = lmu__gemm_threads(nthreads);
     bytes = lmu_gemm_ws_bytes(nthreads);
     mem = lmu__alloc_aligned(bytes);
@@ -3114,6 +3166,7 @@ LMUDEF void lmu_gemm_ws_destroy(lmu_gemm_ws *ws)
     ws->slice_floats = 0;
     ws->nthreads = 0;
     ws->owned = 0;
+    ws->bf16 = 0;
 }
 
 /* Packs rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into MR-row
@@ -3326,7 +3379,7 @@ LMU__PRIVATE size_t lmu__gemm_need(size_t K, size_t N)
 
 typedef struct lmu__gemm_args {
     const lmu__gemm_kernels *kern;
-    int trans_a, trans_b;
+    int trans_a, trans_b, bf16;
     size_t M, N, K;
     float alpha, beta;
     const float *A;
@@ -3336,6 +3389,30 @@ typedef struct lmu__gemm_args {
     float *C;
     size_t ldc;
 } lmu__gemm_args;
+
+/* Rounds n packed floats to bf16 in place (nearest even; a NaN stays a
+   NaN, the packing's zeros stay zeros). Written on the bits so the
+   compiler vectorises it; the packed panels are in cache, so this pass
+   costs O(MK + KN) against the product's O(MNK). */
+LMU__PRIVATE void lmu__gemm_round_bf16(float *x, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u, r;
+        memcpy(&u, x + i, 4);
+        r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        if ((u & 0x7fffffffu) > 0x7f800000u) r = (u | 0x00400000u) & 0xffff0000u;
+        memcpy(x + i, &r, 4);
+    }
+}
+
+/* Floats a packed B block of nc columns and kc rows occupies: full NR
+   panels and a last one NR or NR/2 wide (lmu__gemm_pack_b_c). */
+LMU__PRIVATE size_t lmu__gemm_packed_b(size_t kc, size_t nc)
+{
+    size_t full = nc / LMU__GEMM_NR * LMU__GEMM_NR, rest = nc - full;
+    return kc * (full + (rest == 0 ? 0 : rest <= LMU__GEMM_NRH ? LMU__GEMM_NRH : LMU__GEMM_NR));
+}
 
 /* One thread's share: C rows [m0, m1) x columns [n0, n1), the whole K,
    with the thread's own packing slice. */
@@ -3359,9 +3436,11 @@ LMU__PRIVATE void lmu__gemm_block(const lmu__gemm_args *g, size_t m0, size_t m1,
             /* Later k blocks add onto what the first one wrote. */
             float beta = pc == 0 ? g->beta : 1.0f;
             g->kern->pack_b(g->trans_b, g->B, g->ldb, pc, kc, jc, nc, bp);
+            if (g->bf16) lmu__gemm_round_bf16(bp, lmu__gemm_packed_b(kc, nc));
             for (ic = m0; ic < m1; ic += LMU__GEMM_MC) {
                 size_t mc = m1 - ic < LMU__GEMM_MC ? m1 - ic : LMU__GEMM_MC;
                 g->kern->pack_a(g->trans_a, g->A, g->lda, ic, mc, pc, kc, ap);
+                if (g->bf16) lmu__gemm_round_bf16(ap, (mc + MR - 1) / MR * MR * kc);
                 for (jr = 0; jr < nc; jr += NR) {
                     size_t n = nc - jr < NR ? nc - jr : NR;
                     size_t w = n <= LMU__GEMM_NRH ? LMU__GEMM_NRH : NR;
@@ -3436,10 +3515,12 @@ LMU__PRIVATE void lmu__gemm_scale(size_t M, size_t N, float beta, float *C, size
     }
 }
 
-/* lmu_sgemm with a chosen micro-kernel; tests call it to check the
+/* lmu_sgemm with a chosen micro-kernel and precision (bf16: operands
+   rounded as packed, whatever ws->bf16 says); tests call it to check the
    portable kernel in a SIMD build. */
-LMU__PRIVATE lmu_result lmu__sgemm_with(const lmu__gemm_kernels *kern, lmu_gemm_ws *ws, int trans_a,
-                                        int trans_b, size_t M, size_t N, size_t K, float alpha,
+LMU__PRIVATE lmu_result lmu__sgemm_with(const lmu__gemm_kernels *kern, lmu_gemm_ws *ws, int bf16,
+                                        int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                                        float alpha,
                                         const float *A, size_t lda, const float *B, size_t ldb,
                                         float beta, float *C, size_t ldc)
 {
@@ -3481,12 +3562,14 @@ LMU__PRIVATE lmu_result lmu__sgemm_with(const lmu__gemm_kernels *kern, lmu_gemm_
         tmp.slice_floats = need;
         tmp.nthreads = nt;
         tmp.owned = 1;
+        tmp.bf16 = bf16;
         ws = &tmp;
     } else if (ws->slice_floats < need) {
         return LMU_ERR_ARG;
     }
 
     g.kern = kern;
+    g.bf16 = bf16 != 0;
     g.trans_a = trans_a;
     g.trans_b = trans_b;
     g.M = M;
@@ -3523,8 +3606,8 @@ LMUDEF lmu_result lmu_sgemm(lmu_gemm_ws *ws, int trans_a, int trans_b, size_t M,
                             size_t K, float alpha, const float *A, size_t lda, const float *B,
                             size_t ldb, float beta, float *C, size_t ldc)
 {
-    return lmu__sgemm_with(&lmu__gemm_best_kernels, ws, trans_a, trans_b, M, N, K, alpha, A, lda, B,
-                           ldb, beta, C, ldc);
+    return lmu__sgemm_with(&lmu__gemm_best_kernels, ws, ws ? ws->bf16 : 0, trans_a, trans_b, M, N, K,
+                           alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* The portable path in any build: test oracle for the SIMD kernels. */
@@ -3533,8 +3616,8 @@ LMU__PRIVATE lmu_result lmu__sgemm_generic(lmu_gemm_ws *ws, int trans_a, int tra
                                            size_t lda, const float *B, size_t ldb, float beta,
                                            float *C, size_t ldc)
 {
-    return lmu__sgemm_with(&lmu__gemm_generic_kernels, ws, trans_a, trans_b, M, N, K, alpha, A, lda,
-                           B, ldb, beta, C, ldc);
+    return lmu__sgemm_with(&lmu__gemm_generic_kernels, ws, ws ? ws->bf16 : 0, trans_a, trans_b, M, N,
+                           K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* Naive triple loop: the readable definition and a fallback. Sums in
@@ -4063,13 +4146,16 @@ LMUDEF const char *lmu_op_name(lmu_op op)
 /* ---------------------------------------------------------------------- */
 
 /* Every matmul of the tape goes through here, with tape->gemm_ws: one
-   place to route products (a BLAS, a counter) for experiments. */
-LMU__PRIVATE lmu_result lmu__tape_sgemm(struct lmu_gemm_ws *ws, int trans_a, int trans_b,
+   place to route products (a BLAS, a counter) for experiments. bf16: the
+   operands rounded to bf16 (lmu_gemm_ws.bf16), for the linear layers of a
+   model trained in mixed precision. */
+LMU__PRIVATE lmu_result lmu__tape_sgemm(struct lmu_gemm_ws *ws, int bf16, int trans_a, int trans_b,
                                         size_t M, size_t N, size_t K, float alpha,
                                         const float *A, size_t lda, const float *B, size_t ldb,
                                         float beta, float *C, size_t ldc)
 {
-    return lmu_sgemm(ws, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return lmu__sgemm_with(&lmu__gemm_best_kernels, ws, bf16, trans_a, trans_b, M, N, K, alpha, A,
+                           lda, B, ldb, beta, C, ldc);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -4126,9 +4212,9 @@ LMU__PRIVATE void lmu__embedding_backward(float *dwte, const float *dout, const 
 }
 
 /* out (N, M) = inp (N, K) W^T + b, W (M, K); or W (K, M) if w_in_out. */
-LMU__PRIVATE lmu_result lmu__linear_forward(struct lmu_gemm_ws *ws, float *out, const float *inp,
-                                            const float *w, const float *b, size_t N, size_t K,
-                                            size_t M, int w_in_out)
+LMU__PRIVATE lmu_result lmu__linear_forward(struct lmu_gemm_ws *ws, int bf16, float *out,
+                                            const float *inp, const float *w, const float *b,
+                                            size_t N, size_t K, size_t M, int w_in_out)
 {
     float beta = 0.0f;
     if (b) {
@@ -4137,24 +4223,24 @@ LMU__PRIVATE lmu_result lmu__linear_forward(struct lmu_gemm_ws *ws, float *out, 
         for (n = 0; n < (long)N; n++) memcpy(out + (size_t)n * M, b, M * sizeof(float));
         beta = 1.0f;
     }
-    return lmu__tape_sgemm(ws, 0, !w_in_out, N, M, K, 1.0f, inp, K, w, w_in_out ? M : K, beta,
+    return lmu__tape_sgemm(ws, bf16, 0, !w_in_out, N, M, K, 1.0f, inp, K, w, w_in_out ? M : K, beta,
                            out, M);
 }
 
-LMU__PRIVATE lmu_result lmu__linear_backward(struct lmu_gemm_ws *ws, float *dinp, float *dw,
+LMU__PRIVATE lmu_result lmu__linear_backward(struct lmu_gemm_ws *ws, int bf16, float *dinp, float *dw,
                                              float *db, const float *dout, const float *inp,
                                              const float *w, size_t N, size_t K, size_t M,
                                              int w_in_out)
 {
     lmu_result r = LMU_OK;
     if (dinp) /* dinp (N, K) += dout (N, M) W (M, K), or dout W^T for (K, M) */
-        r = lmu__tape_sgemm(ws, 0, w_in_out, N, K, M, 1.0f, dout, M, w, w_in_out ? M : K, 1.0f,
+        r = lmu__tape_sgemm(ws, bf16, 0, w_in_out, N, K, M, 1.0f, dout, M, w, w_in_out ? M : K, 1.0f,
                             dinp, K);
     if (dw && r == LMU_OK) {
         if (!w_in_out) /* dW (M, K) += dout^T inp: threads own output rows */
-            r = lmu__tape_sgemm(ws, 1, 0, M, K, N, 1.0f, dout, M, inp, K, 1.0f, dw, K);
+            r = lmu__tape_sgemm(ws, bf16, 1, 0, M, K, N, 1.0f, dout, M, inp, K, 1.0f, dw, K);
         else /* dW (K, M) += inp^T dout */
-            r = lmu__tape_sgemm(ws, 1, 0, K, M, N, 1.0f, inp, K, dout, M, 1.0f, dw, M);
+            r = lmu__tape_sgemm(ws, bf16, 1, 0, K, M, N, 1.0f, inp, K, dout, M, 1.0f, dw, M);
     }
     if (db) lmu__colsum_acc(db, dout, N, M);
     return r;
@@ -4169,7 +4255,7 @@ LMU__PRIVATE lmu_result lmu__matmul_forward(struct lmu_gemm_ws *ws, float *out, 
     size_t p, lda = ta ? M : K, ldb = tb ? K : N;
     lmu_result r = LMU_OK;
     for (p = 0; p < P && r == LMU_OK; p++)
-        r = lmu__tape_sgemm(ws, ta, tb, M, N, K, alpha, a + p * M * K, lda, b + p * K * N, ldb,
+        r = lmu__tape_sgemm(ws, 0, ta, tb, M, N, K, alpha, a + p * M * K, lda, b + p * K * N, ldb,
                             0.0f, out + p * M * N, N);
     return r;
 }
@@ -4185,18 +4271,18 @@ LMU__PRIVATE lmu_result lmu__matmul_backward(struct lmu_gemm_ws *ws, float *da, 
         const float *a_p = a + p * M * K, *b_p = b + p * K * N, *dout_p = dout + p * M * N;
         if (da) {
             if (!ta) /* dA (M, K) += alpha dout op(b)^T */
-                r = lmu__tape_sgemm(ws, 0, !tb, M, K, N, alpha, dout_p, N, b_p, ldb, 1.0f,
+                r = lmu__tape_sgemm(ws, 0, 0, !tb, M, K, N, alpha, dout_p, N, b_p, ldb, 1.0f,
                                 da + p * M * K, K);
             else /* dA (K, M) += alpha op(b) dout^T */
-                r = lmu__tape_sgemm(ws, tb, 1, K, M, N, alpha, b_p, ldb, dout_p, N, 1.0f,
+                r = lmu__tape_sgemm(ws, 0, tb, 1, K, M, N, alpha, b_p, ldb, dout_p, N, 1.0f,
                                 da + p * M * K, M);
         }
         if (db && r == LMU_OK) {
             if (!tb) /* dB (K, N) += alpha op(a)^T dout */
-                r = lmu__tape_sgemm(ws, !ta, 0, K, N, M, alpha, a_p, lda, dout_p, N, 1.0f,
+                r = lmu__tape_sgemm(ws, 0, !ta, 0, K, N, M, alpha, a_p, lda, dout_p, N, 1.0f,
                                 db + p * K * N, N);
             else /* dB (N, K) += alpha dout^T op(a) */
-                r = lmu__tape_sgemm(ws, 1, ta, N, K, M, alpha, dout_p, N, a_p, lda, 1.0f,
+                r = lmu__tape_sgemm(ws, 0, 1, ta, N, K, M, alpha, dout_p, N, a_p, lda, 1.0f,
                                 db + p * K * N, K);
         }
     }
@@ -4628,7 +4714,8 @@ LMUDEF lmu_result lmu_tape_linear(lmu_tape *tape, int x, int w, int b, int w_in_
     rec->in[2] = b;
     rec->ip[0] = w_in_out ? 1 : 0;
     rec->ip[1] = (int)K;
-    r = lmu__linear_forward(tape->gemm_ws, lmu__tape_f32(tape, y), lmu__tape_f32(tape, x),
+    rec->ip[2] = tape->bf16 != 0;
+    r = lmu__linear_forward(tape->gemm_ws, rec->ip[2], lmu__tape_f32(tape, y), lmu__tape_f32(tape, x),
                             lmu__tape_f32(tape, w), b >= 0 ? lmu__tape_f32(tape, b) : NULL,
                             tx.size / K, K, M, rec->ip[0]);
     if (r != LMU_OK) return lmu__tape_fail(tape, r, "linear: matmul failed");
@@ -4914,7 +5001,7 @@ LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *
     case LMU_OP_LINEAR: {
         size_t K = (size_t)rec->ip[1], M = lmu__tape_last(o), N = o->size / M;
         lmu_result r = lmu__linear_backward(
-            t->gemm_ws, lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
+            t->gemm_ws, rec->ip[2], lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
             lmu__tape_g32(t, rec->in[2]), dout, lmu__tape_f32(t, rec->in[0]),
             lmu__tape_f32(t, rec->in[1]), N, K, M, rec->ip[0]);
         if (r != LMU_OK) return lmu__tape_fail(t, r, "linear backward: matmul failed");
@@ -5201,6 +5288,7 @@ LMU__PRIVATE lmu_result lmu__tape_ce_tied(lmu_tape *t, int x, int E, int targets
     size_t N, d, V;
     int in[3], lse, dx1 = -1, dE1 = -1;
     lmu_tape_rec *rec;
+    lmu_gemm_ws ws;
     lmu_result r;
     if (!lmu__tape_valid(t, x) || !lmu__tape_valid(t, E) || !lmu__tape_valid(t, targets))
         return lmu__tape_fail(t, LMU_ERR_ARG, "cross_entropy_tied: bad id");
@@ -5216,12 +5304,13 @@ LMU__PRIVATE lmu_result lmu__tape_ce_tied(lmu_tape *t, int x, int E, int targets
         (eager && ((r = lmu__tape_cache(t, N * d, &dx1)) != LMU_OK ||
                    (r = lmu__tape_cache(t, V * d, &dE1)) != LMU_OK)))
         return r;
-    rec->ip[0] = (int)N, rec->ip[1] = (int)d, rec->ip[2] = (int)V;
+    rec->ip[0] = (int)N, rec->ip[1] = (int)d, rec->ip[2] = (int)V, rec->ip[3] = t->bf16 != 0;
     rec->cache[0] = lse, rec->cache[1] = *losses, rec->cache[2] = dx1, rec->cache[3] = dE1;
+    ws = *t->gemm_ws, ws.bf16 = rec->ip[3]; /* the same buffers, this op's precision */
     lmu__ce_forward(lmu__tape_f32(t, *loss), lmu__tape_f32(t, *losses), lmu__tape_f32(t, lse),
                     dx1 >= 0 ? lmu__tape_f32(t, dx1) : NULL, dE1 >= 0 ? lmu__tape_f32(t, dE1) : NULL,
                     lmu__tape_f32(t, x), lmu__tape_f32(t, E),
-                    (const int32_t *)lmu__tape_i32(t, targets), N, d, V, t->gemm_ws, t->scratch);
+                    (const int32_t *)lmu__tape_i32(t, targets), N, d, V, &ws, t->scratch);
     return LMU_OK;
 }
 
@@ -5230,6 +5319,7 @@ LMU__PRIVATE lmu_result lmu__tape_ce_tied_backward(lmu_tape *t, const lmu_tape_r
     const float *dout = lmu__tape_g32(t, rec->out);
     size_t N = (size_t)rec->ip[0], d = (size_t)rec->ip[1], V = (size_t)rec->ip[2];
     float *dx = lmu__tape_g32(t, rec->in[0]), *dE = lmu__tape_g32(t, rec->in[1]);
+    lmu_gemm_ws ws;
     if (!dx && !dE) return LMU_OK;
     /* the kernel writes both grads; a frozen side goes to scratch-free
        dummies would cost memory, so both sides must want a grad */
@@ -5245,9 +5335,10 @@ LMU__PRIVATE lmu_result lmu__tape_ce_tied_backward(lmu_tape *t, const lmu_tape_r
         for (i = 0; i < (long)(V * d); i++) dE[i] += s * dE1[i];
         return LMU_OK;
     }
+    ws = *t->gemm_ws, ws.bf16 = rec->ip[3];
     lmu__ce_backward(dx, dE, dout[0], NULL, lmu__tape_f32(t, rec->in[0]),
                      lmu__tape_f32(t, rec->in[1]), (const int32_t *)lmu__tape_i32(t, rec->in[2]),
-                     lmu__tape_f32(t, rec->cache[0]), N, d, V, t->gemm_ws, t->scratch);
+                     lmu__tape_f32(t, rec->cache[0]), N, d, V, &ws, t->scratch);
     return LMU_OK;
 }
 
@@ -10140,6 +10231,40 @@ LMUDEF lmu_result lmu_model_backward(lmu_model *m)
 }
 
 LMUDEF lmu_adam *lmu_model_optimizer(lmu_model *m) { return m ? &m->adam : NULL; }
+
+LMUDEF const char *lmu_precision_name(lmu_precision p)
+{
+    static const char *const names[] = {
+#define LMU__PRECISION_NAME(tail, name) #name,
+        LMU__PRECISIONS(LMU__PRECISION_NAME)
+#undef LMU__PRECISION_NAME
+    };
+    return (unsigned)p < (unsigned)LMU_PRECISION_COUNT ? names[p] : "?";
+}
+
+LMUDEF lmu_result lmu_precision_parse(const char *name, lmu_precision *out)
+{
+    int p;
+    if (!name || !out) return LMU_ERR_ARG;
+    for (p = 0; p < (int)LMU_PRECISION_COUNT; p++)
+        if (!strcmp(name, lmu_precision_name((lmu_precision)p))) {
+            *out = (lmu_precision)p;
+            return LMU_OK;
+        }
+    return LMU_ERR_ARG;
+}
+
+LMUDEF lmu_result lmu_model_set_precision(lmu_model *m, lmu_precision p)
+{
+    if (!m || (unsigned)p >= (unsigned)LMU_PRECISION_COUNT) return LMU_ERR_ARG;
+    m->tape.bf16 = p == LMU_PRECISION_BF16;
+    return LMU_OK;
+}
+
+LMUDEF lmu_precision lmu_model_precision(const lmu_model *m)
+{
+    return m && m->tape.bf16 ? LMU_PRECISION_BF16 : LMU_PRECISION_FP32;
+}
 
 LMUDEF lmu_result lmu_model_step(lmu_model *m, float lr, float clip, double *grad_norm)
 {

@@ -10,6 +10,7 @@
    Batches:  --batch B (8) --seq T (128) --steps N | --tokens N
    Optim:    --lr 1e-3 --warmup N --schedule cosine|linear|constant --clip 1
    Run:      --seed S --threads N --out DIR (out/run) --resume CKPT
+             --precision fp32|bf16 (bf16: mixed-precision products)
              --shards S --reduce ordered|allreduce (processes: below)
              --eval-every N --eval-batches K --save-every N --on-nan skip|stop
    train --help lists every option. Everything is written under --out:
@@ -49,7 +50,7 @@
 
 typedef struct opts {
     char data[1024], train[1024], val[1024], out[1024], preset[64], schedule[16], on_nan[8],
-        reduce[16];
+        reduce[16], precision[8];
     long batch, seq, ctx, steps, tokens, warmup, eval_every, eval_batches, save_every,
         print_every, threads, stop_at, shards;
     double lr, clip;
@@ -78,6 +79,8 @@ static const ex_opt options[] = {
     {"clip", 0, EX_DBL, F(clip), 0, 0, 1e9, "C", "clip the gradient norm at C (0: off; default 1)"},
     {"seed", 0, EX_U64, F(seed), 0, 0, 9.2e18, "S", "initialisation and batch seed (default 1234)"},
     {"threads", 0, EX_LONG, F(threads), 0, 1, 1024, "N", "OpenMP threads (default: all)"},
+    {"precision", 0, EX_STR, F(precision), 0, 0, 0, "fp32|bf16", "bf16: the linear and output layers' products on bf16\n"
+     "                           operands, fp32 sums (default fp32; checkpoints stay fp32)"},
     {"eval_every", 0, EX_LONG, F(eval_every), 0, 0, 1e12, "N", "validation loss every N steps (default 100; 0 off)"},
     {"eval_batches", 0, EX_LONG, F(eval_batches), 0, 1, 1e6, "K", "batches in the validation subset (default 4)"},
     {"save_every", 0, EX_LONG, F(save_every), 0, 0, 1e12, "N", "checkpoint every N steps (default 250; 0: end only)"},
@@ -160,6 +163,7 @@ static void read_settings(settings *s, const opts *cli)
     strcpy(o->schedule, "cosine");
     strcpy(o->on_nan, "skip");
     strcpy(o->reduce, "ordered");
+    strcpy(o->precision, "fp32");
     strcpy(o->out, "out/run");
     lmu_config_preset(&s->c, "lmu-55k");
     strcpy(s->model, "lmu-55k");
@@ -628,6 +632,10 @@ static void print_plan(const settings *s, const team *w, lmu_model *m, const lmu
     if (o->shards > 1 || w->size > 1)
         ex_say("train: %d process%s, each batch in %ld shards of %d (%d per process), %s sum\n", w->size,
                w->size == 1 ? "" : "es", o->shards, w->b, w->per, w->ordered ? "ordered" : "allreduce");
+    if (lmu_model_precision(m) == LMU_PRECISION_BF16)
+        ex_say("train: precision bf16: linear and output layers multiply bf16-rounded operands, fp32 "
+               "sums; no bf16 matrix unit is used (lmu.h has no AMX kernel yet): bf16's numbers at "
+               "fp32's speed\n");
     if (start > 0) ex_say("train: resuming from %s at step %ld\n", o->resume, start);
     ex_say("train: writing %s/{model.safetensors,log.csv,run.txt}\n", o->out);
 }
@@ -781,6 +789,11 @@ int main(int argc, char **argv)
     have_val = load_data(o, &train, &val);
     derive_settings(o, w.size);
     m = open_model(&s, train.vocab_size, &r.start);
+    {
+        lmu_precision p = LMU_PRECISION_FP32; /* the option's choices are the library's names */
+        if (lmu_precision_parse(o->precision, &p) != LMU_OK || lmu_model_set_precision(m, p) != LMU_OK)
+            ex_die("--precision %s: not a precision", o->precision);
+    }
     team_plan(&w, o, m);
     B = (int)o->batch, T = (int)o->seq;
     run_text(text, sizeof text, o, &s.c);

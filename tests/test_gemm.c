@@ -16,7 +16,18 @@
 
    i.e. the statistical (random-walk) growth of rounding error with a
    safety factor of 4, not the worst-case K * eps bound, which would hide
-   a lost term. */
+   a lost term.
+
+   bf16 products (ws->bf16). Bit for bit, they must equal the fp32
+   product of operands rounded to bf16 beforehand (the rounding is checked
+   on its own against a definition by exact comparison in double). Against
+   the double product of the unrounded operands, each rounding moves an
+   operand by at most u = 2^-8 relative (8 significant bits, nearest), so
+   one product moves by at most (2u + u^2) |a b|; the fp32 sums add the
+   bound above:
+
+       |c - ref| <= (2u + u^2) |alpha| sum_p |a_ip b_pj|
+                    + 4 * FLT_EPSILON * (sqrt(K) + 2) * scale (1 + 2u + u^2) */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
 #include "tests/lmu_test.h"
@@ -269,6 +280,150 @@ static void test_ref(void)
              (double)C[1], (double)C[2], (double)C[3]);
 }
 
+/* nearest bf16 to x by exact comparison in double (ties to an even last
+   bit), NaN quietened, as the definition lmu__gemm_round_bf16 must meet */
+static float bf16_def(float x)
+{
+    uint32_t u, lo, hi;
+    float fl, fh;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+        u = (u | 0x00400000u) & 0xffff0000u;
+        memcpy(&x, &u, 4);
+        return x;
+    }
+    lo = u & 0xffff0000u, hi = lo + 0x10000u; /* same sign, next magnitude up */
+    memcpy(&fl, &lo, 4);
+    memcpy(&fh, &hi, 4);
+    if ((lo & 0x7fffffffu) == 0x7f800000u) return fl; /* an infinity */
+    {
+        /* past the largest bf16 the next one up is 2^128: nearer rounds
+           to the infinity */
+        double dh = isinf(fh) ? ldexp(1.0, 128) - fabs((double)x) : fabs((double)fh - (double)x);
+        double dl = fabs((double)x - (double)fl);
+        if (dl < dh) return fl;
+        if (dh < dl) return fh;
+        return (lo & 0x10000u) ? fh : fl;
+    }
+}
+
+static void test_bf16_round(void)
+{
+    static const uint32_t special[] = {
+        0x00000000u, 0x80000000u, 0x3f800000u, 0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f807fffu,
+        0x7f7fffffu, 0x7f7f7fffu, 0x7f7f8000u, 0xff7fffffu, 0x7f800000u, 0xff800000u, 0x7fc00000u,
+        0x7f800001u, 0xff812345u, 0x00000001u, 0x00008000u, 0x00018000u, 0x807fffffu, 0x00ff8000u};
+    size_t n = sizeof special / sizeof special[0], i, bad = 0, total = 0;
+    float x[64], y;
+    for (i = 0; i < n + 200000; i++) {
+        uint32_t u = i < n ? special[i] : (uint32_t)((lt_uniform() + 1.0) * 2147483648.0) ^
+                                               (uint32_t)((lt_uniform() + 1.0) * 32768.0);
+        float want, got;
+        uint32_t a, b;
+        memcpy(x, &u, 4);
+        y = x[0];
+        lmu__gemm_round_bf16(x, 1);
+        got = x[0];
+        want = bf16_def(y);
+        memcpy(&a, &got, 4);
+        memcpy(&b, &want, 4);
+        if (a != b || lmu__bf16_round(y) != (uint16_t)(a >> 16)) {
+            if (bad++ < 5) printf("  bf16 of 0x%08x: got 0x%08x, definition 0x%08x\n", u, a, b);
+        }
+        total++;
+    }
+    LT_CHECK(bad == 0, "bf16 rounding (nearest, ties to even, NaN quiet, overflow to inf) on %zu "
+             "values (%zu special): %zu differ from the definition", total, n, bad);
+}
+
+/* One bf16 case: bits == fp32 product of pre-rounded operands; within the
+   bound above; and not the fp32 product (the rounding is not skipped). */
+static int bf16_case(gemm_fn fn, lmu_gemm_ws *ws, int ta, int tb, size_t M, size_t N, size_t K,
+                     float alpha, float beta, double *worst, size_t *differ)
+{
+    size_t arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
+    size_t lda = acols, ldb = bcols, i, j, p;
+    float *A = (float *)malloc(arows * lda * sizeof(float)), *B = (float *)malloc(brows * ldb * sizeof(float));
+    float *Ar = (float *)malloc(arows * lda * sizeof(float)), *Br = (float *)malloc(brows * ldb * sizeof(float));
+    float *C0 = (float *)malloc(M * N * sizeof(float)), *C = (float *)malloc(M * N * sizeof(float));
+    float *Cr = (float *)malloc(M * N * sizeof(float)), *Cf = (float *)malloc(M * N * sizeof(float));
+    const double u = 1.0 / 256.0;
+    int ok = 1, saved = ws->bf16;
+    fill(A, arows * lda);
+    fill(B, brows * ldb);
+    fill(C0, M * N);
+    memcpy(Ar, A, arows * lda * sizeof(float));
+    memcpy(Br, B, brows * ldb * sizeof(float));
+    lmu__gemm_round_bf16(Ar, arows * lda);
+    lmu__gemm_round_bf16(Br, brows * ldb);
+    memcpy(C, C0, M * N * sizeof(float));
+    memcpy(Cr, C0, M * N * sizeof(float));
+    memcpy(Cf, C0, M * N * sizeof(float));
+    ws->bf16 = 1;
+    ok &= fn(ws, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, N) == LMU_OK;
+    ws->bf16 = 0;
+    ok &= fn(ws, ta, tb, M, N, K, alpha, Ar, lda, Br, ldb, beta, Cr, N) == LMU_OK;
+    ok &= fn(ws, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cf, N) == LMU_OK;
+    ws->bf16 = saved;
+    ok &= memcmp(C, Cr, M * N * sizeof(float)) == 0;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            double s = 0.0, mag = 0.0, bound, e;
+            for (p = 0; p < K; p++) {
+                double a = ta ? A[p * lda + i] : A[i * lda + p];
+                double b = tb ? B[j * ldb + p] : B[p * ldb + j];
+                s += a * b;
+                mag += fabs(a * b);
+            }
+            s = alpha * s + (double)beta * C0[i * N + j];
+            mag *= fabs((double)alpha);
+            bound = (2 * u + u * u) * mag +
+                    4.0 * FLT_EPSILON * (sqrt((double)K) + 2.0) *
+                        (mag * (1 + 2 * u + u * u) + fabs((double)beta * C0[i * N + j])) + 1e-30;
+            e = fabs((double)C[i * N + j] - s) / bound;
+            if (!(e <= 1.0)) ok = 0;
+            if (e > *worst) *worst = e;
+            *differ += C[i * N + j] != Cf[i * N + j];
+        }
+    free(A), free(B), free(Ar), free(Br), free(C0), free(C), free(Cr), free(Cf);
+    return ok;
+}
+
+static void test_bf16(lmu_gemm_ws *ws)
+{
+    static const size_t shapes[][3] = {{1, 1, 1},    {3, 17, 64},    {17, 3, 204},  {64, 204, 17},
+                                       {204, 64, 3}, {1023, 17, 48}, {29, 517, 1023}, {97, 33, 600}};
+    static const float ab[][2] = {{1.0f, 0.0f}, {-0.75f, 1.0f}, {0.5f, 0.5f}};
+    size_t s, differ = 0, elems = 0;
+    int path, t, fails = 0, cases = 0;
+    double worst = 0.0;
+    for (path = 0; path < 2; path++)
+        for (t = 0; t < 4; t++)
+            for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+                gemm_fn fn = path == 0 ? lmu_sgemm : lmu__sgemm_generic;
+                const float *v = ab[(s + (size_t)t) % 3];
+                cases++;
+                elems += shapes[s][0] * shapes[s][1];
+                if (!bf16_case(fn, ws, t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2], v[0],
+                               v[1], &worst, &differ)) {
+                    fails++;
+                    printf("  FAIL bf16 %s %c%c M=%zu N=%zu K=%zu\n", path ? "generic" : "best",
+                           t >> 1 ? 'T' : 'N', t & 1 ? 'T' : 'N', shapes[s][0], shapes[s][1],
+                           shapes[s][2]);
+                }
+            }
+    LT_CHECK(fails == 0, "bf16 products, %d of %d cases (both kernels, 4 transposes): the fp32 "
+             "product of the rounded operands bit for bit, within (2u+u^2) sum|ab| + the fp32 "
+             "bound (worst err/bound %.3f)", cases - fails, cases, worst);
+    LT_CHECK(differ > elems / 2, "bf16 products differ from fp32 ones in %zu of %zu elements "
+             "(the rounding is applied)", differ, elems);
+    {
+        lmu_gemm_ws w;
+        LT_CHECK(lmu_gemm_ws_create(&w, 1) == LMU_OK && w.bf16 == 0, "a new workspace is fp32");
+        lmu_gemm_ws_destroy(&w);
+    }
+}
+
 int main(int argc, char **argv)
 {
     lmu_gemm_ws ws;
@@ -286,6 +441,8 @@ int main(int argc, char **argv)
     test_bad_args(&ws);
     test_shapes(&ws);
     test_determinism(&ws);
+    test_bf16_round();
+    test_bf16(&ws);
     lmu_gemm_ws_destroy(&ws);
     return lt_end();
 }

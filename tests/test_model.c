@@ -431,6 +431,80 @@ static void test_training(void)
     }
 }
 
+/* Mixed precision (lmu_model_set_precision): bf16 products in the linear
+   layers and the output layer. The gemm's own test bounds each product;
+   here: the model uses them (loss and grads move), by no more than bf16's
+   rounding explains (loss 1e-3 relative, grads 5e-2 relative L2: the
+   operands move by at most 2^-8 each, a product by 2^-7), fp32's bits come
+   back when it is switched off, and training in bf16 learns and allocates
+   nothing once warm. */
+static void test_precision(void)
+{
+    enum { B = 2, T = 24, V = 53 };
+    int tok[B * T], tg[B * T], k;
+    lmu_precision p = LMU_PRECISION_FP32;
+    LT_CHECK(lmu_precision_parse("bf16", &p) == LMU_OK && p == LMU_PRECISION_BF16 &&
+                 !strcmp(lmu_precision_name(p), "bf16") &&
+                 lmu_precision_parse("fp16", &p) == LMU_ERR_ARG && p == LMU_PRECISION_BF16 &&
+                 lmu_precision_parse(NULL, &p) == LMU_ERR_ARG &&
+                 !strcmp(lmu_precision_name(LMU_PRECISION_COUNT), "?"),
+             "precision names: bf16 parses, fp16 and NULL do not");
+    for (k = 0; k < LT_N_KINDS; k++) {
+        lmu_config c;
+        lmu_model *m;
+        char err[256];
+        float l32 = 0, l16 = 0, l16e = 0, lback = 0, first = 0, loss = 0;
+        float *g32;
+        double num = 0, den = 0, rel;
+        size_t i, n;
+        long s, allocs = 0;
+        lt_model_config(&c, k, V, T);
+        if (lmu_model_create(&m, &c, 21, err, sizeof err) != LMU_OK) continue;
+        n = m->tape.param_size;
+        batch(tok, tg, B, T, V, 5);
+        g32 = (float *)malloc(n * sizeof(float));
+        LT_CHECK(lmu_model_precision(m) == LMU_PRECISION_FP32 &&
+                     lmu_model_set_precision(m, LMU_PRECISION_COUNT) == LMU_ERR_ARG &&
+                     lmu_model_set_precision(NULL, LMU_PRECISION_BF16) == LMU_ERR_ARG,
+                 "%s: fp32 by default; a bad precision refused", lt_kinds[k].name);
+        lmu_model_forward_backward(m, tok, tg, B, T, &l32);
+        memcpy(g32, m->tape.param_grad, n * sizeof(float));
+        lmu_model_set_precision(m, LMU_PRECISION_BF16);
+        lmu_model_forward(m, tok, tg, B, T, &l16e);
+        lmu_model_forward_backward(m, tok, tg, B, T, &l16);
+        for (i = 0; i < n; i++) {
+            double dd = (double)g32[i] - m->tape.param_grad[i];
+            num += dd * dd;
+            den += (double)g32[i] * g32[i];
+        }
+        rel = den > 0 ? sqrt(num / den) : -1;
+        LT_CHECK(lmu_model_precision(m) == LMU_PRECISION_BF16 && l16 != l32 &&
+                     fabs((double)l16 - l32) <= 1e-3 * l32 && rel > 0 && rel <= 5e-2,
+                 "%s: bf16 loss %.6f vs fp32 %.6f (bound 1e-3 relative), grads rel L2 %.2g (bound 5e-2)",
+                 lt_kinds[k].name, (double)l16, (double)l32, rel);
+        LT_CHECK(l16e == l16, "%s: bf16 forward alone = forward_backward's loss, same bits",
+                 lt_kinds[k].name);
+        lmu_model_set_precision(m, LMU_PRECISION_FP32);
+        lmu_model_forward_backward(m, tok, tg, B, T, &lback);
+        LT_CHECK(lback == l32 && !memcmp(g32, m->tape.param_grad, n * sizeof(float)),
+                 "%s: back to fp32: fp32's loss and gradients, same bits", lt_kinds[k].name);
+        lmu_model_set_precision(m, LMU_PRECISION_BF16);
+        for (s = 0; s < 60; s++) {
+            long before = lt_allocs;
+            if (lmu_model_forward_backward(m, tok, tg, B, T, &loss) != LMU_OK ||
+                lmu_model_step(m, 1e-2f, 1.0f, NULL) != LMU_OK)
+                break;
+            if (s == 0) first = loss;
+            if (s > 0) allocs += lt_allocs - before;
+        }
+        LT_CHECK(s == 60 && loss < 0.5f * first && allocs == 0,
+                 "%s: 60 bf16 steps on one batch: loss %.3f -> %.3f (bound half), %ld allocations "
+                 "after the first", lt_kinds[k].name, (double)first, (double)loss, allocs);
+        free(g32);
+        lmu_model_free(m);
+    }
+}
+
 static void test_errors(void)
 {
     lmu_config c;
@@ -742,5 +816,6 @@ int main(int argc, char **argv)
     test_resume();
     test_forward_backward();
     test_training();
+    test_precision();
     return lt_end();
 }

@@ -149,7 +149,7 @@ check "train: loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGI
 check "train: no temporary files left" [ -z "$(ls "$W/run" | grep tmp)" ]
 check "train: progress lines when not a terminal" grep -q "^step 40/40" "$W/train.out"
 expect_ok train_help $BUILD/train --help
-check "train --help lists every option" sh -c 'for o in data train val out preset batch seq ctx steps tokens lr warmup schedule clip seed threads eval-every eval-batches save-every print-every on-nan stop-at config resume list-presets; do grep -q -- "--$o " "$1" || exit 1; done' _ "$W/train_help.out"
+check "train --help lists every option" sh -c 'for o in data train val out preset batch seq ctx steps tokens lr warmup schedule clip seed threads precision eval-every eval-batches save-every print-every on-nan stop-at config resume list-presets; do grep -q -- "--$o " "$1" || exit 1; done' _ "$W/train_help.out"
 # a config file's model keys start from the library's defaults, not from
 # --preset's default lmu-55k (d_ff 105): d_model 16 gives d_ff 2 d = 32, q = d
 printf 'd_model = 16\nn_layer = 1\nd_pre = 0  # 0: the default\nbatch = 2\nseq = 16\n' >"$W/dflt.cfg"
@@ -170,6 +170,19 @@ csvcol "$W/run/log.csv" 1-6 >"$W/straight.csv"; csvcol "$W/res/log.csv" 1-6 >"$W
 check "train: resumed run is bit-identical to the straight one (loss, lr, grad norm, val loss)" \
     cmp -s "$W/straight.csv" "$W/resumed.csv"
 check "train: final checkpoints identical" cmp -s "$W/run/model.safetensors" "$W/res/model.safetensors"
+
+# ---- --precision bf16: its own numbers, kept by run.txt across a resume -------
+expect_ok train_bf16 $T --data "$W/c" --steps 40 --precision bf16 --out "$W/b16"
+check "train --precision bf16: says which kernel (no bf16 matrix unit)" grep -q "precision bf16: .*fp32's speed" "$W/train_bf16.out"
+check "train --precision bf16: run.txt keeps it" grep -qx "precision = bf16" "$W/b16/run.txt"
+check "train --precision bf16: not fp32's checkpoint" sh -c '! cmp -s "$1" "$2"' _ "$W/run/model.safetensors" "$W/b16/model.safetensors"
+d=$(paste -d, <(csvcol "$W/run/log.csv" 3) <(csvcol "$W/b16/log.csv" 3) | awk -F, 'NR > 1 {
+    e = ($1 - $2) / $1; if (e < 0) e = -e; if (e > w) w = e } END { printf "%.3g", w }')
+check "train --precision bf16: 40-step losses within 1% of fp32's (worst $d)" awk -v d="$d" 'BEGIN { exit !(d != "" && d + 0 <= 0.01) }'
+expect_ok train_bf16_stop $T --data "$W/c" --steps 40 --precision bf16 --out "$W/b16r" --stop-at 17
+expect_ok train_bf16_resume $BUILD/train --resume "$W/b16r/model.safetensors"
+check "train --precision bf16: resumed bf16 run is bit-identical to the straight one" cmp -s "$W/b16/model.safetensors" "$W/b16r/model.safetensors"
+expect_err train_bad_precision "--precision 'fp16': want fp32 or bf16" $T --data "$W/c" --precision fp16
 
 # ---- Ctrl-C: finish the step, save, exit 0; then resume ---------------------
 $T --data "$W/c" --steps 1000000 --save-every 0 --out "$W/int" >"$W/int.out" 2>"$W/int.err" </dev/null &

@@ -5,7 +5,7 @@
 
    bench_train PRESET [--batch 8] [--seq 1024] [--steps 3] [--warmup 1]
                       [--threads K] [--peak GFLOPS_PER_CORE] [--max-seconds S]
-                      [--vocab V] [--json]
+                      [--vocab V] [--precision fp32|bf16] [--json]
        warm-up + timed steps of forward, backward and Adam on random tokens
        (V = 50257), n_ctx = seq. Prints the best step and the median, the
        phase split (forward / backward / optimizer) of the best step, peak
@@ -14,6 +14,9 @@
        measured here with bench_fma's kernel when not given. --vocab
        replaces the preset's V = 50257: a small V shows what the step costs
        without the output layer (the difference is the output layer).
+       --precision bf16 (lmu_model_set_precision) alternates fp32 and bf16
+       steps on the same model and tokens, and reports bf16 with
+       tokens_per_s_fp32 (best fp32 step) and bf16_speedup beside it.
    bench_train PRESET --scaling [--nmin 256] [--nmax 16384] [--csv FILE]
                       [--steps 2] [--step-budget S] [--stop-after S]
        training steps at batch 1 for n = nmin, 2 nmin, ..., nmax, a fresh
@@ -38,7 +41,7 @@
 #include "bench_model_util.h"
 
 typedef struct opts {
-    const char *preset, *csv;
+    const char *preset, *csv, *precision;
     int batch, seq, steps, warmup, threads, json, scaling, info, nmin, nmax, vocab;
     double peak, max_seconds, step_budget, stop_after;
 } opts;
@@ -152,6 +155,8 @@ static int run_train(const opts *o)
     uint64_t rs = 42;
     step_times st, best = {0, 0, 0, 0, 0};
     double walls[1024], cpus[1024], t_start, peak = o->peak, fl_tok, tok_s, med, cpu_med, rss_model;
+    double tok_s_fp32 = 0, best32 = 0;
+    int pass, bf16 = !strcmp(o->precision, "bf16");
     float loss = 0;
     char desc[200];
     bench_set_threads(o->threads);
@@ -162,15 +167,29 @@ static int run_train(const opts *o)
     if (!x || !y) return 1;
     random_tokens(x, n + 1, c.vocab_size, &rs);
     memcpy(y, x + 1, n * sizeof(int));
+    /* bf16: each timed bf16 step follows an fp32 one on the same model, so
+       the two see the same machine (a shared one drifts); fp32 only counts
+       for tokens_per_s_fp32 */
     for (s = 0; s < o->warmup; s++)
-        if (train_step(m, x, y, B, T, &st, &loss)) return 1;
+        for (pass = bf16 ? 0 : 1; pass < 2; pass++) {
+            lmu_model_set_precision(m, pass == 1 && bf16 ? LMU_PRECISION_BF16 : LMU_PRECISION_FP32);
+            if (train_step(m, x, y, B, T, &st, &loss)) return 1;
+        }
     t_start = bench_now();
     for (s = 0; s < o->steps && s < 1024; s++) {
-        if (train_step(m, x, y, B, T, &st, &loss)) return 1;
-        walls[ntimed] = st.wall, cpus[ntimed] = st.cpu, ntimed++;
-        if (ntimed == 1 || st.wall < best.wall) best = st;
+        for (pass = bf16 ? 0 : 1; pass < 2; pass++) {
+            lmu_model_set_precision(m, pass == 1 && bf16 ? LMU_PRECISION_BF16 : LMU_PRECISION_FP32);
+            if (train_step(m, x, y, B, T, &st, &loss)) return 1;
+            if (pass == 0) {
+                if (s == 0 || st.wall < best32) best32 = st.wall;
+                continue;
+            }
+            walls[ntimed] = st.wall, cpus[ntimed] = st.cpu, ntimed++;
+            if (ntimed == 1 || st.wall < best.wall) best = st;
+        }
         if (bench_now() - t_start > o->max_seconds) break;
     }
+    if (bf16) tok_s_fp32 = (double)n / best32;
     qsort(walls, (size_t)ntimed, sizeof(double), cmp_double);
     qsort(cpus, (size_t)ntimed, sizeof(double), cmp_double);
     med = walls[ntimed / 2], cpu_med = cpus[ntimed / 2];
@@ -180,9 +199,13 @@ static int run_train(const opts *o)
     describe(&c, desc, sizeof desc);
     printf("preset: %s\nmodel: %s\nN: %zu\nbatch: %d\nseq: %d\nvocab: %d\nthreads: %d\n", o->preset, desc,
            lmu_model_param_count(m), B, T, c.vocab_size, bench_threads());
+    printf("precision: %s\n", lmu_precision_name(lmu_model_precision(m)));
     printf("steps_timed: %d\nwarmup: %d\nloss_last: %.4f\n", ntimed, o->warmup, (double)loss);
     printf("s_per_step_best: %.4f\ns_per_step_median: %.4f\n", best.wall, med);
     printf("tokens_per_s: %.1f\ntokens_per_s_median: %.1f\n", tok_s, (double)n / med);
+    if (bf16)
+        printf("tokens_per_s_fp32: %.1f\nbf16_speedup: %.3f\nbf16_kernel: emulated (fp32 FMA on "
+               "bf16-rounded operands; no AMX kernel in this build)\n", tok_s_fp32, tok_s / tok_s_fp32);
     printf("cpu_s_per_step_best: %.4f\ntokens_per_cpu_s: %.1f\n", cpus[0], (double)n / cpus[0]);
     printf("best_step_forward_s: %.4f\nbest_step_backward_s: %.4f\nbest_step_adam_s: %.4f\n", best.fwd,
            best.bwd, best.opt);
@@ -261,7 +284,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_train PRESET [--batch 8] [--seq 1024] [--steps 3] [--warmup 1] [--threads K]\n"
-            "                          [--peak GFLOPS_PER_CORE] [--max-seconds 60] [--vocab V] [--json]\n"
+            "                          [--peak GFLOPS_PER_CORE] [--max-seconds 60] [--vocab V]\n"
+            "                          [--precision fp32|bf16] [--json]\n"
             "       bench_train PRESET --scaling [--nmin 256] [--nmax 16384] [--csv FILE] [--steps 2]\n"
             "                          [--step-budget 20] [--stop-after S] [--threads K]\n"
             "       bench_train PRESET --info [--seq N]\n");
@@ -272,7 +296,7 @@ int main(int argc, char **argv)
     opts o;
     int i, explicit_steps = 0;
     memset(&o, 0, sizeof o);
-    o.preset = NULL, o.batch = 8, o.seq = 1024, o.steps = 3, o.warmup = 1;
+    o.preset = NULL, o.batch = 8, o.seq = 1024, o.steps = 3, o.warmup = 1, o.precision = "fp32";
     o.threads = bench_threads(), o.nmin = 256, o.nmax = 16384, o.max_seconds = 60, o.step_budget = 20, o.stop_after = 1e30;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -294,6 +318,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--json")) o.json = 1;
         else if (!strcmp(a, "--scaling")) o.scaling = 1;
         else if (!strcmp(a, "--info")) o.info = 1;
+        else if (!strcmp(a, "--precision") && more) o.precision = argv[++i];
         else {
             usage();
             return 2;
@@ -308,6 +333,10 @@ int main(int argc, char **argv)
     if (o.batch < 1 || o.seq < 1 || o.steps < 1 || o.warmup < 0 || o.threads < 1 || o.nmin < 1 ||
         o.nmax < o.nmin) {
         usage();
+        return 2;
+    }
+    if (strcmp(o.precision, "fp32") && strcmp(o.precision, "bf16")) {
+        fprintf(stderr, "bench_train: --precision %s: want fp32 or bf16\n", o.precision);
         return 2;
     }
     if (o.info) return run_info(&o);
