@@ -1537,7 +1537,9 @@ typedef struct lmu_gen {
     float *kv;         /* per layer: k, v caches (max_ctx, d) each */
     float *x, *h, *a, *big, *z, *y, *pc, *attn_scratch; /* work buffers */
     float *logits;     /* (V) after the last lmu_gen_feed */
-    uint16_t *out_bf16; /* (V, d) the output layer in bf16, or NULL (lmu_gen_set_bf16) */
+    void *out_copy;     /* (V, d) the output layer as out_weights says, or NULL (fp32) */
+    float *out_scale;   /* (V) int8's row scales */
+    int out_weights;    /* lmu_gen_weights */
     struct lmu__cand *cand; /* (V) sampling work */
     lmu_gemm_ws gemm;  /* packing for the LMU's products (m and L m) */
     int nparts;        /* threads the work buffers were sized for */
@@ -1553,16 +1555,36 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx);
 LMUDEF void lmu_gen_free(lmu_gen *g);
 /* Forgets the context (state to zero, cache empty). */
 LMUDEF void lmu_gen_reset(lmu_gen *g);
-/* on = 1: the output layer (the tied V x d embedding, which is most of the
-   bytes a token reads: 41 of 45 MB for lmu-1m) is read from a bf16 copy,
-   rounded to nearest from the model's weights at this call: half those
-   bytes, so generation bound by memory bandwidth runs up to twice as fast.
-   Each logit then differs from fp32's by at most 2^-8 sum_k |w_k h_k|
-   (bf16 keeps 8 of fp32's 24 significand bits; tests/test_model checks the
-   bound), which rarely changes the argmax (tools/bench_generate --agree
-   measures it on a text). on = 0 frees the copy. Everything else stays
-   fp32. Returns LMU_OK, LMU_ERR_ARG, LMU_ERR_NOMEM (then still fp32). */
-LMUDEF lmu_result lmu_gen_set_bf16(lmu_gen *g, int on);
+/* The copy of the output layer generation reads (the tied V x d
+   embedding, most of the bytes a token reads: 41 of 45 MB for lmu-1m),
+   X(enum tail, name, bytes per weight). Fewer bytes, faster tokens where
+   generation is bound by memory bandwidth; each logit then moves from
+   fp32's by at most
+     bf16  2^-8 sum_k |w_k h_k|: round to nearest, 8 of fp32's 24
+           significand bits
+     int8  (s/2) sum_k |h_k|, s = max_k |w_k| / 127 the row's scale: w =
+           s round(w / s), one float per row beside the V x d bytes
+   which rarely changes the argmax (tools/bench_generate --agree measures it
+   on a text; tests/test_model checks both bounds). */
+#define LMU__GEN_WEIGHTS(X)                                                    \
+    X(FP32, fp32, 4)                                                           \
+    X(BF16, bf16, 2)                                                           \
+    X(INT8, int8, 1)
+
+typedef enum lmu_gen_weights {
+#define LMU__GEN_WEIGHTS_ENUM(tail, name, bytes) LMU_GEN_WEIGHTS_##tail,
+    LMU__GEN_WEIGHTS(LMU__GEN_WEIGHTS_ENUM)
+#undef LMU__GEN_WEIGHTS_ENUM
+    LMU_GEN_WEIGHTS_COUNT
+} lmu_gen_weights;
+
+/* "fp32", "bf16", "int8"; "?" out of range. */
+LMUDEF const char *lmu_gen_weights_name(lmu_gen_weights w);
+/* Makes generation read the output layer in format w, a copy made from
+   the model's weights at this call (fp32: the model's own, no copy).
+   Everything else stays fp32. Returns LMU_OK, LMU_ERR_ARG, LMU_ERR_NOMEM
+   (then fp32). */
+LMUDEF lmu_result lmu_gen_set_weights(lmu_gen *g, lmu_gen_weights w);
 /* Feeds one token; g->logits then holds the next token's logits.
    Returns LMU_OK, LMU_ERR_RANGE (bad id), LMU_ERR_CAPACITY (KV cache or
    the transformer's n_ctx full). */
@@ -10727,6 +10749,58 @@ LMU__PRIVATE void lmu__gemv_bf16(float *out, const uint16_t *W, const float *x, 
     }
 }
 
+/* out (M) = diag(scale) Q (M, K) x with Q in int8: each row's sum of
+   q_k x_k in fp32, then its scale. Laid out as lmu__gemv_bf16 (four rows
+   share x, 16 lanes a row); the SIMD form widens 8 bytes at a time
+   (vpmovsxbd, vcvtdq2ps), which at a quarter of fp32's bytes keeps the
+   lmu-1m output layer (10 MB) inside a 32 MB L3. */
+LMU__PRIVATE void lmu__gemv_int8(float *out, const int8_t *Q, const float *scale, const float *x,
+                                 size_t M, size_t K)
+{
+    long i4, n4 = (long)((M + 3) / 4);
+    LMU__OMP(omp parallel for schedule(static) if (M * K >= 4 * LMU__GEMV_PAR))
+    for (i4 = 0; i4 < n4; i4++) {
+        size_t r0 = (size_t)i4 * 4, r, k = 0, l;
+        float a[4][16];
+        const int8_t *w[4];
+        for (r = 0; r < 4; r++) w[r] = Q + (r0 + r < M ? r0 + r : M - 1) * K;
+        for (r = 0; r < 4; r++)
+            for (l = 0; l < 16; l++) a[r][l] = 0.0f;
+        for (r = 0; r < 4 && r0 + r < M; r++) lmu__gemv_ahead((const float *)Q, M, K / 4, r0 + r);
+#if defined(LMU__GEMM_AVX2) || (defined(LMU__GEMM_AVX512) && defined(__AVX2__))
+        {
+            __m256 v[4][2];
+            for (r = 0; r < 4; r++) v[r][0] = v[r][1] = _mm256_setzero_ps();
+            for (; k + 16 <= K; k += 16) {
+                __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+                for (r = 0; r < 4; r++) {
+                    __m128i b = _mm_loadu_si128((const __m128i *)(w[r] + k));
+                    __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+                    __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+                    v[r][0] = _mm256_fmadd_ps(lo, x0, v[r][0]);
+                    v[r][1] = _mm256_fmadd_ps(hi, x1, v[r][1]);
+                }
+            }
+            for (r = 0; r < 4; r++) {
+                _mm256_storeu_ps(a[r], v[r][0]);
+                _mm256_storeu_ps(a[r] + 8, v[r][1]);
+            }
+        }
+#else
+        for (; k + 16 <= K; k += 16)
+            for (r = 0; r < 4; r++)
+                for (l = 0; l < 16; l++) a[r][l] += (float)w[r][k + l] * x[k + l];
+#endif
+        for (r = 0; r < 4; r++)
+            for (l = 0; k + l < K; l++) a[r][l] += (float)w[r][k + l] * x[k + l];
+        for (r = 0; r < 4 && r0 + r < M; r++) {
+            float s = 0.0f;
+            for (l = 0; l < 16; l++) s += a[r][l];
+            out[r0 + r] = scale[r0 + r] * s;
+        }
+    }
+}
+
 LMU__PRIVATE void lmu__gen_ln(const lmu_model *m, float *out, const float *x, int g, int b)
 {
     float mean, rstd;
@@ -10739,7 +10813,7 @@ LMUDEF void lmu_gen_free(lmu_gen *g)
 {
     if (!g) return;
     lmu__free_aligned(g->state);
-    lmu__free_aligned(g->out_bf16);
+    lmu__free_aligned(g->out_copy);
     LMU_FREE(g->cand);
     lmu_gemm_ws_destroy(&g->gemm);
     memset(g, 0, sizeof *g);
@@ -10914,8 +10988,13 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
         lmu__gen_ffn(g, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w, L->fc_proj_b);
     }
     lmu__gen_ln(m, g->h, g->x, m->ln_f_w, m->ln_f_b);
-    if (g->out_bf16) lmu__gemv_bf16(g->logits, g->out_bf16, g->h, (size_t)c->vocab_size, d);
-    else lmu__gemv(g->logits, LMU__GP(m->wte), g->h, NULL, (size_t)c->vocab_size, d);
+    if (g->out_weights == LMU_GEN_WEIGHTS_BF16)
+        lmu__gemv_bf16(g->logits, (const uint16_t *)g->out_copy, g->h, (size_t)c->vocab_size, d);
+    else if (g->out_weights == LMU_GEN_WEIGHTS_INT8)
+        lmu__gemv_int8(g->logits, (const int8_t *)g->out_copy, g->out_scale, g->h,
+                       (size_t)c->vocab_size, d);
+    else
+        lmu__gemv(g->logits, LMU__GP(m->wte), g->h, NULL, (size_t)c->vocab_size, d);
     g->t++;
     return LMU_OK;
 }
@@ -10929,18 +11008,54 @@ LMU__PRIVATE uint16_t lmu__bf16_round(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-LMUDEF lmu_result lmu_gen_set_bf16(lmu_gen *g, int on)
+LMUDEF const char *lmu_gen_weights_name(lmu_gen_weights w)
 {
-    size_t n, i;
+    static const char *const names[] = {
+#define LMU__GEN_WEIGHTS_NAME(tail, name, bytes) #name,
+        LMU__GEN_WEIGHTS(LMU__GEN_WEIGHTS_NAME)
+#undef LMU__GEN_WEIGHTS_NAME
+    };
+    return (unsigned)w < (unsigned)LMU_GEN_WEIGHTS_COUNT ? names[w] : "?";
+}
+
+LMUDEF lmu_result lmu_gen_set_weights(lmu_gen *g, lmu_gen_weights fmt)
+{
+    static const size_t bytes[] = {
+#define LMU__GEN_WEIGHTS_BYTES(tail, name, b) b,
+        LMU__GEN_WEIGHTS(LMU__GEN_WEIGHTS_BYTES)
+#undef LMU__GEN_WEIGHTS_BYTES
+    };
+    size_t V, d, n, i, k;
     const float *w;
-    if (!g || !g->m) return LMU_ERR_ARG;
-    lmu__free_aligned(g->out_bf16);
-    g->out_bf16 = NULL;
-    if (!on) return LMU_OK;
-    n = (size_t)g->m->cfg.vocab_size * (size_t)g->m->cfg.d_model;
+    if (!g || !g->m || (unsigned)fmt >= (unsigned)LMU_GEN_WEIGHTS_COUNT) return LMU_ERR_ARG;
+    lmu__free_aligned(g->out_copy);
+    g->out_copy = NULL, g->out_scale = NULL, g->out_weights = LMU_GEN_WEIGHTS_FP32;
+    if (fmt == LMU_GEN_WEIGHTS_FP32) return LMU_OK;
+    V = (size_t)g->m->cfg.vocab_size, d = (size_t)g->m->cfg.d_model, n = V * d;
     w = g->m->tape.param + g->m->tape.tensors[g->m->wte].off;
-    if (!(g->out_bf16 = (uint16_t *)lmu__alloc_aligned(n * sizeof(uint16_t)))) return LMU_ERR_NOMEM;
-    for (i = 0; i < n; i++) g->out_bf16[i] = lmu__bf16_round(w[i]);
+    /* int8's scales after the bytes, on a 64-byte boundary: one block */
+    if (!(g->out_copy = lmu__alloc_aligned(lmu__kern_round16(n * bytes[fmt]) + V * sizeof(float))))
+        return LMU_ERR_NOMEM;
+    if (fmt == LMU_GEN_WEIGHTS_BF16) {
+        uint16_t *o = (uint16_t *)g->out_copy;
+        for (i = 0; i < n; i++) o[i] = lmu__bf16_round(w[i]);
+    } else {
+        int8_t *o = (int8_t *)g->out_copy;
+        g->out_scale = (float *)((char *)g->out_copy + lmu__kern_round16(n));
+        for (i = 0; i < V; i++) {
+            const float *wr = w + i * d;
+            float mx = 0.0f, s, inv;
+            for (k = 0; k < d; k++) mx = fabsf(wr[k]) > mx ? fabsf(wr[k]) : mx;
+            s = mx / 127.0f, inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+            g->out_scale[i] = s;
+            for (k = 0; k < d; k++) {
+                /* |w inv| <= 127 up to rounding: clamp so it stays a byte */
+                long qv = lrintf(wr[k] * inv);
+                o[i * d + k] = (int8_t)(qv > 127 ? 127 : qv < -127 ? -127 : qv);
+            }
+        }
+    }
+    g->out_weights = (int)fmt;
     return LMU_OK;
 }
 

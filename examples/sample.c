@@ -34,7 +34,8 @@ typedef struct opts {
     long tokens, top_k, threads;
     double temp, top_p;
     uint64_t seed;
-    int bytes, parallel, stop_at_eot, bf16;
+    int bytes, parallel, stop_at_eot;
+    char weights[8];
 } opts;
 
 #define F(f) EX_FIELD(opts, f)
@@ -52,7 +53,8 @@ static const ex_opt options[] = {
      "the parallel forward over the context for each token (slow;\n"
      "                           the recurrence is the default)"},
     {"stop_at_eot", 0, EX_FLAG, F(stop_at_eot), 0, 0, 0, NULL, "stop at <|endoftext|>"},
-    {"bf16", 0, EX_FLAG, F(bf16), 0, 0, 0, NULL, "the output layer in bf16 (faster; logits to 2^-8)"},
+    {"weights", 0, EX_STR, F(weights), 0, 0, 0, "fp32|bf16|int8", "the output layer as generation reads it: bf16 or int8\n"
+     "                           (per-row scales) are faster, logits move slightly (default fp32)"},
     {"threads", 0, EX_LONG, F(threads), 0, 1, 1024, "N", "OpenMP threads"},
 };
 
@@ -122,6 +124,7 @@ int main(int argc, char **argv)
     ex_prog = "sample";
     memset(&o, 0, sizeof o);
     o.tokens = 200, o.temp = 0.8, o.top_k = 40, o.top_p = 0.95, o.seed = (uint64_t)time(NULL);
+    strcpy(o.weights, "fp32");
     o.vocab_dir = "data/gpt2";
     if (ex_parse(&sample_cli, argc, argv, &o, NULL, pos, 1) < 1)
         ex_usage_error(&sample_cli, "no checkpoint given");
@@ -153,7 +156,12 @@ int main(int argc, char **argv)
        LMU's memory is constant; the transformer stops at its n_ctx) */
     if ((r = lmu_gen_create(&g, m, (int)(n_prompt + (size_t)o.tokens < 0x7fffffff ? n_prompt + (size_t)o.tokens : 0x7fffffff))) != LMU_OK)
         ex_die("cannot start generation: %s", lmu_strerror(r));
-    if (o.bf16 && (r = lmu_gen_set_bf16(&g, 1)) != LMU_OK) ex_die("--bf16: %s", lmu_strerror(r));
+    {
+        int k; /* the option's choices are lmu_gen_weights_name's */
+        for (k = 0; k < LMU_GEN_WEIGHTS_COUNT && strcmp(o.weights, lmu_gen_weights_name((lmu_gen_weights)k)); k++) {}
+        if (k == LMU_GEN_WEIGHTS_COUNT) ex_die("--weights %s: not a format", o.weights);
+        if ((r = lmu_gen_set_weights(&g, (lmu_gen_weights)k)) != LMU_OK) ex_die("--weights: %s", lmu_strerror(r));
+    }
     lmu_rng_seed(&rng, o.seed);
     cap = lmu_tokenizer_max_token_bytes(tok) + 8;
     buf = (char *)malloc(cap);

@@ -56,54 +56,78 @@ static void parallel_logits(lmu_model *m, int pos, double *out)
     }
 }
 
-/* lmu_gen_set_bf16: the logits are the bf16-rounded output layer's
-   product (against double), within the documented 2^-8 sum |w h| of
-   fp32's, really differ from them, and on = 0 gives fp32's bits back. */
-static void gen_bf16_check(lmu_model *m, const int *tok, int T, const char *name)
+/* lmu_gen_set_weights: the logits are the copy's own product (against
+   double), within the documented bound of fp32's (bf16: 2^-8 sum |w h|;
+   int8: s/2 sum |h|, and every weight within s/2 of its fp32 value), really
+   differ from them, and fp32 gives fp32's bits back. */
+static void gen_weights_check(lmu_model *m, const int *tok, int T, const char *name, lmu_gen_weights fmt)
 {
     const lmu_config *c = lmu_model_config(m);
     const int V = c->vocab_size, d = c->d_model;
     const float *E = lmu_model_param(m, "wte", NULL);
+    const char *fn = lmu_gen_weights_name(fmt);
     lmu_gen g, h;
-    double kernel = 0, scale = 0, over = 0;
+    double kernel = 0, scale = 0, over = 0, qerr = 0;
     int t, v, j, differ = 0, same = 1;
     int ok = E && lmu_gen_create(&g, m, T) == LMU_OK && lmu_gen_create(&h, m, T) == LMU_OK &&
-             lmu_gen_set_bf16(&h, 1) == LMU_OK;
-    LT_CHECK(ok, "%s: generators, one bf16", name);
+             lmu_gen_set_weights(&h, fmt) == LMU_OK && h.out_copy;
+    LT_CHECK(ok, "%s: generators, one %s", name, fn);
     if (!ok) return;
+    if (fmt == LMU_GEN_WEIGHTS_INT8)
+        for (v = 0; v < V; v++) {
+            float mx = 0, sv = h.out_scale[v];
+            for (j = 0; j < d; j++) mx = fabsf(E[(size_t)v * d + j]) > mx ? fabsf(E[(size_t)v * d + j]) : mx;
+            if (fabs(sv - mx / 127.0) > 1e-7 * mx) qerr = 1e30;
+            for (j = 0; j < d; j++) {
+                int8_t q = ((const int8_t *)h.out_copy)[(size_t)v * d + j];
+                double e = fabs((double)sv * q - E[(size_t)v * d + j]) - 0.5 * sv * (1 + 1e-5);
+                if (q < -127 || e > qerr) qerr = q < -127 ? 1e30 : e;
+            }
+        }
     for (t = 0; t < T; t++) {
         lmu_gen_feed(&g, tok[t]);
         lmu_gen_feed(&h, tok[t]);
         for (v = 0; v < V; v++) {
-            double ref = 0, mag = 0;
+            double ref = 0, mag = 0, habs = 0, bound;
             for (j = 0; j < d; j++) {
                 float w = E[(size_t)v * d + j], r;
-                uint32_t u;
-                memcpy(&u, &w, 4);
-                u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u; /* round to nearest even */
-                memcpy(&r, &u, 4);
-                ref += (double)r * h.h[j];
+                if (fmt == LMU_GEN_WEIGHTS_BF16) {
+                    uint32_t u;
+                    memcpy(&u, &w, 4);
+                    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u; /* round to nearest even */
+                    memcpy(&r, &u, 4);
+                    ref += (double)r * h.h[j];
+                } else {
+                    ref += (double)((const int8_t *)h.out_copy)[(size_t)v * d + j] * h.h[j];
+                }
                 mag += fabs((double)w * h.h[j]);
+                habs += fabs((double)h.h[j]);
             }
+            if (fmt == LMU_GEN_WEIGHTS_INT8) ref *= h.out_scale[v];
+            bound = fmt == LMU_GEN_WEIGHTS_BF16 ? ldexp(mag, -8) : 0.5 * h.out_scale[v] * habs;
             if (fabs(ref - h.logits[v]) > kernel) kernel = fabs(ref - h.logits[v]);
             if (fabs(ref) > scale) scale = fabs(ref);
-            if (fabs((double)h.logits[v] - g.logits[v]) - (ldexp(mag, -8) + 1e-6 * (1 + mag)) > over)
-                over = fabs((double)h.logits[v] - g.logits[v]) - (ldexp(mag, -8) + 1e-6 * (1 + mag));
+            if (fabs((double)h.logits[v] - g.logits[v]) - (bound + 1e-6 * (1 + mag)) > over)
+                over = fabs((double)h.logits[v] - g.logits[v]) - (bound + 1e-6 * (1 + mag));
             differ |= h.logits[v] != g.logits[v];
         }
     }
-    LT_CHECK(kernel <= 1e-5 * (scale > 1 ? scale : 1), "%s: bf16 logits = the rounded weights' product "
-             "(max diff %.3g)", name, kernel);
-    LT_CHECK(over <= 0, "%s: bf16 logits within 2^-8 sum |w h| of fp32's at every position (worst excess %.3g)",
-             name, over);
-    LT_CHECK(differ, "%s: the bf16 copy is used (some logit differs)", name);
-    lmu_gen_set_bf16(&h, 0);
+    if (fmt == LMU_GEN_WEIGHTS_INT8)
+        LT_CHECK(qerr <= 0, "%s: int8 rows: scale max|w|/127, |q| <= 127, every s q within s/2 of w "
+                 "(worst excess %.3g)", name, qerr);
+    LT_CHECK(kernel <= 1e-5 * (scale > 1 ? scale : 1), "%s: %s logits = the copy's product (max diff %.3g)",
+             name, fn, kernel);
+    LT_CHECK(over <= 0, "%s: %s logits within %s of fp32's at every position (worst excess %.3g)", name, fn,
+             fmt == LMU_GEN_WEIGHTS_BF16 ? "2^-8 sum |w h|" : "s/2 sum |h|", over);
+    LT_CHECK(differ, "%s: the %s copy is used (some logit differs)", name, fn);
+    lmu_gen_set_weights(&h, LMU_GEN_WEIGHTS_FP32);
     lmu_gen_reset(&g), lmu_gen_reset(&h);
     for (t = 0; t < T; t++) {
         lmu_gen_feed(&g, tok[t]), lmu_gen_feed(&h, tok[t]);
         same &= memcmp(g.logits, h.logits, (size_t)V * sizeof(float)) == 0;
     }
-    LT_CHECK(same, "%s: lmu_gen_set_bf16(g, 0): fp32's bits again", name);
+    LT_CHECK(same && !h.out_copy, "%s: lmu_gen_set_weights(g, fp32) after %s: fp32's bits again", name, fn);
+    LT_CHECK(lmu_gen_set_weights(&h, LMU_GEN_WEIGHTS_COUNT) == LMU_ERR_ARG, "%s: a bad format refused", name);
     lmu_gen_free(&g);
     lmu_gen_free(&h);
 }
@@ -167,7 +191,8 @@ static void test_recurrent_matches_parallel(void)
                  "%s: recurrent logits = parallel logits at all %d positions (max diff %.3g, scale %.3g)",
                  lt_kinds[k].name, T, worst, scale);
         lmu_gen_free(&g);
-        gen_bf16_check(m, tok, T, lt_kinds[k].name);
+        gen_weights_check(m, tok, T, lt_kinds[k].name, LMU_GEN_WEIGHTS_BF16);
+        gen_weights_check(m, tok, T, lt_kinds[k].name, LMU_GEN_WEIGHTS_INT8);
         lmu_model_free(m);
     }
 }

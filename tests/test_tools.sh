@@ -279,9 +279,12 @@ check "sample: 40 tokens (bytes) generated" [ "$(wc -c <"$W/sample.out")" -ge 40
 expect_ok sample_greedy $S -p "The dog" -n 30 -t 0
 expect_ok sample_parallel $S -p "The dog" -n 30 -t 0 --parallel
 check "sample: recurrent and parallel modes agree (greedy)" cmp -s "$W/sample_greedy.out" "$W/sample_parallel.out"
-expect_ok sample_bf16 $S -p "The cat" -n 40 -s 7 --bf16
-check "sample --bf16: prompt echoed" grep -q "^The cat" "$W/sample_bf16.out"
-check "sample --bf16: 40 tokens (bytes) generated" [ "$(wc -c <"$W/sample_bf16.out")" -ge 40 ]
+for fmt in bf16 int8; do
+    expect_ok sample_$fmt $S -p "The cat" -n 40 -s 7 --weights $fmt
+    check "sample --weights $fmt: prompt echoed" grep -q "^The cat" "$W/sample_$fmt.out"
+    check "sample --weights $fmt: 40 tokens (bytes) generated" [ "$(wc -c <"$W/sample_$fmt.out")" -ge 40 ]
+done
+expect_err sample_bad_weights "--weights 'int4': want fp32, bf16 or int8" $S -p "The cat" --weights int4
 expect_ok sample_empty $S -n 20 -s 1 --top-k 0 --top-p 1
 expect_ok sample_help $BUILD/sample --help
 check "sample --help lists short and long options" grep -q -- "-k, --top-k K" "$W/sample_help.out"

@@ -5,14 +5,16 @@
 
    bench_generate PRESET [--threads 1] [--tokens 256]
                          [--contexts 1024,4096,16384,65536]
-                         [--feed-budget 90] [--json] [--bf16]
+                         [--feed-budget 90] [--json] [--weights fp32|bf16|int8]
    bench_generate --agree CKPT TOKENS [--agree-tokens 4096] [--threads 1]
 
-   --bf16: the output layer read from a bf16 copy (lmu_gen_set_bf16).
+   --weights: the copy of the output layer generation reads
+   (lmu_gen_set_weights; default fp32, the model's own).
    --agree: a trained checkpoint fed the token file's first N tokens
-   (teacher forcing, the state reset every n_ctx tokens) by two generators,
-   fp32 and bf16: the share of positions where their greedy (top-1) tokens
-   agree, and each one's ms per token over the same tokens.
+   (teacher forcing, the state reset every n_ctx tokens) by three
+   generators, fp32, bf16 and int8: the share of positions where bf16's and
+   int8's greedy (top-1) tokens agree with fp32's, and each one's ms per
+   token over the same tokens.
 
    Greedy generation with lmu_gen_feed + lmu_gen_sample (each token fed is
    the argmax of the last logits, as tools/bench_torch.py --generate does).
@@ -84,9 +86,9 @@ static float rand_normal(void)
 /* Bytes a token reads at context t: the weights (the transformer's learned
    positions but one row excluded), the LMU memory read and written, the
    KV cache of every attention layer up to t (bf16: the output layer at 2
-   bytes a weight). The linear attention's state
-   (n_head x features x head width) is left out: under 1% here. */
-static double bytes_per_token(lmu_model *m, int t, int bf16)
+   bytes a weight; int8: 1, and a float per row). The linear attention's
+   state (n_head x features x head width) is left out: under 1% here. */
+static double bytes_per_token(lmu_model *m, int t, lmu_gen_weights fmt)
 {
     const lmu_config *c = lmu_model_config(m);
     size_t n = 0, wpe = 0;
@@ -94,7 +96,9 @@ static double bytes_per_token(lmu_model *m, int t, int bf16)
     int l;
     lmu_model_params(m, &n);
     if (lmu_model_param(m, "wpe", &wpe)) n -= wpe - (size_t)c->d_model;
-    b = 4.0 * (double)n - (bf16 ? 2.0 * c->vocab_size * c->d_model : 0); /* the output layer's half */
+    b = 4.0 * (double)n; /* then the output layer as fmt stores it */
+    if (fmt == LMU_GEN_WEIGHTS_BF16) b -= 2.0 * c->vocab_size * c->d_model;
+    if (fmt == LMU_GEN_WEIGHTS_INT8) b -= 3.0 * c->vocab_size * c->d_model - 4.0 * c->vocab_size;
     for (l = 0; l < c->n_layer; l++) {
         int mix = lmu_config_layer_mixer(c, l);
         if (c->arch == LMU_ARCH_LMU) b += 8.0 * lmu_config_layer_q(c, l) * c->d_model;
@@ -103,41 +107,43 @@ static double bytes_per_token(lmu_model *m, int t, int bf16)
     return b;
 }
 
-/* --agree: fp32 against bf16 on a trained model and a text. */
+/* --agree: fp32 against bf16 and int8 on a trained model and a text. */
 static int agree(const char *ckpt, const char *tokfile, long n)
 {
     lmu_model *m = NULL;
     lmu_tokens tf;
-    lmu_gen g[2];
+    lmu_gen g[LMU_GEN_WEIGHTS_COUNT];
     char err[512];
-    long i, same = 0;
-    double sec[2] = {0, 0};
-    int k, top[2];
+    long i, same[LMU_GEN_WEIGHTS_COUNT] = {0};
+    double sec[LMU_GEN_WEIGHTS_COUNT] = {0};
+    int k, top[LMU_GEN_WEIGHTS_COUNT];
     if (lmu_model_load(&m, ckpt, err, sizeof err) != LMU_OK ||
         lmu_tokens_load_file(&tf, tokfile, err, sizeof err) != LMU_OK) {
         fprintf(stderr, "bench_generate: %s\n", err);
         return 1;
     }
     if ((long)tf.count < n) n = (long)tf.count;
-    for (k = 0; k < 2; k++)
-        if (lmu_gen_create(&g[k], m, 0) != LMU_OK || lmu_gen_set_bf16(&g[k], k) != LMU_OK) {
+    for (k = 0; k < LMU_GEN_WEIGHTS_COUNT; k++)
+        if (lmu_gen_create(&g[k], m, 0) != LMU_OK || lmu_gen_set_weights(&g[k], (lmu_gen_weights)k) != LMU_OK) {
             fprintf(stderr, "bench_generate: cannot create the generators\n");
             return 1;
         }
     for (i = 0; i < n; i++)
-        for (k = 0; k < 2; k++) {
+        for (k = 0; k < LMU_GEN_WEIGHTS_COUNT; k++) {
             double t0 = bench_now();
             if (g[k].t >= lmu_model_config(m)->n_ctx) lmu_gen_reset(&g[k]);
             lmu_gen_feed(&g[k], tf.ids[i]);
             top[k] = lmu_gen_sample(&g[k], 0.0f, 0, 1.0f, NULL);
             sec[k] += bench_now() - t0;
-            if (k == 1) same += top[0] == top[1];
+            same[k] += top[0] == top[k];
         }
     printf("checkpoint: %s\ntext: %s, %ld tokens\nthreads: %d\n", ckpt, tokfile, n, bench_threads());
-    printf("top1_agreement: %.4f (%ld of %ld positions)\n", (double)same / (double)n, same, n);
-    printf("fp32: %.3f ms/token\nbf16: %.3f ms/token (%.2fx)\n", 1e3 * sec[0] / n, 1e3 * sec[1] / n,
-           sec[0] / sec[1]);
-    for (k = 0; k < 2; k++) lmu_gen_free(&g[k]);
+    printf("fp32: %.3f ms/token\n", 1e3 * sec[0] / n);
+    for (k = 1; k < LMU_GEN_WEIGHTS_COUNT; k++)
+        printf("%s: top1_agreement %.4f (%ld of %ld positions), %.3f ms/token (%.2fx)\n",
+               lmu_gen_weights_name((lmu_gen_weights)k), (double)same[k] / (double)n, same[k], n,
+               1e3 * sec[k] / n, sec[0] / sec[k]);
+    for (k = 0; k < LMU_GEN_WEIGHTS_COUNT; k++) lmu_gen_free(&g[k]);
     lmu_tokens_free(&tf);
     lmu_model_free(m);
     return 0;
@@ -199,7 +205,7 @@ int main(int argc, char **argv)
 {
     const char *preset = NULL, *agree_ckpt = NULL, *agree_text = NULL;
     long agree_n = 4096;
-    int bf16 = 0;
+    lmu_gen_weights fmt = LMU_GEN_WEIGHTS_FP32;
     int threads = 1, tokens = 256, json = 0, ctx[MAX_CTX_ROWS], nctx, i, k, tok = 0, fail = 0, attn;
     int maxc = 0, fed[MAX_CTX_ROWS];
     double budget = 90, ms[MAX_CTX_ROWS], est_ms, rss0, bw, peak;
@@ -218,13 +224,19 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--feed-budget") && more) budget = atof(argv[++i]);
         else if (!strcmp(a, "--contexts") && more) nctx = parse_contexts(argv[++i], ctx);
         else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--bf16")) bf16 = 1;
+        else if (!strcmp(a, "--weights") && more) {
+            const char *w = argv[++i];
+            for (k = 0; k < LMU_GEN_WEIGHTS_COUNT && strcmp(w, lmu_gen_weights_name((lmu_gen_weights)k)); k++) {}
+            if (k == LMU_GEN_WEIGHTS_COUNT) nctx = -1;
+            fmt = (lmu_gen_weights)k;
+        }
         else if (!strcmp(a, "--agree") && i + 2 < argc) agree_ckpt = argv[++i], agree_text = argv[++i];
         else if (!strcmp(a, "--agree-tokens") && more) agree_n = atol(argv[++i]);
         else nctx = -1;
         if (nctx < 1) {
             fprintf(stderr, "usage: bench_generate PRESET [--threads 1] [--tokens 256] "
-                            "[--contexts 1024,4096,16384,65536] [--feed-budget 90] [--json] [--bf16]\n"
+                            "[--contexts 1024,4096,16384,65536] [--feed-budget 90] [--json]\n"
+                            "                      [--weights fp32|bf16|int8]\n"
                             "       bench_generate --agree CKPT TOKENS [--agree-tokens 4096] [--threads 1]\n");
             return 2;
         }
@@ -270,8 +282,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_generate: gen_create: %s\n", lmu_strerror(r));
         return 1;
     }
-    if (bf16 && (r = lmu_gen_set_bf16(&g, 1)) != LMU_OK) {
-        fprintf(stderr, "bench_generate: --bf16: %s\n", lmu_strerror(r));
+    if ((r = lmu_gen_set_weights(&g, fmt)) != LMU_OK) {
+        fprintf(stderr, "bench_generate: --weights: %s\n", lmu_strerror(r));
         return 1;
     }
     /* warm-up, and the estimate of a token's cost for the feed budget */
@@ -296,7 +308,8 @@ int main(int argc, char **argv)
     bw = bench_read_gbps(bench_threads(), 512, 5);
     peak = bench_fma_gflops(bench_threads(), 0.2, 3).wall_gflops;
     printf("preset: %s%s\nthreads: %d\nbatch: 1\ntokens_per_context: %d\n", preset,
-           bf16 ? " (output layer in bf16)" : "", bench_threads(), tokens);
+           fmt == LMU_GEN_WEIGHTS_BF16 ? " (output layer in bf16)"
+           : fmt == LMU_GEN_WEIGHTS_INT8 ? " (output layer in int8)" : "", bench_threads(), tokens);
     printf("read_bandwidth_gbps: %.2f (512 MiB summed by %d thread%s, best of 5, this run)\n", bw,
            bench_threads(), bench_threads() == 1 ? "" : "s");
     printf("fma_peak_gflops: %.1f (%d thread%s, this run); LMU memory %.1f MFLOP/token = %.3f ms at it\n",
@@ -305,7 +318,7 @@ int main(int argc, char **argv)
     printf("state: %s\n", attn ? "KV cache (grows with the context)"
                                : "recurrent (LMU memory, linear-attention state: constant)");
     for (k = 0; k < nctx; k++) {
-        double mb = 1e-6 * bytes_per_token(m, ctx[k] + tokens / 2, bf16), gbps = mb / ms[k];
+        double mb = 1e-6 * bytes_per_token(m, ctx[k] + tokens / 2, fmt), gbps = mb / ms[k];
         double floor_ms = (bw > 0 ? mb / bw : 0) + (peak > 0 ? 1e-6 * memory_flops(m) / peak : 0);
         printf("context %6d: %8.3f ms/token  %8.1f tokens/s  (%s)  %.2f MB/token, %.2f GB/s = %.0f%% of "
                "the memory floor, %.0f%% with the arithmetic\n", ctx[k], ms[k], 1e3 / ms[k],
@@ -318,7 +331,7 @@ int main(int argc, char **argv)
         printf("{\"preset\": \"%s\", \"threads\": %d, \"tokens\": %d", preset, bench_threads(), tokens);
         for (k = 0; k < nctx; k++)
             printf(", \"ms_per_token_at_%d\": %.4f, \"fed_%d\": %d, \"mb_per_token_at_%d\": %.3f", ctx[k],
-                   ms[k], ctx[k], fed[k], ctx[k], 1e-6 * bytes_per_token(m, ctx[k] + tokens / 2, bf16));
+                   ms[k], ctx[k], fed[k], ctx[k], 1e-6 * bytes_per_token(m, ctx[k] + tokens / 2, fmt));
         printf(", \"read_bandwidth_gbps\": %.3f", bw);
         printf(", \"peak_rss_mb\": %.1f}\n", bench_peak_rss_mb());
     }
