@@ -10999,13 +10999,13 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
     return LMU_OK;
 }
 
-/* fp32 to bf16, rounded to nearest even (NaN stays a NaN). */
+/* fp32 to bf16, rounded as the bf16 products round their operands. */
 LMU__PRIVATE uint16_t lmu__bf16_round(float f)
 {
     uint32_t u;
+    lmu__gemm_round_bf16(&f, 1);
     memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return (uint16_t)(u >> 16);
 }
 
 LMUDEF const char *lmu_gen_weights_name(lmu_gen_weights w)
