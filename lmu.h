@@ -10698,108 +10698,87 @@ LMU__KERN_INLINE float lmu__bf16_float(uint16_t h)
     return f;
 }
 
-/* out (M) = W (M, K) x with W in bf16 (the upper half of an fp32: the
-   conversion is a 16-bit shift). Four rows share each load of x, as in
-   lmu__gemv's portable form; the shift and the multiply hide under
-   reading W, which is the limit. The SIMD form widens 8 weights at a time
-   (vpmovzxwd, vpslld); the portable one keeps 16 lanes per row so the
-   compiler can vectorise it without reassociating a float sum. */
-LMU__PRIVATE void lmu__gemv_bf16(float *out, const uint16_t *W, const float *x, size_t M, size_t K)
-{
-    long i4, n4 = (long)((M + 3) / 4);
-    LMU__OMP(omp parallel for schedule(static) if (M * K >= 2 * LMU__GEMV_PAR))
-    for (i4 = 0; i4 < n4; i4++) {
-        size_t r0 = (size_t)i4 * 4, r, k = 0, l;
-        float a[4][16];
-        const uint16_t *w[4];
-        for (r = 0; r < 4; r++) w[r] = W + (r0 + r < M ? r0 + r : M - 1) * K;
-        for (r = 0; r < 4; r++)
-            for (l = 0; l < 16; l++) a[r][l] = 0.0f;
-        for (r = 0; r < 4 && r0 + r < M; r++) lmu__gemv_ahead((const float *)W, M, K / 2, r0 + r);
+/* out (M) = diag(scale) W (M, K) x with W in a narrow format: bf16 (the
+   upper half of an fp32: widening is a 16-bit shift; no scale) or int8
+   (one scale a row, applied to the row's fp32 sum). Four rows share each
+   load of x, as in lmu__gemv's portable form; the widening and the
+   multiply hide under reading W, which is the limit while W is larger
+   than the cache. The SIMD form widens 16 weights into two vectors a
+   step; the portable one keeps 16 lanes per row so the compiler can
+   vectorise it without reassociating a float sum. One body, written once
+   (LMU__GEMV_NARROW), for both formats. */
 #if defined(LMU__GEMM_AVX2) || (defined(LMU__GEMM_AVX512) && defined(__AVX2__))
-        {
-            __m256 v[4][2];
-            for (r = 0; r < 4; r++) v[r][0] = v[r][1] = _mm256_setzero_ps();
-            for (; k + 16 <= K; k += 16) {
-                __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-                for (r = 0; r < 4; r++) {
-                    __m256i lo = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w[r] + k)));
-                    __m256i hi = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w[r] + k + 8)));
-                    v[r][0] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(lo, 16)), x0, v[r][0]);
-                    v[r][1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(hi, 16)), x1, v[r][1]);
-                }
-            }
-            for (r = 0; r < 4; r++) {
-                _mm256_storeu_ps(a[r], v[r][0]);
-                _mm256_storeu_ps(a[r] + 8, v[r][1]);
-            }
-        }
-#else
-        for (; k + 16 <= K; k += 16)
-            for (r = 0; r < 4; r++)
-                for (l = 0; l < 16; l++) a[r][l] += lmu__bf16_float(w[r][k + l]) * x[k + l];
-#endif
-        for (r = 0; r < 4; r++)
-            for (l = 0; k + l < K; l++) a[r][l] += lmu__bf16_float(w[r][k + l]) * x[k + l];
-        for (r = 0; r < 4 && r0 + r < M; r++) {
-            float s = 0.0f;
-            for (l = 0; l < 16; l++) s += a[r][l];
-            out[r0 + r] = s;
-        }
-    }
+#define LMU__GEMV_NARROW_SIMD 1
+LMU__KERN_INLINE void lmu__widen16_bf16(const uint16_t *p, __m256 *lo, __m256 *hi)
+{
+    __m256i a = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    __m256i b = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 8)));
+    *lo = _mm256_castsi256_ps(_mm256_slli_epi32(a, 16));
+    *hi = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16));
 }
+LMU__KERN_INLINE void lmu__widen16_int8(const int8_t *p, __m256 *lo, __m256 *hi)
+{
+    __m128i b = _mm_loadu_si128((const __m128i *)p);
+    *lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+    *hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+}
+#endif
+LMU__KERN_INLINE float lmu__widen1_bf16(uint16_t h) { return lmu__bf16_float(h); }
+LMU__KERN_INLINE float lmu__widen1_int8(int8_t q) { return (float)q; }
 
-/* out (M) = diag(scale) Q (M, K) x with Q in int8: each row's sum of
-   q_k x_k in fp32, then its scale. Laid out as lmu__gemv_bf16 (four rows
-   share x, 16 lanes a row); the SIMD form widens 8 bytes at a time
-   (vpmovsxbd, vcvtdq2ps), which at a quarter of fp32's bytes keeps the
-   lmu-1m output layer (10 MB) inside a 32 MB L3. */
-LMU__PRIVATE void lmu__gemv_int8(float *out, const int8_t *Q, const float *scale, const float *x,
-                                 size_t M, size_t K)
-{
-    long i4, n4 = (long)((M + 3) / 4);
-    LMU__OMP(omp parallel for schedule(static) if (M * K >= 4 * LMU__GEMV_PAR))
-    for (i4 = 0; i4 < n4; i4++) {
-        size_t r0 = (size_t)i4 * 4, r, k = 0, l;
-        float a[4][16];
-        const int8_t *w[4];
-        for (r = 0; r < 4; r++) w[r] = Q + (r0 + r < M ? r0 + r : M - 1) * K;
-        for (r = 0; r < 4; r++)
-            for (l = 0; l < 16; l++) a[r][l] = 0.0f;
-        for (r = 0; r < 4 && r0 + r < M; r++) lmu__gemv_ahead((const float *)Q, M, K / 4, r0 + r);
-#if defined(LMU__GEMM_AVX2) || (defined(LMU__GEMM_AVX512) && defined(__AVX2__))
-        {
-            __m256 v[4][2];
-            for (r = 0; r < 4; r++) v[r][0] = v[r][1] = _mm256_setzero_ps();
-            for (; k + 16 <= K; k += 16) {
-                __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-                for (r = 0; r < 4; r++) {
-                    __m128i b = _mm_loadu_si128((const __m128i *)(w[r] + k));
-                    __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
-                    __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
-                    v[r][0] = _mm256_fmadd_ps(lo, x0, v[r][0]);
-                    v[r][1] = _mm256_fmadd_ps(hi, x1, v[r][1]);
-                }
-            }
-            for (r = 0; r < 4; r++) {
-                _mm256_storeu_ps(a[r], v[r][0]);
-                _mm256_storeu_ps(a[r] + 8, v[r][1]);
-            }
-        }
-#else
-        for (; k + 16 <= K; k += 16)
-            for (r = 0; r < 4; r++)
-                for (l = 0; l < 16; l++) a[r][l] += (float)w[r][k + l] * x[k + l];
-#endif
-        for (r = 0; r < 4; r++)
-            for (l = 0; k + l < K; l++) a[r][l] += (float)w[r][k + l] * x[k + l];
-        for (r = 0; r < 4 && r0 + r < M; r++) {
-            float s = 0.0f;
-            for (l = 0; l < 16; l++) s += a[r][l];
-            out[r0 + r] = scale[r0 + r] * s;
-        }
+#ifdef LMU__GEMV_NARROW_SIMD
+#define LMU__GEMV_NARROW_MAIN(FMT)                                                                \
+    {                                                                                             \
+        __m256 v[4][2];                                                                           \
+        for (r = 0; r < 4; r++) v[r][0] = v[r][1] = _mm256_setzero_ps();                          \
+        for (; k + 16 <= K; k += 16) {                                                            \
+            __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8), lo, hi;          \
+            for (r = 0; r < 4; r++) {                                                             \
+                lmu__widen16_##FMT(w[r] + k, &lo, &hi);                                           \
+                v[r][0] = _mm256_fmadd_ps(lo, x0, v[r][0]);                                       \
+                v[r][1] = _mm256_fmadd_ps(hi, x1, v[r][1]);                                       \
+            }                                                                                     \
+        }                                                                                         \
+        for (r = 0; r < 4; r++) {                                                                 \
+            _mm256_storeu_ps(a[r], v[r][0]);                                                      \
+            _mm256_storeu_ps(a[r] + 8, v[r][1]);                                                  \
+        }                                                                                         \
     }
-}
+#else
+#define LMU__GEMV_NARROW_MAIN(FMT)                                                                \
+    for (; k + 16 <= K; k += 16)                                                                  \
+        for (r = 0; r < 4; r++)                                                                   \
+            for (l = 0; l < 16; l++) a[r][l] += lmu__widen1_##FMT(w[r][k + l]) * x[k + l];
+#endif
+/* FMT: bf16 or int8; T its element; PAR: how many times LMU__GEMV_PAR's
+   multiply-adds a thread team needs (narrower bytes, less to share out) */
+#define LMU__GEMV_NARROW(FMT, T, PAR)                                                             \
+    LMU__PRIVATE void lmu__gemv_##FMT(float *out, const T *W, const float *scale, const float *x, \
+                                      size_t M, size_t K)                                         \
+    {                                                                                             \
+        long i4, n4 = (long)((M + 3) / 4);                                                        \
+        LMU__OMP(omp parallel for schedule(static) if (M * K >= (PAR) * LMU__GEMV_PAR))           \
+        for (i4 = 0; i4 < n4; i4++) {                                                             \
+            size_t r0 = (size_t)i4 * 4, r, k = 0, l;                                              \
+            float a[4][16];                                                                       \
+            const T *w[4];                                                                        \
+            for (r = 0; r < 4; r++) w[r] = W + (r0 + r < M ? r0 + r : M - 1) * K;                 \
+            for (r = 0; r < 4; r++)                                                               \
+                for (l = 0; l < 16; l++) a[r][l] = 0.0f;                                          \
+            for (r = 0; r < 4 && r0 + r < M; r++)                                                 \
+                lmu__gemv_ahead((const float *)W, M, K * sizeof(T) / 4, r0 + r);                  \
+            LMU__GEMV_NARROW_MAIN(FMT)                                                            \
+            for (r = 0; r < 4; r++)                                                               \
+                for (l = 0; k + l < K; l++) a[r][l] += lmu__widen1_##FMT(w[r][k + l]) * x[k + l]; \
+            for (r = 0; r < 4 && r0 + r < M; r++) {                                               \
+                float s = 0.0f;                                                                   \
+                for (l = 0; l < 16; l++) s += a[r][l];                                            \
+                out[r0 + r] = scale ? scale[r0 + r] * s : s;                                      \
+            }                                                                                     \
+        }                                                                                         \
+    }
+LMU__GEMV_NARROW(bf16, uint16_t, 2)
+LMU__GEMV_NARROW(int8, int8_t, 4)
 
 LMU__PRIVATE void lmu__gen_ln(const lmu_model *m, float *out, const float *x, int g, int b)
 {
@@ -10989,7 +10968,7 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
     }
     lmu__gen_ln(m, g->h, g->x, m->ln_f_w, m->ln_f_b);
     if (g->out_weights == LMU_GEN_WEIGHTS_BF16)
-        lmu__gemv_bf16(g->logits, (const uint16_t *)g->out_copy, g->h, (size_t)c->vocab_size, d);
+        lmu__gemv_bf16(g->logits, (const uint16_t *)g->out_copy, NULL, g->h, (size_t)c->vocab_size, d);
     else if (g->out_weights == LMU_GEN_WEIGHTS_INT8)
         lmu__gemv_int8(g->logits, (const int8_t *)g->out_copy, g->out_scale, g->h,
                        (size_t)c->vocab_size, d);
