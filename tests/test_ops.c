@@ -696,7 +696,7 @@ static void test_gemm(void)
         for (tb = 0; tb < 2; tb++) {
             double err = 0;
             memcpy(C, C0, sizeof C);
-            lmu__tape_sgemm(NULL, ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 2.0f, C, N);
+            lmu__tape_sgemm(NULL, 0, ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 2.0f, C, N);
             for (i = 0; i < M; i++)
                 for (j = 0; j < N; j++) {
                     double s = 0;
@@ -709,7 +709,7 @@ static void test_gemm(void)
             LT_CHECK(err < 1e-5, "gemm ta=%d tb=%d alpha/beta: max err %.1e", ta, tb, err);
         }
     for (i = 0; i < M * N; i++) C[i] = NAN;
-    lmu__tape_sgemm(NULL, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    lmu__tape_sgemm(NULL, 0, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
     LT_CHECK(C[0] == C[0] && C[M * N - 1] == C[M * N - 1], "gemm beta=0 ignores NaN in C");
 }
 
