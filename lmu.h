@@ -1580,6 +1580,9 @@ typedef enum lmu_gen_weights {
 
 /* "fp32", "bf16", "int8"; "?" out of range. */
 LMUDEF const char *lmu_gen_weights_name(lmu_gen_weights w);
+/* The format named `name`. Returns LMU_OK or LMU_ERR_ARG (unknown name,
+   NULL; *out is then unchanged). */
+LMUDEF lmu_result lmu_gen_weights_parse(const char *name, lmu_gen_weights *out);
 /* Makes generation read the output layer in format w, a copy made from
    the model's weights at this call (fp32: the model's own, no copy).
    Everything else stays fp32. Returns LMU_OK, LMU_ERR_ARG, LMU_ERR_NOMEM
@@ -10997,6 +11000,18 @@ LMUDEF const char *lmu_gen_weights_name(lmu_gen_weights w)
     return (unsigned)w < (unsigned)LMU_GEN_WEIGHTS_COUNT ? names[w] : "?";
 }
 
+LMUDEF lmu_result lmu_gen_weights_parse(const char *name, lmu_gen_weights *out)
+{
+    int w;
+    if (!name || !out) return LMU_ERR_ARG;
+    for (w = 0; w < (int)LMU_GEN_WEIGHTS_COUNT; w++)
+        if (!strcmp(name, lmu_gen_weights_name((lmu_gen_weights)w))) {
+            *out = (lmu_gen_weights)w;
+            return LMU_OK;
+        }
+    return LMU_ERR_ARG;
+}
+
 LMUDEF lmu_result lmu_gen_set_weights(lmu_gen *g, lmu_gen_weights fmt)
 {
     static const size_t bytes[] = {
@@ -11012,8 +11027,9 @@ LMUDEF lmu_result lmu_gen_set_weights(lmu_gen *g, lmu_gen_weights fmt)
     if (fmt == LMU_GEN_WEIGHTS_FP32) return LMU_OK;
     V = (size_t)g->m->cfg.vocab_size, d = (size_t)g->m->cfg.d_model, n = V * d;
     w = g->m->tape.param + g->m->tape.tensors[g->m->wte].off;
-    /* int8's scales after the bytes, on a 64-byte boundary: one block */
-    if (!(g->out_copy = lmu__alloc_aligned(lmu__kern_round16(n * bytes[fmt]) + V * sizeof(float))))
+    /* int8's scales after its bytes, 16-byte aligned: one block */
+    if (!(g->out_copy = lmu__alloc_aligned(lmu__kern_round16(n * bytes[fmt]) +
+                                           (fmt == LMU_GEN_WEIGHTS_INT8 ? V * sizeof(float) : 0))))
         return LMU_ERR_NOMEM;
     if (fmt == LMU_GEN_WEIGHTS_BF16) {
         uint16_t *o = (uint16_t *)g->out_copy;

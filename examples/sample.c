@@ -157,10 +157,9 @@ int main(int argc, char **argv)
     if ((r = lmu_gen_create(&g, m, (int)(n_prompt + (size_t)o.tokens < 0x7fffffff ? n_prompt + (size_t)o.tokens : 0x7fffffff))) != LMU_OK)
         ex_die("cannot start generation: %s", lmu_strerror(r));
     {
-        int k; /* the option's choices are lmu_gen_weights_name's */
-        for (k = 0; k < LMU_GEN_WEIGHTS_COUNT && strcmp(o.weights, lmu_gen_weights_name((lmu_gen_weights)k)); k++) {}
-        if (k == LMU_GEN_WEIGHTS_COUNT) ex_die("--weights %s: not a format", o.weights);
-        if ((r = lmu_gen_set_weights(&g, (lmu_gen_weights)k)) != LMU_OK) ex_die("--weights: %s", lmu_strerror(r));
+        lmu_gen_weights fmt = LMU_GEN_WEIGHTS_FP32; /* the option's choices are the library's names */
+        if (lmu_gen_weights_parse(o.weights, &fmt) != LMU_OK) ex_die("--weights %s: not a format", o.weights);
+        if ((r = lmu_gen_set_weights(&g, fmt)) != LMU_OK) ex_die("--weights: %s", lmu_strerror(r));
     }
     lmu_rng_seed(&rng, o.seed);
     cap = lmu_tokenizer_max_token_bytes(tok) + 8;

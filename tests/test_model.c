@@ -474,6 +474,14 @@ static void test_precision(void)
                  lmu_precision_parse(NULL, &p) == LMU_ERR_ARG &&
                  !strcmp(lmu_precision_name(LMU_PRECISION_COUNT), "?"),
              "precision names: bf16 parses, fp16 and NULL do not");
+    {
+        lmu_gen_weights w = LMU_GEN_WEIGHTS_FP32;
+        LT_CHECK(lmu_gen_weights_parse("int8", &w) == LMU_OK && w == LMU_GEN_WEIGHTS_INT8 &&
+                     lmu_gen_weights_parse("int4", &w) == LMU_ERR_ARG && w == LMU_GEN_WEIGHTS_INT8 &&
+                     lmu_gen_weights_parse(NULL, &w) == LMU_ERR_ARG &&
+                     !strcmp(lmu_gen_weights_name(LMU_GEN_WEIGHTS_BF16), "bf16"),
+                 "generation weight formats: int8 parses, int4 and NULL do not");
+    }
     for (k = 0; k < LT_N_KINDS; k++) {
         lmu_config c;
         lmu_model *m;

@@ -225,10 +225,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--contexts") && more) nctx = parse_contexts(argv[++i], ctx);
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--weights") && more) {
-            const char *w = argv[++i];
-            for (k = 0; k < LMU_GEN_WEIGHTS_COUNT && strcmp(w, lmu_gen_weights_name((lmu_gen_weights)k)); k++) {}
-            if (k == LMU_GEN_WEIGHTS_COUNT) nctx = -1;
-            fmt = (lmu_gen_weights)k;
+            if (lmu_gen_weights_parse(argv[++i], &fmt) != LMU_OK) nctx = -1;
         }
         else if (!strcmp(a, "--agree") && i + 2 < argc) agree_ckpt = argv[++i], agree_text = argv[++i];
         else if (!strcmp(a, "--agree-tokens") && more) agree_n = atol(argv[++i]);
