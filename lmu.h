@@ -5155,7 +5155,7 @@ LMU__PRIVATE size_t lmu__ce_scratch_floats_tiled(size_t N, size_t V, size_t d, s
     if (vb > V) vb = V;
     if (chunk > N) chunk = N;
     back = lmu__kern_round16(rb * vb);
-    fwd = lmu__kern_round16(chunk * V) + 2 * lmu__kern_round16(chunk) +
+    fwd = lmu__kern_round16(chunk * V) + 3 * lmu__kern_round16(chunk) +
           2 * lmu__kern_round16(chunk * d);
     return back > fwd ? back : fwd;
 }
@@ -5185,60 +5185,80 @@ LMU__PRIVATE void lmu__ce_forward_tiled(float *loss, float *losses, float *lse, 
                                         const int32_t *targets, size_t N, size_t d, size_t V,
                                         struct lmu_gemm_ws *ws, float *scratch, size_t chunk)
 {
-    size_t r0, i, k, n_valid = lmu__ce_count(targets, N);
+    size_t pos = 0, i, k, n_valid = lmu__ce_count(targets, N), done = 0;
     double total = 0.0;
     float g = n_valid ? 1.0f / (float)n_valid : 0.0f;
     float *tile, *li, *cs, *xs, *dxc;
+    int32_t *row;
     int eager = dx1 && dE1;
     if (chunk > N) chunk = N;
     tile = scratch;                               /* (chunk, V) logits, then exp(l - max) */
     li = tile + lmu__kern_round16(chunk * V);     /* (chunk) row losses */
     cs = li + lmu__kern_round16(chunk);           /* (chunk) g / sum exp: the row scales */
-    xs = cs + lmu__kern_round16(chunk);           /* (chunk, d) x rows times their scale */
+    xs = cs + lmu__kern_round16(chunk);           /* (chunk, d) gathered x rows, then times their scale */
     dxc = xs + lmu__kern_round16(chunk * d);      /* (chunk, d) P E before the row scale */
-    for (r0 = 0; r0 < N; r0 += chunk) {
-        size_t rn = N - r0 < chunk ? N - r0 : chunk;
+    row = (int32_t *)(void *)(dxc + lmu__kern_round16(chunk * d)); /* (chunk) the rows' positions */
+    /* An ignored row gets no logits at all: with a loss on a few positions
+       (MQAR's queries, a prompt mask) the V x d products shrink with it.
+       A chunk is the next `chunk` counted rows, read in place when they
+       are consecutive (every plain LM batch), gathered into xs when not. */
+    while (pos < N) {
+        size_t rn = 0;
+        const float *xc;
         long ii;
-        lmu__kern_gemm(ws, 0, 1, rn, V, d, 1.0f, x + r0 * d, d, E, d, 0.0f, tile, V);
+        for (; pos < N && rn < chunk; pos++) {
+            LMU_ASSERT(targets[pos] >= LMU_TARGET_IGNORE && targets[pos] < (int32_t)V);
+            if (targets[pos] >= 0) {
+                row[rn++] = (int32_t)pos;
+                continue;
+            }
+            lse[pos] = 0.0f; /* no logits: the lazy backward skips the row */
+            if (losses) losses[pos] = 0.0f;
+            if (eager) memset(dx1 + pos * d, 0, d * sizeof(float));
+        }
+        if (!rn) break;
+        if ((size_t)(row[rn - 1] - row[0]) + 1 == rn) {
+            xc = x + (size_t)row[0] * d;
+        } else {
+            for (i = 0; i < rn; i++) memcpy(xs + i * d, x + (size_t)row[i] * d, d * sizeof(float));
+            xc = xs;
+        }
+        lmu__kern_gemm(ws, 0, 1, rn, V, d, 1.0f, xc, d, E, d, 0.0f, tile, V);
         LMU__OMP(omp parallel for schedule(static))
         for (ii = 0; ii < (long)rn; ii++) {
             float *l_i = tile + (size_t)ii * V, mx, s;
-            size_t r = r0 + (size_t)ii, c;
-            const int keep = targets[r] >= 0;
-            float lt = keep ? l_i[targets[r]] : 0.0f;
+            size_t r = (size_t)row[ii], c;
+            float lt = l_i[targets[r]];
             mx = lmu__kern_max(l_i, V);
             s = lmu__kern_expsum(l_i, eager ? l_i : NULL, V, mx);
             lse[r] = mx + logf(s);
-            li[ii] = keep ? lse[r] - lt : 0.0f;
+            li[ii] = lse[r] - lt;
             if (!eager) continue;
             /* softmax = exp(l - max) / s: the 1/s goes into the products'
                operands (rows of x, rows of the dx result), not the tile */
-            cs[ii] = keep ? g / s : 0.0f;
-            for (c = 0; c < d; c++) xs[(size_t)ii * d + c] = cs[ii] * x[r * d + c];
+            cs[ii] = g / s;
+            for (c = 0; c < d; c++) xs[(size_t)ii * d + c] = cs[ii] * xc[(size_t)ii * d + c];
         }
         for (i = 0; i < rn; i++) {
-            LMU_ASSERT(targets[r0 + i] >= LMU_TARGET_IGNORE && targets[r0 + i] < (int32_t)V);
-            if (losses) losses[r0 + i] = li[i];
+            if (losses) losses[row[i]] = li[i];
             total += li[i];
         }
         if (!eager) continue;
         /* dlogits = g (softmax - onehot): dx = dlogits E, dE = dlogits^T x */
         lmu__kern_gemm(ws, 0, 0, rn, d, V, 1.0f, tile, V, E, d, 0.0f, dxc, d);
-        lmu__kern_gemm(ws, 1, 0, V, d, rn, 1.0f, tile, V, xs, d, r0 ? 1.0f : 0.0f, dE1, d);
+        lmu__kern_gemm(ws, 1, 0, V, d, rn, 1.0f, tile, V, xs, d, done ? 1.0f : 0.0f, dE1, d);
+        done = 1;
         for (i = 0; i < rn; i++) {
-            size_t r = r0 + i, t = (size_t)targets[r];
+            size_t r = (size_t)row[i], t = (size_t)targets[r];
             const float *e_t = E + t * d, *x_r = x + r * d;
             float *o = dx1 + r * d, *de = dE1 + t * d;
-            if (targets[r] < 0) { /* ignored: no gradient */
-                memset(o, 0, d * sizeof(float));
-                continue;
-            }
             for (k = 0; k < d; k++) {
                 o[k] = cs[i] * dxc[i * d + k] - g * e_t[k];
                 de[k] -= g * x_r[k];
             }
         }
     }
+    if (eager && !done) memset(dE1, 0, V * d * sizeof(float)); /* nothing counted */
     *loss = n_valid ? (float)(total / (double)n_valid) : 0.0f;
 }
 
@@ -5277,6 +5297,10 @@ LMU__PRIVATE void lmu__ce_backward_tiled(float *dx, float *dE, float dloss, cons
                 float *l_i = tile + (size_t)ii * vb;
                 size_t r = r0 + (size_t)ii, j, t = (size_t)targets[r];
                 float g = targets[r] < 0 ? 0.0f : gmean + (dlosses ? dlosses[r] : 0.0f), ls = lse[r];
+                if (targets[r] < 0) { /* the forward computed no lse for it */
+                    memset(l_i, 0, vn * sizeof(float));
+                    continue;
+                }
                 for (j = 0; j < vn; j++) l_i[j] = lmu__kern_expf(l_i[j] - ls) * g;
                 if (targets[r] >= 0 && t >= v0 && t < v0 + vn) l_i[t - v0] -= g;
             }
@@ -5293,13 +5317,6 @@ LMU__PRIVATE void lmu__ce_backward(float *dx, float *dE, float dloss, const floa
 {
     lmu__ce_backward_tiled(dx, dE, dloss, dlosses, x, E, targets, lse, N, d, V, ws, scratch,
                            LMU__CE_ROWS, LMU__CE_COLS);
-}
-
-/* Generation: logits [V] = E x for one position x [d]. */
-LMU__PRIVATE void lmu__ce_logits(float *logits, const float *x, const float *E, size_t d,
-                                 size_t V, struct lmu_gemm_ws *ws)
-{
-    lmu__kern_gemm(ws, 0, 1, 1, V, d, 1.0f, x, d, E, d, 0.0f, logits, V);
 }
 
 /* The tied-embedding loss as a tape op: loss = mean CE of (x E^T) against
@@ -10230,8 +10247,11 @@ LMUDEF lmu_result lmu_model_logits(lmu_model *m, int b, int t, float *logits)
     /* the loss op is the step's last record; its first input is LN_f(x) */
     ce = &m->tape.recs[m->tape.n_recs - 1];
     d = (size_t)m->cfg.d_model;
-    lmu__ce_logits(logits, lmu__tape_f32(&m->tape, ce->in[0]) + ((size_t)b * (size_t)m->T + (size_t)t) * d,
-                   lmu__tape_f32(&m->tape, m->wte), d, (size_t)m->cfg.vocab_size, &m->gemm);
+    /* one row: the gemm would pack all of E for it (MQAR's accuracy asks
+       for every query's logits, one at a time) */
+    lmu__gemv(logits, lmu__tape_f32(&m->tape, m->wte),
+              lmu__tape_f32(&m->tape, ce->in[0]) + ((size_t)b * (size_t)m->T + (size_t)t) * d, NULL,
+              (size_t)m->cfg.vocab_size, d);
     return LMU_OK;
 }
 

@@ -10,6 +10,10 @@
                       fields: --set d_model=64,mixer=rebased
      --vocab V        vocabulary (default 8192)      --seq L   length (256)
      --kv K           key-value pairs (default 16 at L <= 128, else L/4)
+     --offset G       every query at least 2 G positions after the pairs
+                      (default 0: the reference's task); with G = W a
+                      model that sees only the last 2 W positions cannot
+                      answer (the long-gap recall test)
      --train N        training examples (default 2000)   --test N (300)
      --epochs E       passes over the training set (default 8)
      --batch B (32)   --lr 1e-3   --wd 0.1 (AdamW)   --seed S (1)
@@ -22,8 +26,9 @@
    The task as the reference generates it (zoology's multiquery_ar, also
    corl-team/rebased): keys are K distinct ids from [1, V/2), values K
    distinct ids from [V/2, V); the sequence starts k1 v1 ... kK vK; key i
-   is asked once, at position 2K + 2 g_i, with the gaps g_i drawn without
-   replacement from 0 .. (L - 2K)/2 - 1 with probability proportional to
+   is asked once, at position 2K + 2 (G + g_i), with the gaps g_i drawn
+   without replacement from 0 .. (L - 2K)/2 - G - 1 (G = --offset, 0 in
+   the reference) with probability proportional to
    (g + 1)^(a - 1), a = 0.01 (near queries are likelier); the target there
    is its value. Every other position holds a random id in [0, V) and has
    no target (LMU_TARGET_IGNORE): loss and accuracy count the queries
@@ -41,7 +46,7 @@
 
 typedef struct opts {
     const char *preset, *set, *json;
-    long vocab, seq, kv, train, test, epochs, batch, seed, eval_every, threads;
+    long vocab, seq, kv, offset, train, test, epochs, batch, seed, eval_every, threads;
     int check;
     double lr, wd, target;
 } opts;
@@ -53,6 +58,7 @@ static const ex_opt options[] = {
     {"vocab", 0, EX_LONG, F(vocab), 0, 16, 65536, "V", "vocabulary (default 8192)"},
     {"seq", 0, EX_LONG, F(seq), 0, 8, 1 << 16, "L", "sequence length, even (default 256)"},
     {"kv", 0, EX_LONG, F(kv), 0, 1, 1 << 14, "K", "key-value pairs (default 16 at L <= 128, else L/4)"},
+    {"offset", 0, EX_LONG, F(offset), 0, 0, 1 << 15, "G", "queries at least 2 G positions after the pairs (default 0)"},
     {"train", 0, EX_LONG, F(train), 0, 1, 1e8, "N", "training examples (default 2000)"},
     {"test", 0, EX_LONG, F(test), 0, 1, 1e7, "N", "test examples (default 300)"},
     {"epochs", 0, EX_LONG, F(epochs), 0, 1, 1e6, "E", "passes over the training set (default 8)"},
@@ -70,9 +76,9 @@ static const ex_opts table = {"mqar", "usage: mqar [--preset NAME] [--set K=V,..
                               options, EX_COUNT(options), NULL};
 
 /* n examples of MQAR: tokens and targets (n, L). */
-static void mqar_make(int *tok, int *tg, long n, long L, long K, long V, uint64_t seed)
+static void mqar_make(int *tok, int *tg, long n, long L, long K, long G, long V, uint64_t seed)
 {
-    long space = (L - 2 * K) / 2, e, i, j;
+    long space = (L - 2 * K) / 2 - G, e, i, j;
     double *p = (double *)malloc((size_t)space * sizeof(double));
     int *used = (int *)calloc((size_t)V, sizeof(int)), *gap = (int *)malloc((size_t)K * sizeof(int));
     lmu_rng rng;
@@ -97,7 +103,7 @@ static void mqar_make(int *tok, int *tg, long n, long L, long K, long V, uint64_
             gap[i] = (int)j, left -= p[j], p[j] = 0;
         }
         for (i = 0; i < K; i++) {
-            long q = 2 * K + 2 * gap[i];
+            long q = 2 * K + 2 * (G + gap[i]);
             t[q] = t[2 * i];
             g[q] = t[2 * i + 1];
         }
@@ -109,9 +115,9 @@ static void mqar_make(int *tok, int *tg, long n, long L, long K, long V, uint64_
 /* Every property the task promises, on n examples; exits 1 on the first
    that fails. Also the share of queries in the nearest tenth of the gaps
    (the power law puts most of them there). */
-static void mqar_check(const int *tok, const int *tg, long n, long L, long K, long V)
+static void mqar_check(const int *tok, const int *tg, long n, long L, long K, long G, long V)
 {
-    long e, i, j, near = 0, q = 0, space = (L - 2 * K) / 2;
+    long e, i, j, near = 0, q = 0, space = (L - 2 * K) / 2 - G;
     for (e = 0; e < n; e++) {
         const int *t = tok + e * L, *g = tg + e * L;
         long nq = 0;
@@ -122,19 +128,20 @@ static void mqar_check(const int *tok, const int *tg, long n, long L, long K, lo
                 if (t[2 * j] == t[2 * i] || t[2 * j + 1] == t[2 * i + 1]) ex_die("check: example %ld repeats a key or value", e);
         }
         for (i = 0; i < L; i++) {
-            if (i < 2 * K && g[i] != LMU_TARGET_IGNORE) ex_die("check: example %ld has a target in its context", e);
+            if (i < 2 * (K + G) && g[i] != LMU_TARGET_IGNORE)
+                ex_die("check: example %ld has a target before position 2 (K + G) = %ld", e, 2 * (K + G));
             if (t[i] < 0 || t[i] >= V) ex_die("check: example %ld token %d out of range", e, t[i]);
             if (g[i] == LMU_TARGET_IGNORE) continue;
             for (j = 0; j < K && t[2 * j] != t[i]; j++) {}
             if (j == K || g[i] != t[2 * j + 1] || (i - 2 * K) % 2)
                 ex_die("check: example %ld position %ld: target %d is not its key's value", e, i, g[i]);
             nq++, q++;
-            near += (i - 2 * K) / 2 < (space + 9) / 10;
+            near += (i - 2 * K) / 2 - G < (space + 9) / 10;
         }
         if (nq != K) ex_die("check: example %ld has %ld queries, want %ld", e, nq, K);
     }
-    printf("mqar: data ok: %ld examples, V %ld, L %ld, K %ld; %.1f%% of the queries in the nearest "
-           "tenth of the %ld gaps\n", n, V, L, K, 100.0 * (double)near / (double)q, space);
+    printf("mqar: data ok: %ld examples, V %ld, L %ld, K %ld, offset %ld; %.1f%% of the queries in the "
+           "nearest tenth of the %ld gaps\n", n, V, L, K, G, 100.0 * (double)near / (double)q, space);
 }
 
 /* --set "k=v,k=v": a comma starts the next item only where "key=" follows
@@ -183,7 +190,7 @@ static double mqar_accuracy(lmu_model *m, const int *tok, const int *tg, long n,
 
 int main(int argc, char **argv)
 {
-    opts o = {"lmu-55k", NULL, NULL, 8192, 256, 0, 2000, 300, 8, 32, 1, 0, 0, 0, 1e-3, 0.1, 0.99};
+    opts o = {"lmu-55k", NULL, NULL, 8192, 256, 0, 0, 2000, 300, 8, 32, 1, 0, 0, 0, 1e-3, 0.1, 0.99};
     lmu_config c;
     lmu_model *m;
     char err[256];
@@ -198,6 +205,8 @@ int main(int argc, char **argv)
     if (o.seq % 2) ex_die("--seq %ld: must be even", o.seq);
     if (!o.kv) o.kv = o.seq <= 128 ? 16 : o.seq / 4;
     if (4 * o.kv > o.seq) ex_die("--kv %ld: 4 K must fit in --seq %ld", o.kv, o.seq);
+    if (4 * o.kv + 2 * o.offset > o.seq) /* K gaps to draw from (L - 2K)/2 - G */
+        ex_die("--offset %ld: 4 K + 2 G = %ld must fit in --seq %ld", o.offset, 4 * o.kv + 2 * o.offset, o.seq);
     if (o.vocab <= o.seq || o.vocab / 2 - 1 < o.kv) ex_die("--vocab %ld: too small for L %ld, K %ld", o.vocab, o.seq, o.kv);
     memset(&c, 0, sizeof c);
     if (strcmp(o.preset, "none") && lmu_config_preset(&c, o.preset) != LMU_OK) ex_die("unknown preset '%s'", o.preset);
@@ -207,8 +216,8 @@ int main(int argc, char **argv)
         long n = o.train > o.test ? o.train : o.test;
         int *t = (int *)malloc((size_t)(n * o.seq) * sizeof(int)), *g = (int *)malloc((size_t)(n * o.seq) * sizeof(int));
         if (!t || !g) ex_die("out of memory");
-        mqar_make(t, g, n, o.seq, o.kv, o.vocab, (uint64_t)o.seed);
-        mqar_check(t, g, n, o.seq, o.kv, o.vocab);
+        mqar_make(t, g, n, o.seq, o.kv, o.offset, o.vocab, (uint64_t)o.seed);
+        mqar_check(t, g, n, o.seq, o.kv, o.offset, o.vocab);
         free(t), free(g);
         return 0;
     }
@@ -223,8 +232,8 @@ int main(int argc, char **argv)
     bg = (int *)malloc((size_t)(o.batch * o.seq) * sizeof(int));
     logits = (float *)malloc((size_t)o.vocab * sizeof(float));
     if (!tr_tok || !tr_tg || !te_tok || !te_tg || !bt || !bg || !logits) ex_die("out of memory");
-    mqar_make(tr_tok, tr_tg, o.train, o.seq, o.kv, o.vocab, (uint64_t)o.seed);
-    mqar_make(te_tok, te_tg, o.test, o.seq, o.kv, o.vocab, (uint64_t)o.seed + 10);
+    mqar_make(tr_tok, tr_tg, o.train, o.seq, o.kv, o.offset, o.vocab, (uint64_t)o.seed);
+    mqar_make(te_tok, te_tg, o.test, o.seq, o.kv, o.offset, o.vocab, (uint64_t)o.seed + 10);
 
     per_epoch = (o.train + o.batch - 1) / o.batch;
     steps = per_epoch * o.epochs;
@@ -237,10 +246,10 @@ int main(int argc, char **argv)
         for (l = 0; l < c->n_layer && strlen(mixers) < sizeof mixers - 16; l++)
             snprintf(mixers + strlen(mixers), sizeof mixers - strlen(mixers), "%s%s", l ? "," : "",
                      lmu_mixer_name(lmu_config_layer_mixer(c, l)));
-        printf("mqar: %s (%s %s, N = %lu), V %ld, L %ld, K %ld, %ld train / %ld test examples, "
-               "%ld steps of %ld\n", o.preset, lmu_arch_name(c->arch), mixers,
-               (unsigned long)lmu_model_param_count(m), o.vocab, o.seq, o.kv, o.train, o.test, steps,
-               o.batch);
+        printf("mqar: %s (%s %s, N = %lu), V %ld, L %ld, K %ld, offset %ld, %ld train / %ld test "
+               "examples, %ld steps of %ld\n", o.preset, lmu_arch_name(c->arch), mixers,
+               (unsigned long)lmu_model_param_count(m), o.vocab, o.seq, o.kv, o.offset, o.train, o.test,
+               steps, o.batch);
     }
     t0 = ex_now();
     for (step = 0; step < steps; step++) {
@@ -263,11 +272,11 @@ int main(int argc, char **argv)
     if (o.json) {
         if (!(js = fopen(o.json, "wb"))) ex_die("cannot write %s: %s", o.json, strerror(errno));
         fprintf(js, "{\"preset\": \"%s\", \"set\": \"%s\", \"mixer\": \"%s\", \"params\": %lu, \"vocab\": %ld, "
-                    "\"seq\": %ld, \"kv\": %ld, \"train\": %ld, \"test\": %ld, \"lr\": %g, \"seed\": %ld, "
+                    "\"seq\": %ld, \"kv\": %ld, \"offset\": %ld, \"train\": %ld, \"test\": %ld, \"lr\": %g, \"seed\": %ld, "
                     "\"steps\": %ld, \"accuracy\": %.6f, \"best_accuracy\": %.6f, \"test_loss\": %.6f, \"seconds\": %.1f}\n",
                 o.preset, o.set ? o.set : "", lmu_mixer_name(lmu_config_layer_mixer(lmu_model_config(m), 0)),
-                (unsigned long)lmu_model_param_count(m), o.vocab, o.seq, o.kv, o.train, o.test, o.lr, o.seed,
-                step < steps ? step + 1 : steps, acc, best, tl, ex_now() - t0);
+                (unsigned long)lmu_model_param_count(m), o.vocab, o.seq, o.kv, o.offset, o.train, o.test, o.lr,
+                o.seed, step < steps ? step + 1 : steps, acc, best, tl, ex_now() - t0);
         if (fclose(js) != 0) ex_die("cannot write %s: %s", o.json, strerror(errno));
     }
     free(tr_tok), free(tr_tg), free(te_tok), free(te_tg), free(bt), free(bg), free(logits);

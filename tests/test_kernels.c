@@ -162,14 +162,19 @@ static void test_ce_case(size_t N, size_t d, size_t V, size_t rb, size_t vb, int
     double mref, e, el, eg1, eg2;
     const double dloss = 1.7;
     size_t i;
-    for (i = 0; ignore && i < N; i += 3) tg[i] = LMU_TARGET_IGNORE; /* every third row scores nothing */
+    for (i = 0; ignore == 1 && i < N; i += 3) tg[i] = LMU_TARGET_IGNORE; /* every third row scores nothing */
+    for (i = 0; ignore == 2 && i < N; i++) /* one row counts, the others get no logits */
+        if (i != N / 2) tg[i] = LMU_TARGET_IGNORE;
+    for (i = 0; ignore == 3 && i < N; i++) tg[i] = LMU_TARGET_IGNORE; /* nothing counts */
     mref = ref_ce(xd, Ed, tg, N, d, V, lref, dxr, dEr, dloss);
     lmu__ce_forward_tiled(&loss, losses, lse, NULL, NULL, x, E, tg, N, d, V, NULL, scr, rb);
-    e = fabs(loss - mref) / fabs(mref);
+    e = ignore == 3 ? fabs(loss) : fabs(loss - mref) / fabs(mref);
     el = 0;
     for (i = 0; i < N; i++) el = kt_maxrel(el, fabs(losses[i] - lref[i]) / fabs(lref[i] + 1e-3));
     LT_CHECK(e < 2e-6 && el < 2e-5, "ce fwd N=%zu d=%zu V=%zu tile %zux%zu%s: mean rel %.2e, row max rel %.2e",
-             N, d, V, rb, vb, ignore ? ", every 3rd target ignored" : "", e, el);
+             N, d, V, rb, vb,
+             ignore == 1 ? ", every 3rd target ignored" : ignore == 2 ? ", all targets but one ignored"
+             : ignore == 3 ? ", every target ignored" : "", e, el);
     lmu__ce_backward_tiled(dx, dE, (float)dloss, NULL, x, E, tg, lse, N, d, V, NULL, scr, rb, vb);
     eg1 = kt_relerr(dx, pre, dxr, N * d);
     eg2 = kt_relerr(dE, pre, dEr, V * d);
@@ -220,7 +225,7 @@ static void test_ce_extras(void)
     e1 = kt_relerr(dx, KT_PREFILL, dxr, N * d);
     e2 = kt_relerr(dE, KT_PREFILL, dEr, V * d);
     LT_CHECK(e1 < 1e-5 && e2 < 1e-5, "ce per-position dlosses: dx %.2e dE %.2e", e1, e2);
-    lmu__ce_logits(lg, x + 2 * d, E, d, V, NULL);
+    lmu__gemv(lg, E, x + 2 * d, NULL, V, d);
     for (v = 0; v < V; v++) {
         double a = 0;
         for (k = 0; k < d; k++) a += xd[2 * d + k] * Ed[v * d + k];
@@ -277,7 +282,10 @@ static void test_ce(void)
     test_ce_case(97, 9, 999, 2048, 2048, 0, 3.0, 0); /* default tiles, one block */
     test_ce_case(300, 11, 517, 256, 2048, 0, 1.0, 0); /* forward chunks of 256 rows, ragged last */
     test_ce_case(7, 5, 11, 4, 3, 1, 1.0, 1);     /* LMU_TARGET_IGNORE, FD */
-    test_ce_case(300, 11, 517, 256, 2048, 0, 1.0, 1); /* ... over chunks */
+    test_ce_case(300, 11, 517, 256, 2048, 0, 1.0, 1); /* ... over chunks, gathered */
+    test_ce_case(9, 5, 13, 4, 3, 1, 1.0, 2);     /* one counted row, FD */
+    test_ce_case(40, 16, 301, 8, 64, 0, 40.0, 2); /* logits past exp's range in the ignored rows */
+    test_ce_case(12, 5, 17, 4, 5, 0, 1.0, 3);    /* none counted: loss and gradients 0 */
     test_ce_extras();
     test_ce_determinism();
     /* the real vocabulary, default tiles (ragged last block of 50257) */

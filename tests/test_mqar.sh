@@ -15,6 +15,13 @@ for args in "--vocab 8192 --seq 256 --train 200" "--vocab 64 --seq 32 --kv 8 --t
     out=$(build/mqar --check $args 2>&1); rc=$?
     check "data: keys, values, one query per key with its value as target, no other target ($args): $out" [ $rc -eq 0 ]
 done
+# the long-gap variant: no query before 2 (K + G); the check verifies it
+out=$(build/mqar --check --vocab 1024 --seq 512 --kv 16 --offset 128 --train 300 2>&1); rc=$?
+check "data with --offset 128: every query at 2 (K + G) or later, each key's value ($out)" [ $rc -eq 0 ] && echo "$out" | grep -q "offset 128"
+first=$(build/mqar --check --vocab 1024 --seq 512 --kv 16 --offset 128 --train 300 | sed -n 's/.*nearest tenth of the \([0-9]*\) gaps.*/\1/p')
+check "with --offset 128 the gaps are (L - 2K)/2 - G = 112 (got $first)" [ "$first" = 112 ]
+build/mqar --seq 128 --kv 16 --offset 33 >"$W/off.out" 2>&1; rc=$?
+check "--offset past the room for K gaps refused (exit $rc)" [ $rc -ne 0 ] && grep -q "must fit" "$W/off.out"
 # the power law (a = 0.01) favours near queries: with K = 16 of 48 gaps, far more than a tenth
 near=$(build/mqar --check --vocab 512 --seq 128 --train 2000 | sed -n 's/.* \([0-9.]*\)% of the queries.*/\1/p')
 check "gaps: $near% of the queries in the nearest tenth (uniform: 10%)" awk -v p="$near" 'BEGIN { exit !(p > 20) }'
@@ -26,7 +33,7 @@ build/mqar --preset none --set feature_dim=0x --seq 32 >"$W/set.out" 2>&1; rc=$?
 check "a bad --set refused (exit $rc)" [ $rc -ne 0 ] && grep -q "feature_dim" "$W/set.out"
 
 start=$(date +%s)
-python3 tools/mqar_sweep.py --profile tiny --out "$W/sweep" --threads 2 >"$W/sweep.log" 2>&1; rc=$?
+python3 tools/mqar_sweep.py --profile tiny --out "$W/sweep" --jobs 2 --threads 1 >"$W/sweep.log" 2>&1; rc=$?
 check "tiny sweep runs (exit $rc, $(( $(date +%s) - start )) s)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || { tail -5 "$W/sweep.log"; finish; }
 R=$W/sweep/results.csv
@@ -35,6 +42,6 @@ bad=$(awk -F, 'NR > 1 && ($8 < 0 || $8 > 1 || $10 <= 0) { print }' "$R")
 check "accuracies in [0, 1], losses positive" [ -z "$bad" ]
 check "report.md has a table per d_model" grep -q "^| lmu-rebased | " "$W/sweep/report.md"
 check "accuracy.png written" [ -s "$W/sweep/accuracy.png" ]
-python3 tools/mqar_sweep.py --profile tiny --out "$W/sweep" --threads 2 >"$W/rerun.log" 2>&1
+python3 tools/mqar_sweep.py --profile tiny --out "$W/sweep" --jobs 2 --threads 1 >"$W/rerun.log" 2>&1
 check "a rerun trains nothing" [ "$(grep -c 'build/mqar' "$W/rerun.log")" -eq 0 ]
 finish
