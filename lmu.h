@@ -301,6 +301,9 @@ typedef enum lmu_iattn_init {
       "post-FFN / MLP inner width: LMU 2 d, transformer 4 d")                  \
     X(INT, n_head, HEADS, 1, 1L << 16, lmu__default_heads(c->d_model),         \
       "attention heads (default: head width nearest 32)")                      \
+    X(INT, window, ATTN, 0, 1L << 20, 0,                                       \
+      "attention window W (mixer attn): a position sees its own block of W "   \
+      "and the one before; 0: every position before it")                       \
     X(INT, feature_dim, FEATURES, 1, 256, 16,                                  \
       "width of q and k per head in linear attention (mixers rebased, based)") \
     X(REAL, la_eps, FEATURES, 1e-38, 1, 1e-12,                                 \
@@ -421,6 +424,13 @@ LMUDEF int lmu_config_layer_q_prime(const lmu_config *c, int l);
    not parse), LMU_ERR_RANGE (it parses but is out of range). */
 LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *value, char *err,
                                  size_t errcap);
+
+/* lmu_config_set for each item of "key=value,key=value" (a command line's
+   --set): a comma starts the next item only where "key=" follows it, so
+   a per-layer list keeps its commas ("mixer=conv,rebased,d_model=64").
+   Stops at the first error (lmu_config_set's codes; an item without '='
+   or over 1023 characters in all: LMU_ERR_FORMAT). */
+LMUDEF lmu_result lmu_config_set_items(lmu_config *c, const char *items, char *err, size_t errcap);
 
 /* Parses a config file's text (see MODEL CONFIG FILES) into c, on top of
    what c holds. Errors read "line 3: unknown key 'dmodel'".
@@ -1523,9 +1533,11 @@ LMUDEF lmu_result lmu_model_load_memory(lmu_model **out, const void *buf, size_t
    Generation runs the model one token at a time. An LMU layer keeps its
    q x d memory state and updates it with Abar and Bbar (docs/MODEL.md section
    1), so memory per token is constant whatever the context. Mixer "attn"
-   and the transformer keep a key/value cache of max_ctx positions: their
-   memory grows with the context, and the transformer cannot go past n_ctx
-   (its learned positions end there).
+   keeps a key/value cache of max_ctx positions: its memory grows with the
+   context, up to max_ctx; with a window W (config `window`) the cache is
+   a ring of about 2 W positions, so memory and time per token stay flat
+   and the context has no end. The transformer cannot go past n_ctx (its
+   learned positions end there), whatever its mixers.
 */
 struct lmu__cand;
 typedef struct lmu_gen {
@@ -2381,7 +2393,7 @@ LMU__PRIVATE int lmu__default_heads(int d)
 
 /* LMU__CONFIG_FIELDS as data, for the code that walks every field. */
 enum { LMU__KIND_INT, LMU__KIND_REAL, LMU__KIND_ENUM };
-enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS, LMU__SCOPE_FEATURES };
+enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS, LMU__SCOPE_FEATURES, LMU__SCOPE_ATTN };
 #define LMU__KIND_OF_INT LMU__KIND_INT
 #define LMU__KIND_OF_REAL LMU__KIND_REAL
 #define LMU__KIND_OF_ARCH LMU__KIND_ENUM
@@ -2426,6 +2438,11 @@ LMUDEF const char *lmu_config_field(int i, const char **help)
 LMU__PRIVATE int lmu__scope_on(const lmu_config *c, int scope)
 {
     if (scope == LMU__SCOPE_LMU) return c->arch == LMU_ARCH_LMU;
+    if (scope == LMU__SCOPE_ATTN) {
+        int k, on = c->mixer == LMU_MIXER_ATTN;
+        for (k = 0; k < c->layers.n_mixer; k++) on |= c->layers.mixer[k] == LMU_MIXER_ATTN;
+        return on;
+    }
     if (scope == LMU__SCOPE_HEADS || scope == LMU__SCOPE_FEATURES) {
         int (*has)(lmu_mixer) = scope == LMU__SCOPE_HEADS ? lmu__mixer_has_heads
                                                           : lmu__mixer_has_features;
@@ -2778,6 +2795,32 @@ LMUDEF lmu_result lmu_config_set(lmu_config *c, const char *key, const char *v, 
     }
     if ((r = lmu__field_parse(f, v, &x, err, errcap)) != LMU_OK) return r;
     lmu__field_put(c, f, x);
+    return LMU_OK;
+}
+
+LMUDEF lmu_result lmu_config_set_items(lmu_config *c, const char *items, char *err, size_t errcap)
+{
+    char buf[1024], *item = buf, *next, *p, *eq;
+    lmu_result r;
+    if (err && errcap) err[0] = 0;
+    if (!c || !items) return LMU_ERR_ARG;
+    if (strlen(items) >= sizeof buf) {
+        lmu__errf(err, errcap, "longer than %d characters", (int)sizeof buf - 1);
+        return LMU_ERR_FORMAT;
+    }
+    strcpy(buf, items);
+    for (; item; item = next) {
+        for (next = NULL, p = strchr(item, ','); p && !next; p = strchr(p + 1, ',')) {
+            size_t k = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz_0123456789");
+            if (k && p[1 + k] == '=') *p = 0, next = p + 1;
+        }
+        if (!(eq = strchr(item, '='))) {
+            lmu__errf(err, errcap, "'%.40s' is not key=value", item);
+            return LMU_ERR_FORMAT;
+        }
+        *eq = 0;
+        if ((r = lmu_config_set(c, item, eq + 1, err, errcap)) != LMU_OK) return r;
+    }
     return LMU_OK;
 }
 
@@ -5483,85 +5526,58 @@ LMU__PRIVATE float lmu__mha_softmax(float *p, size_t nv, size_t n, float *inv)
     return m + logf(sum);
 }
 
-/* One query row against nk keys for the decode step: o [hs] =
-   softmax(q K^T * scale) V, keys and values rows of stride kstride /
-   vstride, sc nk floats. Returns the row's logsumexp. It repeats the
-   forward block's arithmetic for that row exactly: each score as the
-   gemm micro-kernel forms it (a fused chain from zero per k block, then
-   times alpha), the shared softmax, E V chunk by chunk of LMU__MHA_KCH
-   keys added in order, times 1 / sum. Generation and the parallel forward
-   therefore agree bit for bit. */
-LMU__PRIVATE float lmu__mha_row(float *o, float *sc, const float *q, const float *k,
-                                size_t kstride, const float *v, size_t vstride, size_t nk,
-                                size_t hs, float scale)
+/* The first key position t sees: with a window W > 0, its own block of W
+   positions and the one before (the Block-Recurrent Transformer's local
+   attention: blocks t / W - 1 and t / W); W = 0: position 0. */
+LMU__KERN_INLINE size_t lmu__mha_lo(size_t t, size_t W)
 {
-    size_t kcb = lmu__gemm_kc(hs), s, p, p0, p1, j0, j1, c0, cn, c;
-    float lse, inv;
-    int l;
-    /* 16 keys at a time: independent chains instead of one long one */
-    for (s = 0; s < nk; s += 16) {
-        float acc[16], x[16];
-        int ns = nk - s < 16 ? (int)(nk - s) : 16;
-        for (p0 = 0; p0 < hs; p0 = p1) {
-            p1 = hs - p0 < kcb ? hs : p0 + kcb;
-            for (l = 0; l < 16; l++) acc[l] = 0.0f;
-            for (p = p0; p < p1; p++) {
-                const float *kp = k + s * kstride + p;
-                float qp = q[p];
-                for (l = 0; l < ns; l++)
-                    acc[l] = LMU__MHA_FMA(qp, kp[(size_t)l * kstride], acc[l]);
-            }
-            for (l = 0; l < ns; l++)
-                x[l] = p0 == 0 ? scale * acc[l] : LMU__MHA_FMA(scale, acc[l], x[l]);
-        }
-        for (l = 0; l < ns; l++) sc[s + (size_t)l] = x[l];
-    }
-    lse = lmu__mha_softmax(sc, nk, nk, &inv);
-    for (c0 = 0; c0 < hs; c0 += 64) {
-        float acc[64];
-        cn = hs - c0 < 64 ? hs - c0 : 64;
-        for (j0 = 0; j0 < nk; j0 = j1) {
-            j1 = nk - j0 < LMU__MHA_KCH ? nk : j0 + LMU__MHA_KCH;
-            for (c = 0; c < cn; c++) acc[c] = 0.0f;
-            for (s = j0; s < j1; s++) {
-                const float *v_s = v + s * vstride + c0;
-                float w = sc[s];
-                for (c = 0; c < cn; c++) acc[c] = LMU__MHA_FMA(w, v_s[c], acc[c]);
-            }
-            /* gemm beta = 0 then 1, alpha = 1: o = acc, then o + acc */
-            for (c = 0; c < cn; c++) o[c0 + c] = j0 == 0 ? acc[c] : o[c0 + c] + acc[c];
-        }
-        for (c = 0; c < cn; c++) o[c0 + c] *= inv;
-    }
-    return lse;
+    return W && t / W > 1 ? (t / W - 1) * W : 0;
+}
+
+/* Key chunks of the P V products start at multiples of LMU__MHA_KCH (the
+   first at the rows' lowest key): the decode step cuts its keys the same
+   way, and a chunk a row cannot see adds its exact zeros. */
+LMU__KERN_INLINE size_t lmu__mha_chunk_end(size_t j0, size_t end)
+{
+    size_t j1 = (j0 / LMU__MHA_KCH + 1) * LMU__MHA_KCH;
+    return j1 < end ? j1 : end;
 }
 
 /* Forward of query rows [r0, r1) of one (b, h): q, k, v point at the
    head's columns of the sequence (pitch 3C), o at its output columns
-   (pitch C), lse at the head's T floats. S: BR x round16(r1) floats,
-   inv: BR. */
+   (pitch C), lse at the head's T floats; window W (0: none). S: BR x
+   round16(r1) floats, inv: BR. Column j of S is key klo + j, klo the
+   block's lowest visible key; a row's keys before its own lowest are
+   zeros in S. */
 LMU__PRIVATE void lmu__mha_fwd_block(float *o, float *lse, const float *q, const float *k,
                                      const float *v, size_t C, size_t hs, size_t r0, size_t r1,
-                                     float scale, struct lmu_gemm_ws *ws, float *S, float *inv)
+                                     size_t W, float scale, struct lmu_gemm_ws *ws, float *S,
+                                     float *inv)
 {
-    size_t C3 = 3 * C, n = r1 - r0, ld = lmu__kern_round16(r1), i, j0, j1, c;
-    lmu__kern_gemm(ws, 0, 1, n, r1, hs, scale, q + r0 * C3, C3, k, C3, 0.0f, S, ld);
-    for (i = 0; i < n; i++) lse[r0 + i] = lmu__mha_softmax(S + i * ld, r0 + i + 1, r1, inv + i);
+    size_t C3 = 3 * C, n = r1 - r0, klo = lmu__mha_lo(r0, W), nk = r1 - klo;
+    size_t ld = lmu__kern_round16(nk), i, j0, j1, c;
+    lmu__kern_gemm(ws, 0, 1, n, nk, hs, scale, q + r0 * C3, C3, k + klo * C3, C3, 0.0f, S, ld);
+    for (i = 0; i < n; i++) {
+        size_t t = r0 + i, off = lmu__mha_lo(t, W) - klo, j;
+        float *row = S + i * ld;
+        for (j = 0; j < off; j++) row[j] = 0.0f;
+        lse[t] = lmu__mha_softmax(row + off, t + 1 - klo - off, nk - off, inv + i);
+    }
     /* Chunk j0 only for the rows that reach it (t >= j0): exactly the
        chunks the decode step of row t sums. */
-    for (j0 = 0; j0 < r1; j0 = j1) {
+    for (j0 = klo; j0 < r1; j0 = j1) {
         size_t i0 = j0 > r0 ? j0 - r0 : 0;
-        j1 = r1 - j0 < LMU__MHA_KCH ? r1 : j0 + LMU__MHA_KCH;
-        lmu__kern_gemm(ws, 0, 0, n - i0, hs, j1 - j0, 1.0f, S + i0 * ld + j0, ld, v + j0 * C3, C3,
-                       j0 ? 1.0f : 0.0f, o + (r0 + i0) * C, C);
+        j1 = lmu__mha_chunk_end(j0, r1);
+        lmu__kern_gemm(ws, 0, 0, n - i0, hs, j1 - j0, 1.0f, S + i0 * ld + (j0 - klo), ld,
+                       v + j0 * C3, C3, j0 > klo ? 1.0f : 0.0f, o + (r0 + i0) * C, C);
     }
     for (i = 0; i < n; i++)
         for (c = 0; c < hs; c++) o[(r0 + i) * C + c] *= inv[i];
 }
 
 LMU__PRIVATE void lmu__mha_forward(float *out, float *lse, const float *qkv, size_t B, size_t T,
-                                   size_t C, size_t NH, struct lmu_gemm_ws *ws, int nparts,
-                                   float *scratch)
+                                   size_t C, size_t NH, size_t W, struct lmu_gemm_ws *ws,
+                                   int nparts, float *scratch)
 {
     size_t hs = C / NH, C3 = 3 * C, nb = (T + LMU__MHA_BR - 1) / LMU__MHA_BR, BH = B * NH;
     size_t tasks = BH * nb, part = lmu__mha_part_floats(T);
@@ -5585,7 +5601,7 @@ LMU__PRIVATE void lmu__mha_forward(float *out, float *lse, const float *qkv, siz
             size_t r1 = r0 + LMU__MHA_BR < T ? r0 + LMU__MHA_BR : T;
             const float *q = qkv + b * T * C3 + h * hs;
             lmu__mha_fwd_block(out + b * T * C + h * hs, lse + bh * T, q, q + C, q + 2 * C, C, hs,
-                               r0, r1, scale, pws, S, inv);
+                               r0, r1, W, scale, pws, S, inv);
         }
     }
 }
@@ -5593,12 +5609,12 @@ LMU__PRIVATE void lmu__mha_forward(float *out, float *lse, const float *qkv, siz
 /* Part of one block's backward: query rows [r0, r0 + n) against keys
    [k0, k1) of one (b, h). q, dq point at the head's columns of the
    sequence in qkv, dqkv (pitch 3C; k, v and dk, dv follow C apart), dob,
-   ob at its columns of dout, out (pitch C). Writes P and dS for those
-   keys at columns 0 .. k1 - k0 of P, dS (pitch ld) and adds their dk, dv
-   rows. */
+   ob at its columns of dout, out (pitch C); window W. Writes P and dS for
+   those keys at columns 0 .. k1 - k0 of P, dS (pitch ld) and adds their
+   dk, dv rows. */
 LMU__PRIVATE void lmu__mha_bwd_keys(float *dq, const float *q, const float *dob, const float *ob,
-                                    const float *lse_bh, size_t C, size_t hs, float scale,
-                                    size_t r0, size_t n, size_t k0, size_t k1,
+                                    const float *lse_bh, size_t C, size_t hs, size_t W,
+                                    float scale, size_t r0, size_t n, size_t k0, size_t k1,
                                     struct lmu_gemm_ws *ws, float *P, float *dS, size_t ld)
 {
     const size_t C3 = 3 * C, w = k1 - k0;
@@ -5607,11 +5623,13 @@ LMU__PRIVATE void lmu__mha_bwd_keys(float *dq, const float *q, const float *dob,
     lmu__kern_gemm(ws, 0, 1, n, w, hs, 1.0f, dob + r0 * C, C, q + 2 * C + k0 * C3, C3, 0.0f, dS,
                    ld);
     for (i = 0; i < n; i++) {
-        /* columns s < e are keys t may see */
+        /* columns b <= s < e are keys t may see */
         size_t t = r0 + i, e = t + 1 <= k0 ? 0 : t + 1 - k0 < w ? t + 1 - k0 : w;
+        size_t lo = lmu__mha_lo(t, W), b = lo <= k0 ? 0 : lo - k0 < e ? lo - k0 : e;
         float *pr = P + i * ld, *dr = dS + i * ld;
         float D = lmu__kern_dot(dob + t * C, ob + t * C, hs), ls = lse_bh[t];
-        for (s = 0; s < e; s++) {
+        for (s = 0; s < b; s++) pr[s] = dr[s] = 0.0f;
+        for (; s < e; s++) {
             float pv = lmu__kern_expf(pr[s] - ls);
             pr[s] = pv;
             dr[s] = pv * (dr[s] - D) * scale;
@@ -5635,38 +5653,38 @@ LMU__PRIVATE void lmu__mha_bwd_keys(float *dq, const float *q, const float *dob,
    from the same product with the same depth, so the bits do not depend
    on nt. */
 LMU__PRIVATE void lmu__mha_bwd_head(float *dq, const float *q, const float *dob, const float *ob,
-                                    const float *lse_bh, size_t T, size_t C, size_t hs,
+                                    const float *lse_bh, size_t T, size_t C, size_t hs, size_t W,
                                     float scale, struct lmu_gemm_ws *ws, int id, int nt, float *P,
                                     float *dS, size_t ld)
 {
     const size_t C3 = 3 * C;
     size_t r0, r1, j0, j1;
     for (r0 = 0; r0 < T; r0 = r1) {
-        size_t n, i0, i1;
+        size_t n, i0, i1, klo = lmu__mha_lo(r0, W); /* the block's lowest key */
         r1 = T - r0 < LMU__MHA_BR ? T : r0 + LMU__MHA_BR;
         n = r1 - r0;
         if (nt == 1) {
-            for (j0 = 0; j0 < r1; j0 = j1) {
+            for (j0 = klo; j0 < r1; j0 = j1) {
                 j1 = r1 - j0 < LMU__MHA_KB ? r1 : j0 + LMU__MHA_KB;
-                lmu__mha_bwd_keys(dq, q, dob, ob, lse_bh, C, hs, scale, r0, n, j0, j1, ws, P, dS,
-                                  ld);
+                lmu__mha_bwd_keys(dq, q, dob, ob, lse_bh, C, hs, W, scale, r0, n, j0, j1, ws, P,
+                                  dS, ld);
                 lmu__kern_gemm(ws, 0, 0, n, hs, j1 - j0, 1.0f, dS, ld, q + C + j0 * C3, C3, 1.0f,
                                dq + r0 * C3, C3);
             }
             continue;
         }
         {
-            /* this thread's keys [c0, c1): whole 16-float groups */
-            size_t g = (r1 + 15) / 16, c0 = g * (size_t)id / (size_t)nt * 16;
-            size_t c1 = g * (size_t)(id + 1) / (size_t)nt * 16;
+            /* this thread's keys [c0, c1) of [klo, r1): whole 16-float groups */
+            size_t g = (r1 - klo + 15) / 16, c0 = klo + g * (size_t)id / (size_t)nt * 16;
+            size_t c1 = klo + g * (size_t)(id + 1) / (size_t)nt * 16;
             c1 = c1 < r1 ? c1 : r1;
             if (c0 < c1)
-                lmu__mha_bwd_keys(dq, q, dob, ob, lse_bh, C, hs, scale, r0, n, c0, c1, ws, P + c0,
-                                  dS + c0, ld);
+                lmu__mha_bwd_keys(dq, q, dob, ob, lse_bh, C, hs, W, scale, r0, n, c0, c1, ws,
+                                  P + c0, dS + c0, ld);
         }
         LMU__OMP(omp barrier)
         i0 = n * (size_t)id / (size_t)nt, i1 = n * (size_t)(id + 1) / (size_t)nt;
-        for (j0 = 0; j0 < r1 && i0 < i1; j0 = j1) {
+        for (j0 = klo; j0 < r1 && i0 < i1; j0 = j1) {
             j1 = r1 - j0 < LMU__MHA_KB ? r1 : j0 + LMU__MHA_KB;
             lmu__kern_gemm(ws, 0, 0, i1 - i0, hs, j1 - j0, 1.0f, dS + i0 * ld + j0, ld,
                            q + C + j0 * C3, C3, 1.0f, dq + (r0 + i0) * C3, C3);
@@ -5678,8 +5696,8 @@ LMU__PRIVATE void lmu__mha_bwd_head(float *dq, const float *q, const float *dob,
 /* dqkv [B, T, 3C] += ..., given dout [B, T, C] and the forward's out, lse. */
 LMU__PRIVATE void lmu__mha_backward(float *dqkv, const float *dout, const float *qkv,
                                     const float *out, const float *lse, size_t B, size_t T,
-                                    size_t C, size_t NH, struct lmu_gemm_ws *ws, int nparts,
-                                    float *scratch)
+                                    size_t C, size_t NH, size_t W, struct lmu_gemm_ws *ws,
+                                    int nparts, float *scratch)
 {
     size_t hs = C / NH, C3 = 3 * C, tasks = B * NH, part = lmu__mha_part_floats(T), npar;
     size_t br = T < LMU__MHA_BR ? T : LMU__MHA_BR, ldt = lmu__kern_round16(T) + 16;
@@ -5701,7 +5719,7 @@ LMU__PRIVATE void lmu__mha_backward(float *dqkv, const float *dout, const float 
             size_t b = (size_t)tk / NH, h = (size_t)tk % NH;
             lmu__mha_bwd_head(dqkv + b * T * C3 + h * hs, qkv + b * T * C3 + h * hs,
                               dout + b * T * C + h * hs, out + b * T * C + h * hs,
-                              lse + (size_t)tk * T, T, C, hs, scale, pws, 0, 1, P,
+                              lse + (size_t)tk * T, T, C, hs, W, scale, pws, 0, 1, P,
                               P + LMU__MHA_BR * LMU__MHA_LDB, LMU__MHA_LDB);
         }
 #ifdef _OPENMP
@@ -5713,7 +5731,7 @@ LMU__PRIVATE void lmu__mha_backward(float *dqkv, const float *dout, const float 
             size_t b = (size_t)tk / NH, h = (size_t)tk % NH;
             lmu__mha_bwd_head(dqkv + b * T * C3 + h * hs, qkv + b * T * C3 + h * hs,
                               dout + b * T * C + h * hs, out + b * T * C + h * hs,
-                              lse + (size_t)tk * T, T, C, hs, scale, pws, id, nt, scratch,
+                              lse + (size_t)tk * T, T, C, hs, W, scale, pws, id, nt, scratch,
                               scratch + br * ldt, ldt);
         }
     }
@@ -5723,47 +5741,66 @@ LMU__PRIVATE void lmu__mha_backward(float *dqkv, const float *dout, const float 
    of keys: below it a team costs more than it saves). */
 #define LMU__MHA_DECODE_PAR ((size_t)1 << 18)
 
-/* Scratch of the decode step at up to t_max positions: every head's
-   scores and 1 / sum, one partial output per chunk of LMU__MHA_KCH keys. */
-LMU__PRIVATE size_t lmu__mha_decode_floats(size_t t_max, size_t C, size_t NH)
+/* Scratch of the decode step over at most `span` keys: every head's
+   scores and 1 / sum, one partial output per chunk of LMU__MHA_KCH keys
+   (a span cut at multiples of it: at most span / KCH + 2). */
+LMU__PRIVATE size_t lmu__mha_decode_floats(size_t span, size_t C, size_t NH)
 {
-    return NH * lmu__kern_round16(t_max + 1) + NH + ((t_max + 1) / LMU__MHA_KCH + 1) * C;
+    return NH * lmu__kern_round16(span + 1) + NH + (span / LMU__MHA_KCH + 2) * C;
+}
+
+/* Positions the decode step's cache holds: every one up to t_max, or with
+   a window W the last round16(2 W) + 16, a ring (whatever t_max: a window
+   has no end of context). A multiple of 16, so a block of 16 positions
+   stays whole; the extra 16 keep the block of the oldest key a position
+   sees apart from the block being written. */
+LMU__PRIVATE size_t lmu__mha_cache_rows(size_t t_max, size_t W)
+{
+    return W ? lmu__kern_round16(2 * W) + 16 : lmu__kern_round16(t_max);
 }
 
 /* Generation: one new position t with qkv_t [3C]; appends its key to
-   kcache and its value to vcache, then attends over positions 0..t with
-   every head at once; out [C], sc: lmu__mha_decode_floats(t + 1, C, NH)
-   floats. The keys are kept in blocks of 16 positions, each block [C][16]
-   (channel-major: kcache holds round16(t_max) x C floats), so each head's
-   16 chains run on unit-stride vectors read straight from the cache; the
-   values are rows [t_max][C]. Both are read in one stream for all heads,
-   not head by head across them: at long contexts reading the cache is
-   the cost. The arithmetic is lmu__mha_row's for every head (the same
-   chains, the same softmax, chunks of LMU__MHA_KCH keys added in order),
-   so generation still equals the parallel forward bit for bit, and the
-   blocks and chunks shared out over np threads change no bit. */
+   kcache and its value to vcache, then attends over positions
+   lmu__mha_lo(t, W) .. t with every head at once; out [C], sc:
+   lmu__mha_decode_floats(t + 1, C, NH) floats (or 2 W). The cache holds R
+   positions (lmu__mha_cache_rows), position s in row s % R. The keys are
+   kept in blocks of 16 positions, each block [C][16] (channel-major), so
+   each head's 16 chains run on unit-stride vectors read straight from the
+   cache; the values are rows [R][C]. Both are read in one stream for all
+   heads, not head by head across them: at long contexts reading the
+   cache is the cost. The arithmetic is the forward block's for that row
+   (each score as the gemm micro-kernel forms it: a fused chain from zero
+   per k block, then times alpha; the shared softmax from the same first
+   key; E V chunk by chunk at the same multiples of LMU__MHA_KCH, added in
+   order, times 1 / sum), so generation equals the parallel forward bit
+   for bit, and the blocks and chunks shared out over np threads change
+   no bit. */
 LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, const float *qkv_t,
-                                  size_t t, size_t C, size_t NH, int np, float *sc)
+                                  size_t t, size_t C, size_t NH, size_t W, size_t R, int np,
+                                  float *sc)
 {
-    const size_t hs = C / NH, nk = t + 1, ld = lmu__kern_round16(nk), kcb = lmu__gemm_kc(hs);
-    const size_t nch = (nk + LMU__MHA_KCH - 1) / LMU__MHA_KCH, nblk = (nk + 15) / 16;
+    const size_t hs = C / NH, lo = lmu__mha_lo(t, W), nk = t + 1 - lo, ld = lmu__kern_round16(nk);
+    const size_t kcb = lmu__gemm_kc(hs), b0 = lo / 16, nblk = t / 16 + 1 - b0;
+    const size_t nch = (t / LMU__MHA_KCH) - (lo / LMU__MHA_KCH) + 1;
     const float scale = 1.0f / sqrtf((float)hs), *q = qkv_t;
-    float *invp = sc + NH * ld, *part = invp + NH, *kb = kcache + t / 16 * 16 * C;
+    float *invp = sc + NH * ld, *part = invp + NH, *kb = kcache + (t % R) / 16 * 16 * C;
     long i;
     int par;
     size_t p;
+    LMU_ASSERT(R % 16 == 0 && (R >= t + 1 || (W && R >= t + 1 - lo + 16)));
     if (np > lmu__thread_count()) np = lmu__thread_count(); /* the caller's setting now */
     par = nk * C >= LMU__MHA_DECODE_PAR && np > 1;
     if (t % 16 == 0) memset(kb, 0, 16 * C * sizeof(float)); /* a new block: no stale lanes */
     (void)par; /* read only by the OpenMP pragma */
     for (p = 0; p < C; p++) kb[p * 16 + t % 16] = qkv_t[C + p];
-    memcpy(vcache + t * C, qkv_t + 2 * C, C * sizeof(float));
-    /* scores: blocks of 16 keys (the last block's lanes past t are zeros:
-       computed, never kept) */
+    memcpy(vcache + (t % R) * C, qkv_t + 2 * C, C * sizeof(float));
+    /* scores: blocks of 16 keys (lanes before lo or past t are computed,
+       never kept: older keys of the ring, or zeros) */
     LMU__OMP(omp parallel for schedule(static) num_threads(np) if (par))
     for (i = 0; i < (long)nblk; i++) {
-        size_t s = (size_t)i * 16, ns = nk - s < 16 ? nk - s : 16, l, p0, p1, h, pp;
-        const float *kt = kcache + s * C;
+        size_t s = (b0 + (size_t)i) * 16, l, l0 = s < lo ? lo - s : 0, l1, p0, p1, h, pp;
+        const float *kt = kcache + s % R * C;
+        l1 = t + 1 - s < 16 ? t + 1 - s : 16;
         for (h = 0; h < NH; h++) {
             float acc[16], x[16];
             for (p0 = 0; p0 < hs; p0 = p1) {
@@ -5776,20 +5813,21 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
                 }
                 for (l = 0; l < 16; l++) x[l] = p0 == 0 ? scale * acc[l] : LMU__MHA_FMA(scale, acc[l], x[l]);
             }
-            for (l = 0; l < ns; l++) sc[h * ld + s + l] = x[l];
+            for (l = l0; l < l1; l++) sc[h * ld + s + l - lo] = x[l];
         }
     }
     for (i = 0; i < (long)NH; i++) (void)lmu__mha_softmax(sc + (size_t)i * ld, nk, nk, invp + i);
     /* E V: each chunk of keys' sum for every channel, then the chunks in order */
     LMU__OMP(omp parallel for schedule(static) num_threads(np) if (par))
     for (i = 0; i < (long)nch; i++) {
-        size_t j0 = (size_t)i * LMU__MHA_KCH, j1 = nk - j0 < LMU__MHA_KCH ? nk : j0 + LMU__MHA_KCH, s, h, c;
+        size_t c0 = (lo / LMU__MHA_KCH + (size_t)i) * LMU__MHA_KCH, s, h, c;
+        size_t j0 = c0 > lo ? c0 : lo, j1 = lmu__mha_chunk_end(j0, t + 1);
         float *acc = part + (size_t)i * C;
         for (c = 0; c < C; c++) acc[c] = 0.0f;
         for (s = j0; s < j1; s++) {
-            const float *vs = vcache + s * C;
+            const float *vs = vcache + s % R * C;
             for (h = 0; h < NH; h++) {
-                float w = sc[h * ld + s];
+                float w = sc[h * ld + s - lo];
                 for (c = h * hs; c < (h + 1) * hs; c++) acc[c] = LMU__MHA_FMA(w, vs[c], acc[c]);
             }
         }
@@ -5803,8 +5841,8 @@ LMU__PRIVATE void lmu__mha_decode(float *out, float *kcache, float *vcache, cons
 }
 
 /* out (B, T, d) = causal multi-head attention of qkv (B, T, 3d) as a
-   tape op; lse is its cache. */
-LMU__PRIVATE lmu_result lmu__tape_attention(lmu_tape *t, int qkv, int n_head, int *out)
+   tape op, window W (0: none); lse is its cache. */
+LMU__PRIVATE lmu_result lmu__tape_attention(lmu_tape *t, int qkv, int n_head, int window, int *out)
 {
     const lmu_tensor *x;
     int shape[3], lse, B, T, d;
@@ -5815,6 +5853,7 @@ LMU__PRIVATE lmu_result lmu__tape_attention(lmu_tape *t, int qkv, int n_head, in
     B = x->shape[0], T = x->shape[1], d = x->shape[2] / 3;
     if (x->ndim != 3 || x->shape[2] != 3 * d || n_head < 1 || d % n_head)
         return lmu__tape_fail(t, LMU_ERR_SHAPE, "causal_attention: qkv must be (B, T, 3d), d %% n_head = 0");
+    if (window < 0) return lmu__tape_fail(t, LMU_ERR_ARG, "causal_attention: window %d < 0", window);
     if ((r = lmu__tape_kernel_check(t, lmu__mha_scratch_floats((size_t)T, t->nparts),
                                     "causal_attention")))
         return r;
@@ -5822,11 +5861,11 @@ LMU__PRIVATE lmu_result lmu__tape_attention(lmu_tape *t, int qkv, int n_head, in
     if ((r = lmu__tape_fused(t, LMU_OP_ATTENTION, 1, &qkv, 3, shape, out, &rec)) != LMU_OK ||
         (r = lmu__tape_cache(t, (size_t)B * (size_t)n_head * (size_t)T, &lse)) != LMU_OK)
         return r;
-    rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = n_head;
+    rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = n_head, rec->ip[4] = window;
     rec->cache[0] = lse;
     lmu__mha_forward(lmu__tape_f32(t, *out), lmu__tape_f32(t, lse), lmu__tape_f32(t, qkv),
-                     (size_t)B, (size_t)T, (size_t)d, (size_t)n_head, t->gemm_ws, t->nparts,
-                     t->scratch);
+                     (size_t)B, (size_t)T, (size_t)d, (size_t)n_head, (size_t)window, t->gemm_ws,
+                     t->nparts, t->scratch);
     return LMU_OK;
 }
 
@@ -5837,7 +5876,7 @@ LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape
     lmu__mha_backward(dqkv, lmu__tape_g32(t, rec->out), lmu__tape_f32(t, rec->in[0]),
                       lmu__tape_f32(t, rec->out), lmu__tape_f32(t, rec->cache[0]),
                       (size_t)rec->ip[0], (size_t)rec->ip[1], (size_t)rec->ip[2],
-                      (size_t)rec->ip[3], t->gemm_ws, t->nparts, t->scratch);
+                      (size_t)rec->ip[3], (size_t)rec->ip[4], t->gemm_ws, t->nparts, t->scratch);
     return LMU_OK;
 }
 
@@ -9303,11 +9342,22 @@ static const lmu__mixer_unit lmu__mixer_ffn = {
 /*               transformer's too)                                        */
 /* ---------------------------------------------------------------------- */
 
+/* Keys a query sees, on average over n positions, with window W: t + 1
+   in the first block, W + t mod W + 1 after it. */
+LMU__PRIVATE double lmu__attn_keys(double n, double W)
+{
+    double n0, m, fb, rem;
+    if (W <= 0 || n <= W) return (n + 1) / 2.0;
+    n0 = W, m = n - W, fb = floor(m / W), rem = m - fb * W;
+    return (n0 * (n0 + 1) / 2.0 + fb * (W * W + W * (W + 1) / 2.0) + rem * W +
+            rem * (rem + 1) / 2.0) / n;
+}
+
 LMU__PRIVATE double lmu__attn_flops(const lmu_config *c, double n)
 {
     double d = c->d_model;
-    /* projections, and on average n/2 keys per query: scores + weighted sum */
-    return 2.0 * (4.0 * d * d) + 2.0 * 2.0 * (n + 1) / 2.0 * d;
+    /* projections, and the keys per query: scores + weighted sum */
+    return 2.0 * (4.0 * d * d) + 2.0 * 2.0 * lmu__attn_keys(n, c->window) * d;
 }
 
 LMU__PRIVATE size_t lmu__attn_scratch(const lmu_model *m, size_t T)
@@ -9324,35 +9374,39 @@ LMU__PRIVATE lmu_result lmu__attn_forward(lmu_model *m, int l, int x, int B, int
     lmu_result r;
     if ((r = lmu_tape_layernorm(t, x, L->ln_a_w, L->ln_a_b, &h)) != LMU_OK) return r;
     if ((r = lmu_tape_linear(t, h, L->qkv_w, L->qkv_b, 0, &a)) != LMU_OK) return r;
-    if ((r = lmu__tape_attention(t, a, m->cfg.n_head, &a)) != LMU_OK) return r;
+    if ((r = lmu__tape_attention(t, a, m->cfg.n_head, m->cfg.window, &a)) != LMU_OK) return r;
     if ((r = lmu_tape_linear(t, a, L->attn_proj_w, L->attn_proj_b, 0, &a)) != LMU_OK) return r;
     return lmu_tape_add(t, x, a, out);
 }
 
-/* keys of every position so far in blocks of 16 (round16(max_ctx) x d,
-   lmu__mha_decode's layout), then the values (max_ctx, d) */
+/* the keys of the positions the cache holds (every one so far, or with a
+   window a ring of the last 2 W and a little: lmu__mha_cache_rows) in
+   blocks of 16 (lmu__mha_decode's layout), then their values, as many */
 LMU__PRIVATE size_t lmu__attn_gen_state(const lmu_config *c, size_t max_ctx)
 {
-    return (lmu__kern_round16(max_ctx) + max_ctx) * (size_t)c->d_model;
+    return 2 * lmu__mha_cache_rows(max_ctx, (size_t)c->window) * (size_t)c->d_model;
 }
 
 /* q, k, v of this position (3 d, rounded to 16) and every head's scores */
 LMU__PRIVATE size_t lmu__attn_gen_work(const lmu_config *c, size_t max_ctx)
 {
+    size_t span = c->window ? 2 * (size_t)c->window : max_ctx;
     return ((3 * (size_t)c->d_model + 15) & ~(size_t)15) +
-           lmu__mha_decode_floats(max_ctx, (size_t)c->d_model, (size_t)c->n_head);
+           lmu__mha_decode_floats(span, (size_t)c->d_model, (size_t)c->n_head);
 }
 
 LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
 {
     const lmu_model *m = g->m;
     const lmu_layer_ids *L = &m->layer[l];
-    size_t d = (size_t)m->cfg.d_model, k;
-    float *kc = state, *vc = state + lmu__kern_round16((size_t)g->max_ctx) * d;
+    size_t d = (size_t)m->cfg.d_model, k, W = (size_t)m->cfg.window;
+    size_t R = lmu__mha_cache_rows((size_t)g->max_ctx, W);
+    float *kc = state, *vc = state + R * d;
     float *sc = g->big + ((3 * d + 15) & ~(size_t)15);
     lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
     lmu__gemv(g->big, LMU__GP(L->qkv_w), g->h, LMU__GP(L->qkv_b), 3 * d, d);
-    lmu__mha_decode(g->y, kc, vc, g->big, (size_t)g->t, d, (size_t)m->cfg.n_head, g->nparts, sc);
+    lmu__mha_decode(g->y, kc, vc, g->big, (size_t)g->t, d, (size_t)m->cfg.n_head, W, R, g->nparts,
+                    sc);
     lmu__gemv(g->a, LMU__GP(L->attn_proj_w), g->y, LMU__GP(L->attn_proj_b), d, d);
     for (k = 0; k < d; k++) g->x[k] += g->a[k];
 }
@@ -10971,8 +11025,14 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
         snprintf(g->err, sizeof g->err, "generate: token %d outside 0..%d", token, c->vocab_size - 1);
         return LMU_ERR_RANGE;
     }
-    for (l = 0; l < c->n_layer; l++)
-        if (lmu__layer_unit(c, l)->kv_cache && g->t >= g->max_ctx) {
+    if (m->wpe >= 0 && g->t >= c->n_ctx) { /* whatever the mixers */
+        snprintf(g->err, sizeof g->err, "generate: context full (the learned positions end at %d)",
+                 c->n_ctx);
+        return LMU_ERR_CAPACITY;
+    }
+    for (l = 0; l < c->n_layer; l++) /* a window's cache is a ring: never full */
+        if (lmu__layer_unit(c, l)->kv_cache && g->t >= g->max_ctx &&
+            !(c->window && lmu_config_layer_mixer(c, l) == LMU_MIXER_ATTN)) {
             snprintf(g->err, sizeof g->err, "generate: context full (%d positions)", g->max_ctx);
             return LMU_ERR_CAPACITY;
         }

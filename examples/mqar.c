@@ -144,24 +144,6 @@ static void mqar_check(const int *tok, const int *tg, long n, long L, long K, lo
            "nearest tenth of the %ld gaps\n", n, V, L, K, G, 100.0 * (double)near / (double)q, space);
 }
 
-/* --set "k=v,k=v": a comma starts the next item only where "key=" follows
-   it, so a per-layer list keeps its commas (mixer=conv,rebased). */
-static void set_fields(lmu_config *c, const char *set)
-{
-    char buf[1024], err[256], *item = buf, *next, *p, *eq;
-    if (strlen(set) >= sizeof buf) ex_die("--set: longer than %d characters", (int)sizeof buf - 1);
-    strcpy(buf, set);
-    for (; item; item = next) {
-        for (next = NULL, p = strchr(item, ','); p && !next; p = strchr(p + 1, ',')) {
-            size_t k = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz_0123456789");
-            if (k && p[1 + k] == '=') *p = 0, next = p + 1;
-        }
-        if (!(eq = strchr(item, '='))) ex_die("--set: '%s' is not key=value", item);
-        *eq = 0;
-        if (lmu_config_set(c, item, eq + 1, err, sizeof err) != LMU_OK) ex_die("--set: %s", err);
-    }
-}
-
 /* accuracy on the test set: argmax of the logits at every query */
 static double mqar_accuracy(lmu_model *m, const int *tok, const int *tg, long n, long L, long B,
                             float *logits, double *loss)
@@ -210,7 +192,7 @@ int main(int argc, char **argv)
     if (o.vocab <= o.seq || o.vocab / 2 - 1 < o.kv) ex_die("--vocab %ld: too small for L %ld, K %ld", o.vocab, o.seq, o.kv);
     memset(&c, 0, sizeof c);
     if (strcmp(o.preset, "none") && lmu_config_preset(&c, o.preset) != LMU_OK) ex_die("unknown preset '%s'", o.preset);
-    if (o.set) set_fields(&c, o.set);
+    if (o.set && lmu_config_set_items(&c, o.set, err, sizeof err) != LMU_OK) ex_die("--set: %s", err);
     c.vocab_size = (int)o.vocab, c.n_ctx = (int)o.seq;
     if (o.check) {
         long n = o.train > o.test ? o.train : o.test;

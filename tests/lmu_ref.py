@@ -92,6 +92,9 @@ CHECKPOINT METADATA CONTRACT (the safetensors "__metadata__" object)
                 "conv,based" (one per layer). Transformer: not ffn, and
                 absent (files made before the key) reads as attn
     n_head      integer   (some layer's mixer is attn, rebased or based)
+    window      integer   (some layer's mixer is attn; absent: 0) W > 0: a
+                position attends to its own block of W positions and the
+                one before (positions from (t // W - 1) W on), 0: all
     feature_dim integer   (some layer's mixer is rebased or based) width of
                 q and k per head
     la_eps      decimal   (some layer's mixer is rebased or based) added to
@@ -198,7 +201,7 @@ PRESETS = {  # MODEL.md section 4: target N, d, q, q', layers, theta
     "lmu-1m": (1_000_000, 204, 220, 22, 3, 350.0),
 }
 INT_KEYS = ("vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "d_pre", "d_ff", "n_head",
-            "feature_dim")
+            "feature_dim", "window")
 LINEAR_MIXERS = ("rebased", "based")  # linear attention: feature_dim, la_eps
 MIXERS = ("ffn", "attn") + LINEAR_MIXERS + ("conv",)
 HEAD_MIXERS = ("attn",) + LINEAR_MIXERS  # those with n_head
@@ -334,6 +337,12 @@ def settle_mixers(cfg):
         cfg.setdefault("n_head", pick_n_head(cfg["d_model"]))
     else:
         cfg.pop("n_head", None)
+    if "attn" in mx:
+        cfg.setdefault("window", 0)
+        if cfg["window"] < 0:
+            raise ValueError(f"window {cfg['window']}: want 0 (none) or more")
+    else:
+        cfg.pop("window", None)
     if mx & set(LINEAR_MIXERS):
         cfg.setdefault("feature_dim", 16)
         cfg.setdefault("la_eps", 1e-12)
@@ -664,14 +673,23 @@ def ffn(x, P, pre):
     return linear(h, P[pre + "proj.weight"], P[pre + "proj.bias"])
 
 
-def causal_mha(x, P, pre, n_head):
+def window_start(t, window):
+    """The first position t attends to: with a window W, the start of the
+    block before its own (blocks of W from position 0), else 0."""
+    return max(0, (t // window - 1) * window) if window else 0
+
+
+def causal_mha(x, P, pre, n_head, window=0):
     Bsz, n, d = x.shape
     dh = d // n_head
     qkv = linear(x, P[pre + "qkv.weight"], P[pre + "qkv.bias"])
     q, k, v = (t.reshape(Bsz, n, n_head, dh).transpose(1, 2) for t in qkv.split(d, dim=-1))
     att = q @ k.transpose(-1, -2) / math.sqrt(dh)  # [B, h, n, n]
-    future = torch.ones(n, n, dtype=torch.bool).triu(1)
-    att = softmax_last(att.masked_fill(future, float("-inf")))
+    rows = torch.arange(n)[:, None]
+    cols = torch.arange(n)[None, :]
+    starts = torch.tensor([window_start(t, window) for t in range(n)])[:, None]
+    hidden = (cols > rows) | (cols < starts)  # the future, and the past outside the window
+    att = softmax_last(att.masked_fill(hidden, float("-inf")))
     y = (att @ v).transpose(1, 2).reshape(Bsz, n, d)
     return linear(y, P[pre + "proj.weight"], P[pre + "proj.bias"])
 
@@ -730,7 +748,7 @@ def forward(P, cfg, idx, conv="auto"):
         if layer_mixer(cfg, l) in LINEAR_MIXERS:
             x = x + linear_attention(h, P, p + layer_mixer(cfg, l) + ".", cfg, layer_mixer(cfg, l) == "based")
         elif layer_mixer(cfg, l) == "attn":
-            x = x + causal_mha(h, P, p + "attn.", cfg["n_head"])
+            x = x + causal_mha(h, P, p + "attn.", cfg["n_head"], cfg.get("window", 0))
         elif layer_mixer(cfg, l) == "conv":
             x = x + conv_gate(h, P, p + "conv.")
         else:
@@ -778,8 +796,9 @@ class Recurrent:
         q, k, v = linear(h, P[pre + "qkv.weight"], P[pre + "qkv.bias"]).split(d, dim=-1)
         self.kcache[l].append(k.reshape(Bsz, nh, dh))
         self.vcache[l].append(v.reshape(Bsz, nh, dh))
-        K = torch.stack(self.kcache[l], dim=2)  # [B, h, t+1, dh]
-        Vv = torch.stack(self.vcache[l], dim=2)
+        lo = window_start(len(self.kcache[l]) - 1, self.cfg.get("window", 0))
+        K = torch.stack(self.kcache[l][lo:], dim=2)  # [B, h, t+1-lo, dh]
+        Vv = torch.stack(self.vcache[l][lo:], dim=2)
         att = softmax_last(torch.einsum("bhe,bhte->bht", q.reshape(Bsz, nh, dh), K) / math.sqrt(dh))
         y = torch.einsum("bht,bhte->bhe", att, Vv).reshape(Bsz, d)
         return linear(y, P[pre + "proj.weight"], P[pre + "proj.bias"])
@@ -1017,10 +1036,15 @@ def small_cfg(kind):
         return make_config(tr + ",mixer=rebased,feature_dim=3")
     if kind == "trstack":
         return make_config(tr + ",L=3,mixer=conv/based/rebased,feature_dim=3")
+    if kind == "trwindow":  # 16 positions in blocks of 3: five blocks and a cut one
+        return make_config(tr + ",window=3")
+    if kind == "attnwindow":
+        return make_config(base + ",mixer=attn,h=2,window=4")
     return make_config(tr)
 
 
-SMALL_KINDS = ("ffn", "attn", "transformer") + LINEAR_MIXERS + ("conv", "trrebased", "trstack")
+SMALL_KINDS = ("ffn", "attn", "transformer") + LINEAR_MIXERS + ("conv", "trrebased", "trstack", "trwindow",
+                                                                "attnwindow")
 
 
 def cmd_selfcheck(a):
@@ -1077,6 +1101,20 @@ def cmd_selfcheck(a):
             rec = recurrent_logits(P, cfg, idx)
         e = rel_err(rec, par)
         ck(e < 1e-11, f"{kind}: recurrent == parallel logits at all {idx.shape[1]} positions (rel {e:.1e})")
+
+    # the attention window: rows past the second block differ from full
+    # attention, rows before it do not; a window of n or more is none
+    cfg = small_cfg("trwindow")
+    P = {k: v.to(F64) for k, v in init_params(cfg, 7, 0.3).items()}
+    idx = torch.randint(0, cfg["vocab_size"], (2, cfg["n_ctx"]), generator=g)
+    with torch.no_grad():
+        win = forward(P, cfg, idx)
+        full = forward(P, dict(cfg, window=0), idx)
+        wide = forward(P, dict(cfg, window=cfg["n_ctx"]), idx)
+    ck(rel_err(win[:, :6], full[:, :6]) < 1e-14 and rel_err(win[:, 6:], full[:, 6:]) > 1e-3 and
+       rel_err(wide, full) < 1e-14,
+       f"window 3: positions 0..5 as full attention, 6.. not (rel {rel_err(win[:, 6:], full[:, 6:]):.1e}); "
+       f"window n == no window")
 
     # autograd vs central finite differences (float64)
     for kind in SMALL_KINDS:

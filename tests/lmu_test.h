@@ -144,7 +144,9 @@ LT__UNUSED static double lt_fd_check(lt_fd_fn f, void *ctx, double *x, size_t n,
     X(LT_LMU_STACK, "lmu stack ffn,attn q 24,16", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=ffn,attn;q=24,16;q_prime=3,2;theta=40,100") \
     X(LT_TRANSFORMER_REBASED, "transformer/rebased", "transformer-%s-rebased", LMU_ARCH_TRANSFORMER, LMU_MIXER_REBASED, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL) \
     X(LT_TRANSFORMER_CONV, "transformer stack conv,based", NULL, LMU_ARCH_TRANSFORMER, LMU_MIXER_CONV, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=conv,based") \
-    X(LT_LMU_CONV, "lmu/conv", "lmu-%s-conv", LMU_ARCH_LMU, LMU_MIXER_CONV, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL)
+    X(LT_LMU_CONV, "lmu/conv", "lmu-%s-conv", LMU_ARCH_LMU, LMU_MIXER_CONV, LMU_IATTN_INIT_DELAY, 0, 0, 0, NULL) \
+    X(LT_TRANSFORMER_WINDOW, "transformer window 4", NULL, LMU_ARCH_TRANSFORMER, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "window=4") \
+    X(LT_LMU_ATTN_WINDOW, "lmu/attn window 3", NULL, LMU_ARCH_LMU, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "window=3")
 
 typedef struct lt_kind {
     const char *name, *preset;

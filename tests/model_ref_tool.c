@@ -3,7 +3,7 @@
    reference (tests/lmu_ref.py) computed from the same files (compare).
 
      model_ref_tool dump KIND DIR       KIND: ffn | attn | rebased | based | conv | transformer |
-                                        layers | stack | trrebased | trstack
+                                        layers | stack | trrebased | trstack | trwindow
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as iattn_init = delay made it
@@ -13,7 +13,8 @@
    ffn; q 12, 20, 12; q' 2, 3, 2; theta 8, 30, 30: layers 0 and 2 differ
    in theta, 1 and 2 in q, so no two share an H). KIND conv is the LMU with
    mixer conv; trrebased the transformer with mixer rebased, trstack the
-   transformer with a layer stack of 3 (mixers conv, based, rebased).
+   transformer with a layer stack of 3 (mixers conv, based, rebased),
+   trwindow the transformer with attention window 5.
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -60,6 +61,7 @@ static void config_for(lmu_config *c, const char *kind)
         c->n_layer = 3;
         if (lmu_config_set(c, "mixer", "conv,based,rebased", NULL, 0)) abort();
     }
+    if (strcmp(kind, "trwindow") == 0) c->window = 5; /* 24 positions: blocks 0..4, the last cut */
 }
 
 /* The model as lmu_model_create made it (no jitter): for the reference's
@@ -248,6 +250,6 @@ int main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "compare") == 0) return compare(argv[2], argv[3], argc - 3, argv + 3);
     if (argc >= 4 && strcmp(argv[1], "init") == 0) return init(argv[2], argv[3]);
     fprintf(stderr, "usage: model_ref_tool dump|compare|init "
-                    "ffn|attn|rebased|based|conv|transformer|layers|stack|trrebased|trstack DIR\n");
+                    "ffn|attn|rebased|based|conv|transformer|layers|stack|trrebased|trstack|trwindow DIR\n");
     return 2;
 }

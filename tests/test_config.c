@@ -56,6 +56,29 @@ int main(int argc, char **argv)
              "rebased defaults: feature_dim 16, la_eps 1e-12, n_head %d", c.n_head);
     memset(&c, 0, sizeof c); c.feature_dim = 8;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.feature_dim == 0, "mixer ffn has no feature_dim");
+    memset(&c, 0, sizeof c); c.arch = LMU_ARCH_TRANSFORMER; c.window = -1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "window"), "window -1 refused: %s", err);
+    memset(&c, 0, sizeof c); c.arch = LMU_ARCH_TRANSFORMER; c.window = 64;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.window == 64, "transformer window 64 kept");
+    {
+        char txt[4096];
+        lmu_config c2;
+        lmu_config_format(&c, txt, sizeof txt);
+        memset(&c2, 0, sizeof c2);
+        LT_CHECK(strstr(txt, "window = 64") && lmu_config_parse(&c2, txt, strlen(txt), err, sizeof err) == LMU_OK &&
+                     c2.window == 64, "window written and read back by the config text: %s", err);
+    }
+    memset(&c, 0, sizeof c);
+    LT_CHECK(lmu_config_set_items(&c, "arch=transformer,n_layer=3,mixer=conv,rebased,attn,window=32", err, sizeof err) == LMU_OK &&
+                 c.arch == LMU_ARCH_TRANSFORMER && c.n_layer == 3 && c.layers.n_mixer == 3 &&
+                 c.layers.mixer[2] == LMU_MIXER_ATTN && c.window == 32,
+             "set_items: a list keeps its commas, the next key= starts an item: %s", err);
+    LT_CHECK(lmu_config_set_items(&c, "d_model=64,n_head", err, sizeof err) == LMU_ERR_FORMAT && strstr(err, "n_head"),
+             "set_items: an item without = refused: %s", err);
+    LT_CHECK(lmu_config_set_items(&c, "d_model=64,dmodel=3", err, sizeof err) == LMU_ERR_ARG && strstr(err, "dmodel"),
+             "set_items: an unknown key refused: %s", err);
+    memset(&c, 0, sizeof c); c.window = 8;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.window == 0, "mixer ffn has no window");
     memset(&c, 0, sizeof c); c.theta = -1;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "theta"), "negative theta refused: %s", err);
     memset(&c, 0, sizeof c); c.d_model = -5;

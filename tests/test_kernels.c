@@ -313,7 +313,10 @@ static void test_ce(void)
 /* causal multi-head attention                                             */
 /* ====================================================================== */
 
-static void ref_mha(const double *qkv, size_t B, size_t T, size_t C, size_t NH, double *out)
+/* the first key position t sees with window W: blocks t / W - 1 and t / W */
+static size_t kt_win_lo(size_t t, size_t W) { return W == 0 || t < 2 * W ? 0 : (t / W - 1) * W; }
+
+static void ref_mha(const double *qkv, size_t B, size_t T, size_t C, size_t NH, size_t W, double *out)
 {
     size_t hs = C / NH, b, h, t, s, c;
     double *P = (double *)malloc(T * sizeof(double)), scale = 1.0 / sqrt((double)hs);
@@ -326,11 +329,12 @@ static void ref_mha(const double *qkv, size_t B, size_t T, size_t C, size_t NH, 
                     const double *k = qkv + (b * T + s) * 3 * C + C + h * hs;
                     double a = 0;
                     for (c = 0; c < hs; c++) a += q[c] * k[c];
-                    P[s] = s <= t ? a * scale : -1e300; /* the causal mask, materialised */
+                    /* the causal (and window) mask, materialised */
+                    P[s] = s <= t && s >= kt_win_lo(t, W) ? a * scale : -1e300;
                     if (P[s] > m) m = P[s];
                 }
                 for (s = 0; s < T; s++) {
-                    P[s] = s <= t ? exp(P[s] - m) : 0.0;
+                    P[s] = s <= t && s >= kt_win_lo(t, W) ? exp(P[s] - m) : 0.0;
                     sum += P[s];
                 }
                 for (c = 0; c < hs; c++) {
@@ -344,17 +348,17 @@ static void ref_mha(const double *qkv, size_t B, size_t T, size_t C, size_t NH, 
 
 typedef struct {
     double *qkv, *w, *out;
-    size_t B, T, C, NH;
+    size_t B, T, C, NH, W;
 } kt_mha_ctx;
 
 static double kt_mha_loss(void *c)
 {
     kt_mha_ctx *k = (kt_mha_ctx *)c;
-    ref_mha(k->qkv, k->B, k->T, k->C, k->NH, k->out);
+    ref_mha(k->qkv, k->B, k->T, k->C, k->NH, k->W, k->out);
     return kt_wsum(k->w, k->out, k->B * k->T * k->C);
 }
 
-static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int nparts)
+static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, size_t W, int fd, int nparts)
 {
     size_t n3 = B * T * 3 * C, no = B * T * C;
     float *qkv = kt_rand(n3, 1.5), *w = kt_rand(no, 1.0);
@@ -365,16 +369,16 @@ static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int n
     double e;
     lmu_gemm_ws ws;
     LT_CHECK(lmu_gemm_ws_create(&ws, nparts) == LMU_OK, "mha gemm workspace");
-    lmu__mha_forward(out, lse, qkv, B, T, C, NH, &ws, nparts, scr);
-    ref_mha(qd, B, T, C, NH, od);
+    lmu__mha_forward(out, lse, qkv, B, T, C, NH, W, &ws, nparts, scr);
+    ref_mha(qd, B, T, C, NH, W, od);
     e = kt_relerr(out, 0.0f, od, no);
-    LT_CHECK(e < 2e-6, "mha fwd B=%zu T=%zu C=%zu NH=%zu parts=%d: rel %.2e", B, T, C, NH, nparts, e);
+    LT_CHECK(e < 2e-6, "mha fwd B=%zu T=%zu C=%zu NH=%zu W=%zu parts=%d: rel %.2e", B, T, C, NH, W, nparts, e);
     if (fd) {
         kt_mha_ctx c;
-        c.qkv = qd; c.w = wd; c.out = od; c.B = B; c.T = T; c.C = C; c.NH = NH;
-        lmu__mha_backward(dqkv, w, qkv, out, lse, B, T, C, NH, &ws, nparts, scr);
+        c.qkv = qd; c.w = wd; c.out = od; c.B = B; c.T = T; c.C = C; c.NH = NH; c.W = W;
+        lmu__mha_backward(dqkv, w, qkv, out, lse, B, T, C, NH, W, &ws, nparts, scr);
         e = lt_fd_check(kt_mha_loss, &c, qd, n3, LT_FD_H, dqkv, KT_PREFILL, NULL);
-        LT_CHECK(e < 1e-5, "mha grad vs FD B=%zu T=%zu C=%zu NH=%zu: dqkv %.2e", B, T, C, NH, e);
+        LT_CHECK(e < 1e-5, "mha grad vs FD B=%zu T=%zu C=%zu NH=%zu W=%zu: dqkv %.2e", B, T, C, NH, W, e);
     }
     lmu__free_aligned(qkv); lmu__free_aligned(w); lmu__free_aligned(out); lmu__free_aligned(lse);
     lmu__free_aligned(scr); lmu__free_aligned(dqkv); free(qd); free(wd); free(od);
@@ -384,7 +388,7 @@ static void test_mha_case(size_t B, size_t T, size_t C, size_t NH, int fd, int n
 /* The backward written out in double: dqkv = d(sum w o out)/d qkv for
    B = 1, through dS = P o (dP - rowsum(P o dP)) / sqrt(hs). */
 static void ref_mha_bwd(const double *qkv, const double *w, size_t T, size_t C, size_t NH,
-                        double *dqkv)
+                        size_t W, double *dqkv)
 {
     size_t hs = C / NH, C3 = 3 * C, h, t, s, c;
     double *P = (double *)malloc(T * sizeof(double)), *dP = (double *)malloc(T * sizeof(double));
@@ -394,21 +398,22 @@ static void ref_mha_bwd(const double *qkv, const double *w, size_t T, size_t C, 
         for (t = 0; t < T; t++) {
             const double *q = qkv + t * C3 + h * hs, *wt = w + t * C + h * hs;
             double m = -1e300, sum = 0, D = 0;
-            for (s = 0; s <= t; s++) {
+            size_t lo = kt_win_lo(t, W);
+            for (s = lo; s <= t; s++) {
                 double a = 0;
                 for (c = 0; c < hs; c++) a += q[c] * qkv[s * C3 + C + h * hs + c];
                 P[s] = a * scale;
                 if (P[s] > m) m = P[s];
             }
-            for (s = 0; s <= t; s++) sum += P[s] = exp(P[s] - m);
-            for (s = 0; s <= t; s++) {
+            for (s = lo; s <= t; s++) sum += P[s] = exp(P[s] - m);
+            for (s = lo; s <= t; s++) {
                 double a = 0;
                 P[s] /= sum;
                 for (c = 0; c < hs; c++) a += wt[c] * qkv[s * C3 + 2 * C + h * hs + c];
                 dP[s] = a;
                 D += P[s] * a;
             }
-            for (s = 0; s <= t; s++) {
+            for (s = lo; s <= t; s++) {
                 double ds = P[s] * (dP[s] - D) * scale;
                 for (c = 0; c < hs; c++) {
                     dqkv[t * C3 + h * hs + c] += ds * qkv[s * C3 + C + h * hs + c];
@@ -425,35 +430,37 @@ static void ref_mha_bwd(const double *qkv, const double *w, size_t T, size_t C, 
    backward's key chunks) and over several row blocks: forward and
    backward against the references, decode == forward bit for bit, and
    the backward's bits for 1 and 2 parts (2 parts with 3 heads: one head
-   split across the team). */
-static void test_mha_long(size_t T, size_t C, size_t NH)
+   split across the team). With a window W, the decode step's cache is the
+   ring of lmu__mha_cache_rows positions. */
+static void test_mha_long(size_t T, size_t C, size_t NH, size_t W)
 {
-    size_t B = 1, n3 = B * T * 3 * C, no = B * T * C, t;
+    size_t B = 1, n3 = B * T * 3 * C, no = B * T * C, t, R = lmu__mha_cache_rows(T, W);
     float *qkv = kt_rand(n3, 1.5), *out = (float *)kt_alloc(no), *lse = (float *)kt_alloc(NH * T);
     float *scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, 2)), *w = kt_rand(no, 1.0);
-    float *kc = (float *)kt_alloc(lmu__kern_round16(T) * C), *vc = (float *)kt_alloc(T * C), *o1 = (float *)kt_alloc(C);
+    float *kc = (float *)kt_alloc(R * C), *vc = (float *)kt_alloc(R * C), *o1 = (float *)kt_alloc(C);
     float *dq1 = kt_fill(n3, KT_PREFILL), *dq2 = kt_fill(n3, KT_PREFILL);
     double *qd = kt_dcopy(qkv, n3), *od = (double *)malloc(no * sizeof(double)), e;
     double *wd = kt_dcopy(w, no), *gd = (double *)malloc(n3 * sizeof(double));
     lmu_gemm_ws ws;
     int ok = 1;
     LT_CHECK(lmu_gemm_ws_create(&ws, 2) == LMU_OK, "mha gemm workspace");
-    lmu__mha_forward(out, lse, qkv, B, T, C, NH, &ws, 2, scr);
-    ref_mha(qd, B, T, C, NH, od);
+    lmu__mha_forward(out, lse, qkv, B, T, C, NH, W, &ws, 2, scr);
+    ref_mha(qd, B, T, C, NH, W, od);
     e = kt_relerr(out, 0.0f, od, no);
-    LT_CHECK(e < 2e-6, "mha fwd T=%zu C=%zu NH=%zu: rel %.2e", T, C, NH, e);
+    LT_CHECK(e < 2e-6, "mha fwd T=%zu C=%zu NH=%zu W=%zu: rel %.2e", T, C, NH, W, e);
     for (t = 0; t < T; t++) {
-        lmu__mha_decode(o1, kc, vc, qkv + t * 3 * C, t, C, NH, 2, scr);
+        lmu__mha_decode(o1, kc, vc, qkv + t * 3 * C, t, C, NH, W, R, 2, scr);
         ok &= !memcmp(o1, out + t * C, C * 4);
     }
-    LT_CHECK(ok, "mha decode == forward bitwise, T=%zu C=%zu NH=%zu", T, C, NH);
+    LT_CHECK(ok, "mha decode == forward bitwise, T=%zu C=%zu NH=%zu W=%zu (cache of %zu positions)", T, C,
+             NH, W, R);
     KT_THREADS(2);
-    lmu__mha_backward(dq1, w, qkv, out, lse, B, T, C, NH, &ws, 2, scr);
-    lmu__mha_backward(dq2, w, qkv, out, lse, B, T, C, NH, &ws, 1, scr);
-    ref_mha_bwd(qd, wd, T, C, NH, gd);
+    lmu__mha_backward(dq1, w, qkv, out, lse, B, T, C, NH, W, &ws, 2, scr);
+    lmu__mha_backward(dq2, w, qkv, out, lse, B, T, C, NH, W, &ws, 1, scr);
+    ref_mha_bwd(qd, wd, T, C, NH, W, gd);
     e = kt_relerr(dq1, KT_PREFILL, gd, n3);
     LT_CHECK(e < 1e-5 && !memcmp(dq1, dq2, n3 * 4),
-             "mha grad vs double reference T=%zu C=%zu NH=%zu: dqkv %.2e, parts 1 == 2", T, C, NH, e);
+             "mha grad vs double reference T=%zu C=%zu NH=%zu W=%zu: dqkv %.2e, parts 1 == 2", T, C, NH, W, e);
     lmu__free_aligned(qkv); lmu__free_aligned(out); lmu__free_aligned(lse); lmu__free_aligned(scr);
     lmu__free_aligned(kc); lmu__free_aligned(vc); lmu__free_aligned(o1); lmu__free_aligned(w);
     lmu__free_aligned(dq1); lmu__free_aligned(dq2);
@@ -466,7 +473,8 @@ static void test_mha_long(size_t T, size_t C, size_t NH)
 static void test_mha_decode_team(void)
 {
     const size_t T = 4200, C = 66, NH = 2;
-    float *kc = kt_rand(lmu__kern_round16(T) * C, 1.0), *vc = kt_rand(T * C, 1.0), *qkv = kt_rand(3 * C, 1.5);
+    float *kc = kt_rand(lmu__kern_round16(T) * C, 1.0), *vc = kt_rand(lmu__kern_round16(T) * C, 1.0);
+    float *qkv = kt_rand(3 * C, 1.5);
     float *scr = (float *)kt_alloc(lmu__mha_decode_floats(T, C, NH));
     float *o1 = (float *)kt_alloc(C), *o2 = (float *)kt_alloc(C);
     size_t t;
@@ -474,8 +482,8 @@ static void test_mha_decode_team(void)
     LT_CHECK(T * C >= LMU__MHA_DECODE_PAR, "the case reaches the parallel path");
     KT_THREADS(2);
     for (t = 3999; t < T; t += 200) {
-        lmu__mha_decode(o1, kc, vc, qkv, t, C, NH, 1, scr);
-        lmu__mha_decode(o2, kc, vc, qkv, t, C, NH, 2, scr);
+        lmu__mha_decode(o1, kc, vc, qkv, t, C, NH, 0, lmu__kern_round16(T), 1, scr);
+        lmu__mha_decode(o2, kc, vc, qkv, t, C, NH, 0, lmu__kern_round16(T), 2, scr);
         ok &= !memcmp(o1, o2, C * 4);
     }
     LT_CHECK(ok, "mha decode at %zu keys: 2 threads == 1 thread bitwise", T);
@@ -491,16 +499,22 @@ static void test_mha(void)
     int ok;
     lmu_gemm_ws ws;
     for (i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
-        test_mha_case(2, Ts[i], 8, 1, 0, 3);
-        test_mha_case(2, Ts[i], 12, 3, 0, 2);
-        test_mha_case(1, Ts[i], 16, 4, 0, 1);
+        test_mha_case(2, Ts[i], 8, 1, 0, 0, 3);
+        test_mha_case(2, Ts[i], 12, 3, 0, 0, 2);
+        test_mha_case(1, Ts[i], 16, 4, 0, 0, 1);
+        test_mha_case(2, Ts[i], 12, 3, 7, 0, 2); /* window 7: blocks cut the row blocks */
     }
-    test_mha_case(2, 5, 6, 2, 1, 3);
-    test_mha_case(2, 17, 12, 3, 1, 4);
-    test_mha_case(1, 1, 4, 1, 1, 1);
-    test_mha_case(3, 9, 10, 1, 1, 2);
-    test_mha_long(900, 12, 3);
-    test_mha_long(600, 66, 2); /* hs 33, as transformer-1m */
+    test_mha_case(2, 5, 6, 2, 0, 1, 3);
+    test_mha_case(2, 17, 12, 3, 0, 1, 4);
+    test_mha_case(1, 1, 4, 1, 0, 1, 1);
+    test_mha_case(3, 9, 10, 1, 0, 1, 2);
+    test_mha_case(2, 17, 12, 3, 3, 1, 4); /* windows: FD through the masks */
+    test_mha_case(1, 29, 6, 2, 1, 1, 2);
+    test_mha_long(900, 12, 3, 0);
+    test_mha_long(600, 66, 2, 0); /* hs 33, as transformer-1m */
+    test_mha_long(900, 12, 3, 100); /* a ring of 224 positions, rows see 100 to 199 keys */
+    test_mha_long(1300, 12, 3, 300); /* windows past the P V chunk (KCH) and the backward's KB */
+    test_mha_long(700, 66, 2, 40);
     test_mha_decode_team();
 
     /* causality: change every input of position t0; rows before it keep their bits */
@@ -510,26 +524,47 @@ static void test_mha(void)
     lse = (float *)kt_alloc(B * NH * T); lse2 = (float *)kt_alloc(B * NH * T);
     scr = (float *)kt_alloc(lmu__mha_scratch_floats(T, 4));
     LT_CHECK(lmu_gemm_ws_create(&ws, 4) == LMU_OK, "mha gemm workspace");
-    lmu__mha_forward(out, lse, qkv, B, T, C, NH, &ws, 3, scr);
+    lmu__mha_forward(out, lse, qkv, B, T, C, NH, 0, &ws, 3, scr);
     {
         float *q2 = (float *)kt_alloc(n3);
         size_t b, ok1 = 1, changed = 0;
         memcpy(q2, qkv, n3 * 4);
         for (b = 0; b < B; b++)
             for (i = 0; i < 3 * C; i++) q2[(b * T + t0) * 3 * C + i] += 0.5f;
-        lmu__mha_forward(out2, lse2, q2, B, T, C, NH, NULL, 3, scr);
+        lmu__mha_forward(out2, lse2, q2, B, T, C, NH, 0, NULL, 3, scr);
         for (b = 0; b < B; b++) {
             ok1 &= !memcmp(out + b * T * C, out2 + b * T * C, t0 * C * 4);
             changed += memcmp(out + (b * T + t0) * C, out2 + (b * T + t0) * C, (T - t0) * C * 4) != 0;
         }
         LT_CHECK(ok1 && changed == B, "mha causal: rows < t0 bit-identical, later rows change");
+        /* window 3: rows t with t / 3 >= t0 / 3 + 2 no longer see t0 */
+        {
+            size_t W = 3, far = (t0 / W + 2) * W, near_changed = 0;
+            float *o3 = (float *)kt_alloc(no), *o4 = (float *)kt_alloc(no);
+            lmu__mha_forward(o3, lse2, qkv, B, T, C, NH, W, NULL, 3, scr);
+            lmu__mha_forward(o4, lse2, q2, B, T, C, NH, W, NULL, 3, scr);
+            ok1 = 1;
+            for (b = 0; b < B; b++) {
+                ok1 &= !memcmp(o3 + b * T * C, o4 + b * T * C, t0 * C * 4);
+                ok1 &= !memcmp(o3 + (b * T + far) * C, o4 + (b * T + far) * C, (T - far) * C * 4);
+                near_changed += memcmp(o3 + (b * T + t0) * C, o4 + (b * T + t0) * C, (far - t0) * C * 4) != 0;
+            }
+            LT_CHECK(ok1 && near_changed == B,
+                     "mha window 3: rows < t0 and rows >= %zu bit-identical, rows %zu..%zu change", far, t0, far - 1);
+            /* a window of T or more is no window: the same bits as W = 0 */
+            lmu__mha_forward(o3, lse2, qkv, B, T, C, NH, T, NULL, 3, scr);
+            lmu__mha_forward(o4, lse2, qkv, B, T, C, NH, 0, NULL, 3, scr);
+            LT_CHECK(!memcmp(o3, o4, no * 4), "mha window T = no window, bitwise");
+            lmu__free_aligned(o3); lmu__free_aligned(o4);
+        }
         lmu__free_aligned(q2);
     }
     /* decode with a KV cache == the full forward row by row, bit for bit */
-    kc = (float *)kt_alloc(lmu__kern_round16(T) * C); vc = (float *)kt_alloc(T * C); o1 = (float *)kt_alloc(C);
+    kc = (float *)kt_alloc(lmu__kern_round16(T) * C); vc = (float *)kt_alloc(lmu__kern_round16(T) * C);
+    o1 = (float *)kt_alloc(C);
     ok = 1;
     for (t = 0; t < T; t++) {
-        lmu__mha_decode(o1, kc, vc, qkv + (1 * T + t) * 3 * C, t, C, NH, 2, scr);
+        lmu__mha_decode(o1, kc, vc, qkv + (1 * T + t) * 3 * C, t, C, NH, 0, lmu__kern_round16(T), 2, scr);
         ok &= !memcmp(o1, out + (1 * T + t) * C, C * 4);
     }
     LT_CHECK(ok, "mha decode step == full forward, every row, bitwise");
@@ -538,8 +573,8 @@ static void test_mha(void)
         int parts = i == 1 ? 1 : 4;
         KT_THREADS(i == 2 ? 1 : 2);
         dq[i] = kt_fill(n3, 0.0f);
-        lmu__mha_forward(out2, lse2, qkv, B, T, C, NH, &ws, parts, scr);
-        lmu__mha_backward(dq[i], w, qkv, out2, lse2, B, T, C, NH, &ws, parts, scr);
+        lmu__mha_forward(out2, lse2, qkv, B, T, C, NH, 0, &ws, parts, scr);
+        lmu__mha_backward(dq[i], w, qkv, out2, lse2, B, T, C, NH, 0, &ws, parts, scr);
     }
     KT_THREADS(2);
     LT_CHECK(!memcmp(out, out2, no * 4) && !memcmp(dq[0], dq[1], n3 * 4) && !memcmp(dq[0], dq[2], n3 * 4),

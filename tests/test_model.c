@@ -754,7 +754,9 @@ static void test_transformer_without_mixer_key(void)
 /* An LMU runs past the context it was made for (lmu_model_set_n_ctx):
    the first positions' losses stay what they were, longer sequences run,
    and the recurrence still matches the parallel path out there; the
-   transformer refuses (its learned positions end). */
+   transformer refuses (its learned positions end), in training and in
+   generation, whatever its mixer. With an attention window the cache is a
+   ring: a generator for 16 positions takes 40 and gives the same bits. */
 static void test_longer_context(void)
 {
     int k;
@@ -776,6 +778,13 @@ static void test_longer_context(void)
         if (c.arch == LMU_ARCH_TRANSFORMER) {
             LT_CHECK(lmu_model_set_n_ctx(m, 40) == LMU_ERR_RANGE && strstr(lmu_model_error(m), "positions"),
                      "%s: n_ctx 40 refused: %s", lt_kinds[k].name, lmu_model_error(m));
+            if (lmu_gen_create(&g, m, 0) == LMU_OK) {
+                int fed = 1;
+                for (t = 0; t < 16; t++) fed &= lmu_gen_feed(&g, tok[t]) == LMU_OK;
+                LT_CHECK(fed && lmu_gen_feed(&g, tok[16]) == LMU_ERR_CAPACITY && strstr(g.err, "positions"),
+                         "%s: generation takes 16 positions and refuses the 17th: %s", lt_kinds[k].name, g.err);
+                lmu_gen_free(&g);
+            }
             lmu_model_free(m);
             continue;
         }
@@ -792,6 +801,15 @@ static void test_longer_context(void)
             if (fabs(g.logits[v] - logit[v]) > worst) worst = fabs(g.logits[v] - logit[v]), worst_v = v;
         LT_CHECK(worst < 2e-4, "%s: recurrent = parallel at position 39 (worst %.2g at %d)",
                  lt_kinds[k].name, worst, worst_v);
+        if (c.window) {
+            lmu_gen g2;
+            int fed = 1;
+            LT_CHECK(lmu_gen_create(&g2, m, 16) == LMU_OK, "%s: generator for 16 positions", lt_kinds[k].name);
+            for (t = 0; t < 40; t++) fed &= lmu_gen_feed(&g2, tok[t]) == LMU_OK;
+            LT_CHECK(fed && !memcmp(g2.logits, g.logits, 64 * sizeof(float)),
+                     "%s: a window's ring: 40 positions through a 16-position generator, the same bits", lt_kinds[k].name);
+            lmu_gen_free(&g2);
+        }
         lmu_gen_free(&g);
         lmu_model_free(m);
     }

@@ -17,6 +17,8 @@
        --precision bf16 (lmu_model_set_precision) alternates fp32 and bf16
        steps on the same model and tokens, and reports bf16 with
        tokens_per_s_fp32 (best fp32 step) and bf16_speedup beside it.
+       --set K=V,... changes config fields of the preset (lmu_config_set_items),
+       before n_ctx and --vocab: --set window=128.
    bench_train PRESET --scaling [--nmin 256] [--nmax 16384] [--csv FILE]
                       [--steps 2] [--step-budget S] [--stop-after S]
        training steps at batch 1 for n = nmin, 2 nmin, ..., nmax, a fresh
@@ -41,7 +43,7 @@
 #include "bench_model_util.h"
 
 typedef struct opts {
-    const char *preset, *csv, *precision;
+    const char *preset, *csv, *precision, *set;
     int batch, seq, steps, warmup, threads, json, scaling, info, nmin, nmax, vocab;
     double peak, max_seconds, step_budget, stop_after;
 } opts;
@@ -93,7 +95,8 @@ static int train_step(lmu_model *m, const int *x, const int *y, int B, int T, st
     return 0;
 }
 
-static lmu_model *make_model(const char *preset, int n_ctx, int vocab, lmu_config *c)
+static lmu_model *make_model(const char *preset, const char *set, int n_ctx, int vocab,
+                             lmu_config *c)
 {
     lmu_model *m = NULL;
     char err[256];
@@ -103,6 +106,10 @@ static lmu_model *make_model(const char *preset, int n_ctx, int vocab, lmu_confi
         fprintf(stderr, "bench_train: unknown preset '%s'; presets:", preset);
         for (i = 0; i < lmu_config_preset_count(); i++) fprintf(stderr, " %s", lmu_config_preset_name(i));
         fprintf(stderr, "\n");
+        return NULL;
+    }
+    if (set && lmu_config_set_items(c, set, err, sizeof err) != LMU_OK) {
+        fprintf(stderr, "bench_train: --set: %s\n", err);
         return NULL;
     }
     c->n_ctx = n_ctx;
@@ -160,7 +167,7 @@ static int run_train(const opts *o)
     float loss = 0;
     char desc[200];
     bench_set_threads(o->threads);
-    if (!(m = make_model(o->preset, T, o->vocab, &c))) return 1;
+    if (!(m = make_model(o->preset, o->set, T, o->vocab, &c))) return 1;
     rss_model = bench_peak_rss_mb();
     x = (int *)malloc((n + 1) * sizeof(int));
     y = (int *)malloc((n + 1) * sizeof(int));
@@ -245,7 +252,7 @@ static int run_scaling(const opts *o)
     fflush(f);
     for (n = o->nmin; n <= o->nmax; n *= 2) {
         lmu_config c;
-        lmu_model *m = make_model(o->preset, n, o->vocab, &c);
+        lmu_model *m = make_model(o->preset, o->set, n, o->vocab, &c);
         int *x = (int *)malloc(((size_t)n + 1) * sizeof(int)), steps;
         step_times st;
         double best = 0, best_cpu = 0;
@@ -285,9 +292,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_train PRESET [--batch 8] [--seq 1024] [--steps 3] [--warmup 1] [--threads K]\n"
             "                          [--peak GFLOPS_PER_CORE] [--max-seconds 60] [--vocab V]\n"
-            "                          [--precision fp32|bf16] [--json]\n"
+            "                          [--precision fp32|bf16] [--set K=V,...] [--json]\n"
             "       bench_train PRESET --scaling [--nmin 256] [--nmax 16384] [--csv FILE] [--steps 2]\n"
-            "                          [--step-budget 20] [--stop-after S] [--threads K]\n"
+            "                          [--step-budget 20] [--stop-after S] [--threads K] [--set K=V,...]\n"
             "       bench_train PRESET --info [--seq N]\n");
 }
 
@@ -319,6 +326,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--scaling")) o.scaling = 1;
         else if (!strcmp(a, "--info")) o.info = 1;
         else if (!strcmp(a, "--precision") && more) o.precision = argv[++i];
+        else if (!strcmp(a, "--set") && more) o.set = argv[++i];
         else {
             usage();
             return 2;
