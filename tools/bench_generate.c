@@ -6,10 +6,12 @@
    bench_generate PRESET [--threads 1] [--tokens 256]
                          [--contexts 1024,4096,16384,65536]
                          [--feed-budget 90] [--json] [--weights fp32|bf16|int8]
+                         [--set K=V,...]
    bench_generate --agree CKPT TOKENS [--agree-tokens 4096] [--threads 1]
 
    --weights: the copy of the output layer generation reads
-   (lmu_gen_set_weights; default fp32, the model's own).
+   (lmu_gen_set_weights; default fp32, the model's own). --set: config
+   fields over the preset (lmu_config_set_items): --set window=128.
    --agree: a trained checkpoint fed the token file's first N tokens
    (teacher forcing, the state reset every n_ctx tokens) by three
    generators, fp32, bf16 and int8: the share of positions where bf16's and
@@ -102,7 +104,9 @@ static double bytes_per_token(lmu_model *m, int t, lmu_gen_weights fmt)
     for (l = 0; l < c->n_layer; l++) {
         int mix = lmu_config_layer_mixer(c, l);
         if (c->arch == LMU_ARCH_LMU) b += 8.0 * lmu_config_layer_q(c, l) * c->d_model;
-        if (mix == LMU_MIXER_ATTN) b += 8.0 * (double)t * c->d_model;
+        /* the keys and values it reads: every position, or the window's */
+        if (mix == LMU_MIXER_ATTN)
+            b += 8.0 * (double)(t + 1 - lmu__mha_lo((size_t)t, (size_t)c->window)) * c->d_model;
     }
     return b;
 }
@@ -190,12 +194,14 @@ static int attn_layers(const lmu_config *cfg)
 static void jump_to(lmu_gen *g, const lmu_config *cfg, int c)
 {
     if (attn_layers(cfg) && c > g->t) {
+        /* lmu__attn_gen_state's layout: R positions of keys (blocks of 16),
+           then R of values; R every position, or a window's ring. The
+           whole cache gets filler: no slot is read before it is written. */
         size_t d = (size_t)cfg->d_model, l, i;
+        size_t R = lmu__mha_cache_rows((size_t)g->max_ctx, (size_t)cfg->window);
         for (l = 0; l < (size_t)cfg->n_layer; l++) {
-            /* lmu__attn_gen_state's layout: keys in blocks of 16 positions, then values */
-            size_t kn = ((size_t)g->max_ctx + 15) / 16 * 16;
-            float *kc = g->kv + l * (kn + (size_t)g->max_ctx) * d, *vc = kc + kn * d;
-            for (i = (size_t)g->t * d; i < (size_t)c * d; i++) kc[i] = rand_normal(), vc[i] = rand_normal();
+            float *kc = g->kv + l * 2 * R * d;
+            for (i = 0; i < 2 * R * d; i++) kc[i] = rand_normal();
         }
     }
     g->t = c;
@@ -203,7 +209,7 @@ static void jump_to(lmu_gen *g, const lmu_config *cfg, int c)
 
 int main(int argc, char **argv)
 {
-    const char *preset = NULL, *agree_ckpt = NULL, *agree_text = NULL;
+    const char *preset = NULL, *agree_ckpt = NULL, *agree_text = NULL, *set = NULL;
     long agree_n = 4096;
     lmu_gen_weights fmt = LMU_GEN_WEIGHTS_FP32;
     int threads = 1, tokens = 256, json = 0, ctx[MAX_CTX_ROWS], nctx, i, k, tok = 0, fail = 0, attn;
@@ -229,11 +235,12 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(a, "--agree") && i + 2 < argc) agree_ckpt = argv[++i], agree_text = argv[++i];
         else if (!strcmp(a, "--agree-tokens") && more) agree_n = atol(argv[++i]);
+        else if (!strcmp(a, "--set") && more) set = argv[++i];
         else nctx = -1;
         if (nctx < 1) {
             fprintf(stderr, "usage: bench_generate PRESET [--threads 1] [--tokens 256] "
                             "[--contexts 1024,4096,16384,65536] [--feed-budget 90] [--json]\n"
-                            "                      [--weights fp32|bf16|int8]\n"
+                            "                      [--weights fp32|bf16|int8] [--set K=V,...]\n"
                             "       bench_generate --agree CKPT TOKENS [--agree-tokens 4096] [--threads 1]\n");
             return 2;
         }
@@ -259,6 +266,10 @@ int main(int argc, char **argv)
     bench_set_threads(threads);
     if (lmu_config_preset(&c, preset) != LMU_OK) {
         fprintf(stderr, "bench_generate: unknown preset '%s'\n", preset);
+        return 2;
+    }
+    if (set && lmu_config_set_items(&c, set, err, sizeof err) != LMU_OK) {
+        fprintf(stderr, "bench_generate: --set: %s\n", err);
         return 2;
     }
     attn = attn_layers(&c) > 0;
@@ -312,8 +323,9 @@ int main(int argc, char **argv)
     printf("fma_peak_gflops: %.1f (%d thread%s, this run); LMU memory %.1f MFLOP/token = %.3f ms at it\n",
            peak, bench_threads(), bench_threads() == 1 ? "" : "s", 1e-6 * memory_flops(m),
            1e-6 * memory_flops(m) / peak);
-    printf("state: %s\n", attn ? "KV cache (grows with the context)"
-                               : "recurrent (LMU memory, linear-attention state: constant)");
+    printf("state: %s\n", attn && c.window ? "KV cache, a ring of the window's 2 W positions (constant)"
+                           : attn ? "KV cache (grows with the context)"
+                                  : "recurrent (LMU memory, linear-attention state: constant)");
     for (k = 0; k < nctx; k++) {
         double mb = 1e-6 * bytes_per_token(m, ctx[k] + tokens / 2, fmt), gbps = mb / ms[k];
         double floor_ms = (bw > 0 ? mb / bw : 0) + (peak > 0 ? 1e-6 * memory_flops(m) / peak : 0);
