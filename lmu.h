@@ -167,7 +167,8 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(ATTN, attn, "-attn", 0)                                                  \
     X(REBASED, rebased, "-rebased", 1)                                         \
     X(BASED, based, "-based", 1)                                               \
-    X(CONV, conv, "-conv", 0)
+    X(CONV, conv, "-conv", 0)                                                  \
+    X(BRT, brt, "-brt", 1)
 
 /* How the implicit attention's L_q, L_k, L_v start (ours, docs/MODEL.md
    section 8; the paper leaves it open). DELAY (the default): row r of each L decodes the memory's
@@ -198,11 +199,59 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(pre_fc_b, "ffn_pre.fc.bias", 1, PRE, ONE, ONE, ZERO)                     \
     X(pre_proj_w, "ffn_pre.proj.weight", 2, D, PRE, ONE, RESID)                \
     X(pre_proj_b, "ffn_pre.proj.bias", 1, D, ONE, ONE, ZERO)
-#define LMU__PARAMS_ATTN(X)                                                    \
+#define LMU__PARAMS_ATTN_CORE(X)                                               \
     X(qkv_w, "attn.qkv.weight", 2, D3, D, ONE, NORMAL)                         \
     X(qkv_b, "attn.qkv.bias", 1, D3, ONE, ONE, ZERO)                           \
     X(attn_proj_w, "attn.proj.weight", 2, D, D, ONE, RESID)                    \
     X(attn_proj_b, "attn.proj.bias", 1, D, ONE, ONE, ZERO)
+/* QKN: n_head with qk_norm, else 0 (a row of size 0 does not exist, so
+   checkpoints made before the option load) */
+#define LMU__PARAMS_ATTN(X)                                                    \
+    LMU__PARAMS_ATTN_CORE(X)                                                   \
+    X(attn_scale, "attn.scale", 1, QKN, ONE, ONE, QKSCALE)
+/* The block-recurrent layer (>>mixer-brt): attn's core rows, then these.
+   Symbols that are 0 drop a row: every state row with n_state 0 (SD, SH,
+   S...), the gate rows of the other gate (GF fixed, GL lstm), the state
+   MLP's with brt_skip (FS, FFS, GF2, GL2). Init S01 N(0, 0.1), S1 N(0, 1)
+   (the reference's initial state, gate biases and state positions). */
+#define LMU__PARAMS_BRT(X)                                                     \
+    X(brt_scale, "attn.scale", 1, H, ONE, ONE, QKSCALE)                        \
+    X(brt_q2_w, "brt.q2.weight", 2, SD, D, ONE, NORMAL)                        \
+    X(brt_scale2, "brt.scale2", 1, SH, ONE, ONE, QKSCALE)                      \
+    X(brt_proj2_w, "brt.proj2.weight", 2, D, SD, ONE, RESID)                   \
+    X(brt_s0, "brt.state0", 2, S, D, ONE, S01)                                 \
+    X(brt_spos, "brt.state_pos", 2, S, D, ONE, S1)                             \
+    X(brt_ln_s_w, "brt.ln_s.weight", 1, SD, ONE, ONE, ONE)                     \
+    X(brt_ln_s_b, "brt.ln_s.bias", 1, SD, ONE, ONE, ZERO)                      \
+    X(brt_sqkv_w, "brt.s_qkv.weight", 2, SD3, D, ONE, NORMAL)                  \
+    X(brt_sq2_w, "brt.s_q2.weight", 2, SD, D, ONE, NORMAL)                     \
+    X(brt_s_scale, "brt.s_scale", 1, SH, ONE, ONE, QKSCALE)                    \
+    X(brt_s_scale2, "brt.s_scale2", 1, SH, ONE, ONE, QKSCALE)                  \
+    X(brt_sproj_w, "brt.s_proj.weight", 2, SD, D2, ONE, NORMAL)                \
+    X(brt_sproj_b, "brt.s_proj.bias", 1, SD, ONE, ONE, ZERO)                   \
+    X(brt_g_b, "brt.gate.bias", 1, GF, ONE, ONE, S01)                          \
+    X(brt_gi_w, "brt.gate_i.weight", 2, GL, D2, ONE, NORMAL)                   \
+    X(brt_gi_b, "brt.gate_i.bias", 1, GL, ONE, ONE, S01)                       \
+    X(brt_gf_w, "brt.gate_f.weight", 2, GL, D2, ONE, NORMAL)                   \
+    X(brt_gf_b, "brt.gate_f.bias", 1, GL, ONE, ONE, S01)                       \
+    X(brt_ln_f_w, "brt.ln_sf.weight", 1, FS, ONE, ONE, ONE)                    \
+    X(brt_ln_f_b, "brt.ln_sf.bias", 1, FS, ONE, ONE, ZERO)                     \
+    X(brt_fc_w, "brt.s_fc.weight", 2, FFS, D, ONE, NORMAL)                     \
+    X(brt_fc_b, "brt.s_fc.bias", 1, FFS, ONE, ONE, ZERO)                       \
+    X(brt_fcp_w, "brt.s_fc_proj.weight", 2, FS, FF, ONE, NORMAL)               \
+    X(brt_fcp_b, "brt.s_fc_proj.bias", 1, FS, ONE, ONE, ZERO)                  \
+    X(brt_g2_b, "brt.gate2.bias", 1, GF2, ONE, ONE, S01)                       \
+    X(brt_g2i_w, "brt.gate2_i.weight", 2, GL2, FF, ONE, NORMAL)                \
+    X(brt_g2i_b, "brt.gate2_i.bias", 1, GL2, ONE, ONE, S01)                    \
+    X(brt_g2f_w, "brt.gate2_f.weight", 2, GL2, FF, ONE, NORMAL)                \
+    X(brt_g2f_b, "brt.gate2_f.bias", 1, GL2, ONE, ONE, S01)
+/* each mixer's rows: its own list, brt's after attn's core */
+#define LMU__ROWS_FFN LMU__PARAMS_FFN
+#define LMU__ROWS_ATTN LMU__PARAMS_ATTN
+#define LMU__ROWS_REBASED LMU__PARAMS_REBASED
+#define LMU__ROWS_BASED LMU__PARAMS_BASED
+#define LMU__ROWS_CONV LMU__PARAMS_CONV
+#define LMU__ROWS_BRT(X) LMU__PARAMS_ATTN_CORE(X) LMU__PARAMS_BRT(X)
 #define LMU__PARAMS_REBASED(X)                                                 \
     X(rb_q_w, "rebased.q.weight", 2, FH, D, ONE, NORMAL)                       \
     X(rb_k_w, "rebased.k.weight", 2, FH, D, ONE, NORMAL)                       \
@@ -240,6 +289,15 @@ LMUDEF const char *lmu_strerror(lmu_result r);
     X(DELAY, delay)                                                            \
     X(RANDOM, random)
 
+/* How the block-recurrent layer's state takes its update y (the
+   reference's gate_type "bias" and "lstm"): FIXED s' = s g + y (1 - g),
+   g = sigmoid(b) a learned vector; LSTM s' = s f + y i with f =
+   sigmoid(W_f a + b_f + 1), i = sigmoid(W_i a + b_i - 1) from the
+   attention outputs a (or the state MLP's hidden layer). */
+#define LMU__BRT_GATES(X)                                                      \
+    X(FIXED, fixed)                                                            \
+    X(LSTM, lstm)
+
 typedef enum lmu_arch {
 #define LMU__ARCH_ENUM(tail, name) LMU_ARCH_##tail,
     LMU__ARCHS(LMU__ARCH_ENUM)
@@ -254,6 +312,13 @@ typedef enum lmu_mixer {
     LMU_MIXER_COUNT
 } lmu_mixer;
 
+typedef enum lmu_brt_gate {
+#define LMU__BRT_GATE_ENUM(tail, name) LMU_BRT_GATE_##tail,
+    LMU__BRT_GATES(LMU__BRT_GATE_ENUM)
+#undef LMU__BRT_GATE_ENUM
+    LMU_BRT_GATE_COUNT
+} lmu_brt_gate;
+
 typedef enum lmu_iattn_init {
 #define LMU__IATTN_INIT_ENUM(tail, name) LMU_IATTN_INIT_##tail,
     LMU__IATTN_INITS(LMU__IATTN_INIT_ENUM)
@@ -265,10 +330,12 @@ typedef enum lmu_iattn_init {
    lmu_config_resolve's defaults and ranges, config-file parsing
    (lmu_config_set), lmu_config_format, and the checkpoint metadata.
        X(type, name, scope, lo, hi, default, help)
-   type     INT, REAL, or the enum it holds (ARCH, MIXER, IATTN_INIT)
+   type     INT, REAL, or the enum it holds (ARCH, MIXER, IATTN_INIT,
+            BRT_GATE)
    scope    ALL; LMU (LMU models only: 0 for the transformer); HEADS
-            (a layer with mixer attn, rebased or based, in either arch);
-            FEATURES (linear attention: mixers rebased, based)
+            (a layer with mixer attn, rebased, based or brt, in either
+            arch); FEATURES (linear attention: mixers rebased, based); ATTN
+            (a layer with mixer attn or brt); BRT (mixer brt)
    lo, hi   the range of a set value; 0 always means "the default"
    default  an expression of the fields before it, in `c`
    The ranges are caps of sanity that keep every size product far from
@@ -302,8 +369,18 @@ typedef enum lmu_iattn_init {
     X(INT, n_head, HEADS, 1, 1L << 16, lmu__default_heads(c->d_model),         \
       "attention heads (default: head width nearest 32)")                      \
     X(INT, window, ATTN, 0, 1L << 20, 0,                                       \
-      "attention window W (mixer attn): a position sees its own block of W "   \
-      "and the one before; 0: every position before it")                       \
+      "attention window W (mixers attn, brt): a position sees its own block "  \
+      "of W and the one before; 0: every position before it (brt: W >= 1)")    \
+    X(INT, qk_norm, ATTN, 0, 1, 0,                                             \
+      "1: attn layers L2-normalise q and k per head, logits times a learned "  \
+      "per-head scale (brt layers always do)")                                 \
+    X(INT, n_state, BRT, 0, 4096, 0,                                           \
+      "state vectors S of a block-recurrent layer (mixer brt); 0: none, the "  \
+      "layer is sliding-window attention")                                     \
+    X(BRT_GATE, brt_gate, BRT, 0, LMU_BRT_GATE_COUNT - 1, LMU_BRT_GATE_FIXED,  \
+      "how the state takes its update: fixed or lstm")                         \
+    X(INT, brt_skip, BRT, 0, 1, 0,                                             \
+      "1: no MLP on the state side (the reference's skip_ffn)")               \
     X(INT, feature_dim, FEATURES, 1, 256, 16,                                  \
       "width of q and k per head in linear attention (mixers rebased, based)") \
     X(REAL, la_eps, FEATURES, 1e-38, 1, 1e-12,                                 \
@@ -314,6 +391,7 @@ typedef enum lmu_iattn_init {
 #define LMU__CTYPE_ARCH lmu_arch
 #define LMU__CTYPE_MIXER lmu_mixer
 #define LMU__CTYPE_IATTN_INIT lmu_iattn_init
+#define LMU__CTYPE_BRT_GATE lmu_brt_gate
 
 /* The fields a layer may set for itself (a layer stack): X(type, name),
    each one of LMU__CONFIG_FIELDS. A list has n_layer entries (at most
@@ -380,6 +458,7 @@ LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n);
 LMUDEF const char *lmu_mixer_name(lmu_mixer m);
 LMUDEF const char *lmu_arch_name(lmu_arch a);
 LMUDEF const char *lmu_iattn_init_name(lmu_iattn_init i);
+LMUDEF const char *lmu_brt_gate_name(lmu_brt_gate g);
 
 /* Layer l's values (`c` resolved): its entry of the field's list, else
    the field. The window without a list: theta, or with theta_last set,
@@ -400,8 +479,8 @@ LMUDEF int lmu_config_layer_q_prime(const lmu_config *c, int l);
    One `key = value` per line; `#` starts a comment (anywhere on a line);
    blank lines are fine; keys are lmu_config's field names plus "preset";
    values are decimal integers (theta, theta_last, iattn_lr: decimal
-   numbers), arch lmu|transformer, mixer ffn|attn|rebased|based|conv,
-   iattn_init delay|random; 0 asks for the default. mixer, q, q_prime and theta (LMU__LAYER_FIELDS)
+   numbers), arch lmu|transformer, mixer ffn|attn|rebased|based|conv|brt,
+   iattn_init delay|random, brt_gate fixed|lstm; 0 asks for the default. mixer, q, q_prime and theta (LMU__LAYER_FIELDS)
    also take a list, one entry per layer, none of them 0:
 
        mixer = ffn, ffn, attn
@@ -689,6 +768,9 @@ typedef struct lmu_tensor {
     X(LMU_OP_IMPLICIT_ATTENTION, "implicit_attention")                         \
     X(LMU_OP_LINEAR_ATTENTION, "linear_attention")                             \
     X(LMU_OP_SHORT_CONV, "short_conv")                                         \
+    X(LMU_OP_QK_NORM, "qk_norm")                                               \
+    X(LMU_OP_BLOCK_XATTN, "block_cross_attention")                             \
+    X(LMU_OP_BRT_STATE, "block_recurrent_state")                               \
     X(LMU_OP_CUSTOM, "custom")
 
 typedef enum lmu_op {
@@ -1324,7 +1406,7 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
 /* Tensor ids of one layer's parameters; -1 where the layer has none. */
 typedef struct lmu_layer_ids {
 #define LMU__ID_FIELD(field, name, nd, d0, d1, d2, init) int field;
-#define LMU__MIXER_IDS(tail, name, suffix, tr) LMU__PARAMS_##tail(LMU__ID_FIELD)
+#define LMU__MIXER_IDS(tail, name, suffix, tr) LMU__PARAMS_##tail(LMU__ID_FIELD) /* brt: its own */
     LMU__PARAMS_NORM_A(LMU__ID_FIELD)
     LMU__MIXERS(LMU__MIXER_IDS)
     LMU__PARAMS_MEMORY(LMU__ID_FIELD)
@@ -2376,6 +2458,16 @@ LMUDEF const char *lmu_iattn_init_name(lmu_iattn_init i)
     return (unsigned)i < (unsigned)LMU_IATTN_INIT_COUNT ? names[i] : "?";
 }
 
+LMUDEF const char *lmu_brt_gate_name(lmu_brt_gate g)
+{
+    static const char *const names[] = {
+#define LMU__BRT_GATE_NAME(tail, name) #name,
+        LMU__BRT_GATES(LMU__BRT_GATE_NAME)
+#undef LMU__BRT_GATE_NAME
+    };
+    return (unsigned)g < (unsigned)LMU_BRT_GATE_COUNT ? names[g] : "?";
+}
+
 /* head width in 16..64 closest to 32; 1 head where no divisor fits */
 LMU__PRIVATE int lmu__default_heads(int d)
 {
@@ -2393,12 +2485,14 @@ LMU__PRIVATE int lmu__default_heads(int d)
 
 /* LMU__CONFIG_FIELDS as data, for the code that walks every field. */
 enum { LMU__KIND_INT, LMU__KIND_REAL, LMU__KIND_ENUM };
-enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS, LMU__SCOPE_FEATURES, LMU__SCOPE_ATTN };
+enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS, LMU__SCOPE_FEATURES, LMU__SCOPE_ATTN,
+       LMU__SCOPE_BRT };
 #define LMU__KIND_OF_INT LMU__KIND_INT
 #define LMU__KIND_OF_REAL LMU__KIND_REAL
 #define LMU__KIND_OF_ARCH LMU__KIND_ENUM
 #define LMU__KIND_OF_MIXER LMU__KIND_ENUM
 #define LMU__KIND_OF_IATTN_INIT LMU__KIND_ENUM
+#define LMU__KIND_OF_BRT_GATE LMU__KIND_ENUM
 
 LMU__PRIVATE const char *lmu__enum_name_INT(int v) { (void)v; return NULL; }
 #define lmu__enum_name_REAL lmu__enum_name_INT
@@ -2408,6 +2502,7 @@ LMU__PRIVATE const char *lmu__enum_name_IATTN_INIT(int v)
 {
     return lmu_iattn_init_name((lmu_iattn_init)v);
 }
+LMU__PRIVATE const char *lmu__enum_name_BRT_GATE(int v) { return lmu_brt_gate_name((lmu_brt_gate)v); }
 
 typedef struct lmu__field {
     const char *name, *help;
@@ -2438,9 +2533,12 @@ LMUDEF const char *lmu_config_field(int i, const char **help)
 LMU__PRIVATE int lmu__scope_on(const lmu_config *c, int scope)
 {
     if (scope == LMU__SCOPE_LMU) return c->arch == LMU_ARCH_LMU;
-    if (scope == LMU__SCOPE_ATTN) {
-        int k, on = c->mixer == LMU_MIXER_ATTN;
-        for (k = 0; k < c->layers.n_mixer; k++) on |= c->layers.mixer[k] == LMU_MIXER_ATTN;
+    if (scope == LMU__SCOPE_ATTN || scope == LMU__SCOPE_BRT) {
+        int k, n = c->layers.n_mixer, on = 0;
+        for (k = 0; k < (n ? n : 1); k++) {
+            lmu_mixer x = n ? c->layers.mixer[k] : c->mixer;
+            on |= x == LMU_MIXER_BRT || (scope == LMU__SCOPE_ATTN && x == LMU_MIXER_ATTN);
+        }
         return on;
     }
     if (scope == LMU__SCOPE_HEADS || scope == LMU__SCOPE_FEATURES) {
@@ -2684,7 +2782,7 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
     for (l = 0; c->arch == LMU_ARCH_TRANSFORMER && l < c->n_layer; l++)
         if (lmu_config_layer_mixer(c, l) == LMU_MIXER_FFN)
             LMU__CFG_FAIL("config: transformer layer %d: mixer ffn (its MLP follows every "
-                          "mixer; want attn, rebased, based or conv)", l);
+                          "mixer; want attn, rebased, based, conv or brt)", l);
     if (c->arch == LMU_ARCH_LMU) {
         double cost = 0;
         if (c->layers.n_q > 0 && qp_unset) { /* each layer's q' follows its own q */
@@ -2725,6 +2823,8 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
     }
     if (c->n_head > 0 && c->d_model % c->n_head != 0)
         LMU__CFG_FAIL("config: n_head %d does not divide d_model %d", c->n_head, c->d_model);
+    if (lmu__scope_on(c, LMU__SCOPE_BRT) && c->window < 1)
+        LMU__CFG_FAIL("config: mixer brt works on blocks of W tokens: set window >= 1");
     return LMU_OK;
 #undef LMU__CFG_FAIL
 }
@@ -5050,6 +5150,9 @@ LMU__PRIVATE lmu_result lmu__tape_attention_backward(lmu_tape *t, const lmu_tape
 LMU__PRIVATE lmu_result lmu__tape_iattn_backward(lmu_tape *t, const lmu_tape_rec *rec);
 LMU__PRIVATE lmu_result lmu__tape_linear_attention_backward(lmu_tape *t, const lmu_tape_rec *rec);
 LMU__PRIVATE lmu_result lmu__tape_short_conv_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_qknorm_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_block_xattn_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_brt_state_backward(lmu_tape *t, const lmu_tape_rec *rec);
 
 /* The one switch: each case fetches pointers by id and calls the op's
    backward kernel. A NULL grad pointer means "not needed". */
@@ -5124,6 +5227,9 @@ LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *
     case LMU_OP_IMPLICIT_ATTENTION: return lmu__tape_iattn_backward(t, rec);
     case LMU_OP_LINEAR_ATTENTION: return lmu__tape_linear_attention_backward(t, rec);
     case LMU_OP_SHORT_CONV: return lmu__tape_short_conv_backward(t, rec);
+    case LMU_OP_QK_NORM: return lmu__tape_qknorm_backward(t, rec);
+    case LMU_OP_BLOCK_XATTN: return lmu__tape_block_xattn_backward(t, rec);
+    case LMU_OP_BRT_STATE: return lmu__tape_brt_state_backward(t, rec);
     case LMU_OP_CUSTOM: {
         const lmu_tape_custom *op = (const lmu_tape_custom *)rec->aux;
         return op->backward(t, rec);
@@ -6365,6 +6471,689 @@ LMU__PRIVATE lmu_result lmu__tape_short_conv_backward(lmu_tape *t, const lmu_tap
                              lmu__tape_f32(t, rec->in[0]), lmu__tape_f32(t, rec->in[1]),
                              lmu__tape_f32(t, rec->in[3]), (size_t)rec->ip[0], (size_t)rec->ip[1],
                              (size_t)rec->ip[2], (size_t)rec->ip[3]);
+    return LMU_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* q, k normalisation and dense attention without a mask (>>mixer-brt)     */
+/* ---------------------------------------------------------------------- */
+/* x (N, C), C = d (a query) or 3 d (q, k, v of a row): every head's slice
+   of q and k becomes x / sqrt(|x|^2 + 1e-6) (the reference's
+   normalize_kq), q's then times |scale_h| mult; v is copied. The logits
+   q.k are then |scale_h| mult cos(q, k). Backward rebuilds the norms from
+   x: with r = (|x|^2 + eps)^(-1/2), xhat = x r and y = c xhat,
+       dx += c r (dy - xhat (xhat . dy)),  dscale_h += sign(scale_h) mult
+   xhat . dy (q's slices). */
+#define LMU__QKNORM_EPS 1e-6f
+
+LMU__PRIVATE void lmu__qknorm_forward(float *y, const float *x, const float *scale, float mult,
+                                      size_t N, size_t C, size_t d, size_t H)
+{
+    const size_t dh = d / H;
+    long n;
+    LMU__OMP(omp parallel for schedule(static) if (N > 1))
+    for (n = 0; n < (long)N; n++) {
+        const float *xn = x + (size_t)n * C;
+        float *yn = y + (size_t)n * C;
+        size_t g, h, k;
+        for (g = 0; g < C / d; g++)
+            for (h = 0; h < H; h++) {
+                const float *xs = xn + g * d + h * dh;
+                float *ys = yn + g * d + h * dh, ss = 0.0f, c;
+                if (g == 2) {
+                    memcpy(ys, xs, dh * sizeof(float));
+                    continue;
+                }
+                for (k = 0; k < dh; k++) ss += xs[k] * xs[k];
+                c = (g == 0 ? fabsf(scale[h]) * mult : 1.0f) / sqrtf(ss + LMU__QKNORM_EPS);
+                for (k = 0; k < dh; k++) ys[k] = xs[k] * c;
+            }
+    }
+}
+
+LMU__PRIVATE void lmu__qknorm_backward(float *dx, float *dscale, const float *dy, const float *x,
+                                       const float *scale, float mult, size_t N, size_t C,
+                                       size_t d, size_t H)
+{
+    const size_t dh = d / H;
+    long n;
+    if (dx) {
+        LMU__OMP(omp parallel for schedule(static) if (N > 1))
+        for (n = 0; n < (long)N; n++) {
+            size_t g, h, k;
+            for (g = 0; g < C / d; g++)
+                for (h = 0; h < H; h++) {
+                    const size_t o = (size_t)n * C + g * d + h * dh;
+                    float ss = 0.0f, r, c, dot = 0.0f;
+                    if (g == 2) {
+                        for (k = 0; k < dh; k++) dx[o + k] += dy[o + k];
+                        continue;
+                    }
+                    for (k = 0; k < dh; k++) ss += x[o + k] * x[o + k];
+                    r = 1.0f / sqrtf(ss + LMU__QKNORM_EPS);
+                    c = g == 0 ? fabsf(scale[h]) * mult : 1.0f;
+                    for (k = 0; k < dh; k++) dot += x[o + k] * r * dy[o + k];
+                    for (k = 0; k < dh; k++) dx[o + k] += c * r * (dy[o + k] - x[o + k] * r * dot);
+                }
+        }
+    }
+    if (dscale) /* one sum per head, rows in order */
+        for (n = 0; n < (long)N; n++) {
+            size_t h, k;
+            for (h = 0; h < H; h++) {
+                const size_t o = (size_t)n * C + h * dh;
+                float ss = 0.0f, dot = 0.0f;
+                for (k = 0; k < dh; k++) ss += x[o + k] * x[o + k];
+                for (k = 0; k < dh; k++) dot += x[o + k] * dy[o + k];
+                dscale[h] += (scale[h] < 0 ? -mult : mult) * dot / sqrtf(ss + LMU__QKNORM_EPS);
+            }
+        }
+}
+
+/* out_i (nq rows, d) = sum_j softmax_j(q_i . k_j) v_j per head, every key
+   to every query (q is already scaled); rows at strides lq, lk, lv, lo;
+   lse (nq, H) the log-sum-exp of each row's logits, cached. nk = 0: out 0
+   (attending to nothing, as the reference's safe softmax does). Two
+   passes over the keys (max, then the sum) rather than a scores buffer. */
+LMU__PRIVATE void lmu__xattn_forward(float *out, size_t lo, float *lse, const float *q, size_t lq,
+                                     const float *k, size_t lk, const float *v, size_t lv,
+                                     size_t nq, size_t nk, size_t d, size_t H)
+{
+    const size_t dh = d / H;
+    size_t i, h, j, c;
+    for (i = 0; i < nq; i++)
+        for (h = 0; h < H; h++) {
+            const float *qi = q + i * lq + h * dh;
+            float *oi = out + i * lo + h * dh, mx = -INFINITY, sum = 0.0f;
+            for (c = 0; c < dh; c++) oi[c] = 0.0f;
+            if (nk == 0) {
+                lse[i * H + h] = 0.0f;
+                continue;
+            }
+            for (j = 0; j < nk; j++) {
+                const float *kj = k + j * lk + h * dh;
+                float s = 0.0f;
+                for (c = 0; c < dh; c++) s += qi[c] * kj[c];
+                if (s > mx) mx = s;
+            }
+            for (j = 0; j < nk; j++) {
+                const float *kj = k + j * lk + h * dh, *vj = v + j * lv + h * dh;
+                float s = 0.0f, e;
+                for (c = 0; c < dh; c++) s += qi[c] * kj[c];
+                e = expf(s - mx);
+                sum += e;
+                for (c = 0; c < dh; c++) oi[c] += e * vj[c];
+            }
+            for (c = 0; c < dh; c++) oi[c] /= sum;
+            lse[i * H + h] = mx + logf(sum);
+        }
+}
+
+/* p_ij = exp(q_i . k_j - lse_i), D_i = dout_i . out_i, ds_ij = p_ij
+   (dout_i . v_j - D_i): dq_i += ds_ij k_j, dk_j += ds_ij q_i, dv_j +=
+   p_ij dout_i (NULL: not wanted). Serial: the caller runs disjoint calls
+   in parallel. */
+LMU__PRIVATE void lmu__xattn_backward(float *dq, float *dk, float *dv, const float *dout,
+                                      size_t ldo, const float *out, const float *lse,
+                                      const float *q, size_t lq, const float *k, size_t lk,
+                                      const float *v, size_t lv, size_t nq, size_t nk, size_t d,
+                                      size_t H)
+{
+    const size_t dh = d / H;
+    size_t i, h, j, c;
+    if (nk == 0) return;
+    for (i = 0; i < nq; i++)
+        for (h = 0; h < H; h++) {
+            const float *qi = q + i * lq + h * dh, *gi = dout + i * ldo + h * dh;
+            const float *oi = out + i * ldo + h * dh;
+            float D = 0.0f, L = lse[i * H + h];
+            for (c = 0; c < dh; c++) D += gi[c] * oi[c];
+            for (j = 0; j < nk; j++) {
+                const float *kj = k + j * lk + h * dh, *vj = v + j * lv + h * dh;
+                float s = 0.0f, dp = 0.0f, p, ds;
+                for (c = 0; c < dh; c++) s += qi[c] * kj[c], dp += gi[c] * vj[c];
+                p = expf(s - L);
+                ds = p * (dp - D);
+                if (dq)
+                    for (c = 0; c < dh; c++) dq[i * lq + h * dh + c] += ds * kj[c];
+                if (dk)
+                    for (c = 0; c < dh; c++) dk[j * lk + h * dh + c] += ds * qi[c];
+                if (dv)
+                    for (c = 0; c < dh; c++) dv[j * lv + h * dh + c] += p * gi[c];
+            }
+        }
+}
+
+/* y = qknorm(x) on the tape: x (..., C), C = d or 3 d (see the kernel),
+   scale (H). */
+LMU__PRIVATE lmu_result lmu__tape_qknorm(lmu_tape *t, int x, int scale, int d, int n_head,
+                                         float mult, int *out)
+{
+    const lmu_tensor *tx;
+    int in[2], shape[LMU_TENSOR_MAX_DIMS], nd, k;
+    size_t C;
+    lmu_tape_rec *rec = NULL;
+    lmu_result r;
+    in[0] = x, in[1] = scale;
+    for (k = 0; k < 2; k++)
+        if ((r = lmu__tape_arg(t, in[k], "qk_norm", k ? "scale" : "x")) != LMU_OK) return r;
+    tx = &t->tensors[x];
+    C = lmu__tape_last(tx);
+    if (n_head < 1 || d % n_head || (C != (size_t)d && C != 3 * (size_t)d) ||
+        t->tensors[scale].size != (size_t)n_head)
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "qk_norm: x (..., d or 3 d), scale (n_head)");
+    nd = tx->ndim;
+    for (k = 0; k < nd; k++) shape[k] = tx->shape[k];
+    if ((r = lmu__tape_fused(t, LMU_OP_QK_NORM, 2, in, nd, shape, out, &rec)) != LMU_OK) return r;
+    rec->ip[0] = d, rec->ip[1] = n_head, rec->fp[0] = mult;
+    lmu__qknorm_forward(lmu__tape_f32(t, *out), lmu__tape_f32(t, x), lmu__tape_f32(t, scale), mult,
+                        t->tensors[x].size / C, C, (size_t)d, (size_t)n_head);
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_qknorm_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    const lmu_tensor *tx = &t->tensors[rec->in[0]];
+    size_t C = lmu__tape_last(tx);
+    lmu__qknorm_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
+                         lmu__tape_g32(t, rec->out), lmu__tape_f32(t, rec->in[0]),
+                         lmu__tape_f32(t, rec->in[1]), rec->fp[0], tx->size / C, C,
+                         (size_t)rec->ip[0], (size_t)rec->ip[1]);
+    return LMU_OK;
+}
+
+/* out (B, T, d): the queries q (B, T, d) of block g (rows g W .. g W + W -
+   1, the last block may be short) attend to the G rows of kv (B, nblk,
+   G, 2 d), k then v, of that block; nblk = ceil(T / W). The tokens' cross
+   attention to the state. */
+LMU__PRIVATE lmu_result lmu__tape_block_xattn(lmu_tape *t, int q, int kv, int n_head, int W,
+                                              int *out)
+{
+    const lmu_tensor *tq, *tk;
+    int in[2], shape[3], B, T, d, G, nblk, lse, k;
+    lmu_tape_rec *rec;
+    lmu_result r;
+    long bg;
+    in[0] = q, in[1] = kv;
+    for (k = 0; k < 2; k++)
+        if ((r = lmu__tape_arg(t, in[k], "block_xattn", k ? "kv" : "q")) != LMU_OK) return r;
+    tq = &t->tensors[q], tk = &t->tensors[kv];
+    B = tq->shape[0], T = tq->shape[1], d = tq->shape[2];
+    nblk = W > 0 ? (T + W - 1) / W : 0;
+    G = tk->ndim == 4 ? tk->shape[2] : 0;
+    if (tq->ndim != 3 || W < 1 || n_head < 1 || d % n_head || tk->ndim != 4 ||
+        tk->shape[0] != B || tk->shape[1] != nblk || tk->shape[3] != 2 * d)
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "block_xattn: q (B, T, d), kv (B, ceil(T/W), G, 2 d)");
+    shape[0] = B, shape[1] = T, shape[2] = d;
+    if ((r = lmu__tape_fused(t, LMU_OP_BLOCK_XATTN, 2, in, 3, shape, out, &rec)) != LMU_OK ||
+        (r = lmu__tape_cache(t, (size_t)B * (size_t)T * (size_t)n_head, &lse)) != LMU_OK)
+        return r;
+    rec->ip[0] = B, rec->ip[1] = T, rec->ip[2] = d, rec->ip[3] = n_head, rec->ip[4] = W;
+    rec->ip[5] = G, rec->cache[0] = lse;
+    {
+        float *o = lmu__tape_f32(t, *out), *ls = lmu__tape_f32(t, lse);
+        const float *qp = lmu__tape_f32(t, q), *kp = lmu__tape_f32(t, kv);
+        const size_t D = (size_t)d, H = (size_t)n_head;
+        LMU__OMP(omp parallel for schedule(static))
+        for (bg = 0; bg < (long)B * nblk; bg++) {
+            const size_t b = (size_t)bg / (size_t)nblk, g = (size_t)bg % (size_t)nblk;
+            const size_t t0 = g * (size_t)W, nq = (size_t)T - t0 < (size_t)W ? (size_t)T - t0 : (size_t)W;
+            const size_t row = b * (size_t)T + t0;
+            const float *kb = kp + ((size_t)bg * (size_t)G) * 2 * D;
+            lmu__xattn_forward(o + row * D, D, ls + row * H, qp + row * D, D, kb, 2 * D, kb + D,
+                               2 * D, nq, (size_t)G, D, H);
+        }
+    }
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_block_xattn_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    const int B = rec->ip[0], T = rec->ip[1], W = rec->ip[4], G = rec->ip[5];
+    const int nblk = (T + W - 1) / W;
+    const size_t D = (size_t)rec->ip[2], H = (size_t)rec->ip[3];
+    float *dq = lmu__tape_g32(t, rec->in[0]), *dkv = lmu__tape_g32(t, rec->in[1]);
+    const float *dout = lmu__tape_g32(t, rec->out), *o = lmu__tape_f32(t, rec->out);
+    const float *qp = lmu__tape_f32(t, rec->in[0]), *kp = lmu__tape_f32(t, rec->in[1]);
+    const float *ls = lmu__tape_f32(t, rec->cache[0]);
+    long bg;
+    LMU__OMP(omp parallel for schedule(static))
+    for (bg = 0; bg < (long)B * nblk; bg++) {
+        const size_t b = (size_t)bg / (size_t)nblk, g = (size_t)bg % (size_t)nblk;
+        const size_t t0 = g * (size_t)W, nq = (size_t)T - t0 < (size_t)W ? (size_t)T - t0 : (size_t)W;
+        const size_t row = b * (size_t)T + t0, ko = (size_t)bg * (size_t)G * 2 * D;
+        lmu__xattn_backward(dq ? dq + row * D : NULL, dkv ? dkv + ko : NULL,
+                            dkv ? dkv + ko + D : NULL, dout + row * D, D, o + row * D,
+                            ls + row * H, qp + row * D, D, kp + ko, 2 * D, kp + ko + D, 2 * D, nq,
+                            (size_t)G, D, H);
+    }
+    return LMU_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the block-recurrent state (>>mixer-brt): the recurrence over blocks     */
+/* ---------------------------------------------------------------------- */
+/* B sequences, each T tokens in nblk = ceil(T / W) blocks; S state
+   vectors of width d, H heads, F the state MLP's width. s_0 = state0 for
+   every sequence; block g reads s_g (its "head": u = LN_s(s_g) + pos,
+   r = u Wqkv^T, r2 = u Wq2^T, both qk-normalised: q k v and the cross
+   query q2) and, but for the last block, updates it (the reference's
+   transformer_layer with the recurrent tbase):
+       a   = [attend(q, k, v of the state), attend(q2, k, v of the tokens
+             of blocks g - 1 and g)]                            (S, 2 d)
+       y   = a Wo^T + bo
+       s'  = gate(s_g, y; a)
+       s_{g+1} = gate2(s', MLP(LN_f s'); hidden)   (s' with brt_skip)
+   The op's output is each block's k, v of s_g (B, nblk, S, 2 d), which
+   the block's tokens cross-attend to (lmu__tape_block_xattn). Every
+   intermediate of a block is kept (lmu__brt_buf) and backward runs the
+   blocks in reverse: BPTT over the whole sequence. The last block's
+   update is never computed in training: no token reads its result. */
+typedef struct lmu__brt_dims {
+    size_t B, T, d, H, S, F, W, nblk;
+    int lstm, mlp;
+} lmu__brt_dims;
+
+/* a layer's state-side weights, values or grads (NULL: none wanted):
+   X(member, id field of lmu_layer_ids) */
+#define LMU__BRT_WEIGHTS(X)                                                    \
+    X(s0, brt_s0) X(spos, brt_spos) X(ln_w, brt_ln_s_w) X(ln_b, brt_ln_s_b)     \
+    X(sqkv, brt_sqkv_w) X(sq2, brt_sq2_w) X(sc, brt_s_scale) X(sc2, brt_s_scale2) \
+    X(proj_w, brt_sproj_w) X(proj_b, brt_sproj_b) X(g_b, brt_g_b)             \
+    X(gi_w, brt_gi_w) X(gi_b, brt_gi_b) X(gf_w, brt_gf_w) X(gf_b, brt_gf_b)     \
+    X(lnf_w, brt_ln_f_w) X(lnf_b, brt_ln_f_b) X(fc_w, brt_fc_w) X(fc_b, brt_fc_b) \
+    X(fcp_w, brt_fcp_w) X(fcp_b, brt_fcp_b) X(g2_b, brt_g2_b) X(g2i_w, brt_g2i_w) \
+    X(g2i_b, brt_g2i_b) X(g2f_w, brt_g2f_w) X(g2f_b, brt_g2f_b)
+
+typedef struct lmu__brt_w {
+#define LMU__BRT_W_MEMBER(member, id) float *member;
+    LMU__BRT_WEIGHTS(LMU__BRT_W_MEMBER)
+#undef LMU__BRT_W_MEMBER
+} lmu__brt_w;
+
+/* A block's intermediates, each (R = B S rows, its width), one after the
+   other: X(member, width in units of d, of F, of H, plain floats). */
+#define LMU__BRT_BUFS(X)                                                       \
+    X(s, 1, 0, 0, 0) X(mu1, 0, 0, 0, 1) X(rs1, 0, 0, 0, 1) X(u, 1, 0, 0, 0)     \
+    X(r, 3, 0, 0, 0) X(r2, 1, 0, 0, 0) X(rn, 3, 0, 0, 0) X(r2n, 1, 0, 0, 0)     \
+    X(lse1, 0, 0, 1, 0) X(lse2, 0, 0, 1, 0) X(cat, 2, 0, 0, 0) X(yo, 1, 0, 0, 0) \
+    X(gf, 1, 0, 0, 0) X(gi, 1, 0, 0, 0) X(s1, 1, 0, 0, 0) X(mu2, 0, 0, 0, 1)    \
+    X(rs2, 0, 0, 0, 1) X(v0, 1, 0, 0, 0) X(hp, 0, 1, 0, 0) X(hh, 0, 1, 0, 0)    \
+    X(z, 1, 0, 0, 0) X(g2f, 1, 0, 0, 0) X(g2i, 1, 0, 0, 0)
+/* backward's work for one block, the same way */
+#define LMU__BRT_GRADS(X)                                                      \
+    X(ds, 1, 0, 0, 0) X(dsn, 1, 0, 0, 0) X(ds1, 1, 0, 0, 0) X(dyo, 1, 0, 0, 0)  \
+    X(dcat, 2, 0, 0, 0) X(dpf, 1, 0, 0, 0) X(dpi, 1, 0, 0, 0) X(dz, 1, 0, 0, 0)  \
+    X(dhh, 0, 1, 0, 0) X(dhp, 0, 1, 0, 0) X(dv0, 1, 0, 0, 0) X(drn, 3, 0, 0, 0)  \
+    X(dr2n, 1, 0, 0, 0) X(dr, 3, 0, 0, 0) X(dr2, 1, 0, 0, 0) X(du, 1, 0, 0, 0)
+
+typedef struct lmu__brt_buf {
+#define LMU__BRT_BUF_MEMBER(member, nd, nf, nh, n1) float *member;
+    LMU__BRT_BUFS(LMU__BRT_BUF_MEMBER)
+    LMU__BRT_GRADS(LMU__BRT_BUF_MEMBER)
+#undef LMU__BRT_BUF_MEMBER
+} lmu__brt_buf;
+
+/* floats per state row of a block's intermediates (grads: its work) */
+LMU__PRIVATE size_t lmu__brt_row_floats(const lmu__brt_dims *D, int grads)
+{
+    size_t n = 0;
+#define LMU__BRT_BUF_SIZE(member, nd, nf, nh, n1) n += nd * D->d + nf * D->F + nh * D->H + n1;
+    if (!grads) {
+        LMU__BRT_BUFS(LMU__BRT_BUF_SIZE)
+    } else {
+        LMU__BRT_GRADS(LMU__BRT_BUF_SIZE)
+    }
+#undef LMU__BRT_BUF_SIZE
+    return n;
+}
+
+/* points b's intermediates (or its grads) into p, R rows each */
+LMU__PRIVATE void lmu__brt_buf_at(lmu__brt_buf *b, float *p, const lmu__brt_dims *D, size_t R,
+                                  int grads)
+{
+#define LMU__BRT_BUF_AT(member, nd, nf, nh, n1)                                \
+    b->member = p, p += R * (nd * D->d + nf * D->F + nh * D->H + n1);
+    if (!grads) {
+        LMU__BRT_BUFS(LMU__BRT_BUF_AT)
+    } else {
+        LMU__BRT_GRADS(LMU__BRT_BUF_AT)
+    }
+#undef LMU__BRT_BUF_AT
+}
+
+LMU__KERN_INLINE float lmu__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* a block's head: from b->s (R rows) its q, k, v and q2 (rn, r2n) */
+LMU__PRIVATE lmu_result lmu__brt_head(struct lmu_gemm_ws *ws, const lmu__brt_w *w,
+                                      const lmu__brt_dims *D, size_t R, lmu__brt_buf *b)
+{
+    const size_t d = D->d;
+    size_t i, c;
+    lmu_result r;
+    lmu__layernorm_forward(b->u, b->mu1, b->rs1, b->s, w->ln_w, w->ln_b, R, d, 1e-5f);
+    for (i = 0; i < R; i++)
+        for (c = 0; c < d; c++) b->u[i * d + c] += w->spos[(i % D->S) * d + c];
+    if ((r = lmu__linear_forward(ws, 0, b->r, b->u, w->sqkv, NULL, R, d, 3 * d, 0)) != LMU_OK ||
+        (r = lmu__linear_forward(ws, 0, b->r2, b->u, w->sq2, NULL, R, d, d, 0)) != LMU_OK)
+        return r;
+    lmu__qknorm_forward(b->rn, b->r, w->sc, 1.0f, R, 3 * d, d, D->H);
+    lmu__qknorm_forward(b->r2n, b->r2, w->sc2, 1.0f, R, d, d, D->H);
+    return LMU_OK;
+}
+
+/* keys of block g's update: the tokens of blocks g - 1 and g */
+LMU__PRIVATE void lmu__brt_keys(const lmu__brt_dims *D, size_t g, size_t *k0, size_t *k1)
+{
+    *k0 = g > 0 ? (g - 1) * D->W : 0;
+    *k1 = (g + 1) * D->W < D->T ? (g + 1) * D->W : D->T;
+}
+
+/* a block's update: b->s and its head to snext (R rows); tok (B, T, 3 d)
+   the tokens' normalised q, k, v (row b T + t), tokT = T (the rows a
+   sequence has in tok: T in training, the ring's 2 W in generation,
+   where k0, k1 index the ring) */
+LMU__PRIVATE lmu_result lmu__brt_update(struct lmu_gemm_ws *ws, const lmu__brt_w *w,
+                                        const lmu__brt_dims *D, size_t R, lmu__brt_buf *b,
+                                        const float *tok, size_t tokT, size_t k0, size_t k1,
+                                        float *snext)
+{
+    const size_t d = D->d, S = D->S, H = D->H, F = D->F;
+    size_t i, c;
+    long n;
+    lmu_result r;
+    LMU__OMP(omp parallel for schedule(static) if (R > S))
+    for (n = 0; n < (long)(R / S); n++) {
+        const size_t o = (size_t)n * S;
+        const float *kt = tok + ((size_t)n * tokT + k0) * 3 * d;
+        lmu__xattn_forward(b->cat + o * 2 * d, 2 * d, b->lse1 + o * H, b->rn + o * 3 * d, 3 * d,
+                           b->rn + o * 3 * d + d, 3 * d, b->rn + o * 3 * d + 2 * d, 3 * d, S, S, d,
+                           H);
+        lmu__xattn_forward(b->cat + o * 2 * d + d, 2 * d, b->lse2 + o * H, b->r2n + o * d, d,
+                           kt + d, 3 * d, kt + 2 * d, 3 * d, S, k1 - k0, d, H);
+    }
+    if ((r = lmu__linear_forward(ws, 0, b->yo, b->cat, w->proj_w, w->proj_b, R, 2 * d, d, 0)) !=
+        LMU_OK)
+        return r;
+    if (D->lstm) {
+        if ((r = lmu__linear_forward(ws, 0, b->gf, b->cat, w->gf_w, w->gf_b, R, 2 * d, d, 0)) !=
+                LMU_OK ||
+            (r = lmu__linear_forward(ws, 0, b->gi, b->cat, w->gi_w, w->gi_b, R, 2 * d, d, 0)) !=
+                LMU_OK)
+            return r;
+        for (i = 0; i < R * d; i++) { /* biased to remember, the reference's +1, -1 */
+            b->gf[i] = lmu__sigmoid(b->gf[i] + 1.0f), b->gi[i] = lmu__sigmoid(b->gi[i] - 1.0f);
+            b->s1[i] = b->s[i] * b->gf[i] + b->yo[i] * b->gi[i];
+        }
+    } else
+        for (i = 0; i < R; i++)
+            for (c = 0; c < d; c++) {
+                const float g = lmu__sigmoid(w->g_b[c]);
+                b->s1[i * d + c] = b->s[i * d + c] * g + b->yo[i * d + c] * (1.0f - g);
+            }
+    if (!D->mlp) {
+        memcpy(snext, b->s1, R * d * sizeof(float));
+        return LMU_OK;
+    }
+    lmu__layernorm_forward(b->v0, b->mu2, b->rs2, b->s1, w->lnf_w, w->lnf_b, R, d, 1e-5f);
+    if ((r = lmu__linear_forward(ws, 0, b->hp, b->v0, w->fc_w, w->fc_b, R, d, F, 0)) != LMU_OK)
+        return r;
+    lmu__gelu_forward(b->hh, b->hp, R * F);
+    if ((r = lmu__linear_forward(ws, 0, b->z, b->hh, w->fcp_w, w->fcp_b, R, F, d, 0)) != LMU_OK)
+        return r;
+    if (D->lstm) {
+        if ((r = lmu__linear_forward(ws, 0, b->g2f, b->hh, w->g2f_w, w->g2f_b, R, F, d, 0)) !=
+                LMU_OK ||
+            (r = lmu__linear_forward(ws, 0, b->g2i, b->hh, w->g2i_w, w->g2i_b, R, F, d, 0)) !=
+                LMU_OK)
+            return r;
+        for (i = 0; i < R * d; i++) {
+            b->g2f[i] = lmu__sigmoid(b->g2f[i] + 1.0f), b->g2i[i] = lmu__sigmoid(b->g2i[i] - 1.0f);
+            snext[i] = b->s1[i] * b->g2f[i] + b->z[i] * b->g2i[i];
+        }
+    } else
+        for (i = 0; i < R; i++)
+            for (c = 0; c < d; c++) {
+                const float g = lmu__sigmoid(w->g2_b[c]);
+                snext[i * d + c] = b->s1[i * d + c] * g + b->z[i * d + c] * (1.0f - g);
+            }
+    return LMU_OK;
+}
+
+/* d of a gate s_out = s g + y (1 - g) (fixed; dgb += ... per column) or
+   s f + y i (lstm: dpf, dpi the pre-sigmoid grads); ds, dy += */
+LMU__PRIVATE void lmu__brt_gate_backward(float *ds, float *dy, float *dgb, float *dpf, float *dpi,
+                                         const float *dout, const float *s, const float *y,
+                                         const float *gb, const float *f, const float *ig,
+                                         size_t R, size_t d, int lstm)
+{
+    size_t i, c;
+    if (lstm) {
+        for (i = 0; i < R * d; i++) {
+            ds[i] += dout[i] * f[i];
+            dy[i] += dout[i] * ig[i];
+            dpf[i] = dout[i] * s[i] * f[i] * (1.0f - f[i]);
+            dpi[i] = dout[i] * y[i] * ig[i] * (1.0f - ig[i]);
+        }
+        return;
+    }
+    for (i = 0; i < R; i++)
+        for (c = 0; c < d; c++) {
+            const float g = lmu__sigmoid(gb[c]), o = dout[i * d + c];
+            ds[i * d + c] += o * g;
+            dy[i * d + c] += o * (1.0f - g);
+            if (dgb) dgb[c] += o * (s[i * d + c] - y[i * d + c]) * g * (1.0f - g);
+        }
+}
+
+/* backward of lmu__brt_update: b->dsn (grad of snext) into b->ds, b->drn,
+   b->dr2n (all +=), dtok (+=, NULL: not wanted), gw the weights' grads */
+LMU__PRIVATE lmu_result lmu__brt_update_backward(struct lmu_gemm_ws *ws, const lmu__brt_w *w,
+                                                 const lmu__brt_w *gw, const lmu__brt_dims *D,
+                                                 size_t R, lmu__brt_buf *b, const float *tok,
+                                                 float *dtok, size_t k0, size_t k1)
+{
+    const size_t d = D->d, S = D->S, H = D->H, F = D->F;
+    long n;
+    lmu_result r = LMU_OK;
+    memset(b->ds1, 0, R * d * sizeof(float));
+    memset(b->dyo, 0, R * d * sizeof(float));
+    memset(b->dcat, 0, R * 2 * d * sizeof(float));
+    if (D->mlp) {
+        memset(b->dz, 0, R * d * sizeof(float));
+        memset(b->dhh, 0, R * F * sizeof(float));
+        memset(b->dhp, 0, R * F * sizeof(float));
+        memset(b->dv0, 0, R * d * sizeof(float));
+        lmu__brt_gate_backward(b->ds1, b->dz, gw->g2_b, b->dpf, b->dpi, b->dsn, b->s1, b->z,
+                               w->g2_b, b->g2f, b->g2i, R, d, D->lstm);
+        if (D->lstm &&
+            ((r = lmu__linear_backward(ws, 0, b->dhh, gw->g2f_w, gw->g2f_b, b->dpf, b->hh,
+                                       w->g2f_w, R, F, d, 0)) != LMU_OK ||
+             (r = lmu__linear_backward(ws, 0, b->dhh, gw->g2i_w, gw->g2i_b, b->dpi, b->hh,
+                                       w->g2i_w, R, F, d, 0)) != LMU_OK))
+            return r;
+        if ((r = lmu__linear_backward(ws, 0, b->dhh, gw->fcp_w, gw->fcp_b, b->dz, b->hh, w->fcp_w,
+                                      R, F, d, 0)) != LMU_OK)
+            return r;
+        lmu__gelu_backward(b->dhp, b->dhh, b->hp, R * F);
+        if ((r = lmu__linear_backward(ws, 0, b->dv0, gw->fc_w, gw->fc_b, b->dhp, b->v0, w->fc_w, R,
+                                      d, F, 0)) != LMU_OK)
+            return r;
+        lmu__layernorm_backward(b->ds1, gw->lnf_w, gw->lnf_b, b->dv0, b->s1, b->mu2, b->rs2,
+                                w->lnf_w, R, d);
+    } else
+        memcpy(b->ds1, b->dsn, R * d * sizeof(float));
+    lmu__brt_gate_backward(b->ds, b->dyo, gw->g_b, b->dpf, b->dpi, b->ds1, b->s, b->yo, w->g_b,
+                           b->gf, b->gi, R, d, D->lstm);
+    if (D->lstm &&
+        ((r = lmu__linear_backward(ws, 0, b->dcat, gw->gf_w, gw->gf_b, b->dpf, b->cat, w->gf_w, R,
+                                   2 * d, d, 0)) != LMU_OK ||
+         (r = lmu__linear_backward(ws, 0, b->dcat, gw->gi_w, gw->gi_b, b->dpi, b->cat, w->gi_w, R,
+                                   2 * d, d, 0)) != LMU_OK))
+        return r;
+    if ((r = lmu__linear_backward(ws, 0, b->dcat, gw->proj_w, gw->proj_b, b->dyo, b->cat,
+                                  w->proj_w, R, 2 * d, d, 0)) != LMU_OK)
+        return r;
+    /* a sequence's rows (its state, its tokens) are its own: parallel */
+    LMU__OMP(omp parallel for schedule(static) if (R > S))
+    for (n = 0; n < (long)(R / S); n++) {
+        const size_t o = (size_t)n * S, to = ((size_t)n * D->T + k0) * 3 * d;
+        lmu__xattn_backward(b->drn + o * 3 * d, b->drn + o * 3 * d + d, b->drn + o * 3 * d + 2 * d,
+                            b->dcat + o * 2 * d, 2 * d, b->cat + o * 2 * d, b->lse1 + o * H,
+                            b->rn + o * 3 * d, 3 * d, b->rn + o * 3 * d + d, 3 * d,
+                            b->rn + o * 3 * d + 2 * d, 3 * d, S, S, d, H);
+        lmu__xattn_backward(b->dr2n + o * d, dtok ? dtok + to + d : NULL,
+                            dtok ? dtok + to + 2 * d : NULL, b->dcat + o * 2 * d + d, 2 * d,
+                            b->cat + o * 2 * d + d, b->lse2 + o * H, b->r2n + o * d, d,
+                            tok + to + d, 3 * d, tok + to + 2 * d, 3 * d, S, k1 - k0, d, H);
+    }
+    return LMU_OK;
+}
+
+/* backward of lmu__brt_head: b->drn, b->dr2n into b->ds (+=) */
+LMU__PRIVATE lmu_result lmu__brt_head_backward(struct lmu_gemm_ws *ws, const lmu__brt_w *w,
+                                               const lmu__brt_w *gw, const lmu__brt_dims *D,
+                                               size_t R, lmu__brt_buf *b)
+{
+    const size_t d = D->d;
+    size_t i, c;
+    lmu_result r;
+    memset(b->dr, 0, R * 3 * d * sizeof(float));
+    memset(b->dr2, 0, R * d * sizeof(float));
+    memset(b->du, 0, R * d * sizeof(float));
+    lmu__qknorm_backward(b->dr, gw->sc, b->drn, b->r, w->sc, 1.0f, R, 3 * d, d, D->H);
+    lmu__qknorm_backward(b->dr2, gw->sc2, b->dr2n, b->r2, w->sc2, 1.0f, R, d, d, D->H);
+    if ((r = lmu__linear_backward(ws, 0, b->du, gw->sqkv, NULL, b->dr, b->u, w->sqkv, R, d, 3 * d,
+                                  0)) != LMU_OK ||
+        (r = lmu__linear_backward(ws, 0, b->du, gw->sq2, NULL, b->dr2, b->u, w->sq2, R, d, d, 0)) !=
+            LMU_OK)
+        return r;
+    if (gw->spos)
+        for (i = 0; i < R; i++)
+            for (c = 0; c < d; c++) gw->spos[(i % D->S) * d + c] += b->du[i * d + c];
+    lmu__layernorm_backward(b->ds, gw->ln_w, gw->ln_b, b->du, b->s, b->mu1, b->rs1, w->ln_w, R, d);
+    return LMU_OK;
+}
+
+/* the weights' values (grad 0) or grads (1) on the tape */
+LMU__PRIVATE void lmu__brt_weights(lmu_tape *t, const lmu_layer_ids *L, int grad, lmu__brt_w *w)
+{
+#define LMU__BRT_W_GET(member, id)                                             \
+    w->member = L->id < 0 ? NULL : grad ? lmu__tape_g32(t, L->id) : lmu__tape_f32(t, L->id);
+    LMU__BRT_WEIGHTS(LMU__BRT_W_GET)
+#undef LMU__BRT_W_GET
+}
+
+LMU__PRIVATE void lmu__brt_dims_of(lmu__brt_dims *D, const lmu_config *c, size_t B, size_t T)
+{
+    D->B = B, D->T = T, D->d = (size_t)c->d_model, D->H = (size_t)c->n_head;
+    D->S = (size_t)c->n_state, D->F = (size_t)c->d_ff, D->W = (size_t)c->window;
+    D->nblk = (T + D->W - 1) / D->W;
+    D->lstm = c->brt_gate == LMU_BRT_GATE_LSTM, D->mlp = !c->brt_skip;
+}
+
+/* kv (B, nblk, S, 2 d) = every block's incoming state's k, v from the
+   tokens' qk-normalised qkv (B, T, 3 d); L the layer's ids (never
+   moves: the model's), c its config. */
+LMU__PRIVATE lmu_result lmu__tape_brt_state(lmu_tape *t, int qkv, const lmu_layer_ids *L,
+                                            const lmu_config *c, int *out)
+{
+    const lmu_tensor *x;
+    lmu__brt_dims D;
+    lmu__brt_w w;
+    lmu__brt_buf b;
+    int in[2], shape[4], cache, work;
+    size_t R, g, n, s, chunk;
+    lmu_tape_rec *rec;
+    lmu_result r;
+    if ((r = lmu__tape_arg(t, qkv, "brt_state", "qkv")) != LMU_OK) return r;
+    x = &t->tensors[qkv];
+    if (x->ndim != 3 || x->shape[2] != 3 * c->d_model || c->n_state < 1 || c->window < 1)
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "brt_state: qkv (B, T, 3 d), n_state, window >= 1");
+    lmu__brt_dims_of(&D, c, (size_t)x->shape[0], (size_t)x->shape[1]);
+    R = D.B * D.S;
+    chunk = R * lmu__brt_row_floats(&D, 0);
+    in[0] = qkv, in[1] = L->brt_s0;
+    shape[0] = (int)D.B, shape[1] = (int)D.nblk, shape[2] = (int)D.S, shape[3] = 2 * (int)D.d;
+    if ((r = lmu__tape_fused(t, LMU_OP_BRT_STATE, 2, in, 4, shape, out, &rec)) != LMU_OK ||
+        (r = lmu__tape_cache(t, D.nblk * chunk, &cache)) != LMU_OK ||
+        (r = lmu__tape_cache(t, R * lmu__brt_row_floats(&D, 1), &work)) != LMU_OK)
+        return r;
+    if (!t->gemm_ws) return lmu__tape_fail(t, LMU_ERR_STATE, "brt_state: needs gemm_ws");
+    rec->cache[0] = cache, rec->cache[1] = work, rec->aux = L;
+    rec->ip[0] = (int)D.B, rec->ip[1] = (int)D.T;
+    rec->ip[2] = c->d_model, rec->ip[3] = c->n_head, rec->ip[4] = c->n_state;
+    rec->ip[5] = c->window, rec->ip[6] = c->d_ff, rec->ip[7] = (int)D.lstm | (int)D.mlp << 1;
+    lmu__brt_weights(t, L, 0, &w);
+    for (g = 0; g < D.nblk; g++) {
+        float *kv = lmu__tape_f32(t, *out);
+        lmu__brt_buf_at(&b, lmu__tape_f32(t, cache) + g * chunk, &D, R, 0);
+        if (g == 0)
+            for (n = 0; n < D.B; n++) memcpy(b.s + n * D.S * D.d, w.s0, D.S * D.d * sizeof(float));
+        if ((r = lmu__brt_head(t->gemm_ws, &w, &D, R, &b)) != LMU_OK)
+            return lmu__tape_fail(t, r, "brt_state: matmul failed");
+        for (n = 0; n < D.B; n++)
+            for (s = 0; s < D.S; s++)
+                memcpy(kv + ((n * D.nblk + g) * D.S + s) * 2 * D.d, b.rn + (n * D.S + s) * 3 * D.d + D.d,
+                       2 * D.d * sizeof(float));
+        if (g + 1 < D.nblk) {
+            size_t k0, k1;
+            float *next = lmu__tape_f32(t, cache) + (g + 1) * chunk; /* its s comes first */
+            lmu__brt_keys(&D, g, &k0, &k1);
+            if ((r = lmu__brt_update(t->gemm_ws, &w, &D, R, &b, lmu__tape_f32(t, qkv), D.T, k0, k1,
+                                     next)) != LMU_OK)
+                return lmu__tape_fail(t, r, "brt_state: matmul failed");
+        }
+    }
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_brt_state_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    const lmu_layer_ids *L = (const lmu_layer_ids *)rec->aux;
+    const float *dkv = lmu__tape_g32(t, rec->out), *tok = lmu__tape_f32(t, rec->in[0]);
+    float *dtok = lmu__tape_g32(t, rec->in[0]), *cache = lmu__tape_f32(t, rec->cache[0]);
+    lmu__brt_dims D;
+    lmu__brt_w w, gw;
+    lmu__brt_buf b, wb;
+    size_t R, chunk, g, n, s, c, k0, k1;
+    lmu_result r;
+    D.B = (size_t)rec->ip[0], D.T = (size_t)rec->ip[1], D.d = (size_t)rec->ip[2];
+    D.H = (size_t)rec->ip[3], D.S = (size_t)rec->ip[4], D.W = (size_t)rec->ip[5];
+    D.F = (size_t)rec->ip[6], D.lstm = rec->ip[7] & 1, D.mlp = rec->ip[7] >> 1 & 1;
+    D.nblk = (D.T + D.W - 1) / D.W;
+    R = D.B * D.S, chunk = R * lmu__brt_row_floats(&D, 0);
+    lmu__brt_weights(t, L, 0, &w);
+    lmu__brt_weights(t, L, 1, &gw);
+    lmu__brt_buf_at(&wb, lmu__tape_f32(t, rec->cache[1]), &D, R, 1);
+    memset(wb.dsn, 0, R * D.d * sizeof(float));
+    for (g = D.nblk; g-- > 0;) {
+        lmu__brt_buf_at(&b, cache + g * chunk, &D, R, 0);
+#define LMU__BRT_GRAD_COPY(member, nd, nf, nh, n1) b.member = wb.member;
+        LMU__BRT_GRADS(LMU__BRT_GRAD_COPY)
+#undef LMU__BRT_GRAD_COPY
+        memset(b.ds, 0, R * D.d * sizeof(float));
+        memset(b.drn, 0, R * 3 * D.d * sizeof(float));
+        memset(b.dr2n, 0, R * D.d * sizeof(float));
+        if (g + 1 < D.nblk) {
+            lmu__brt_keys(&D, g, &k0, &k1);
+            if ((r = lmu__brt_update_backward(t->gemm_ws, &w, &gw, &D, R, &b, tok, dtok, k0, k1)) !=
+                LMU_OK)
+                return lmu__tape_fail(t, r, "brt_state backward: matmul failed");
+        }
+        for (n = 0; n < D.B; n++) /* the tokens' cross attention read k, v */
+            for (s = 0; s < D.S; s++) {
+                const float *src = dkv + ((n * D.nblk + g) * D.S + s) * 2 * D.d;
+                float *dst = b.drn + (n * D.S + s) * 3 * D.d + D.d;
+                for (c = 0; c < 2 * D.d; c++) dst[c] += src[c];
+            }
+        if ((r = lmu__brt_head_backward(t->gemm_ws, &w, &gw, &D, R, &b)) != LMU_OK)
+            return lmu__tape_fail(t, r, "brt_state backward: matmul failed");
+        memcpy(wb.dsn, b.ds, R * D.d * sizeof(float));
+    }
+    if (gw.s0) /* every sequence starts from state0 */
+        for (n = 0; n < D.B; n++)
+            for (c = 0; c < D.S * D.d; c++) gw.s0[c] += wb.dsn[n * D.S * D.d + c];
     return LMU_OK;
 }
 
@@ -9196,9 +9985,11 @@ LMUDEF lmu_result lmu_st_read(const lmu_st_file *f, const char *name, lmu_st_dty
    tests/lmu_ref.py needs its PyTorch definition. */
 
 enum { LMU__DIM_ONE, LMU__DIM_D, LMU__DIM_D3, LMU__DIM_PRE, LMU__DIM_FF, LMU__DIM_Q, LMU__DIM_QP,
-       LMU__DIM_FH, LMU__DIM_THREE };
+       LMU__DIM_FH, LMU__DIM_THREE, LMU__DIM_D2, LMU__DIM_H, LMU__DIM_QKN, LMU__DIM_S,
+       LMU__DIM_SD, LMU__DIM_SD3, LMU__DIM_SH, LMU__DIM_GF, LMU__DIM_GL, LMU__DIM_FS,
+       LMU__DIM_FFS, LMU__DIM_GF2, LMU__DIM_GL2 };
 enum { LMU__INIT_ONE, LMU__INIT_ZERO, LMU__INIT_NORMAL, LMU__INIT_RESID, LMU__INIT_L,
-       LMU__INIT_P, LMU__INIT_CONV };
+       LMU__INIT_P, LMU__INIT_CONV, LMU__INIT_QKSCALE, LMU__INIT_S01, LMU__INIT_S1 };
 
 typedef struct lmu__param_row {
     size_t field;     /* offsetof(lmu_layer_ids, the id) */
@@ -9213,7 +10004,7 @@ static const lmu__param_row lmu__rows_norm_a[] = {LMU__PARAMS_NORM_A(LMU__PARAM_
 static const lmu__param_row lmu__rows_memory[] = {LMU__PARAMS_MEMORY(LMU__PARAM_ROW)};
 static const lmu__param_row lmu__rows_post[] = {LMU__PARAMS_POST(LMU__PARAM_ROW)};
 #define LMU__MIXER_ROWS(tail, name, suffix, tr)                                  \
-    static const lmu__param_row lmu__rows_##name[] = {LMU__PARAMS_##tail(LMU__PARAM_ROW)};
+    static const lmu__param_row lmu__rows_##name[] = {LMU__ROWS_##tail(LMU__PARAM_ROW)};
 LMU__MIXERS(LMU__MIXER_ROWS)
 #undef LMU__MIXER_ROWS
 #define LMU__NROWS(a) ((int)(sizeof a / sizeof a[0]))
@@ -9230,7 +10021,27 @@ LMU__PRIVATE size_t lmu__dim(const lmu_config *c, int l, int sym)
     case LMU__DIM_QP: return (size_t)lmu_config_layer_q_prime(c, l);
     case LMU__DIM_FH: return (size_t)c->feature_dim * (size_t)c->n_head;
     case LMU__DIM_THREE: return 3;
-    default: return 1;
+    case LMU__DIM_D2: return 2 * (size_t)c->d_model;
+    case LMU__DIM_H: return (size_t)c->n_head;
+    case LMU__DIM_QKN: return c->qk_norm ? (size_t)c->n_head : 0;
+    case LMU__DIM_S: return (size_t)c->n_state;
+    default: break;
+    }
+    { /* the block-recurrent layer's state side: absent without a state */
+        const int S = c->n_state > 0, fix = c->brt_gate == LMU_BRT_GATE_FIXED, mlp = !c->brt_skip;
+        const size_t d = (size_t)c->d_model;
+        switch (sym) {
+        case LMU__DIM_SD: return S ? d : 0;
+        case LMU__DIM_SD3: return S ? 3 * d : 0;
+        case LMU__DIM_SH: return S ? (size_t)c->n_head : 0;
+        case LMU__DIM_GF: return S && fix ? d : 0;
+        case LMU__DIM_GL: return S && !fix ? d : 0;
+        case LMU__DIM_FS: return S && mlp ? d : 0;
+        case LMU__DIM_FFS: return S && mlp ? (size_t)c->d_ff : 0;
+        case LMU__DIM_GF2: return S && mlp && fix ? d : 0;
+        case LMU__DIM_GL2: return S && mlp && !fix ? d : 0;
+        default: return 1;
+        }
     }
 }
 
@@ -9374,6 +10185,10 @@ LMU__PRIVATE lmu_result lmu__attn_forward(lmu_model *m, int l, int x, int B, int
     lmu_result r;
     if ((r = lmu_tape_layernorm(t, x, L->ln_a_w, L->ln_a_b, &h)) != LMU_OK) return r;
     if ((r = lmu_tape_linear(t, h, L->qkv_w, L->qkv_b, 0, &a)) != LMU_OK) return r;
+    if (m->cfg.qk_norm &&
+        (r = lmu__tape_qknorm(t, a, L->attn_scale, m->cfg.d_model, m->cfg.n_head,
+                              sqrtf((float)m->cfg.d_model / (float)m->cfg.n_head), &a)) != LMU_OK)
+        return r;
     if ((r = lmu__tape_attention(t, a, m->cfg.n_head, m->cfg.window, &a)) != LMU_OK) return r;
     if ((r = lmu_tape_linear(t, a, L->attn_proj_w, L->attn_proj_b, 0, &a)) != LMU_OK) return r;
     return lmu_tape_add(t, x, a, out);
@@ -9405,6 +10220,10 @@ LMU__PRIVATE void lmu__attn_gen_step(struct lmu_gen *g, int l, float *state)
     float *sc = g->big + ((3 * d + 15) & ~(size_t)15);
     lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
     lmu__gemv(g->big, LMU__GP(L->qkv_w), g->h, LMU__GP(L->qkv_b), 3 * d, d);
+    if (m->cfg.qk_norm)
+        lmu__qknorm_forward(g->big, g->big, LMU__GP(L->attn_scale),
+                            sqrtf((float)d / (float)m->cfg.n_head), 1, 3 * d, d,
+                            (size_t)m->cfg.n_head);
     lmu__mha_decode(g->y, kc, vc, g->big, (size_t)g->t, d, (size_t)m->cfg.n_head, W, R, g->nparts,
                     sc);
     lmu__gemv(g->a, LMU__GP(L->attn_proj_w), g->y, LMU__GP(L->attn_proj_b), d, d);
@@ -9623,6 +10442,146 @@ static const lmu__mixer_unit lmu__mixer_conv = {
     lmu__conv_forward,  lmu__conv_gen_state,        lmu__conv_gen_work, lmu__conv_gen_step};
 
 /* ---------------------------------------------------------------------- */
+/* >>mixer-brt  the Block-Recurrent Transformer's recurrent layer          */
+/*              (Hutchins et al. 2022; google-research/meliad)             */
+/* ---------------------------------------------------------------------- */
+/* The token side is windowed attention (blocks of W, each position sees
+   its block and the one before) with q and k L2-normalised per head, the
+   logits |scale_h| cos(q, k) (attn.scale; the op's 1/sqrt(d_head) is
+   undone by the factor sqrt(d_head) on q), beside a cross attention from
+   each token of block g to the S state vectors entering block g; the two
+   outputs are projected (attn.proj, brt.proj2: one projection of their
+   concatenation) and added to x. The state side is the recurrence of
+   lmu__tape_brt_state. With n_state 0 the layer is windowed attention
+   with qk_norm, bit for bit.
+   Where this differs from the reference, and why:
+     - scales start at sqrt(d_head), not 1: the reference trains with
+       Adafactor, whose steps are relative to the parameter; under Adam a
+       scale that starts at 1 moves by about lr a step, which keeps every
+       attention near uniform (logits in [-1, 1]) for thousands of steps;
+     - the token side keeps attn's projections (qkv with a bias), GELU in
+       the MLPs and LayerNorm with a mean, as the library's other layers;
+       the reference's have no bias, ReLU and a norm without the mean;
+     - no dropout, no relative positions (the model's learned wpe is the
+       only position signal, as in the library's transformer);
+     - the state does not carry over between training sequences (each
+       starts from state0): truncated backpropagation across segments of
+       one document is not implemented. */
+
+LMU__PRIVATE double lmu__brt_flops(const lmu_config *c, double n)
+{
+    double d = c->d_model, S = c->n_state, W = c->window, F = c->d_ff;
+    double tok = lmu__attn_flops(c, n), st;
+    if (S <= 0) return tok;
+    tok += 2.0 * (2.0 * d * d) + 2.0 * 2.0 * S * d; /* q2, proj2; attend to S */
+    /* per state row, once a block: head, self and cross attention (2 W
+       keys), projection, gates, MLP */
+    st = 2.0 * 4.0 * d * d + 2.0 * 2.0 * (S + 2.0 * W) * d + 2.0 * 2.0 * d * d +
+         (c->brt_gate == LMU_BRT_GATE_LSTM ? 2.0 * 4.0 * d * d : 0) +
+         (c->brt_skip ? 0 : 2.0 * 2.0 * d * F + (c->brt_gate == LMU_BRT_GATE_LSTM ? 2.0 * 2.0 * F * d : 0));
+    return tok + st * S / W;
+}
+
+LMU__PRIVATE lmu_result lmu__brt_forward(lmu_model *m, int l, int x, int B, int T, int *out)
+{
+    const lmu_layer_ids *L = &m->layer[l];
+    const lmu_config *c = &m->cfg;
+    lmu_tape *t = &m->tape;
+    const float mult = sqrtf((float)c->d_model / (float)c->n_head);
+    int h, a, y, kv, q2;
+    lmu_result r;
+    (void)B, (void)T;
+    if ((r = lmu_tape_layernorm(t, x, L->ln_a_w, L->ln_a_b, &h)) != LMU_OK ||
+        (r = lmu_tape_linear(t, h, L->qkv_w, L->qkv_b, 0, &a)) != LMU_OK ||
+        (r = lmu__tape_qknorm(t, a, L->brt_scale, c->d_model, c->n_head, mult, &a)) != LMU_OK ||
+        (r = lmu__tape_attention(t, a, c->n_head, c->window, &y)) != LMU_OK ||
+        (r = lmu_tape_linear(t, y, L->attn_proj_w, L->attn_proj_b, 0, &y)) != LMU_OK)
+        return r;
+    if (c->n_state > 0 &&
+        ((r = lmu__tape_brt_state(t, a, L, c, &kv)) != LMU_OK ||
+         (r = lmu_tape_linear(t, h, L->brt_q2_w, -1, 0, &q2)) != LMU_OK ||
+         (r = lmu__tape_qknorm(t, q2, L->brt_scale2, c->d_model, c->n_head, 1.0f, &q2)) != LMU_OK ||
+         (r = lmu__tape_block_xattn(t, q2, kv, c->n_head, c->window, &q2)) != LMU_OK ||
+         (r = lmu_tape_linear(t, q2, L->brt_proj2_w, -1, 0, &q2)) != LMU_OK ||
+         (r = lmu_tape_add(t, y, q2, &y)) != LMU_OK))
+        return r;
+    return lmu_tape_add(t, x, y, out);
+}
+
+/* Generation keeps, per layer: attn's ring of k, v (2 W and a little);
+   the normalised q, k, v of the previous and the current block (2 W x 3
+   d, the previous first: the update reads them in the training order);
+   the state's block buffers (one block, B = 1: the state s, its k, v in
+   rn, the update's intermediates) and the next state. O(S + W), whatever
+   the context. */
+LMU__PRIVATE size_t lmu__brt_gen_state(const lmu_config *c, size_t max_ctx)
+{
+    lmu__brt_dims D;
+    size_t n = lmu__attn_gen_state(c, max_ctx);
+    if (c->n_state == 0) return n;
+    lmu__brt_dims_of(&D, c, 1, 1);
+    return n + 2 * D.W * 3 * D.d + D.S * (lmu__brt_row_floats(&D, 0) + D.d);
+}
+
+LMU__PRIVATE size_t lmu__brt_gen_work(const lmu_config *c, size_t max_ctx)
+{
+    return lmu__attn_gen_work(c, max_ctx) + 3 * (size_t)c->d_model + (size_t)c->n_head;
+}
+
+LMU__PRIVATE void lmu__brt_gen_step(struct lmu_gen *g, int l, float *state)
+{
+    const lmu_model *m = g->m;
+    const lmu_config *c = &m->cfg;
+    const lmu_layer_ids *L = &m->layer[l];
+    const size_t d = (size_t)c->d_model, H = (size_t)c->n_head, W = (size_t)c->window, t = (size_t)g->t;
+    const size_t R = lmu__mha_cache_rows((size_t)g->max_ctx, W);
+    float *kc = state, *vc = state + R * d, *qkv = g->big;
+    float *sc = g->big + ((3 * d + 15) & ~(size_t)15);
+    float *q2 = g->big + lmu__attn_gen_work(c, (size_t)g->max_ctx), *yc = q2 + d, *lse = yc + d;
+    size_t k;
+    lmu__gen_ln(m, g->h, g->x, L->ln_a_w, L->ln_a_b);
+    lmu__gemv(qkv, LMU__GP(L->qkv_w), g->h, LMU__GP(L->qkv_b), 3 * d, d);
+    lmu__qknorm_forward(qkv, qkv, LMU__GP(L->brt_scale), sqrtf((float)d / (float)H), 1, 3 * d, d, H);
+    if (c->n_state > 0) {
+        lmu__brt_dims D;
+        lmu__brt_buf b;
+        lmu__brt_w w;
+        float *tokb = state + 2 * R * d, *buf = tokb + 2 * W * 3 * d, *snext;
+        lmu__brt_dims_of(&D, c, 1, 1);
+        snext = buf + D.S * lmu__brt_row_floats(&D, 0);
+        lmu__brt_buf_at(&b, buf, &D, D.S, 0);
+        lmu__brt_weights((lmu_tape *)&m->tape, L, 0, &w);
+        if (t == 0) { /* lmu_gen_reset zeroed all this: start from state0 */
+            memcpy(b.s, w.s0, D.S * d * sizeof(float));
+            lmu__brt_head(&g->gemm, &w, &D, D.S, &b);
+        }
+        memcpy(tokb + (W + t % W) * 3 * d, qkv, 3 * d * sizeof(float));
+        lmu__gemv(q2, LMU__GP(L->brt_q2_w), g->h, NULL, d, d);
+        lmu__qknorm_forward(q2, q2, LMU__GP(L->brt_scale2), 1.0f, 1, d, d, H);
+        lmu__xattn_forward(yc, d, lse, q2, d, b.rn + d, 3 * d, b.rn + 2 * d, 3 * d, 1, D.S, d, H);
+        if (t % W == W - 1) { /* the block is complete: the state moves on */
+            D.T = 2 * W;
+            lmu__brt_update(&g->gemm, &w, &D, D.S, &b, tokb, 2 * W, t < W ? W : 0,
+                            2 * W, snext);
+            memcpy(b.s, snext, D.S * d * sizeof(float));
+            lmu__brt_head(&g->gemm, &w, &D, D.S, &b);
+            memcpy(tokb, tokb + W * 3 * d, W * 3 * d * sizeof(float));
+        }
+    }
+    lmu__mha_decode(g->y, kc, vc, qkv, t, d, H, W, R, g->nparts, sc);
+    lmu__gemv(g->a, LMU__GP(L->attn_proj_w), g->y, LMU__GP(L->attn_proj_b), d, d);
+    if (c->n_state > 0) {
+        lmu__gemv(g->y, LMU__GP(L->brt_proj2_w), yc, NULL, d, d);
+        for (k = 0; k < d; k++) g->a[k] += g->y[k];
+    }
+    for (k = 0; k < d; k++) g->x[k] += g->a[k];
+}
+
+static const lmu__mixer_unit lmu__mixer_brt = {
+    lmu__rows_brt,     LMU__NROWS(lmu__rows_brt), 1, 0, 0, lmu__brt_flops, lmu__attn_scratch,
+    lmu__brt_forward,  lmu__brt_gen_state,        lmu__brt_gen_work, lmu__brt_gen_step};
+
+/* ---------------------------------------------------------------------- */
 /* the layer stack                                                         */
 /* ---------------------------------------------------------------------- */
 
@@ -9762,6 +10721,21 @@ LMU__PRIVATE int lmu__solve_d_ff(lmu_config *c, long target)
 /* Transformer baseline of equal N (docs/MODEL.md section 6): same depth as the
    LMU presets, MLP 4 d, and among the d that split into heads of width
    16..64 the one whose exact count is closest to the target. */
+/* The block-recurrent presets: the reference's stack, one recurrent
+   layer third from the top but with a layer below it (layer 1 of 3:
+   at the bottom its tokens are bare embeddings, and its state cannot bind
+   a key to the value beside it; MQAR, README), windowed attention with
+   normalised q, k in the others; W 128, S 64 (the reference has S = W =
+   512 at d 1024). */
+LMU__PRIVATE void lmu__brt_stack(lmu_config *c, int n_layer)
+{
+    int l, at = n_layer >= 4 ? n_layer - 3 : n_layer >= 2 ? 1 : 0;
+    c->window = 128, c->n_state = 64, c->qk_norm = 1;
+    c->layers.n_mixer = n_layer;
+    for (l = 0; l < n_layer; l++) c->layers.mixer[l] = l == at ? LMU_MIXER_BRT : LMU_MIXER_ATTN;
+    c->mixer = c->layers.mixer[0];
+}
+
 LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer, lmu_mixer mixer)
 {
     int d, best = 8;
@@ -9776,6 +10750,7 @@ LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer, 
         t.mixer = mixer;
         t.d_model = d;
         t.n_layer = n_layer;
+        if (mixer == LMU_MIXER_BRT) lmu__brt_stack(&t, n_layer);
         if (lmu_config_resolve(&t, NULL, 0) != LMU_OK) continue;
         gap = labs((long)lmu_config_param_count(&t) - target);
         if (best_gap < 0 || gap < best_gap) best_gap = gap, best = d;
@@ -9785,6 +10760,7 @@ LMU__PRIVATE void lmu__transformer_for(lmu_config *c, long target, int n_layer, 
     c->mixer = mixer;
     c->d_model = best;
     c->n_layer = n_layer;
+    if (mixer == LMU_MIXER_BRT) lmu__brt_stack(c, n_layer);
 }
 
 /* the mixers of the transformer presets: attn's, then those marked TR */
@@ -9852,6 +10828,7 @@ LMUDEF lmu_result lmu_config_preset(lmu_config *c, const char *name)
             return lmu_config_resolve(c, NULL, 0);
         }
         c->mixer = (lmu_mixer)k;
+        if (c->mixer == LMU_MIXER_BRT) c->window = 128, c->n_state = 64; /* every layer's */
         c->d_model = r->d;
         c->q = r->q;
         c->q_prime = r->q_prime;
@@ -9896,6 +10873,7 @@ LMU__PRIVATE lmu_result lmu__model_declare(lmu_model *m)
             for (i = 0; i < n[k] && r == LMU_OK; i++) {
                 const lmu__param_row *w = &rows[k][i];
                 char fmt[LMU_TENSOR_NAME_MAX];
+                if (lmu__rows_size(c, l, w, 1) == 0) continue; /* absent here: id -1 */
                 snprintf(fmt, sizeof fmt, "blocks.%%d.%s", w->name);
                 r = lmu__model_param(m, LMU__IDS(L, w), w->ndim, (int)lmu__dim(c, l, w->dim[0]),
                                      (int)lmu__dim(c, l, w->dim[1]), (int)lmu__dim(c, l, w->dim[2]),
@@ -9925,7 +10903,7 @@ LMU__PRIVATE void lmu__model_fill(lmu_model *m, int id, float mean, float std, l
 
 LMU__PRIVATE void lmu__model_fill_uniform(lmu_model *m, int id, float a, lmu_rng *rng)
 {
-    const lmu_tensor *x = &m->tape.tensors[id];
+    const lmu_tensor *x = &m->tape.tensors[id < 0 ? 0 : id];
     float *p = m->tape.param + x->off;
     size_t i;
     for (i = 0; i < x->size; i++) p[i] = a * (2.0f * lmu_rng_uniform(rng) - 1.0f);
@@ -9995,6 +10973,11 @@ LMU__PRIVATE void lmu__model_init(lmu_model *m, uint64_t seed)
                     lmu__model_fill(m, id, 0, 1.0f / sqrtf(2.0f * (float)c->n_layer), &rng);
                     break;
                 case LMU__INIT_CONV: lmu__model_fill_uniform(m, id, 1.0f / sqrtf(3.0f), &rng); break;
+                case LMU__INIT_QKSCALE: /* sqrt(d_head), see >>mixer-brt */
+                    lmu__model_fill(m, id, sqrtf((float)c->d_model / (float)c->n_head), 0, &rng);
+                    break;
+                case LMU__INIT_S01: lmu__model_fill(m, id, 0, 0.1f, &rng); break;
+                case LMU__INIT_S1: lmu__model_fill(m, id, 0, 1.0f, &rng); break;
                 }
             }
     }
@@ -10890,7 +11873,7 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
 {
     const lmu_config *c;
     size_t d, q, qp, kv = 0, big, state, total, V, as;
-    int l;
+    int l, brt;
     float *p;
     if (!g || !m) return LMU_ERR_ARG;
     memset(g, 0, sizeof *g);
@@ -10914,7 +11897,14 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
             LMU__R(3 * qp * d) + LMU__R(qp * qp) + LMU__R(as) + LMU__R(V);
     g->state = (float *)lmu__alloc_aligned(total * sizeof(float));
     g->cand = (lmu__cand *)LMU_MALLOC(V * sizeof(lmu__cand));
-    if (m->lti) {
+    for (l = 0, brt = 0; l < c->n_layer; l++)
+        brt |= lmu_config_layer_mixer(c, l) == LMU_MIXER_BRT && c->n_state > 0;
+    if (brt) { /* the state's update: products of every shape, once a block */
+        if (lmu_gemm_ws_create(&g->gemm, 0) != LMU_OK) {
+            lmu_gen_free(g);
+            return LMU_ERR_NOMEM;
+        }
+    } else if (m->lti) {
         /* The LMU's products (Abar m and L m) all have K = q and N = d:
            slices for those shapes (300 KB a thread for lmu-1m) instead of
            lmu_gemm_ws_bytes' any-shape 6.5 MB. One per thread the team may
@@ -10925,7 +11915,7 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
                                                   sizeof(float));
         g->gemm.owned = 1;
     }
-    if (!g->state || !g->cand || (m->lti && !g->gemm.buf)) {
+    if (!g->state || !g->cand || ((m->lti || brt) && !g->gemm.buf)) {
         lmu_gen_free(g);
         return LMU_ERR_NOMEM;
     }

@@ -3,7 +3,8 @@
    reference (tests/lmu_ref.py) computed from the same files (compare).
 
      model_ref_tool dump KIND DIR       KIND: ffn | attn | rebased | based | conv | transformer |
-                                        layers | stack | trrebased | trstack | trwindow
+                                        layers | stack | trrebased | trstack | trwindow |
+                                        trbrt | trbrtlstm
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as iattn_init = delay made it
@@ -14,7 +15,8 @@
    in theta, 1 and 2 in q, so no two share an H). KIND conv is the LMU with
    mixer conv; trrebased the transformer with mixer rebased, trstack the
    transformer with a layer stack of 3 (mixers conv, based, rebased),
-   trwindow the transformer with attention window 5.
+   trwindow the transformer with attention window 5, trbrt and trbrtlstm
+   a block-recurrent layer below or above windowed attention.
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -62,6 +64,14 @@ static void config_for(lmu_config *c, const char *kind)
         if (lmu_config_set(c, "mixer", "conv,based,rebased", NULL, 0)) abort();
     }
     if (strcmp(kind, "trwindow") == 0) c->window = 5; /* 24 positions: blocks 0..4, the last cut */
+    /* the block-recurrent layer: 5 blocks (the last cut), the state after
+       the first four; fixed gates and the state MLP, or LSTM gates without */
+    if (strcmp(kind, "trbrt") == 0 &&
+        lmu_config_set_items(c, "mixer=brt,attn,window=5,n_state=3,qk_norm=1", NULL, 0))
+        abort();
+    if (strcmp(kind, "trbrtlstm") == 0 &&
+        lmu_config_set_items(c, "mixer=attn,brt,window=4,n_state=2,brt_gate=lstm,brt_skip=1", NULL, 0))
+        abort();
 }
 
 /* The model as lmu_model_create made it (no jitter): for the reference's

@@ -79,6 +79,32 @@ int main(int argc, char **argv)
              "set_items: an unknown key refused: %s", err);
     memset(&c, 0, sizeof c); c.window = 8;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.window == 0, "mixer ffn has no window");
+    /* the block-recurrent layer's fields */
+    memset(&c, 0, sizeof c);
+    LT_CHECK(lmu_config_set_items(&c, "arch=transformer,n_layer=2,mixer=attn,brt,n_state=4", err, sizeof err) == LMU_OK &&
+                 lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "window >= 1"),
+             "brt without a window refused: %s", err);
+    memset(&c, 0, sizeof c);
+    LT_CHECK(lmu_config_set_items(&c, "arch=transformer,mixer=brt,window=8,n_state=5000", err, sizeof err) == LMU_ERR_RANGE &&
+                 strstr(err, "n_state"), "n_state 5000 refused: %s", err);
+    memset(&c, 0, sizeof c); c.arch = LMU_ARCH_TRANSFORMER; c.mixer = LMU_MIXER_BRT; c.window = 8; c.n_state = -1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "n_state"), "n_state -1 refused: %s", err);
+    memset(&c, 0, sizeof c);
+    LT_CHECK(lmu_config_set_items(&c, "arch=transformer,mixer=brt,window=8,brt_gate=gru", err, sizeof err) == LMU_ERR_FORMAT &&
+                 strstr(err, "fixed or lstm"), "brt_gate gru refused, naming the choices: %s", err);
+    memset(&c, 0, sizeof c); c.window = 8; c.n_state = 4; c.brt_skip = 1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.n_state == 0 && c.brt_skip == 0 && c.window == 0,
+             "an LMU of mixer ffn has no state fields");
+    memset(&c, 0, sizeof c);
+    LT_CHECK(lmu_config_set_items(&c, "arch=transformer,n_layer=3,mixer=attn,brt,attn,window=16,n_state=4,brt_gate=lstm", err, sizeof err) == LMU_OK &&
+                 lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.n_state == 4 &&
+                 c.brt_gate == LMU_BRT_GATE_LSTM && c.window == 16,
+             "arch transformer, mixer list with one brt: %s", err);
+    memset(&c, 0, sizeof c);
+    LT_CHECK(lmu_config_set_items(&c, "arch=transformer,n_layer=3,mixer=attn,brt", err, sizeof err) == LMU_OK &&
+                 lmu_config_set(&c, "mixer", "attn,brt,attn,attn", err, sizeof err) == LMU_OK &&
+                 lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "4 values for 3 layers"),
+             "a recurrent layer outside the stack refused: %s", err);
     memset(&c, 0, sizeof c); c.theta = -1;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "theta"), "negative theta refused: %s", err);
     memset(&c, 0, sizeof c); c.d_model = -5;

@@ -852,6 +852,78 @@ static void test_param_count_matches_declared(void)
     }
 }
 
+/* The block-recurrent layer without a state is windowed attention with
+   qk_norm, bit for bit (the same weights by name); with one, the state
+   changes the logits and stays causal: changing token p moves no logit
+   before p, and does move logits two blocks later (through the state, not
+   the window). */
+static void test_brt(void)
+{
+    enum { T = 40, V = 97, P = 17 };
+    static int tok[T], tg[T];
+    static double la[V], lb[V];
+    lmu_config ca, cb, cs;
+    lmu_model *a = NULL, *b = NULL, *s = NULL;
+    char err[256];
+    float loss_a = 0, loss_b = 0;
+    int i, missing = 0, moved_before = 0, moved_after = 0, pos;
+    lt_model_config(&ca, LT_TRANSFORMER, V, T);
+    lmu_config_set_items(&ca, "mixer=brt,attn,window=5,qk_norm=1", NULL, 0);
+    cb = ca, cs = ca;
+    lmu_config_set(&cb, "mixer", "attn", NULL, 0);
+    lmu_config_set(&cs, "n_state", "3", NULL, 0);
+    LT_CHECK(lmu_model_create(&a, &ca, 5, err, sizeof err) == LMU_OK, "brt n_state 0: %s", err);
+    LT_CHECK(lmu_model_create(&b, &cb, 6, err, sizeof err) == LMU_OK, "attn window 5 qk_norm: %s", err);
+    LT_CHECK(lmu_model_create(&s, &cs, 5, err, sizeof err) == LMU_OK, "brt n_state 3: %s", err);
+    if (!a || !b || !s) goto done;
+    LT_CHECK(a->tape.n_params == b->tape.n_params &&
+                 lmu_config_param_count(&a->cfg) == lmu_config_param_count(&b->cfg),
+             "brt with n_state 0 has windowed attention's parameters (%d, %d tensors)",
+             a->tape.n_params, b->tape.n_params);
+    for (i = 0; i < a->tape.n_params; i++) {
+        int j = lmu_tape_find(&b->tape, a->tape.tensors[i].name);
+        if (j < 0 || b->tape.tensors[j].size != a->tape.tensors[i].size) {
+            missing++;
+            continue;
+        }
+        memcpy(lmu_tape_data(&a->tape, i), lmu_tape_data(&b->tape, j),
+               a->tape.tensors[i].size * sizeof(float));
+    }
+    LT_CHECK(missing == 0, "every brt (n_state 0) weight has attn's by name (%d missing)", missing);
+    batch(tok, tg, 1, T, V, 9);
+    lmu_model_forward(a, tok, tg, 1, T, &loss_a);
+    lmu_model_forward(b, tok, tg, 1, T, &loss_b);
+    LT_CHECK(memcmp(&loss_a, &loss_b, sizeof loss_a) == 0,
+             "brt with n_state 0 = windowed attention: loss %.9g vs %.9g, same bits",
+             (double)loss_a, (double)loss_b);
+    /* causality with a state: perturb token P, logits before P stay */
+    lmu_model_forward(s, tok, tg, 1, T, NULL);
+    {
+        static double before[T][V];
+        for (pos = 0; pos < T; pos++) parallel_logits(s, pos, before[pos]);
+        tok[P] = (tok[P] + 1) % V;
+        lmu_model_forward(s, tok, tg, 1, T, NULL);
+        for (pos = 0; pos < T; pos++) {
+            parallel_logits(s, pos, la);
+            for (i = 0; i < V; i++)
+                if (la[i] != before[pos][i]) {
+                    if (pos < P) moved_before++;
+                    else if (pos >= 30) moved_after++; /* blocks 6, 7: past the window of P */
+                    break;
+                }
+        }
+    }
+    (void)lb;
+    LT_CHECK(moved_before == 0, "brt n_state 3: token %d moves no logit before it (%d moved)", P,
+             moved_before);
+    LT_CHECK(moved_after == 10, "brt n_state 3: it moves the logits of positions 30..39, which its "
+             "window does not reach, through the state (%d of 10)", moved_after);
+done:
+    lmu_model_free(a);
+    lmu_model_free(b);
+    lmu_model_free(s);
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_model", argc, argv);
@@ -868,5 +940,6 @@ int main(int argc, char **argv)
     test_forward_backward();
     test_training();
     test_precision();
+    test_brt();
     return lt_end();
 }

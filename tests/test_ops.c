@@ -713,6 +713,310 @@ static void test_gemm(void)
     LT_CHECK(C[0] == C[0] && C[M * N - 1] == C[M * N - 1], "gemm beta=0 ignores NaN in C");
 }
 
+/* ===================================================================== */
+/* qk_norm: q, k per head to unit length, q times |scale_h| mult           */
+static void ref_qknorm(const op_case *c, double *out)
+{
+    const int N = c->d[0], C = c->d[1], d = c->d[2], H = c->d[3], dh = d / H;
+    int n, g, h, k;
+    for (n = 0; n < N; n++)
+        for (g = 0; g < C / d; g++)
+            for (h = 0; h < H; h++) {
+                const double *x = c->in[0] + n * C + g * d + h * dh;
+                double ss = 0, m = g == 0 ? fabs(c->in[1][h]) * c->dp[0] : 1;
+                for (k = 0; k < dh; k++) ss += x[k] * x[k];
+                for (k = 0; k < dh; k++)
+                    out[n * C + g * d + h * dh + k] = g == 2 ? x[k] : x[k] * m / sqrt(ss + 1e-6);
+            }
+}
+
+static void test_qknorm(int C3)
+{
+    enum { N = 5, d = 6, H = 2 };
+    const int C = C3 ? 3 * d : d;
+    lmu_tape t;
+    op_case c;
+    int ids[1], shape[2] = {N, C}, x, y;
+    const char *names[1] = {"scale"};
+    int ndims[1] = {1}, shapes[1][4] = {{H}};
+    tape_with_params(&t, 1, names, ndims, shapes, ids);
+    lmu_tape_data(&t, ids[0])[0] = 1.7f, lmu_tape_data(&t, ids[0])[1] = -0.6f; /* |.| of either sign */
+    lmu_tape_leaf(&t, NULL, 2, shape, 1, &x);
+    rand_f(lmu_tape_data(&t, x), (size_t)N * C, 1.0);
+    LT_CHECK(lmu__tape_qknorm(&t, x, ids[0], d, H, 1.3f, &y) == LMU_OK, "qk_norm records: %s", t.err);
+    memset(&c, 0, sizeof c);
+    c.name = C3 ? "qk_norm (q, k, v)" : "qk_norm (q)";
+    c.nin = 2, c.out_n = (size_t)N * C, c.ref = ref_qknorm;
+    c.d[0] = N, c.d[1] = C, c.d[2] = d, c.d[3] = H, c.dp[0] = 1.3;
+    c.in[0] = to_d(lmu_tape_data(&t, x), (size_t)N * C), c.in_n[0] = (size_t)N * C;
+    c.in[1] = to_d(lmu_tape_data(&t, ids[0]), H), c.in_n[1] = H;
+    c.has_grad[0] = c.has_grad[1] = 1;
+    c.grad[0] = lmu_tape_grad(&t, x), c.grad[1] = lmu_tape_grad(&t, ids[0]);
+    run_check(&t, &c, y, GRAD_BOUND);
+    free_case(&c);
+    lmu_tape_free(&t);
+}
+
+/* block_cross_attention: tokens of block g attend to block g's G rows   */
+static void ref_block_xattn(const op_case *c, double *out)
+{
+    const int B = c->d[0], T = c->d[1], d = c->d[2], H = c->d[3], W = c->d[4], G = c->d[5];
+    const int nb = (T + W - 1) / W, dh = d / H;
+    int b, t, h, j, k;
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++)
+            for (h = 0; h < H; h++) {
+                const double *q = c->in[0] + (b * T + t) * d + h * dh;
+                const double *kv = c->in[1] + ((size_t)(b * nb + t / W) * G) * 2 * d;
+                double s[16], mx = -1e300, sum = 0;
+                for (j = 0; j < G; j++) {
+                    for (s[j] = 0, k = 0; k < dh; k++) s[j] += q[k] * kv[j * 2 * d + h * dh + k];
+                    if (s[j] > mx) mx = s[j];
+                }
+                for (j = 0; j < G; j++) sum += (s[j] = exp(s[j] - mx));
+                for (k = 0; k < dh; k++) {
+                    double o = 0;
+                    for (j = 0; j < G; j++) o += s[j] / sum * kv[j * 2 * d + d + h * dh + k];
+                    out[(b * T + t) * d + h * dh + k] = o;
+                }
+            }
+}
+
+static void test_block_xattn(void)
+{
+    enum { B = 2, T = 7, d = 4, H = 2, W = 3, G = 5, NB = (T + W - 1) / W };
+    lmu_tape t;
+    op_case c;
+    int qs[3] = {B, T, d}, ks[4] = {B, NB, G, 2 * d}, q, kv, y;
+    lmu_gemm_ws ws;
+    tape_with_params(&t, 0, NULL, NULL, NULL, NULL);
+    lmu_gemm_ws_create(&ws, 0);
+    t.gemm_ws = &ws;
+    lmu_tape_leaf(&t, NULL, 3, qs, 1, &q);
+    lmu_tape_leaf(&t, NULL, 4, ks, 1, &kv);
+    rand_f(lmu_tape_data(&t, q), (size_t)B * T * d, 2.0);
+    rand_f(lmu_tape_data(&t, kv), (size_t)B * NB * G * 2 * d, 1.0);
+    LT_CHECK(lmu__tape_block_xattn(&t, q, kv, H, W, &y) == LMU_OK, "block_xattn records: %s", t.err);
+    memset(&c, 0, sizeof c);
+    c.name = "block_cross_attention (last block short)";
+    c.nin = 2, c.out_n = (size_t)B * T * d, c.ref = ref_block_xattn;
+    c.d[0] = B, c.d[1] = T, c.d[2] = d, c.d[3] = H, c.d[4] = W, c.d[5] = G;
+    c.in[0] = to_d(lmu_tape_data(&t, q), (size_t)B * T * d), c.in_n[0] = (size_t)B * T * d;
+    c.in[1] = to_d(lmu_tape_data(&t, kv), (size_t)B * NB * G * 2 * d);
+    c.in_n[1] = (size_t)B * NB * G * 2 * d;
+    c.has_grad[0] = c.has_grad[1] = 1;
+    c.grad[0] = lmu_tape_grad(&t, q), c.grad[1] = lmu_tape_grad(&t, kv);
+    run_check(&t, &c, y, GRAD_BOUND);
+    free_case(&c);
+    lmu_tape_free(&t);
+    lmu_gemm_ws_destroy(&ws);
+}
+
+/* block_recurrent_state: the recurrence over blocks, its own double
+   forward below (written from the math of >>mixer-brt, not the C), the
+   gradient of every weight and of the tokens' k, v through all blocks. */
+typedef struct brt_ref {
+    const lmu_model *m;
+    const double *P;   /* the model's parameters, double */
+    const double *x;   /* tokens' qkv (B, T, 3 d) */
+    int B, T;
+    double *out;       /* (B, nblk, S, 2 d) */
+    const double *R;
+} brt_ref;
+
+static const double *brt_w(const brt_ref *r, int id)
+{
+    return id < 0 ? NULL : r->P + r->m->tape.tensors[id].off;
+}
+
+static double sig_d(double x) { return 1 / (1 + exp(-x)); }
+
+static void ln_d(double *y, const double *x, const double *g, const double *b, int d)
+{
+    double m = 0, v = 0;
+    int k;
+    for (k = 0; k < d; k++) m += x[k] / d;
+    for (k = 0; k < d; k++) v += (x[k] - m) * (x[k] - m) / d;
+    for (k = 0; k < d; k++) y[k] = (x[k] - m) / sqrt(v + 1e-5) * g[k] + b[k];
+}
+
+/* y (M) = W (M, K) x (+ b) */
+static void mv_d(double *y, const double *W, const double *x, const double *b, int M, int K)
+{
+    int i, k;
+    for (i = 0; i < M; i++) {
+        double s = b ? b[i] : 0;
+        for (k = 0; k < K; k++) s += W[i * K + k] * x[k];
+        y[i] = s;
+    }
+}
+
+/* unit length per head, times |scale_h| when scale is given */
+static void norm_d(double *x, const double *scale, int d, int H)
+{
+    int h, k, dh = d / H;
+    for (h = 0; h < H; h++) {
+        double ss = 0;
+        for (k = 0; k < dh; k++) ss += x[h * dh + k] * x[h * dh + k];
+        for (k = 0; k < dh; k++) x[h * dh + k] *= (scale ? fabs(scale[h]) : 1) / sqrt(ss + 1e-6);
+    }
+}
+
+/* o (d) = attention of query q over n keys at k[j ldk], values v[j ldv] */
+static void att_d(double *o, const double *q, const double *k, const double *v, int ldk, int n,
+                  int d, int H)
+{
+    int h, j, c, dh = d / H;
+    for (h = 0; h < H; h++) {
+        double mx = -1e300, sum = 0, s;
+        for (j = 0; j < n; j++) {
+            for (s = 0, c = 0; c < dh; c++) s += q[h * dh + c] * k[j * ldk + h * dh + c];
+            if (s > mx) mx = s;
+        }
+        for (c = 0; c < dh; c++) o[h * dh + c] = 0;
+        for (j = 0; j < n; j++) {
+            for (s = 0, c = 0; c < dh; c++) s += q[h * dh + c] * k[j * ldk + h * dh + c];
+            s = exp(s - mx);
+            sum += s;
+            for (c = 0; c < dh; c++) o[h * dh + c] += s * v[j * ldk + h * dh + c];
+        }
+        for (c = 0; c < dh; c++) o[h * dh + c] /= sum;
+    }
+}
+
+/* s (d) = gate(s, y; hidden a of width na), fixed (gb) or lstm */
+static void gate_d(double *s, const double *y, const double *a, int na, const double *gb,
+                   const double *fw, const double *fb, const double *iw, const double *ib, int d)
+{
+    double f[64], in[64];
+    int c;
+    if (gb) {
+        for (c = 0; c < d; c++) s[c] = s[c] * sig_d(gb[c]) + y[c] * (1 - sig_d(gb[c]));
+        return;
+    }
+    mv_d(f, fw, a, fb, d, na);
+    mv_d(in, iw, a, ib, d, na);
+    for (c = 0; c < d; c++) s[c] = s[c] * sig_d(f[c] + 1) + y[c] * sig_d(in[c] - 1);
+}
+
+static void brt_ref_forward(const brt_ref *r)
+{
+    const lmu_config *c = &r->m->cfg;
+    const lmu_layer_ids *L = &r->m->layer[0];
+    const int d = c->d_model, H = c->n_head, S = c->n_state, W = c->window, F = c->d_ff;
+    const int nb = (r->T + W - 1) / W;
+    enum { MX = 64 };
+    double s[8][MX], u[MX], q[8][MX], k[8][MX], v[8][MX], q2[8][MX], cat[MX], y[MX], hid[MX], z[MX];
+    int b, g, i, j, e;
+    for (b = 0; b < r->B; b++) {
+        for (i = 0; i < S; i++) memcpy(s[i], brt_w(r, L->brt_s0) + i * d, d * sizeof(double));
+        for (g = 0; g < nb; g++) {
+            int k0 = g > 0 ? (g - 1) * W : 0, k1 = (g + 1) * W < r->T ? (g + 1) * W : r->T;
+            double qkv[3 * MX];
+            for (i = 0; i < S; i++) {
+                ln_d(u, s[i], brt_w(r, L->brt_ln_s_w), brt_w(r, L->brt_ln_s_b), d);
+                for (e = 0; e < d; e++) u[e] += brt_w(r, L->brt_spos)[i * d + e];
+                mv_d(qkv, brt_w(r, L->brt_sqkv_w), u, NULL, 3 * d, d);
+                memcpy(q[i], qkv, d * sizeof(double));
+                memcpy(k[i], qkv + d, d * sizeof(double));
+                memcpy(v[i], qkv + 2 * d, d * sizeof(double));
+                norm_d(q[i], brt_w(r, L->brt_s_scale), d, H);
+                norm_d(k[i], NULL, d, H);
+                mv_d(q2[i], brt_w(r, L->brt_sq2_w), u, NULL, d, d);
+                norm_d(q2[i], brt_w(r, L->brt_s_scale2), d, H);
+                for (e = 0; e < d; e++) {
+                    r->out[(((size_t)b * nb + g) * S + i) * 2 * d + e] = k[i][e];
+                    r->out[(((size_t)b * nb + g) * S + i) * 2 * d + d + e] = v[i][e];
+                }
+            }
+            if (g + 1 == nb) break;
+            for (i = 0; i < S; i++) {
+                double kk[8 * MX], vv[8 * MX];
+                const double *tk = r->x + ((size_t)b * r->T + k0) * 3 * d;
+                for (j = 0; j < S; j++)
+                    memcpy(kk + j * d, k[j], d * sizeof(double)), memcpy(vv + j * d, v[j], d * sizeof(double));
+                att_d(cat, q[i], kk, vv, d, S, d, H);
+                att_d(cat + d, q2[i], tk + d, tk + 2 * d, 3 * d, k1 - k0, d, H);
+                mv_d(y, brt_w(r, L->brt_sproj_w), cat, brt_w(r, L->brt_sproj_b), d, 2 * d);
+                gate_d(s[i], y, cat, 2 * d, brt_w(r, L->brt_g_b), brt_w(r, L->brt_gf_w),
+                       brt_w(r, L->brt_gf_b), brt_w(r, L->brt_gi_w), brt_w(r, L->brt_gi_b), d);
+                if (c->brt_skip) continue;
+                ln_d(u, s[i], brt_w(r, L->brt_ln_f_w), brt_w(r, L->brt_ln_f_b), d);
+                mv_d(hid, brt_w(r, L->brt_fc_w), u, brt_w(r, L->brt_fc_b), F, d);
+                for (e = 0; e < F; e++) hid[e] = 0.5 * hid[e] * (1 + tanh(0.7978845608028654 * (hid[e] + 0.044715 * hid[e] * hid[e] * hid[e])));
+                mv_d(z, brt_w(r, L->brt_fcp_w), hid, brt_w(r, L->brt_fcp_b), d, F);
+                gate_d(s[i], z, hid, F, brt_w(r, L->brt_g2_b), brt_w(r, L->brt_g2f_w),
+                       brt_w(r, L->brt_g2f_b), brt_w(r, L->brt_g2i_w), brt_w(r, L->brt_g2i_b), d);
+            }
+        }
+    }
+}
+
+static double brt_ref_loss(void *ctx)
+{
+    const brt_ref *r = (const brt_ref *)ctx;
+    const lmu_config *c = &r->m->cfg;
+    size_t i, n = (size_t)r->B * ((r->T + c->window - 1) / c->window) * c->n_state * 2 * c->d_model;
+    double s = 0;
+    brt_ref_forward(r);
+    for (i = 0; i < n; i++) s += r->out[i] * r->R[i];
+    return s;
+}
+
+static void test_brt_state(int lstm, int skip)
+{
+    enum { B = 2, T = 11, d = 4, H = 2 };
+    lmu_config c;
+    lmu_model *m;
+    lmu_tape *t;
+    brt_ref rf;
+    char err[256], name[96];
+    int xs[3] = {B, T, 3 * d}, x, y, nb;
+    size_t i, n_out;
+    double *P, *X, *R, e1, e2, ef;
+    float *seed;
+    memset(&c, 0, sizeof c);
+    c.arch = LMU_ARCH_TRANSFORMER, c.mixer = LMU_MIXER_BRT, c.vocab_size = 5, c.n_ctx = T;
+    c.d_model = d, c.n_layer = 1, c.n_head = H, c.d_ff = 5, c.window = 4, c.n_state = 3;
+    c.brt_gate = lstm ? LMU_BRT_GATE_LSTM : LMU_BRT_GATE_FIXED, c.brt_skip = skip;
+    snprintf(name, sizeof name, "brt_state gate %s%s, 3 blocks (the last short)",
+             lmu_brt_gate_name(c.brt_gate), skip ? ", no state MLP" : "");
+    if (lmu_model_create(&m, &c, 3, err, sizeof err) != LMU_OK) {
+        LT_CHECK(0, "%s: create: %s", name, err);
+        return;
+    }
+    t = &m->tape;
+    for (i = 0; i < t->param_size; i++) t->param[i] += (float)(0.3 * lt_uniform()); /* off the init */
+    nb = (T + c.window - 1) / c.window;
+    n_out = (size_t)B * nb * c.n_state * 2 * d;
+    lmu_tape_leaf(t, NULL, 3, xs, 1, &x);
+    rand_f(lmu_tape_data(t, x), (size_t)B * T * 3 * d, 1.0);
+    LT_CHECK(lmu__tape_brt_state(t, x, &m->layer[0], &m->cfg, &y) == LMU_OK, "%s records: %s", name,
+             t->err);
+    R = rand_R(n_out);
+    seed = seed_of(R, n_out);
+    lmu_tape_zero_grad(t);
+    LT_CHECK(lmu_tape_backward_seed(t, y, seed) == LMU_OK, "%s backward: %s", name, t->err);
+    P = to_d(t->param, t->param_size);
+    X = to_d(lmu_tape_data(t, x), (size_t)B * T * 3 * d);
+    rf.m = m, rf.P = P, rf.x = X, rf.B = B, rf.T = T, rf.out = dalloc(n_out), rf.R = R;
+    brt_ref_forward(&rf);
+    {
+        double *yd = to_d(lmu_tape_data(t, y), n_out);
+        ef = rel_l2(yd, rf.out, n_out);
+        free(yd);
+    }
+    e1 = lt_fd_check(brt_ref_loss, &rf, P, t->param_size, LT_FD_H, t->param_grad, 0.0f, NULL);
+    e2 = lt_fd_check(brt_ref_loss, &rf, X, (size_t)B * T * 3 * d, LT_FD_H, lmu_tape_grad(t, x), 0.0f,
+                     NULL);
+    note(e1), note(e2);
+    LT_CHECK(ef < FWD_BOUND, "%s forward: rel L2 %.2e", name, ef);
+    LT_CHECK(e1 < GRAD_BOUND, "%s: every weight's grad, rel L2 %.2e", name, e1);
+    LT_CHECK(e2 < GRAD_BOUND, "%s: the tokens' grad, rel L2 %.2e", name, e2);
+    free(P), free(X), free(R), free(seed), free(rf.out);
+    lmu_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     int a, b;
@@ -735,6 +1039,11 @@ int main(int argc, char **argv)
     test_sum(1);
     test_custom();
     test_fused_op();
+    test_qknorm(0);
+    test_qknorm(1);
+    test_block_xattn();
+    for (a = 0; a < 2; a++)
+        for (b = 0; b < 2; b++) test_brt_state(a, b);
     printf("worst gradient rel L2 error over all ops: %.2e (bound %.0e)\n", g_worst_grad, GRAD_BOUND);
     (void)g_worst_fwd;
     return lt_end();

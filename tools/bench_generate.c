@@ -32,7 +32,8 @@
      every t, so the jump changes no cost; the fed contexts show it.
    - Other mixers without a KV cache (rebased, based, conv, in either
      arch): as the LMU, their state is the same size at every position.
-   - Mixer attn (the plain transformer's too): the KV cache is filled with random keys
+   - Mixers attn and brt (the plain transformer's too): the KV cache (brt:
+     its ring; its state stays as reset, the same size at any position) is filled with random keys
      and values and the position set to c ("jumped"), as the PyTorch peer
      does: attention over c cached positions costs the same whatever their
      values, and feeding 64k tokens one at a time would take minutes. The
@@ -187,7 +188,9 @@ static double gen_run(lmu_gen *g, int n, int *tok, int *fail)
 static int attn_layers(const lmu_config *cfg)
 {
     int l, n = 0;
-    for (l = 0; l < cfg->n_layer; l++) n += lmu_config_layer_mixer(cfg, l) == LMU_MIXER_ATTN;
+    for (l = 0; l < cfg->n_layer; l++)
+        n += lmu_config_layer_mixer(cfg, l) == LMU_MIXER_ATTN ||
+             lmu_config_layer_mixer(cfg, l) == LMU_MIXER_BRT;
     return n;
 }
 
@@ -197,10 +200,13 @@ static void jump_to(lmu_gen *g, const lmu_config *cfg, int c)
         /* lmu__attn_gen_state's layout: R positions of keys (blocks of 16),
            then R of values; R every position, or a window's ring. The
            whole cache gets filler: no slot is read before it is written. */
-        size_t d = (size_t)cfg->d_model, l, i;
+        size_t d = (size_t)cfg->d_model, i, off = 0;
         size_t R = lmu__mha_cache_rows((size_t)g->max_ctx, (size_t)cfg->window);
-        for (l = 0; l < (size_t)cfg->n_layer; l++) {
-            float *kc = g->kv + l * 2 * R * d;
+        int l;
+        for (l = 0; l < cfg->n_layer; off += lmu__layer_unit(cfg, l)->gen_state(cfg, (size_t)g->max_ctx), l++) {
+            float *kc = g->kv + off; /* a brt layer's ring comes first: the state stays as reset */
+            lmu_mixer x = lmu_config_layer_mixer(cfg, l);
+            if (x != LMU_MIXER_ATTN && x != LMU_MIXER_BRT) continue;
             for (i = 0; i < 2 * R * d; i++) kc[i] = rand_normal();
         }
     }
