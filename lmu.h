@@ -2428,15 +2428,18 @@ LMUDEF const char *lmu_strerror(lmu_result r)
 LMU__PRIVATE int lmu__mixer_has_heads(lmu_mixer x); /* >>layers */
 LMU__PRIVATE int lmu__mixer_has_features(lmu_mixer x);
 
-LMUDEF const char *lmu_arch_name(lmu_arch a)
-{
-    static const char *const names[] = {
-#define LMU__ARCH_NAME(tail, name) #name,
-        LMU__ARCHS(LMU__ARCH_NAME)
-#undef LMU__ARCH_NAME
-    };
-    return (unsigned)a < (unsigned)LMU_ARCH_COUNT ? names[a] : "?";
-}
+/* The name function of a list of X(tail, name) rows: one table, so the
+   names cannot drift from the enum. */
+#define LMU__NAME_ITEM(tail, name) #name,
+#define LMU__NAME_FUNCTION(fn, type, LIST, count)                              \
+    LMUDEF const char *fn(type v)                                              \
+    {                                                                          \
+        static const char *const names[] = {LIST(LMU__NAME_ITEM)};             \
+        return (unsigned)v < (unsigned)(count) ? names[v] : "?";               \
+    }
+LMU__NAME_FUNCTION(lmu_arch_name, lmu_arch, LMU__ARCHS, LMU_ARCH_COUNT)
+LMU__NAME_FUNCTION(lmu_iattn_init_name, lmu_iattn_init, LMU__IATTN_INITS, LMU_IATTN_INIT_COUNT)
+LMU__NAME_FUNCTION(lmu_brt_gate_name, lmu_brt_gate, LMU__BRT_GATES, LMU_BRT_GATE_COUNT)
 
 LMUDEF const char *lmu_mixer_name(lmu_mixer m)
 {
@@ -2448,25 +2451,6 @@ LMUDEF const char *lmu_mixer_name(lmu_mixer m)
     return (unsigned)m < (unsigned)LMU_MIXER_COUNT ? names[m] : "?";
 }
 
-LMUDEF const char *lmu_iattn_init_name(lmu_iattn_init i)
-{
-    static const char *const names[] = {
-#define LMU__IATTN_INIT_NAME(tail, name) #name,
-        LMU__IATTN_INITS(LMU__IATTN_INIT_NAME)
-#undef LMU__IATTN_INIT_NAME
-    };
-    return (unsigned)i < (unsigned)LMU_IATTN_INIT_COUNT ? names[i] : "?";
-}
-
-LMUDEF const char *lmu_brt_gate_name(lmu_brt_gate g)
-{
-    static const char *const names[] = {
-#define LMU__BRT_GATE_NAME(tail, name) #name,
-        LMU__BRT_GATES(LMU__BRT_GATE_NAME)
-#undef LMU__BRT_GATE_NAME
-    };
-    return (unsigned)g < (unsigned)LMU_BRT_GATE_COUNT ? names[g] : "?";
-}
 
 /* head width in 16..64 closest to 32; 1 head where no divisor fits */
 LMU__PRIVATE int lmu__default_heads(int d)

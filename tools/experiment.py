@@ -42,13 +42,16 @@ import argparse, concurrent.futures, json, math, os, random, re, shutil, subproc
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FAMILIES = ("lmu", "lmu-attn", "transformer")
+# also on request (--families): the Block-Recurrent Transformer's stack
+# (presets transformer-SIZE-brt: a recurrent layer, window 128, 64 states)
+EXTRA_FAMILIES = ("brt",)
 SIZES = ("55k", "100k", "200k", "300k", "500k", "1m")
 
 # Config keys each family's runs add to their preset (lmu_config names). The
 # recipe of docs/EXPERIMENTS.md is lmu.h's default now (iattn_init = delay), so
 # nothing is needed; `--override lmu.iattn_init=random` measures MODEL.md's
 # random start instead.
-FAMILY_OVERRIDES = {"lmu": {}, "lmu-attn": {}, "transformer": {}}
+FAMILY_OVERRIDES = {"lmu": {}, "lmu-attn": {}, "transformer": {}, "brt": {}}
 
 # The tiny profile's sizes: models small enough that make test trains the
 # whole grid in seconds (byte-level vocabulary, 32-token contexts).
@@ -184,7 +187,8 @@ class Run:
 
     def preset(self):
         base = "lmu-%s" % self.size if self.fam == "lmu" else \
-            "lmu-%s-attn" % self.size if self.fam == "lmu-attn" else "transformer-%s" % self.size
+            "lmu-%s-attn" % self.size if self.fam == "lmu-attn" else \
+            "transformer-%s-brt" % self.size if self.fam == "brt" else "transformer-%s" % self.size
         return base
 
     def done(self):
@@ -200,12 +204,14 @@ def model_conf(run, a):
     """The run's config file: preset (or tiny model) + overrides."""
     lines = []
     if run.size in TINY_SIZES:
-        fam_cfg = {"arch": "transformer" if run.fam == "transformer" else "lmu",
+        fam_cfg = {"arch": "transformer" if run.fam in ("transformer", "brt") else "lmu",
                    "vocab_size": 257, "n_ctx": a.seq}
         if run.fam == "lmu-attn":
             fam_cfg["mixer"] = "attn"
+        if run.fam == "brt":  # one layer: the recurrent one, blocks of 8, 4 states
+            fam_cfg.update(mixer="brt", window=8, n_state=4, qk_norm=1)
         t = dict(TINY_SIZES[run.size])
-        if run.fam == "transformer":
+        if run.fam in ("transformer", "brt"):
             for k in ("q", "q_prime", "theta", "d_pre"):
                 t.pop(k)
         if run.fam == "lmu":
@@ -709,8 +715,8 @@ def main(argv):
     a.threads = a.threads or max(1, cores // a.jobs)
     a.out = a.out or os.path.join(ROOT, "out", "experiment" if a.profile != "tiny" else "experiment-tiny")
     for f in a.families:
-        if f not in FAMILIES:
-            die("unknown family '%s' (want %s)" % (f, ", ".join(FAMILIES)))
+        if f not in FAMILIES + EXTRA_FAMILIES:
+            die("unknown family '%s' (want %s)" % (f, ", ".join(FAMILIES + EXTRA_FAMILIES)))
     known = TINY_SIZES if a.profile == "tiny" else SIZES
     for s in a.sizes:
         if s not in known:
@@ -721,11 +727,11 @@ def main(argv):
         die("--lrs wants learning rates in (0, 1)")
     if a.batch < 1 or a.seq < 2 or a.tokens < a.batch * a.seq:
         die("--tokens %d is less than one batch of %d x %d" % (a.tokens, a.batch, a.seq))
-    a.overrides = {f: dict(FAMILY_OVERRIDES.get(f, {})) for f in FAMILIES}
+    a.overrides = {f: dict(FAMILY_OVERRIDES.get(f, {})) for f in FAMILIES + EXTRA_FAMILIES}
     for o in a.override:
         m = re.match(r"^([a-z-]+)\.([a-z_]+)=(\S+)$", o)
-        if not m or m.group(1) not in FAMILIES:
-            die("--override wants FAMILY.key=value with FAMILY one of %s, not '%s'" % (", ".join(FAMILIES), o))
+        if not m or m.group(1) not in FAMILIES + EXTRA_FAMILIES:
+            die("--override wants FAMILY.key=value with FAMILY one of %s, not '%s'" % (", ".join(FAMILIES + EXTRA_FAMILIES), o))
         a.overrides[m.group(1)][m.group(2)] = m.group(3)
     a.steps = a.tokens // (a.batch * a.seq)
 
