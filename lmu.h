@@ -10887,9 +10887,12 @@ LMU__PRIVATE void lmu__model_fill(lmu_model *m, int id, float mean, float std, l
 
 LMU__PRIVATE void lmu__model_fill_uniform(lmu_model *m, int id, float a, lmu_rng *rng)
 {
-    const lmu_tensor *x = &m->tape.tensors[id < 0 ? 0 : id];
-    float *p = m->tape.param + x->off;
+    const lmu_tensor *x;
+    float *p;
     size_t i;
+    if (id < 0) return; /* a row of size 0 in this config: absent, as in lmu__model_fill */
+    x = &m->tape.tensors[id];
+    p = m->tape.param + x->off;
     for (i = 0; i < x->size; i++) p[i] = a * (2.0f * lmu_rng_uniform(rng) - 1.0f);
 }
 
