@@ -861,7 +861,7 @@ static void test_brt(void)
 {
     enum { T = 40, V = 97, P = 17 };
     static int tok[T], tg[T];
-    static double la[V], lb[V];
+    static double la[V];
     lmu_config ca, cb, cs;
     lmu_model *a = NULL, *b = NULL, *s = NULL;
     char err[256];
@@ -913,7 +913,6 @@ static void test_brt(void)
                 }
         }
     }
-    (void)lb;
     LT_CHECK(moved_before == 0, "brt n_state 3: token %d moves no logit before it (%d moved)", P,
              moved_before);
     LT_CHECK(moved_after == 10, "brt n_state 3: it moves the logits of positions 30..39, which its "
