@@ -291,7 +291,7 @@ static void test_config(void)
     expect_err("theta = -5\n", LMU_ERR_RANGE, "(0, 1e9]");
     expect_err("theta = 1e400\n", LMU_ERR_RANGE, "(0, 1e9]");
     expect_err("arch = gpt\n", LMU_ERR_FORMAT, "want lmu or transformer");
-    expect_err("mixer = mamba\n", LMU_ERR_FORMAT, "want ffn, attn, rebased, based or conv");
+    expect_err("mixer = mamba\n", LMU_ERR_FORMAT, "want ffn, attn, rebased, based, conv or brt");
     expect_err("d_mo del = 3\n", LMU_ERR_FORMAT, "bad character in key");
     expect_err("theta_last = 2e9\n", LMU_ERR_RANGE, "theta_last = 2e9 must be in (0, 1e9]");
     expect_err("theta_last = x\n", LMU_ERR_FORMAT, "theta_last = 'x' is not a number");
@@ -347,7 +347,7 @@ static void test_config(void)
         expect_err("q = 32,,64\n", LMU_ERR_FORMAT, "line 1: q: entry 2 is empty");
         expect_err("q = 32,64,\n", LMU_ERR_FORMAT, "q: entry 3 is empty");
         expect_err("q = 32,0\n", LMU_ERR_RANGE, "q: entry 2 is 0");
-        expect_err("mixer = ffn,mamba\n", LMU_ERR_FORMAT, "want ffn, attn, rebased, based or conv");
+        expect_err("mixer = ffn,mamba\n", LMU_ERR_FORMAT, "want ffn, attn, rebased, based, conv or brt");
         expect_err("theta = 10,x\n", LMU_ERR_FORMAT, "theta = 'x' is not a number");
         expect_err("d_model = 32,64\n", LMU_ERR_FORMAT, "not a whole number"); /* no list */
         for (n = 0, i = 0; i < 65; i++) n += (size_t)snprintf(many + n, sizeof many - n, "%s8", i ? "," : "q = ");
