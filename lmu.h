@@ -1439,6 +1439,8 @@ typedef struct lmu_model {
     int backward_done;        /* grads of the last forward are in place */
     uint64_t data_pos;        /* the caller's place in its data, saved with
                                  the optimizer state so a resume continues */
+    const float *carry_in;    /* during a forward only: its carried state */
+    float *carry_out;         /* (lmu_model_forward_carry), else NULL */
     char err[256];
 } lmu_model;
 
@@ -1488,6 +1490,29 @@ LMUDEF lmu_result lmu_model_forward(lmu_model *m, const int *tokens, const int *
    returns before backward. */
 LMUDEF lmu_result lmu_model_forward_backward(lmu_model *m, const int *tokens, const int *targets,
                                              int B, int T, float *loss);
+
+/* Truncated backpropagation through time (layers of mixer brt with
+   n_state >= 1): each sequence of the batch continues a sequence of the
+   previous call, and starts from the state that one ended with instead
+   of the learned state0. carry_in: (B, lmu_model_carry_floats) floats,
+   the states to start from (NULL: state0, as lmu_model_forward); no
+   gradient flows into them (nor into state0, unused then). carry_out
+   (NULL: not wanted): the states after the last block, for the next
+   call; it may be carry_in itself. The token side does not carry: the
+   first block of a call attends to itself alone, as at a sequence's
+   start. Otherwise as lmu_model_forward / lmu_model_forward_backward.
+   Returns their codes, and LMU_ERR_ARG (carry given to a model without
+   a state), LMU_ERR_SHAPE (T not a multiple of window: a carried state
+   must end on a block's end). */
+LMUDEF lmu_result lmu_model_forward_carry(lmu_model *m, const int *tokens, const int *targets,
+                                          int B, int T, const float *carry_in, float *carry_out,
+                                          float *loss);
+LMUDEF lmu_result lmu_model_forward_backward_carry(lmu_model *m, const int *tokens,
+                                                   const int *targets, int B, int T,
+                                                   const float *carry_in, float *carry_out,
+                                                   float *loss);
+/* floats a sequence carries (S d per brt layer with a state; 0: none) */
+LMUDEF size_t lmu_model_carry_floats(const lmu_model *m);
 
 /* Per-position losses of the last forward, (B, T) floats in nats, or NULL. */
 LMUDEF const float *lmu_model_position_losses(lmu_model *m);
@@ -1915,6 +1940,18 @@ LMUDEF void lmu_tokens_free(lmu_tokens *tf);
    fewer than T + 1 tokens). */
 LMUDEF lmu_result lmu_tokens_batch(const lmu_tokens *tf, uint64_t seed, uint64_t step, int B, int T,
                                    int b0, int nb, int *tok, int *tgt);
+
+/* The training batch of step `step` for a carried state
+   (lmu_model_forward_carry): consecutive segments of B streams. The ids
+   are cut into B equal stretches of whole T-token segments, stretch b
+   for stream b; step s reads segment s mod (segments a stretch holds),
+   so window b of step s + 1 continues window b of step s where the
+   stretch does not wrap. Same layout as lmu_tokens_batch (windows b0 ..
+   b0 + nb - 1); a function of step alone, as a resume needs.
+   Returns LMU_OK, LMU_ERR_ARG (NULL, bad B, T, b0, nb), LMU_ERR_RANGE
+   (fewer than B T + 1 ids: no stretch holds one segment). */
+LMUDEF lmu_result lmu_tokens_segments(const lmu_tokens *tf, uint64_t step, int B, int T, int b0,
+                                      int nb, int *tok, int *tgt);
 
 /* A 64-bit digest of the ids (and vocab_size): equal files give equal
    digests, so processes can check that they train on the same data. */
@@ -7038,9 +7075,14 @@ LMU__PRIVATE void lmu__brt_dims_of(lmu__brt_dims *D, const lmu_config *c, size_t
 
 /* kv (B, nblk, S, 2 d) = every block's incoming state's k, v from the
    tokens' qk-normalised qkv (B, T, 3 d); L the layer's ids (never
-   moves: the model's), c its config. */
+   moves: the model's), c its config. Truncated backpropagation: s_in
+   (NULL: state0) is sequence n's first state at s_in + n ld, (S, d), a
+   constant (no grad reaches it, nor state0); s_out (NULL: not wanted)
+   gets the state after the last block the same way, which needs T a
+   multiple of W (the caller checks). s_in may equal s_out. */
 LMU__PRIVATE lmu_result lmu__tape_brt_state(lmu_tape *t, int qkv, const lmu_layer_ids *L,
-                                            const lmu_config *c, int *out)
+                                            const lmu_config *c, const float *s_in, float *s_out,
+                                            size_t ld, int *out)
 {
     const lmu_tensor *x;
     lmu__brt_dims D;
@@ -7067,13 +7109,15 @@ LMU__PRIVATE lmu_result lmu__tape_brt_state(lmu_tape *t, int qkv, const lmu_laye
     rec->cache[0] = cache, rec->cache[1] = work, rec->aux = L;
     rec->ip[0] = (int)D.B, rec->ip[1] = (int)D.T;
     rec->ip[2] = c->d_model, rec->ip[3] = c->n_head, rec->ip[4] = c->n_state;
-    rec->ip[5] = c->window, rec->ip[6] = c->d_ff, rec->ip[7] = (int)D.lstm | (int)D.mlp << 1;
+    rec->ip[5] = c->window, rec->ip[6] = c->d_ff;
+    rec->ip[7] = (int)D.lstm | (int)D.mlp << 1 | (s_in != NULL) << 2;
     lmu__brt_weights(t, L, 0, &w);
     for (g = 0; g < D.nblk; g++) {
         float *kv = lmu__tape_f32(t, *out);
         lmu__brt_buf_at(&b, lmu__tape_f32(t, cache) + g * chunk, &D, R, 0);
         if (g == 0)
-            for (n = 0; n < D.B; n++) memcpy(b.s + n * D.S * D.d, w.s0, D.S * D.d * sizeof(float));
+            for (n = 0; n < D.B; n++)
+                memcpy(b.s + n * D.S * D.d, s_in ? s_in + n * ld : w.s0, D.S * D.d * sizeof(float));
         if ((r = lmu__brt_head(t->gemm_ws, &w, &D, R, &b)) != LMU_OK)
             return lmu__tape_fail(t, r, "brt_state: matmul failed");
         for (n = 0; n < D.B; n++)
@@ -7087,6 +7131,16 @@ LMU__PRIVATE lmu_result lmu__tape_brt_state(lmu_tape *t, int qkv, const lmu_laye
             if ((r = lmu__brt_update(t->gemm_ws, &w, &D, R, &b, lmu__tape_f32(t, qkv), D.T, k0, k1,
                                      next)) != LMU_OK)
                 return lmu__tape_fail(t, r, "brt_state: matmul failed");
+        } else if (s_out) { /* the next segment's: into backward's work, unused until then */
+            size_t k0, k1;
+            lmu__brt_buf wb;
+            lmu__brt_buf_at(&wb, lmu__tape_f32(t, work), &D, R, 1);
+            lmu__brt_keys(&D, g, &k0, &k1);
+            if ((r = lmu__brt_update(t->gemm_ws, &w, &D, R, &b, lmu__tape_f32(t, qkv), D.T, k0, k1,
+                                     wb.ds)) != LMU_OK)
+                return lmu__tape_fail(t, r, "brt_state: matmul failed");
+            for (n = 0; n < D.B; n++)
+                memcpy(s_out + n * ld, wb.ds + n * D.S * D.d, D.S * D.d * sizeof(float));
         }
     }
     return LMU_OK;
@@ -7135,7 +7189,7 @@ LMU__PRIVATE lmu_result lmu__tape_brt_state_backward(lmu_tape *t, const lmu_tape
             return lmu__tape_fail(t, r, "brt_state backward: matmul failed");
         memcpy(wb.dsn, b.ds, R * D.d * sizeof(float));
     }
-    if (gw.s0) /* every sequence starts from state0 */
+    if (gw.s0 && !(rec->ip[7] & 4)) /* every sequence started from state0 */
         for (n = 0; n < D.B; n++)
             for (c = 0; c < D.S * D.d; c++) gw.s0[c] += wb.dsn[n * D.S * D.d + c];
     return LMU_OK;
@@ -10448,9 +10502,11 @@ static const lmu__mixer_unit lmu__mixer_conv = {
        the reference's have no bias, ReLU and a norm without the mean;
      - no dropout, no relative positions (the model's learned wpe is the
        only position signal, as in the library's transformer);
-     - the state does not carry over between training sequences (each
-       starts from state0): truncated backpropagation across segments of
-       one document is not implemented. */
+     - truncated backpropagation across segments (lmu_model_forward_carry)
+       carries the state only; the reference also keeps the last block's
+       keys and values for the next segment's first block, which here
+       attends to itself alone, as at a sequence's start (the window
+       layers' caches would have to carry too). */
 
 LMU__PRIVATE double lmu__brt_flops(const lmu_config *c, double n)
 {
@@ -10466,12 +10522,30 @@ LMU__PRIVATE double lmu__brt_flops(const lmu_config *c, double n)
     return tok + st * S / W;
 }
 
+/* where layer l's carried state starts in a sequence's carry (the brt
+   layers' S d each, in layer order) */
+LMU__PRIVATE size_t lmu__carry_offset(const lmu_config *c, int l)
+{
+    size_t n = 0;
+    int k;
+    if (c->n_state < 1) return 0;
+    for (k = 0; k < l; k++)
+        if (lmu_config_layer_mixer(c, k) == LMU_MIXER_BRT) n += (size_t)c->n_state * (size_t)c->d_model;
+    return n;
+}
+
+LMUDEF size_t lmu_model_carry_floats(const lmu_model *m)
+{
+    return m ? lmu__carry_offset(&m->cfg, m->cfg.n_layer) : 0;
+}
+
 LMU__PRIVATE lmu_result lmu__brt_forward(lmu_model *m, int l, int x, int B, int T, int *out)
 {
     const lmu_layer_ids *L = &m->layer[l];
     const lmu_config *c = &m->cfg;
     lmu_tape *t = &m->tape;
     const float mult = sqrtf((float)c->d_model / (float)c->n_head);
+    const size_t off = lmu__carry_offset(c, l), ld = lmu_model_carry_floats(m);
     int h, a, y, kv, q2;
     lmu_result r;
     (void)B, (void)T;
@@ -10482,7 +10556,8 @@ LMU__PRIVATE lmu_result lmu__brt_forward(lmu_model *m, int l, int x, int B, int 
         (r = lmu_tape_linear(t, y, L->attn_proj_w, L->attn_proj_b, 0, &y)) != LMU_OK)
         return r;
     if (c->n_state > 0 &&
-        ((r = lmu__tape_brt_state(t, a, L, c, &kv)) != LMU_OK ||
+        ((r = lmu__tape_brt_state(t, a, L, c, m->carry_in ? m->carry_in + off : NULL,
+                                  m->carry_out ? m->carry_out + off : NULL, ld, &kv)) != LMU_OK ||
          (r = lmu_tape_linear(t, h, L->brt_q2_w, -1, 0, &q2)) != LMU_OK ||
          (r = lmu__tape_qknorm(t, q2, L->brt_scale2, c->d_model, c->n_head, 1.0f, &q2)) != LMU_OK ||
          (r = lmu__tape_block_xattn(t, q2, kv, c->n_head, c->window, &q2)) != LMU_OK ||
@@ -11245,6 +11320,44 @@ LMUDEF lmu_result lmu_model_forward(lmu_model *m, const int *tokens, const int *
                                     int T, float *loss)
 {
     return lmu__model_forward(m, tokens, targets, B, T, loss, 0);
+}
+
+LMU__PRIVATE lmu_result lmu__model_forward_carry(lmu_model *m, const int *tokens,
+                                                const int *targets, int B, int T,
+                                                const float *carry_in, float *carry_out,
+                                                float *loss, int eager)
+{
+    lmu_result r;
+    if (!m) return LMU_ERR_ARG;
+    if ((carry_in || carry_out) && lmu_model_carry_floats(m) == 0) {
+        snprintf(m->err, sizeof m->err, "forward: a carried state needs a brt layer with n_state >= 1");
+        return LMU_ERR_ARG;
+    }
+    if ((carry_in || carry_out) && T % m->cfg.window != 0) {
+        snprintf(m->err, sizeof m->err,
+                 "forward: a carried state needs T (%d) a multiple of window (%d)", T, m->cfg.window);
+        return LMU_ERR_SHAPE;
+    }
+    m->carry_in = carry_in, m->carry_out = carry_out;
+    r = lmu__model_forward(m, tokens, targets, B, T, loss, eager);
+    m->carry_in = NULL, m->carry_out = NULL;
+    return r;
+}
+
+LMUDEF lmu_result lmu_model_forward_carry(lmu_model *m, const int *tokens, const int *targets,
+                                          int B, int T, const float *carry_in, float *carry_out,
+                                          float *loss)
+{
+    return lmu__model_forward_carry(m, tokens, targets, B, T, carry_in, carry_out, loss, 0);
+}
+
+LMUDEF lmu_result lmu_model_forward_backward_carry(lmu_model *m, const int *tokens,
+                                                   const int *targets, int B, int T,
+                                                   const float *carry_in, float *carry_out,
+                                                   float *loss)
+{
+    lmu_result r = lmu__model_forward_carry(m, tokens, targets, B, T, carry_in, carry_out, loss, 1);
+    return r == LMU_OK ? lmu_model_backward(m) : r;
 }
 
 LMUDEF lmu_result lmu_model_forward_backward(lmu_model *m, const int *tokens, const int *targets,
@@ -13552,6 +13665,26 @@ LMUDEF lmu_result lmu_tokens_batch(const lmu_tokens *tf, uint64_t seed, uint64_t
     for (b = 0; b < b0; b++) lmu_rng_u64(&rng); /* the windows before b0 */
     for (b = 0; b < nb; b++) {
         const uint16_t *w = tf->ids + lmu_rng_u64(&rng) % span;
+        for (t = 0; t < T; t++) {
+            tok[(size_t)b * (size_t)T + (size_t)t] = w[t];
+            tgt[(size_t)b * (size_t)T + (size_t)t] = w[t + 1];
+        }
+    }
+    return LMU_OK;
+}
+
+LMUDEF lmu_result lmu_tokens_segments(const lmu_tokens *tf, uint64_t step, int B, int T, int b0,
+                                      int nb, int *tok, int *tgt)
+{
+    uint64_t per;
+    int b, t;
+    if (!tf || !tf->ids || !tok || !tgt || B < 1 || T < 1 || b0 < 0 || nb < 0 || nb > B - b0)
+        return LMU_ERR_ARG;
+    per = tf->count > 0 ? (tf->count - 1) / (uint64_t)B / (uint64_t)T : 0; /* segments a stretch */
+    if (per == 0) return LMU_ERR_RANGE;
+    for (b = 0; b < nb; b++) {
+        const uint16_t *w =
+            tf->ids + ((uint64_t)(b0 + b) * per + step % per) * (uint64_t)T;
         for (t = 0; t < T; t++) {
             tok[(size_t)b * (size_t)T + (size_t)t] = w[t];
             tgt[(size_t)b * (size_t)T + (size_t)t] = w[t + 1];

@@ -16,6 +16,12 @@
                          part of the model contributes (see below)
      --ablate-all        the same, but only with each part off in every
                          layer at once (one pass per part)
+     --carry             block-recurrent models (mixer brt): the windows as B
+                         streams of consecutive windows, each starting from
+                         the state the one before it ended with, as train
+                         --carry trains; also prints the loss with every
+                         window from state0 (the same windows): the
+                         difference is what the carried state contributes
      --json FILE         everything printed, as one JSON object
      --bytes | --vocab-dir DIR   the tokenizer that counts bytes for bpb
      --threads N
@@ -47,7 +53,7 @@
 typedef struct opts {
     const char *data, *tokens, *csv, *append, *json, *vocab_dir;
     long seq, batch, max_tokens, threads;
-    int ablate, ablate_all, bytes;
+    int ablate, ablate_all, bytes, carry;
 } opts;
 
 #define F(f) EX_FIELD(opts, f)
@@ -58,6 +64,7 @@ static const ex_opt options[] = {
     {"batch", 0, EX_LONG, F(batch), 0, 1, 65536, "B", "windows per forward pass (default 8)"},
     {"max_tokens", 0, EX_LONG, F(max_tokens), 0, 2, 1e15, "N", "at most N tokens (default: all)"},
     {"csv", 0, EX_ARG, F(csv), 0, 0, 0, "FILE", "per-position loss: position,loss,count"},
+    {"carry", 0, EX_FLAG, F(carry), 0, 0, 0, NULL, "carry the block-recurrent state from window to window"},
     {"append", 0, EX_ARG, F(append), 0, 0, 0, "FILE", "add checkpoint,params,params_total,tokens,loss,bpb,seq"},
     {"ablate", 0, EX_FLAG, F(ablate), 0, 0, 0, NULL,
      "the loss with each part off in turn (implicit attention,\n"
@@ -130,11 +137,15 @@ static int part_switch(lmu_model *m, int k, int lo, int hi, int off)
     return n;
 }
 
-/* What one pass reads: nw windows of T+1 tokens, B at a time. */
+/* What one pass reads: nw windows of T+1 tokens, B at a time. With a
+   carry (B rows of carry floats), row b of forward k reads window
+   b (nw / B) + k and starts from the state row b's last window ended
+   with: B streams of consecutive windows (nw a multiple of B). */
 typedef struct windows {
     const lmu_tokens *tf;
     long T, nw;
     int B, *tk, *tg;
+    float *carry;
 } windows;
 
 /* One pass over the windows: adds each position's loss into sum[T] and,
@@ -152,13 +163,18 @@ static double eval_pass(lmu_model *m, const windows *w, double *sum, const lmu_t
         float loss;
         lmu_result r;
         for (b = 0; b < nb; b++) {
-            const uint16_t *src = w->tf->ids + (size_t)(i + b) * (size_t)T;
+            long win = w->carry ? b * (w->nw / w->B) + i / w->B : i + b;
+            const uint16_t *src = w->tf->ids + (size_t)win * (size_t)T;
             for (j = 0; j < T; j++) {
                 w->tk[(long)b * T + j] = src[j];
                 w->tg[(long)b * T + j] = src[j + 1];
             }
         }
-        r = lmu_model_forward(m, w->tk, w->tg, nb, (int)T, &loss);
+        if (w->carry)
+            r = lmu_model_forward_carry(m, w->tk, w->tg, nb, (int)T, i ? w->carry : NULL, w->carry,
+                                        &loss);
+        else
+            r = lmu_model_forward(m, w->tk, w->tg, nb, (int)T, &loss);
         if (r != LMU_OK) ex_die("forward failed: %s (%s)", lmu_strerror(r), lmu_model_error(m));
         pl = lmu_model_position_losses(m);
         for (b = 0; b < nb; b++)
@@ -338,6 +354,14 @@ int main(int argc, char **argv)
     w.tf = &tf;
     w.nw = (long)((tf.count - 1) / (uint64_t)w.T);
     w.B = (int)(o.batch < w.nw ? o.batch : w.nw);
+    w.carry = NULL;
+    if (o.carry) {
+        size_t cf = lmu_model_carry_floats(m);
+        if (!cf) ex_die("--carry: %s has no block-recurrent state (mixer brt with n_state >= 1)", ckpt);
+        if (w.T % c->window) ex_die("--carry: --seq %ld must be a multiple of the window %d", w.T, c->window);
+        w.nw -= w.nw % w.B; /* whole streams */
+        if (!(w.carry = (float *)malloc((size_t)w.B * cf * sizeof(float)))) ex_die("out of memory");
+    }
     tok = bpb_tokenizer(&o, c);
     sum = (double *)calloc((size_t)w.T, sizeof(double));
     w.tk = (int *)malloc((size_t)w.B * (size_t)w.T * sizeof(int));
@@ -348,7 +372,8 @@ int main(int argc, char **argv)
     total = eval_pass(m, &w, sum, tok, &n_bytes, "eval");
     n = (double)w.nw * (double)w.T, loss = total / n;
     bpb = tok && n_bytes > 0 ? total / log(2.0) / n_bytes : -1;
-    printf("eval: %s on %s: %.0f tokens in %ld windows of %ld\n", ckpt, tokens, n, w.nw, w.T);
+    printf("eval: %s on %s: %.0f tokens in %ld windows of %ld%s\n", ckpt, tokens, n, w.nw, w.T,
+           w.carry ? ", the state carried along streams" : "");
     printf("eval: loss %.6f nats/token (perplexity %.2f)", loss, exp(loss));
     if (bpb >= 0) printf(", %.6f bits/byte (%.0f bytes, %.2f bytes/token)", bpb, n_bytes, n_bytes / n);
     printf("\n");
@@ -370,6 +395,18 @@ int main(int argc, char **argv)
     /* by position: buckets of context length, the CSV; then the ablations */
     print_buckets(sum, w.T, w.nw, js);
     if (o.csv) write_csv(o.csv, sum, w.T, w.nw);
+    if (w.carry) { /* the same windows, each from state0 */
+        double *sum0 = (double *)calloc((size_t)w.T, sizeof(double)), l0;
+        float *keep = w.carry;
+        if (!sum0) ex_die("out of memory");
+        w.carry = NULL;
+        l0 = eval_pass(m, &w, sum0, NULL, NULL, "eval, fresh") / n;
+        w.carry = keep;
+        printf("eval: every window from state0: loss %.6f; the carried state contributes %+.6f nats/token\n",
+               l0, l0 - loss);
+        if (js) fprintf(js, ", \"carry\": true, \"loss_fresh\": %.6f", l0);
+        free(sum0);
+    }
     if (o.ablate || o.ablate_all) print_ablations(m, &w, loss, o.ablate_all, js);
     if (js) {
         fprintf(js, "}\n");
@@ -381,6 +418,7 @@ int main(int argc, char **argv)
     free(sum);
     free(w.tk);
     free(w.tg);
+    free(w.carry);
     lmu_tokens_free(&tf);
     lmu_tokenizer_free(tok);
     lmu_model_free(m);

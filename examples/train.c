@@ -10,6 +10,8 @@
    Batches:  --batch B (8) --seq T (128) --steps N | --tokens N
    Optim:    --lr 1e-3 --warmup N --schedule cosine|linear|constant --clip 1
    Run:      --seed S --threads N --out DIR (out/run) --resume CKPT
+             --carry (block-recurrent models: carry the state from step
+             to step over consecutive segments, truncated backprop)
              --precision fp32|bf16 (bf16: mixed-precision products)
              --shards S --reduce ordered|allreduce (processes: below)
              --eval-every N --eval-batches K --save-every N --on-nan skip|stop
@@ -56,7 +58,7 @@ typedef struct opts {
     double lr, clip;
     uint64_t seed;
     const char *config, *resume; /* the command line's only */
-    int list_presets;
+    int list_presets, carry;
 } opts;
 
 #define CSV_COLUMNS "step,tokens,loss,lr,grad_norm,val_loss,tokens_per_s,elapsed_s"
@@ -93,6 +95,9 @@ static const ex_opt options[] = {
      "                           (lmu_config_parse), which start from the library's\n"
      "                           defaults or a `preset = NAME` line; 0 means default"},
     {"resume", 0, EX_ARG, F(resume), EX_NOFILE, 0, 0, "CKPT", "continue from a checkpoint (reads run.txt beside it)"},
+    {"carry", 0, EX_FLAG, F(carry), 0, 0, 0, NULL, "block-recurrent state from step to step: each batch row reads\n"
+     "                           consecutive segments (lmu_tokens_segments) and starts from\n"
+     "                           the state its last one ended with (truncated backprop)"},
     {"list_presets", 0, EX_FLAG, F(list_presets), EX_NOFILE, 0, 0, NULL, "print the model presets"},
 };
 #define N_OPTIONS EX_COUNT(options)
@@ -263,6 +268,10 @@ typedef struct team {
     double *vloss;        /* (K S) validation sub-batch losses */
     size_t n_grad;
     double comm_s;        /* time in the gradient sum, this process */
+    float *carry;         /* --carry: (B, carry floats) every row's state; this
+                             process keeps its own rows' */
+    size_t cf;            /* carry floats a row */
+    char *fresh;          /* (S) shard starts from state0 next step */
     int started;          /* past start-up's agreement */
     char msg[1024];       /* a start-up failure's message, for rank 0 */
 } team;
@@ -367,6 +376,18 @@ static void team_plan(team *w, const opts *o, lmu_model *m)
     w->loss = (double *)calloc((size_t)w->shards, sizeof *w->loss);
     w->vloss = (double *)calloc((size_t)w->shards * (size_t)o->eval_batches, sizeof *w->vloss);
     if (!w->g || !w->loss || !w->vloss) ex_die("out of memory");
+    if (o->carry) {
+        if (!(w->cf = lmu_model_carry_floats(m)))
+            ex_usage_error(&train_cli, "--carry: the model has no block-recurrent state (mixer brt with "
+                           "n_state >= 1)");
+        if (o->seq % lmu_model_config(m)->window)
+            ex_usage_error(&train_cli, "--carry: --seq %ld must be a multiple of the window %d", o->seq,
+                           lmu_model_config(m)->window);
+        w->carry = (float *)calloc((size_t)o->batch * w->cf, sizeof(float));
+        w->fresh = (char *)malloc((size_t)w->shards);
+        if (!w->carry || !w->fresh) ex_die("out of memory");
+        memset(w->fresh, 1, (size_t)w->shards);
+    }
     for (j = 0; j < w->per && w->shards > 1; j++)
         if (!(w->g[j] = (float *)malloc(w->n_grad * sizeof(float)))) ex_die("out of memory");
 }
@@ -378,6 +399,8 @@ static void team_free(team *w)
     free(w->g);
     free(w->loss);
     free(w->vloss);
+    free(w->carry);
+    free(w->fresh);
 }
 
 /* Sums v[0..n) over the processes where each entry was set by one of
@@ -456,8 +479,18 @@ static lmu_result team_step(team *w, lmu_model *m, const lmu_tokens *d, const op
         float l = 0;
         lmu_result r;
         s = w->rank * w->per + j;
-        lmu_tokens_batch(d, o->seed, (uint64_t)step, (int)o->batch, T, s * w->b, w->b, tok, tgt);
-        r = lmu_model_forward_backward(m, tok, tgt, w->b, T, &l);
+        if (w->carry) { /* the rows' next segments, from where they stopped */
+            float *rows = w->carry + (size_t)s * (size_t)w->b * w->cf;
+            if (lmu_tokens_segments(d, (uint64_t)step, (int)o->batch, T, s * w->b, w->b, tok, tgt) !=
+                LMU_OK)
+                ex_die("--carry: the training split is too short for %ld rows of %d tokens", o->batch, T);
+            r = lmu_model_forward_backward_carry(m, tok, tgt, w->b, T, w->fresh[s] ? NULL : rows, rows,
+                                                 &l);
+            w->fresh[s] = r != LMU_OK; /* a state that went NaN starts over */
+        } else {
+            lmu_tokens_batch(d, o->seed, (uint64_t)step, (int)o->batch, T, s * w->b, w->b, tok, tgt);
+            r = lmu_model_forward_backward(m, tok, tgt, w->b, T, &l);
+        }
         if (r != LMU_OK && r != LMU_ERR_NONFINITE)
             ex_die("step %ld failed: %s (%s)", step, lmu_strerror(r), lmu_model_error(m));
         w->loss[s] = r == LMU_OK ? (double)l : (double)NAN;
@@ -636,6 +669,11 @@ static void print_plan(const settings *s, const team *w, lmu_model *m, const lmu
         ex_say("train: precision bf16: linear and output layers multiply bf16-rounded operands, fp32 "
                "sums; no bf16 matrix unit is used (lmu.h has no AMX kernel yet): bf16's numbers at "
                "fp32's speed\n");
+    if (o->carry)
+        ex_say("train: --carry: %ld streams of consecutive %ld-token segments, %llu segments each; the "
+               "state (%lu floats a row) carries from step to step\n", o->batch, o->seq,
+               (unsigned long long)((train->count - 1) / (uint64_t)o->batch / (uint64_t)o->seq),
+               (unsigned long)w->cf);
     if (start > 0) ex_say("train: resuming from %s at step %ld\n", o->resume, start);
     ex_say("train: writing %s/{model.safetensors,log.csv,run.txt}\n", o->out);
 }
@@ -729,6 +767,73 @@ static void on_sigint(int sig)
     signal(sig, SIG_DFL); /* a second Ctrl-C quits at once */
 }
 
+/* --carry's states beside the checkpoint: carry.safetensors, "carry"
+   (B, carry floats) and "fresh" (B: the row starts from state0), with the
+   step they lead into. Every process's rows reach rank 0, which writes. */
+static void carry_path(char *out, size_t cap, const char *ckpt)
+{
+    const char *slash = strrchr(ckpt, '/');
+    int n = slash ? (int)(slash - ckpt) : 1;
+    snprintf(out, cap, "%.*s/carry.safetensors", n, slash ? ckpt : ".");
+}
+
+static void carry_save(team *w, const opts *o, const char *ckpt, long done)
+{
+    const size_t B = (size_t)o->batch, n = B * w->cf;
+    double *v = (double *)calloc(n + B, sizeof(double));
+    float *c = (float *)malloc(n * sizeof(float));
+    unsigned char *fr = (unsigned char *)malloc(B);
+    char path[1200], step[32], err[256];
+    size_t i, lo = (size_t)(w->rank * w->per * w->b), hi = lo + (size_t)(w->per * w->b);
+    lmu_st_tensor ts[2];
+    lmu_st_meta meta = {"step", step};
+    if (!v || !c || !fr) ex_die("out of memory");
+    for (i = lo * w->cf; i < hi * w->cf; i++) v[i] = w->carry[i];
+    for (i = lo; i < hi; i++) v[n + i] = w->fresh[i / (size_t)w->b];
+    team_sum_disjoint(w, v, (int)(n + B));
+    for (i = 0; i < n; i++) c[i] = (float)v[i]; /* floats through doubles: exact */
+    for (i = 0; i < B; i++) fr[i] = v[n + i] != 0;
+    snprintf(step, sizeof step, "%ld", done);
+    memset(ts, 0, sizeof ts);
+    ts[0].name = "carry", ts[0].dtype = LMU_ST_F32, ts[0].ndim = 2, ts[0].data = c;
+    ts[0].shape[0] = B, ts[0].shape[1] = w->cf;
+    ts[1].name = "fresh", ts[1].dtype = LMU_ST_U8, ts[1].ndim = 1, ts[1].data = fr, ts[1].shape[0] = B;
+    carry_path(path, sizeof path, ckpt);
+    if (w->rank == 0 && lmu_st_save_file(path, ts, 2, &meta, 1, err, sizeof err) != LMU_OK)
+        ex_die("cannot save %s: %s", path, err);
+    free(v), free(c), free(fr);
+}
+
+/* A resume's states: those saved with the checkpoint's step, else every
+   row starts from state0 (said so: the run is then not the uninterrupted
+   one). */
+static void carry_load(team *w, const opts *o, long start)
+{
+    const size_t B = (size_t)o->batch, shape[2] = {B, w->cf};
+    char path[1200], err[256] = "";
+    unsigned char *fr = (unsigned char *)malloc(B);
+    lmu_st_file f;
+    const char *st;
+    size_t i;
+    if (!fr) ex_die("out of memory");
+    carry_path(path, sizeof path, o->resume);
+    memset(&f, 0, sizeof f);
+    if (lmu_st_load_file(&f, path, err, sizeof err) != LMU_OK ||
+        !(st = lmu_st_meta_get(&f, "step")) || atol(st) != start ||
+        lmu_st_read_f32(&f, "carry", shape, 2, w->carry, err, sizeof err) != LMU_OK ||
+        lmu_st_read(&f, "fresh", LMU_ST_U8, &B, 1, fr, err, sizeof err) != LMU_OK) {
+        ex_say("train: --carry: no state for step %ld in %s (%s): every row starts from state0\n",
+               start, path, err[0] ? err : "another step's");
+        memset(w->carry, 0, B * w->cf * sizeof(float));
+        memset(w->fresh, 1, (size_t)w->shards);
+    } else {
+        memset(w->fresh, 0, (size_t)w->shards);
+        for (i = 0; i < B; i++) w->fresh[i / (size_t)w->b] |= fr[i] != 0;
+    }
+    lmu_st_close(&f);
+    free(fr);
+}
+
 /* Saves (rank 0) when a checkpoint is due after `done` steps; returns 1
    when the run stops here (Ctrl-C on any process, --stop-at). */
 static int checkpoint(run *r, team *w, const opts *o, lmu_model *m, long done)
@@ -736,6 +841,7 @@ static int checkpoint(run *r, team *w, const opts *o, lmu_model *m, long done)
     int last = done == o->steps, intr = team_any(w, interrupted);
     int stop = intr || (o->stop_at > 0 && done == o->stop_at && !last);
     if (!stop && !last && !(o->save_every > 0 && done % o->save_every == 0)) return 0;
+    if (w->carry) carry_save(w, o, r->ckpt, done); /* first: a crash between leaves it unused */
     if (w->rank == 0 && lmu_model_save(m, r->ckpt, 1) != LMU_OK) ex_die("cannot save: %s", lmu_model_error(m));
     if (stop)
         ex_say("train: %s at step %ld; saved %s (continue: train --resume %s)\n",
@@ -812,6 +918,7 @@ int main(int argc, char **argv)
         lmu_model_free(m);
         return 0;
     }
+    if (w.carry && r.start > 0) carry_load(&w, o, r.start);
     r.log = w.rank == 0 ? open_log(r.log_path, r.start, &r.elapsed0) : NULL;
     print_plan(&s, &w, m, &train, have_val, r.start);
 

@@ -923,6 +923,90 @@ done:
     lmu_model_free(s);
 }
 
+/* Truncated backpropagation: a carried state equal to state0 is the
+   fresh forward (same loss bits, same grads but state0's, which is then
+   unused: 0); in place equals out of place; a sequence's state after its
+   last block is its own (the other sequence's tokens do not move it); a
+   model without a state and a T off the blocks are refused. */
+static void test_brt_carry(void)
+{
+    enum { B = 2, T = 40, V = 97 };
+    static int tok[B * T], tg[B * T];
+    lmu_config c, cw;
+    lmu_model *m = NULL, *w = NULL;
+    char err[256];
+    float l0 = 0, l1 = 0, *g0 = NULL, *carry = NULL, *out1 = NULL, *out2 = NULL;
+    size_t n = 0, i, cf, off, badg = 0, bads = 0, moved = 0;
+    int s0, k;
+    lt_model_config(&c, LT_TRANSFORMER, V, T);
+    lmu_config_set_items(&c, "n_layer=3,mixer=brt,attn,brt,window=5,qk_norm=1,n_state=3", NULL, 0);
+    cw = c;
+    lmu_config_set(&cw, "n_state", "0", NULL, 0);
+    LT_CHECK(lmu_model_create(&m, &c, 7, err, sizeof err) == LMU_OK, "brt carry model: %s", err);
+    LT_CHECK(lmu_model_create(&w, &cw, 7, err, sizeof err) == LMU_OK, "brt n_state 0: %s", err);
+    if (!m || !w) goto done;
+    cf = lmu_model_carry_floats(m);
+    LT_CHECK(cf == 2 * 3 * (size_t)c.d_model, "carry floats: %lu = 2 layers x S 3 x d %d",
+             (unsigned long)cf, c.d_model);
+    LT_CHECK(lmu_model_carry_floats(w) == 0, "no state, nothing to carry (%lu)",
+             (unsigned long)lmu_model_carry_floats(w));
+    carry = (float *)malloc(B * cf * sizeof(float));
+    out1 = (float *)malloc(B * cf * sizeof(float));
+    out2 = (float *)malloc(B * cf * sizeof(float));
+    batch(tok, tg, B, T, V, 11);
+    LT_CHECK(lmu_model_forward_backward(m, tok, tg, B, T, &l0) == LMU_OK, "fresh forward: %s",
+             lmu_model_error(m));
+    g0 = (float *)malloc(m->tape.param_size * sizeof(float));
+    lmu_model_grads(m, &n);
+    memcpy(g0, lmu_model_grads(m, NULL), n * sizeof(float));
+    for (k = 0; k < c.n_layer; k++) { /* every layer's state0 as the carried state */
+        if (m->layer[k].brt_s0 < 0) continue;
+        off = k == 0 ? 0 : cf / 2;
+        for (i = 0; i < (size_t)B; i++)
+            memcpy(carry + i * cf + off, lmu_tape_data(&m->tape, m->layer[k].brt_s0),
+                   cf / 2 * sizeof(float));
+    }
+    LT_CHECK(lmu_model_forward_backward_carry(m, tok, tg, B, T, carry, out1, &l1) == LMU_OK,
+             "carried forward: %s", lmu_model_error(m));
+    LT_CHECK(memcmp(&l0, &l1, sizeof l0) == 0, "carrying state0 = the fresh forward: %.9g vs %.9g",
+             (double)l0, (double)l1);
+    for (i = 0; i < n; i++) {
+        int in_s0 = 0;
+        for (k = 0; k < c.n_layer; k++) {
+            s0 = m->layer[k].brt_s0;
+            if (s0 >= 0 && i >= m->tape.tensors[s0].off &&
+                i < m->tape.tensors[s0].off + m->tape.tensors[s0].size)
+                in_s0 = 1;
+        }
+        if (in_s0 ? lmu_model_grads(m, NULL)[i] != 0 : lmu_model_grads(m, NULL)[i] != g0[i])
+            in_s0 ? bads++ : badg++;
+    }
+    LT_CHECK(badg == 0, "carrying state0: every grad but state0's the same bits (%lu differ)",
+             (unsigned long)badg);
+    LT_CHECK(bads == 0, "carrying: no grad reaches state0 (%lu nonzero)", (unsigned long)bads);
+    lmu_model_forward_carry(m, tok, tg, B, T, carry, carry, NULL); /* in place */
+    LT_CHECK(memcmp(carry, out1, B * cf * sizeof(float)) == 0, "carry in place = out of place");
+    /* the next segment from out1, then again with sequence 0's tokens changed */
+    lmu_model_forward_carry(m, tok, tg, B, T, out1, carry, NULL);
+    for (i = 0; i < T; i++) tok[i] = (tok[i] + 1) % V;
+    lmu_model_forward_carry(m, tok, tg, B, T, out1, out2, NULL);
+    for (i = 0; i < cf; i++) moved += out2[i] != carry[i];
+    LT_CHECK(memcmp(out2 + cf, carry + cf, cf * sizeof(float)) == 0,
+             "a sequence's carried state is its own: sequence 1's the same bits when 0's tokens change");
+    LT_CHECK(moved > 0, "sequence 0's tokens move its state (%lu of %lu floats)", (unsigned long)moved,
+             (unsigned long)cf);
+    LT_CHECK(lmu_model_forward_carry(w, tok, tg, B, T, carry, NULL, NULL) == LMU_ERR_ARG &&
+                 strstr(lmu_model_error(w), "n_state"),
+             "carrying without a state is refused: %s", lmu_model_error(w));
+    LT_CHECK(lmu_model_forward_carry(m, tok, tg, B, T - 1, NULL, carry, NULL) == LMU_ERR_SHAPE &&
+                 strstr(lmu_model_error(m), "multiple of window"),
+             "a carry with T off the blocks is refused: %s", lmu_model_error(m));
+done:
+    free(g0), free(carry), free(out1), free(out2);
+    lmu_model_free(m);
+    lmu_model_free(w);
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_model", argc, argv);
@@ -940,5 +1024,6 @@ int main(int argc, char **argv)
     test_training();
     test_precision();
     test_brt();
+    test_brt_carry();
     return lt_end();
 }

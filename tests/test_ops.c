@@ -822,6 +822,8 @@ typedef struct brt_ref {
     int B, T;
     double *out;       /* (B, nblk, S, 2 d) */
     const double *R;
+    const double *s_in; /* (B, S, d) the first states, NULL: state0 */
+    double *s_out;      /* (B, S, d) the states after the last block, or NULL */
 } brt_ref;
 
 static const double *brt_w(const brt_ref *r, int id)
@@ -909,7 +911,9 @@ static void brt_ref_forward(const brt_ref *r)
     double s[8][MX], u[MX], q[8][MX], k[8][MX], v[8][MX], q2[8][MX], cat[MX], y[MX], hid[MX], z[MX];
     int b, g, i, j, e;
     for (b = 0; b < r->B; b++) {
-        for (i = 0; i < S; i++) memcpy(s[i], brt_w(r, L->brt_s0) + i * d, d * sizeof(double));
+        for (i = 0; i < S; i++)
+            memcpy(s[i], r->s_in ? r->s_in + ((size_t)b * S + i) * d : brt_w(r, L->brt_s0) + i * d,
+                   d * sizeof(double));
         for (g = 0; g < nb; g++) {
             int k0 = g > 0 ? (g - 1) * W : 0, k1 = (g + 1) * W < r->T ? (g + 1) * W : r->T;
             double qkv[3 * MX];
@@ -929,7 +933,7 @@ static void brt_ref_forward(const brt_ref *r)
                     r->out[(((size_t)b * nb + g) * S + i) * 2 * d + d + e] = v[i][e];
                 }
             }
-            if (g + 1 == nb) break;
+            if (g + 1 == nb && !r->s_out) break;
             for (i = 0; i < S; i++) {
                 double kk[8 * MX], vv[8 * MX];
                 const double *tk = r->x + ((size_t)b * r->T + k0) * 3 * d;
@@ -949,6 +953,8 @@ static void brt_ref_forward(const brt_ref *r)
                        brt_w(r, L->brt_g2f_b), brt_w(r, L->brt_g2i_w), brt_w(r, L->brt_g2i_b), d);
             }
         }
+        if (r->s_out)
+            for (i = 0; i < S; i++) memcpy(r->s_out + ((size_t)b * S + i) * d, s[i], d * sizeof(double));
     }
 }
 
@@ -963,24 +969,27 @@ static double brt_ref_loss(void *ctx)
     return s;
 }
 
-static void test_brt_state(int lstm, int skip)
+/* carry: the segment starts from given states (no grad reaches them or
+   state0) and returns the states after its last block */
+static void test_brt_state(int lstm, int skip, int carry)
 {
-    enum { B = 2, T = 11, d = 4, H = 2 };
+    enum { B = 2, d = 8, H = 2 };
+    const int T = carry ? 12 : 11;
     lmu_config c;
     lmu_model *m;
     lmu_tape *t;
     brt_ref rf;
     char err[256], name[96];
     int xs[3] = {B, T, 3 * d}, x, y, nb;
-    size_t i, n_out;
-    double *P, *X, *R, e1, e2, ef;
-    float *seed;
+    size_t i, n_out, n_st;
+    double *P, *X, *R, e1, e2, ef, es = 0, *sin_d = NULL;
+    float *seed, *s_in = NULL, *s_out = NULL;
     memset(&c, 0, sizeof c);
     c.arch = LMU_ARCH_TRANSFORMER, c.mixer = LMU_MIXER_BRT, c.vocab_size = 5, c.n_ctx = T;
     c.d_model = d, c.n_layer = 1, c.n_head = H, c.d_ff = 5, c.window = 4, c.n_state = 3;
     c.brt_gate = lstm ? LMU_BRT_GATE_LSTM : LMU_BRT_GATE_FIXED, c.brt_skip = skip;
-    snprintf(name, sizeof name, "brt_state gate %s%s, 3 blocks (the last short)",
-             lmu_brt_gate_name(c.brt_gate), skip ? ", no state MLP" : "");
+    snprintf(name, sizeof name, "brt_state gate %s%s, 3 blocks (%s)", lmu_brt_gate_name(c.brt_gate),
+             skip ? ", no state MLP" : "", carry ? "carried state in and out" : "the last short");
     if (lmu_model_create(&m, &c, 3, err, sizeof err) != LMU_OK) {
         LT_CHECK(0, "%s: create: %s", name, err);
         return;
@@ -991,8 +1000,15 @@ static void test_brt_state(int lstm, int skip)
     n_out = (size_t)B * nb * c.n_state * 2 * d;
     lmu_tape_leaf(t, NULL, 3, xs, 1, &x);
     rand_f(lmu_tape_data(t, x), (size_t)B * T * 3 * d, 1.0);
-    LT_CHECK(lmu__tape_brt_state(t, x, &m->layer[0], &m->cfg, &y) == LMU_OK, "%s records: %s", name,
-             t->err);
+    n_st = (size_t)B * c.n_state * d;
+    if (carry) {
+        s_in = (float *)malloc(n_st * sizeof(float)), s_out = (float *)malloc(n_st * sizeof(float));
+        rand_f(s_in, n_st, 1.0);
+        sin_d = to_d(s_in, n_st);
+    }
+    LT_CHECK(lmu__tape_brt_state(t, x, &m->layer[0], &m->cfg, s_in, s_out, (size_t)c.n_state * d,
+                                 &y) == LMU_OK,
+             "%s records: %s", name, t->err);
     R = rand_R(n_out);
     seed = seed_of(R, n_out);
     lmu_tape_zero_grad(t);
@@ -1000,12 +1016,19 @@ static void test_brt_state(int lstm, int skip)
     P = to_d(t->param, t->param_size);
     X = to_d(lmu_tape_data(t, x), (size_t)B * T * 3 * d);
     rf.m = m, rf.P = P, rf.x = X, rf.B = B, rf.T = T, rf.out = dalloc(n_out), rf.R = R;
+    rf.s_in = sin_d, rf.s_out = carry ? dalloc(n_st) : NULL;
     brt_ref_forward(&rf);
     {
         double *yd = to_d(lmu_tape_data(t, y), n_out);
         ef = rel_l2(yd, rf.out, n_out);
         free(yd);
+        if (carry) {
+            double *sd = to_d(s_out, n_st);
+            es = rel_l2(sd, rf.s_out, n_st);
+            free(sd);
+        }
     }
+    rf.s_out = NULL; /* the loss reads out only: no grad flows through the carry */
     e1 = lt_fd_check(brt_ref_loss, &rf, P, t->param_size, LT_FD_H, t->param_grad, 0.0f, NULL);
     e2 = lt_fd_check(brt_ref_loss, &rf, X, (size_t)B * T * 3 * d, LT_FD_H, lmu_tape_grad(t, x), 0.0f,
                      NULL);
@@ -1013,7 +1036,14 @@ static void test_brt_state(int lstm, int skip)
     LT_CHECK(ef < FWD_BOUND, "%s forward: rel L2 %.2e", name, ef);
     LT_CHECK(e1 < GRAD_BOUND, "%s: every weight's grad, rel L2 %.2e", name, e1);
     LT_CHECK(e2 < GRAD_BOUND, "%s: the tokens' grad, rel L2 %.2e", name, e2);
-    free(P), free(X), free(R), free(seed), free(rf.out);
+    if (carry) {
+        const float *g0 = lmu_tape_grad(t, m->layer[0].brt_s0);
+        double mx = 0;
+        for (i = 0; i < (size_t)c.n_state * d; i++) mx = fmax(mx, fabs((double)g0[i]));
+        LT_CHECK(es < FWD_BOUND, "%s: the state after the last block, rel L2 %.2e", name, es);
+        LT_CHECK(mx == 0, "%s: state0 unused, its grad is 0 (max |g| %.2e)", name, mx);
+    }
+    free(P), free(X), free(R), free(seed), free(rf.out), free(sin_d), free(s_in), free(s_out);
     lmu_model_free(m);
 }
 
@@ -1043,7 +1073,9 @@ int main(int argc, char **argv)
     test_qknorm(1);
     test_block_xattn();
     for (a = 0; a < 2; a++)
-        for (b = 0; b < 2; b++) test_brt_state(a, b);
+        for (b = 0; b < 2; b++) test_brt_state(a, b, 0);
+    test_brt_state(0, 0, 1);
+    test_brt_state(1, 0, 1);
     printf("worst gradient rel L2 error over all ops: %.2e (bound %.0e)\n", g_worst_grad, GRAD_BOUND);
     (void)g_worst_fwd;
     return lt_end();

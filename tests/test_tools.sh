@@ -149,7 +149,7 @@ check "train: loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGI
 check "train: no temporary files left" [ -z "$(ls "$W/run" | grep tmp)" ]
 check "train: progress lines when not a terminal" grep -q "^step 40/40" "$W/train.out"
 expect_ok train_help $BUILD/train --help
-check "train --help lists every option" sh -c 'for o in data train val out preset batch seq ctx steps tokens lr warmup schedule clip seed threads precision eval-every eval-batches save-every print-every on-nan stop-at config resume list-presets; do grep -q -- "--$o " "$1" || exit 1; done' _ "$W/train_help.out"
+check "train --help lists every option" sh -c 'for o in data train val out preset batch seq ctx steps tokens lr warmup schedule clip seed threads precision eval-every eval-batches save-every print-every on-nan stop-at config resume carry list-presets; do grep -q -- "--$o " "$1" || exit 1; done' _ "$W/train_help.out"
 # a config file's model keys start from the library's defaults, not from
 # --preset's default lmu-55k (d_ff 105): d_model 16 gives d_ff 2 d = 32, q = d
 printf 'd_model = 16\nn_layer = 1\nd_pre = 0  # 0: the default\nbatch = 2\nseq = 16\n' >"$W/dflt.cfg"
@@ -183,6 +183,49 @@ expect_ok train_bf16_stop $T --data "$W/c" --steps 40 --precision bf16 --out "$W
 expect_ok train_bf16_resume $BUILD/train --resume "$W/b16r/model.safetensors"
 check "train --precision bf16: resumed bf16 run is bit-identical to the straight one" cmp -s "$W/b16/model.safetensors" "$W/b16r/model.safetensors"
 expect_err train_bad_precision "--precision 'fp16': want fp32 or bf16" $T --data "$W/c" --precision fp16
+
+# ---- --carry: the block-recurrent state from step to step ------------------
+# consecutive segments per row (lmu_tokens_segments); a resume reads the
+# states saved beside the checkpoint and is bit-identical; without them it
+# says so and starts from state0; eval --carry measures what the state adds
+cat >"$W/brt.cfg" <<'EOF'
+arch = transformer
+d_model = 16
+n_layer = 2
+n_head = 2
+d_ff = 32
+mixer = attn, brt
+window = 8
+n_state = 2
+qk_norm = 1
+batch = 4
+seq = 16
+lr = 3e-3
+threads = 2
+eval_every = 10
+eval_batches = 2
+save_every = 10
+EOF
+TB="$BUILD/train --config $W/brt.cfg --data $W/c --steps 24"
+expect_ok train_carry $TB --carry --out "$W/cy"
+check "train --carry: says what it carries" grep -q -- "--carry: 4 streams of consecutive 16-token segments" "$W/train_carry.out"
+check "train --carry: the states beside the checkpoint" [ -s "$W/cy/carry.safetensors" ]
+check "train --carry: run.txt keeps it" grep -qx "carry = 1" "$W/cy/run.txt"
+expect_ok train_nocarry $TB --out "$W/ncy"
+check "train --carry: not the random batches' run" sh -c '! cmp -s "$1" "$2"' _ "$W/cy/model.safetensors" "$W/ncy/model.safetensors"
+expect_ok train_carry_stop $TB --carry --out "$W/cyr" --stop-at 13
+expect_ok train_carry_resume $BUILD/train --resume "$W/cyr/model.safetensors"
+check "train --carry: resumed run is bit-identical to the straight one" cmp -s "$W/cy/model.safetensors" "$W/cyr/model.safetensors"
+expect_ok train_carry_stop2 $TB --carry --out "$W/cyl" --stop-at 13
+rm -f "$W/cyl/carry.safetensors"
+expect_ok train_carry_lost $BUILD/train --resume "$W/cyl/model.safetensors"
+check "train --carry: a resume without the states says so" grep -q "no state for step 13" "$W/train_carry_lost.out" "$W/train_carry_lost.err"
+expect_err train_carry_nostate "--carry: the model has no block-recurrent state" $T --data "$W/c" --carry
+expect_err train_carry_seq "--carry: --seq 12 must be a multiple of the window 8" $TB --carry --seq 12 --out "$W/cys"
+expect_ok eval_carry $BUILD/eval "$W/cy/model.safetensors" --data "$W/c" --seq 16 --batch 2 --carry --json "$W/cy/eval.json"
+check "eval --carry: the loss with and without the carried state" grep -q "every window from state0: loss .*the carried state contributes" "$W/eval_carry.out"
+check "eval --carry: both in the JSON" grep -q '"carry": true, "loss_fresh": ' "$W/cy/eval.json"
+expect_err eval_carry_nostate "--carry: .* has no block-recurrent state" $BUILD/eval "$W/run/model.safetensors" --data "$W/c" --carry
 
 # ---- Ctrl-C: finish the step, save, exit 0; then resume ---------------------
 $T --data "$W/c" --steps 1000000 --save-every 0 --out "$W/int" >"$W/int.out" 2>"$W/int.err" </dev/null &
