@@ -1575,6 +1575,12 @@ LMUDEF lmu_precision lmu_model_precision(const lmu_model *m);
 /* Number of parameters as the paper counts them (see lmu_config_param_count). */
 LMUDEF size_t lmu_model_param_count(const lmu_model *m);
 
+/* Bytes the training step holds beyond the parameters, their grads and
+   Adam's moments: the activations, their grads, the int inputs and the
+   fused ops' scratch, at their planned capacity (the largest (B, T) so
+   far). What "O(n) memory in training" is measured by. */
+LMUDEF size_t lmu_model_step_bytes(const lmu_model *m);
+
 /* Sets the longest sequence the model takes. An LMU has no positional
    parameters, so it runs on sequences longer than it was trained with:
    the memory (H, its spectrum) is rebuilt for n_ctx, costing n_ctx q^2
@@ -11147,6 +11153,13 @@ LMUDEF lmu_result lmu_model_create(lmu_model **out, const lmu_config *cfg, uint6
 }
 
 LMUDEF size_t lmu_model_param_count(const lmu_model *m) { return lmu_config_param_count(&m->cfg); }
+
+LMUDEF size_t lmu_model_step_bytes(const lmu_model *m)
+{
+    if (!m) return 0;
+    return (m->tape.act_cap + m->tape.grad_cap + m->scratch_cap) * sizeof(float) +
+           m->tape.int_cap * sizeof(int) + m->pos_cap * sizeof(int);
+}
 
 LMUDEF lmu_result lmu_model_set_n_ctx(lmu_model *m, int n_ctx)
 {

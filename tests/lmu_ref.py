@@ -789,12 +789,14 @@ def state_gate(s, y, a, P, pre, gate):
     return s * f + y * i
 
 
-def block_recurrent(x, P, p, cfg):
+def block_recurrent(x, P, p, cfg, s_in=None, s_out=None):
     """Mixer brt (Hutchins et al. 2022): windowed self-attention of the
     tokens with normalised q, k, and each block's tokens attending to the
     state that enters the block; the state (S vectors) attends to itself
     and to the tokens of the previous and current block, and is gated, not
-    added, then (without brt_skip) gets its MLP, gated too. x [B, n, d]."""
+    added, then (without brt_skip) gets its MLP, gated too. x [B, n, d].
+    Truncated backpropagation: s_in [B, S, d] (a constant) instead of
+    state0; s_out (a list) gets the state after the last block."""
     Bsz, n, d = x.shape
     H, W, S = cfg["n_head"], cfg["window"], cfg["n_state"]
     q, k, v = linear(x, P[p + "attn.qkv.weight"], P[p + "attn.qkv.bias"]).split(d, dim=-1)
@@ -808,7 +810,7 @@ def block_recurrent(x, P, p, cfg):
         return y
     b = p + "brt."
     q2 = qk_normalize(x @ P[b + "q2.weight"].t(), H, P[b + "scale2"])
-    s = P[b + "state0"].expand(Bsz, S, d)
+    s = P[b + "state0"].expand(Bsz, S, d) if s_in is None else s_in.detach()
     cross = []
     nblk = (n + W - 1) // W
     for g in range(nblk):
@@ -818,7 +820,7 @@ def block_recurrent(x, P, p, cfg):
         r2 = qk_normalize(u @ P[b + "s_q2.weight"].t(), H, P[b + "s_scale2"])
         t0, t1 = g * W, min(n, (g + 1) * W)
         cross.append(attend(q2[:, t0:t1], rk, rv, H))
-        if g + 1 == nblk:
+        if g + 1 == nblk and s_out is None:
             break
         k0 = max(0, (g - 1) * W)
         a = torch.cat([attend(rq, rk, rv, H), attend(r2, k[:, k0:t1], v[:, k0:t1], H)], dim=-1)
@@ -829,6 +831,8 @@ def block_recurrent(x, P, p, cfg):
                               P[b + "s_fc.weight"], P[b + "s_fc.bias"]))
             z = linear(hid, P[b + "s_fc_proj.weight"], P[b + "s_fc_proj.bias"])
             s = state_gate(s, z, hid, P, b + "gate2", cfg["brt_gate"])
+    if s_out is not None:
+        s_out.append(s.detach().reshape(Bsz, S * d))
     return y + torch.cat(cross, dim=1) @ P[b + "proj2.weight"].t()
 
 
@@ -869,8 +873,10 @@ def pick_conv(conv, n):
     return {"direct": conv_direct, "fft": conv_fft}[conv]
 
 
-def forward(P, cfg, idx, conv="auto"):
-    """logits [B, n, V] for input tokens idx [B, n]."""
+def forward(P, cfg, idx, conv="auto", carry=None, carry_out=None):
+    """logits [B, n, V] for input tokens idx [B, n]. carry [B, S d per brt
+    layer] (layer order): the brt layers' first states; carry_out (a
+    list): their states after the last block, each [B, S d]."""
     Bsz, n = idx.shape
     x = P["wte"][idx]
     if cfg["arch"] == "transformer":
@@ -886,7 +892,12 @@ def forward(P, cfg, idx, conv="auto"):
         if layer_mixer(cfg, l) in LINEAR_MIXERS:
             x = x + linear_attention(h, P, p + layer_mixer(cfg, l) + ".", cfg, layer_mixer(cfg, l) == "based")
         elif layer_mixer(cfg, l) == "brt":
-            x = x + block_recurrent(h, P, p, cfg)
+            s_in = None
+            if carry is not None and cfg["n_state"] > 0:
+                S, d = cfg["n_state"], cfg["d_model"]
+                k = sum(1 for j in range(l) if layer_mixer(cfg, j) == "brt")
+                s_in = carry[:, k * S * d:(k + 1) * S * d].reshape(-1, S, d)
+            x = x + block_recurrent(h, P, p, cfg, s_in, carry_out)
         elif layer_mixer(cfg, l) == "attn":
             x = x + causal_mha(h, P, p + "attn.", cfg["n_head"], cfg.get("window", 0),
                                P.get(p + "attn.scale"))
@@ -1008,16 +1019,18 @@ def load_tokens(path):
     return tok.long()
 
 
-def compute_grads(P64, cfg, tokens, conv="auto"):
-    """(loss tensor, logits, grads dict) in float64."""
+def compute_grads(P64, cfg, tokens, conv="auto", carry=None, carry_out=None):
+    """(loss tensor, logits, grads dict) in float64; carry, carry_out as
+    forward's."""
     V = cfg["vocab_size"]
     if tokens.min() < 0 or tokens.max() >= V:
         raise ValueError(f"token ids must lie in 0..{V - 1}")
     P = {k: v.detach().clone().requires_grad_(True) for k, v in P64.items()}
-    logits = forward(P, cfg, tokens[:, :-1], conv)
+    logits = forward(P, cfg, tokens[:, :-1], conv, carry, carry_out)
     loss = cross_entropy(logits, tokens[:, 1:])
     loss.backward()
-    return loss.detach(), logits.detach(), {k: v.grad for k, v in P.items()}
+    return loss.detach(), logits.detach(), {k: v.grad if v.grad is not None else torch.zeros_like(v)
+                                            for k, v in P.items()}  # a carry leaves state0 unused
 
 
 def cmd_grads(a):
@@ -1025,9 +1038,14 @@ def cmd_grads(a):
     tokens = load_tokens(a.batch)
     if tokens.shape[1] < 2:
         raise ValueError("tokens needs at least 2 columns (inputs and targets)")
-    loss, logits, grads = compute_grads(P, cfg, tokens, a.conv)
+    batch, _ = st_read(a.batch)
+    carry = batch["carry"].to(F64) if "carry" in batch else None  # truncated backprop's states
+    carry_out = [] if carry is not None else None
+    loss, logits, grads = compute_grads(P, cfg, tokens, a.conv, carry, carry_out)
     Bsz, n = tokens.shape[0], tokens.shape[1] - 1
     out = {"loss": loss.reshape(1).to(F64)}
+    if carry is not None:
+        out["carry_out"] = torch.cat(carry_out, dim=1).float()
     meta = {"format": "lmu-ref-grads", "loss": repr(loss.item()),
             "conv": a.conv if a.conv != "auto" else ("direct" if n <= 256 else "fft")}
     if Bsz * n * cfg["vocab_size"] <= LOGITS_LIMIT:

@@ -4,7 +4,7 @@
 
      model_ref_tool dump KIND DIR       KIND: ffn | attn | rebased | based | conv | transformer |
                                         layers | stack | trrebased | trstack | trwindow |
-                                        trbrt | trbrtlstm
+                                        trbrt | trbrtlstm | trbrtcarry
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as iattn_init = delay made it
@@ -16,7 +16,10 @@
    mixer conv; trrebased the transformer with mixer rebased, trstack the
    transformer with a layer stack of 3 (mixers conv, based, rebased),
    trwindow the transformer with attention window 5, trbrt and trbrtlstm
-   a block-recurrent layer below or above windowed attention.
+   a block-recurrent layer below or above windowed attention, trbrtcarry
+   two of them starting from a given carried state (truncated backprop:
+   the batch file's "carry"), whose states after the last block
+   ("carry_out") are compared too.
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -69,6 +72,9 @@ static void config_for(lmu_config *c, const char *kind)
     if (strcmp(kind, "trbrt") == 0 &&
         lmu_config_set_items(c, "mixer=brt,attn,window=5,n_state=3,qk_norm=1", NULL, 0))
         abort();
+    if (strcmp(kind, "trbrtcarry") == 0 && /* 24 positions: 6 whole blocks */
+        lmu_config_set_items(c, "mixer=brt,brt,window=4,n_state=3,qk_norm=1", NULL, 0))
+        abort();
     if (strcmp(kind, "trbrtlstm") == 0 &&
         lmu_config_set_items(c, "mixer=attn,brt,window=4,n_state=2,brt_gate=lstm,brt_skip=1", NULL, 0))
         abort();
@@ -109,7 +115,8 @@ static int dump(const char *kind, const char *dir)
     float loss;
     lmu_st_tensor *ts;
     size_t k, np;
-    float *g2;
+    float *g2, *carry = NULL, *carry_out = NULL;
+    size_t cf = 0;
     config_for(&c, kind);
     if (lmu_model_create(&m, &c, 99, err, sizeof err) != LMU_OK) {
         fprintf(stderr, "create: %s\n", err);
@@ -126,27 +133,40 @@ static int dump(const char *kind, const char *dir)
             in[b * T + t] = tok[b * (T + 1) + t];
             tg[b * T + t] = tok[b * (T + 1) + t + 1];
         }
+    if (strcmp(kind, "trbrtcarry") == 0) {
+        cf = lmu_model_carry_floats(m);
+        carry = (float *)malloc(B * cf * sizeof(float));
+        carry_out = (float *)malloc(B * cf * sizeof(float));
+        for (k = 0; k < B * cf; k++) carry[k] = lmu_rng_normal(&rng);
+    }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (lmu_model_save(m, path, 0) != LMU_OK) {
         fprintf(stderr, "save: %s\n", m->err);
         return 1;
     }
     {
-        lmu_st_tensor bt;
-        memset(&bt, 0, sizeof bt);
-        bt.name = "tokens";
-        bt.dtype = LMU_ST_I32;
-        bt.ndim = 2;
-        bt.shape[0] = B;
-        bt.shape[1] = T + 1;
-        bt.data = tok;
+        lmu_st_tensor bt[2];
+        memset(bt, 0, sizeof bt);
+        bt[0].name = "tokens";
+        bt[0].dtype = LMU_ST_I32;
+        bt[0].ndim = 2;
+        bt[0].shape[0] = B;
+        bt[0].shape[1] = T + 1;
+        bt[0].data = tok;
+        bt[1].name = "carry";
+        bt[1].dtype = LMU_ST_F32;
+        bt[1].ndim = 2;
+        bt[1].shape[0] = B;
+        bt[1].shape[1] = cf;
+        bt[1].data = carry;
         snprintf(path, sizeof path, "%s/batch.safetensors", dir);
-        if (lmu_st_save_file(path, &bt, 1, NULL, 0, err, sizeof err) != LMU_OK) {
+        if (lmu_st_save_file(path, bt, carry ? 2 : 1, NULL, 0, err, sizeof err) != LMU_OK) {
             fprintf(stderr, "batch: %s\n", err);
             return 1;
         }
     }
-    if (lmu_model_forward(m, in, tg, B, T, &loss) != LMU_OK || lmu_model_backward(m) != LMU_OK) {
+    if (lmu_model_forward_carry(m, in, tg, B, T, carry, NULL, &loss) != LMU_OK ||
+        lmu_model_backward(m) != LMU_OK) {
         fprintf(stderr, "forward/backward: %s\n", m->err);
         return 1;
     }
@@ -154,12 +174,12 @@ static int dump(const char *kind, const char *dir)
        forward there): "grad2.*", checked against the same reference */
     g2 = (float *)malloc(m->tape.param_size * sizeof(float));
     memcpy(g2, m->tape.param_grad, m->tape.param_size * sizeof(float));
-    if (lmu_model_forward_backward(m, in, tg, B, T, &loss) != LMU_OK) {
+    if (lmu_model_forward_backward_carry(m, in, tg, B, T, carry, carry_out, &loss) != LMU_OK) {
         fprintf(stderr, "forward_backward: %s\n", m->err);
         return 1;
     }
     np = (size_t)m->tape.n_params;
-    ts = (lmu_st_tensor *)calloc(2 * np + 1, sizeof *ts);
+    ts = (lmu_st_tensor *)calloc(2 * np + 2, sizeof *ts);
     {
         static char names[512][80];
         double lossd = loss;
@@ -177,14 +197,22 @@ static int dump(const char *kind, const char *dir)
         ts[2 * np].ndim = 1;
         ts[2 * np].shape[0] = 1;
         ts[2 * np].data = &lossd;
+        ts[2 * np + 1].name = "carry_out";
+        ts[2 * np + 1].dtype = LMU_ST_F32;
+        ts[2 * np + 1].ndim = 2;
+        ts[2 * np + 1].shape[0] = B;
+        ts[2 * np + 1].shape[1] = cf;
+        ts[2 * np + 1].data = carry_out;
         snprintf(path, sizeof path, "%s/c.safetensors", dir);
-        if (lmu_st_save_file(path, ts, 2 * np + 1, NULL, 0, err, sizeof err) != LMU_OK) {
+        if (lmu_st_save_file(path, ts, 2 * np + (carry ? 2 : 1), NULL, 0, err, sizeof err) != LMU_OK) {
             fprintf(stderr, "grads: %s\n", err);
             return 1;
         }
     }
     free(ts);
     free(g2);
+    free(carry);
+    free(carry_out);
     lmu_model_free(m);
     return 0;
 }
@@ -213,6 +241,25 @@ static int compare(const char *kind, const char *dir, int argc, char **argv)
     lmu_st_read(&r, "loss", LMU_ST_F64, (size_t[]){1}, 1, &lr, NULL, 0);
     LT_CHECK(fabs(lc - lr) <= 1e-5 * fabs(lr), "%s: loss C %.9f vs PyTorch float64 %.9f (rel %.2g, bound 1e-5)",
              kind, lc, lr, fabs(lc - lr) / fabs(lr));
+    if (lmu_st_find(&c, "carry_out")) { /* truncated backprop: the states passed on */
+        const lmu_st_tensor *tc = lmu_st_find(&c, "carry_out");
+        size_t n = tc->nbytes / 4, e;
+        float *a = (float *)malloc(n * 4), *bb = (float *)malloc(n * 4);
+        double num = 0, den = 0;
+        lmu_st_read_f32(&c, "carry_out", tc->shape, tc->ndim, a, NULL, 0);
+        if (lmu_st_read_f32(&r, "carry_out", tc->shape, tc->ndim, bb, err, sizeof err) != LMU_OK)
+            LT_CHECK(0, "%s: reference carry_out: %s", kind, err);
+        else {
+            for (e = 0; e < n; e++) {
+                num += ((double)a[e] - bb[e]) * ((double)a[e] - bb[e]);
+                den += (double)bb[e] * bb[e];
+            }
+            LT_CHECK(den > 0 && sqrt(num / den) <= 1e-5,
+                     "%s: the states after the last block match (rel L2 %.2g, bound 1e-5)", kind,
+                     sqrt(num / (den > 0 ? den : 1)));
+        }
+        free(a), free(bb);
+    }
     for (k = 0; k < c.n_tensors; k++) {
         const lmu_st_tensor *tc = &c.tensors[k], *tr;
         size_t n, e;
@@ -244,8 +291,12 @@ static int compare(const char *kind, const char *dir, int argc, char **argv)
         rel = den > 0 ? sqrt(num / den) : sqrt(num);
         snprintf(name, sizeof name, "%s", pname);
         if (rel > worst) worst = rel, worst_name = tc->name;
-        LT_CHECK(rel <= 1e-3 && den > 0, "%s: d loss / d %s matches%s (rel L2 %.2g, bound 1e-3)", kind,
-                 name, two ? " (forward_backward)" : "", rel);
+        if (lmu_st_find(&c, "carry_out") && strstr(pname, "state0")) /* unused when carried */
+            LT_CHECK(num == 0 && den == 0, "%s: d loss / d %s is 0 on both sides%s (C's rms %.2g)",
+                     kind, name, two ? " (forward_backward)" : "", sqrt(num / (double)n));
+        else
+            LT_CHECK(rel <= 1e-3 && den > 0, "%s: d loss / d %s matches%s (rel L2 %.2g, bound 1e-3)",
+                     kind, name, two ? " (forward_backward)" : "", rel);
         free(a), free(bb);
     }
     printf("  %s: worst gradient %s, rel L2 %.2g\n", kind, worst_name, worst);

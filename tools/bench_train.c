@@ -248,7 +248,7 @@ static int run_scaling(const opts *o)
         fprintf(stderr, "bench_train: cannot write %s\n", o->csv);
         return 1;
     }
-    fprintf(f, "preset,n,seconds_per_step,tokens_per_s,cpu_seconds_per_step\n");
+    fprintf(f, "preset,n,seconds_per_step,tokens_per_s,cpu_seconds_per_step,step_mb\n");
     fflush(f);
     for (n = o->nmin; n <= o->nmax; n *= 2) {
         lmu_config c;
@@ -268,11 +268,13 @@ static int run_scaling(const opts *o)
             if (train_step(m, x, x + 1, 1, n, &st, &loss)) return 1;
             if (best == 0 || st.wall < best) best = st.wall, best_cpu = st.cpu;
         }
-        fprintf(f, "%s,%d,%.6f,%.1f,%.6f\n", o->preset, n, best, (double)n / best, best_cpu);
+        fprintf(f, "%s,%d,%.6f,%.1f,%.6f,%.1f\n", o->preset, n, best, (double)n / best, best_cpu,
+                (double)lmu_model_step_bytes(m) / 1e6);
         fflush(f);
         if (f != stdout) {
-            printf("  %s n=%6d  %9.4f s/step  %9.1f tokens/s  (%d timed, loadavg %.1f)\n", o->preset, n, best,
-                   (double)n / best, steps, bench_loadavg());
+            printf("  %s n=%6d  %9.4f s/step  %9.1f tokens/s  %8.1f MB step memory  (%d timed, loadavg %.1f)\n",
+                   o->preset, n, best, (double)n / best, (double)lmu_model_step_bytes(m) / 1e6, steps,
+                   bench_loadavg());
             fflush(stdout);
         }
         free(x);
