@@ -38,7 +38,9 @@
    zeroing the weights that scale its branch of the residual stream, so its
    output is exactly zero: implicit_attention (lmu.p), attn (attn.proj),
    rebased, based (their o), ffn_pre (ffn_pre.proj), ffn_post
-   (ffn_post.proj), and conv's gate (conv.proj; its + h stays); per layer,
+   (ffn_post.proj), conv's gate (conv.proj; its + h stays) and brt_state,
+   what a block-recurrent layer's tokens read from its state (brt.proj2;
+   its windowed attention is attn); per layer,
    then in every layer at once (layer -1 in the JSON).
    Example: eval out/demo/model.safetensors --data data/brown --csv out/demo/positions.csv */
 #define _POSIX_C_SOURCE 200809L /* isatty */
@@ -94,6 +96,7 @@ static const part parts[] = {
     {"rebased", "blocks.%d.rebased.o.weight", NULL},
     {"based", "blocks.%d.based.o.weight", NULL},
     {"conv", "blocks.%d.conv.proj.weight", "blocks.%d.conv.proj.bias"}, /* its gate; + h stays */
+    {"brt_state", "blocks.%d.brt.proj2.weight", NULL}, /* the tokens' read of the state */
     {"ffn_pre", "blocks.%d.ffn_pre.proj.weight", "blocks.%d.ffn_pre.proj.bias"},
     {"ffn_post", "blocks.%d.ffn_post.proj.weight", "blocks.%d.ffn_post.proj.bias"},
 };

@@ -198,14 +198,9 @@ mixer = attn, brt
 window = 8
 n_state = 2
 qk_norm = 1
-batch = 4
 seq = 16
-lr = 3e-3
-threads = 2
-eval_every = 10
-eval_batches = 2
-save_every = 10
 EOF
+sed -n '/^batch = /,/^save_every = /{/^seq = /d;p}' "$W/tiny.cfg" >>"$W/brt.cfg" # tiny's settings
 TB="$BUILD/train --config $W/brt.cfg --data $W/c --steps 24"
 expect_ok train_carry $TB --carry --out "$W/cy"
 check "train --carry: says what it carries" grep -q -- "--carry: 4 streams of consecutive 16-token segments" "$W/train_carry.out"
