@@ -1498,7 +1498,8 @@ LMUDEF lmu_result lmu_model_forward_backward(lmu_model *m, const int *tokens, co
    the states to start from (NULL: state0, as lmu_model_forward); no
    gradient flows into them (nor into state0, unused then). carry_out
    (NULL: not wanted): the states after the last block, for the next
-   call; it may be carry_in itself. The token side does not carry: the
+   call; it may be carry_in itself (after a failed call its contents are
+   unspecified: start those sequences over). The token side does not carry: the
    first block of a call attends to itself alone, as at a sequence's
    start. Otherwise as lmu_model_forward / lmu_model_forward_backward.
    Returns their codes, and LMU_ERR_ARG (carry given to a model without

@@ -501,6 +501,47 @@ static void test_batch(void)
     LT_CHECK(lmu_tokens_digest(&tf) != lmu_tokens_digest(&tf2), "digest: a shorter file differs");
 }
 
+/* lmu_tokens_segments: window b of step s + 1 starts where window b of
+   step s ended (targets one ahead), until its stretch wraps back to its
+   start; the B stretches are disjoint; a run of windows is that run of
+   the whole batch; too little data and bad arguments are refused. */
+static void test_segments(void)
+{
+    enum { N = 500, B = 3, T = 16 };
+    const int per = (N - 1) / B / T; /* 10 segments a stretch */
+    uint16_t ids[N];
+    int tok[2][B * T], tgt[2][B * T], part[B * T], ptg[B * T], i, b, s, t, cont = 1, wrap = 1, cover = 1,
+        okr = 1;
+    lmu_tokens tf;
+    for (i = 0; i < N; i++) ids[i] = (uint16_t)i % 257u;
+    memset(&tf, 0, sizeof tf);
+    tf.vocab_size = 257, tf.count = N, tf.ids = ids;
+    for (s = 0; s < 2 * per; s++) {
+        int *cur = tok[s & 1], *prev = tok[(s + 1) & 1];
+        okr &= lmu_tokens_segments(&tf, (uint64_t)s, B, T, 0, B, cur, tgt[s & 1]) == LMU_OK;
+        for (b = 0; b < B; b++) {
+            const int start = (b * per + s % per) * T;
+            for (t = 0; t < T; t++)
+                if (cur[b * T + t] != ids[start + t] || tgt[s & 1][b * T + t] != ids[start + t + 1])
+                    cover = 0;
+            if (s > 0 && s % per != 0 && cur[b * T] != prev[b * T + T - 1] + 1) cont = 0;
+            if (s > 0 && s % per == 0 && cur[b * T] != ids[b * per * T]) wrap = 0;
+        }
+    }
+    LT_CHECK(okr, "segments of steps 0 .. %d", 2 * per - 1);
+    LT_CHECK(cover, "window b of step s is segment s mod %d of stretch b, the targets one ahead", per);
+    LT_CHECK(cont, "each window continues the one before it in its stream");
+    LT_CHECK(wrap, "after %d segments a stream starts its stretch again", per);
+    lmu_tokens_segments(&tf, 7, B, T, 0, B, tok[0], tgt[0]);
+    lmu_tokens_segments(&tf, 7, B, T, 1, 2, part, ptg);
+    LT_CHECK(!memcmp(part, tok[0] + T, 2 * T * sizeof(int)) && !memcmp(ptg, tgt[0] + T, 2 * T * sizeof(int)),
+             "windows 1 .. 2 are those rows of the whole batch");
+    LT_CHECK(lmu_tokens_segments(&tf, 0, 40, T, 0, 1, part, ptg) == LMU_ERR_RANGE,
+             "fewer than B T + 1 ids refused (range)");
+    LT_CHECK(lmu_tokens_segments(&tf, 0, B, T, 2, 2, part, ptg) == LMU_ERR_ARG, "b0 + nb > B refused");
+    LT_CHECK(lmu_tokens_segments(NULL, 0, B, T, 0, 1, part, ptg) == LMU_ERR_ARG, "NULL refused");
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_data", argc, argv);
@@ -510,6 +551,7 @@ int main(int argc, char **argv)
     test_mutations();
     test_config();
     test_batch();
+    test_segments();
     remove(TMP);
     return lt_end();
 }
