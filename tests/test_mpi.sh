@@ -7,6 +7,7 @@
 # processes and resumed with 4 ends with the same bits; a rank killed with
 # SIGKILL stops the others within seconds and the last checkpoint resumes;
 # SIGUSR1 and Ctrl-C on mpirun stop at a step boundary with a checkpoint;
+# --carry keeps each rank's states and resumes bit for bit across counts;
 # bad settings and mismatched ranks get one clear message and no hang.
 # Closing line: "test_mpi: N passed, N failed" (-v: every check).
 set -u
@@ -91,6 +92,17 @@ $MPI -np 4 "$TM" --resume "$W/rs/model.safetensors" >"$W/rs2.log" 2>&1; rc=$?
 check "resumed with 4 processes (exit $rc): the same bits as the uninterrupted run" \
     cmp -s "$W/one/model.safetensors" "$W/rs/model.safetensors"
 check "resumed: log.csv continues with the same rows" diff -q <(params "$W/one/log.csv") <(params "$W/rs/log.csv")
+
+# ---- --carry: each rank keeps its rows' states; rank 0 saves them all ------
+C="--data $PWD/$W/c --preset transformer-55k-brt --batch 8 --seq 128 --steps 6 --eval-every 0 --threads 1 --save-every 0 --carry --shards 4"
+"$W/train" $C --out "$W/cy1" >"$W/cy1.log" 2>&1
+$MPI -np 2 "$TM" $C --out "$W/cy2" >"$W/cy2.log" 2>&1; rc=$?
+check "--carry, 2 processes (exit $rc): the same checkpoint and states as one" \
+    sh -c 'cmp -s "$1/model.safetensors" "$2/model.safetensors" && cmp -s "$1/carry.safetensors" "$2/carry.safetensors"' _ "$W/cy1" "$W/cy2"
+$MPI -np 4 "$TM" $C --stop-at 3 --out "$W/cy4" >"$W/cy4a.log" 2>&1
+$MPI -np 2 "$TM" --resume "$W/cy4/model.safetensors" >"$W/cy4b.log" 2>&1; rc=$?
+check "--carry, stopped with 4 processes, resumed with 2 (exit $rc): the same bits as one process" \
+    cmp -s "$W/cy1/model.safetensors" "$W/cy4/model.safetensors"
 
 # ---- a rank killed --------------------------------------------------------------
 B="--data $PWD/$W/c --preset lmu-55k --batch 8 --seq 32 --eval-every 0 --threads 1"
