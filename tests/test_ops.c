@@ -982,7 +982,7 @@ static void test_brt_state(int lstm, int skip, int carry)
     char err[256], name[96];
     int xs[3] = {B, T, 3 * d}, x, y, nb;
     size_t i, n_out, n_st;
-    double *P, *X, *R, e1, e2, ef, es = 0, *sin_d = NULL;
+    double *P, *X, *R, e1, e2, ef, es = 0, *sin_d = NULL, *sout_d;
     float *seed, *s_in = NULL, *s_out = NULL;
     memset(&c, 0, sizeof c);
     c.arch = LMU_ARCH_TRANSFORMER, c.mixer = LMU_MIXER_BRT, c.vocab_size = 5, c.n_ctx = T;
@@ -1016,7 +1016,7 @@ static void test_brt_state(int lstm, int skip, int carry)
     P = to_d(t->param, t->param_size);
     X = to_d(lmu_tape_data(t, x), (size_t)B * T * 3 * d);
     rf.m = m, rf.P = P, rf.x = X, rf.B = B, rf.T = T, rf.out = dalloc(n_out), rf.R = R;
-    rf.s_in = sin_d, rf.s_out = carry ? dalloc(n_st) : NULL;
+    rf.s_in = sin_d, rf.s_out = sout_d = carry ? dalloc(n_st) : NULL;
     brt_ref_forward(&rf);
     {
         double *yd = to_d(lmu_tape_data(t, y), n_out);
@@ -1043,7 +1043,7 @@ static void test_brt_state(int lstm, int skip, int carry)
         LT_CHECK(es < FWD_BOUND, "%s: the state after the last block, rel L2 %.2e", name, es);
         LT_CHECK(mx == 0, "%s: state0 unused, its grad is 0 (max |g| %.2e)", name, mx);
     }
-    free(P), free(X), free(R), free(seed), free(rf.out), free(sin_d), free(s_in), free(s_out);
+    free(P), free(X), free(R), free(seed), free(rf.out), free(sin_d), free(sout_d), free(s_in), free(s_out);
     lmu_model_free(m);
 }
 
