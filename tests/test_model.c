@@ -995,6 +995,17 @@ static void test_brt_carry(void)
              "a sequence's carried state is its own: sequence 1's the same bits when 0's tokens change");
     LT_CHECK(moved > 0, "sequence 0's tokens move its state (%lu of %lu floats)", (unsigned long)moved,
              (unsigned long)cf);
+    { /* truncated backprop's steps allocate nothing once warm */
+        long before;
+        int st, bad = 0;
+        lmu_model_forward_backward_carry(m, tok, tg, B, T, NULL, carry, NULL);
+        before = lt_allocs;
+        for (st = 0; st < 4; st++)
+            bad |= lmu_model_forward_backward_carry(m, tok, tg, B, T, carry, carry, NULL) != LMU_OK ||
+                   lmu_model_step(m, 1e-3f, 1.0f, NULL) != LMU_OK;
+        LT_CHECK(!bad && lt_allocs == before, "4 carried steps: no allocation (%ld seen)",
+                 lt_allocs - before);
+    }
     LT_CHECK(lmu_model_forward_carry(w, tok, tg, B, T, carry, NULL, NULL) == LMU_ERR_ARG &&
                  strstr(lmu_model_error(w), "n_state"),
              "carrying without a state is refused: %s", lmu_model_error(w));
