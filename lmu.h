@@ -13662,12 +13662,22 @@ LMUDEF lmu_result lmu_tokens_header(unsigned char out[LMU_TOKENS_HEADER_BYTES], 
     return LMU_OK;
 }
 
+/* window b of a batch: T ids from w, the targets one ahead */
+LMU__PRIVATE void lmu__tokens_window(const uint16_t *w, int T, int b, int *tok, int *tgt)
+{
+    int t;
+    for (t = 0; t < T; t++) {
+        tok[(size_t)b * (size_t)T + (size_t)t] = w[t];
+        tgt[(size_t)b * (size_t)T + (size_t)t] = w[t + 1];
+    }
+}
+
 LMUDEF lmu_result lmu_tokens_batch(const lmu_tokens *tf, uint64_t seed, uint64_t step, int B, int T,
                                    int b0, int nb, int *tok, int *tgt)
 {
     lmu_rng rng;
     uint64_t key = seed * 0xD1B54A32D192ED03ULL ^ (step + 0x632BE59BD9B4E019ULL), span;
-    int b, t;
+    int b;
     if (!tf || !tf->ids || !tok || !tgt || B < 1 || T < 1 || b0 < 0 || nb < 0 || nb > B - b0 ||
         tf->count < (uint64_t)T + 1)
         return LMU_ERR_ARG;
@@ -13677,13 +13687,7 @@ LMUDEF lmu_result lmu_tokens_batch(const lmu_tokens *tf, uint64_t seed, uint64_t
     key ^= key >> 32;
     lmu_rng_seed(&rng, key);
     for (b = 0; b < b0; b++) lmu_rng_u64(&rng); /* the windows before b0 */
-    for (b = 0; b < nb; b++) {
-        const uint16_t *w = tf->ids + lmu_rng_u64(&rng) % span;
-        for (t = 0; t < T; t++) {
-            tok[(size_t)b * (size_t)T + (size_t)t] = w[t];
-            tgt[(size_t)b * (size_t)T + (size_t)t] = w[t + 1];
-        }
-    }
+    for (b = 0; b < nb; b++) lmu__tokens_window(tf->ids + lmu_rng_u64(&rng) % span, T, b, tok, tgt);
     return LMU_OK;
 }
 
@@ -13691,19 +13695,14 @@ LMUDEF lmu_result lmu_tokens_segments(const lmu_tokens *tf, uint64_t step, int B
                                       int nb, int *tok, int *tgt)
 {
     uint64_t per;
-    int b, t;
+    int b;
     if (!tf || !tf->ids || !tok || !tgt || B < 1 || T < 1 || b0 < 0 || nb < 0 || nb > B - b0)
         return LMU_ERR_ARG;
     per = tf->count > 0 ? (tf->count - 1) / (uint64_t)B / (uint64_t)T : 0; /* segments a stretch */
     if (per == 0) return LMU_ERR_RANGE;
-    for (b = 0; b < nb; b++) {
-        const uint16_t *w =
-            tf->ids + ((uint64_t)(b0 + b) * per + step % per) * (uint64_t)T;
-        for (t = 0; t < T; t++) {
-            tok[(size_t)b * (size_t)T + (size_t)t] = w[t];
-            tgt[(size_t)b * (size_t)T + (size_t)t] = w[t + 1];
-        }
-    }
+    for (b = 0; b < nb; b++)
+        lmu__tokens_window(tf->ids + ((uint64_t)(b0 + b) * per + step % per) * (uint64_t)T, T, b, tok,
+                           tgt);
     return LMU_OK;
 }
 
