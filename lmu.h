@@ -335,7 +335,8 @@ typedef enum lmu_iattn_init {
    scope    ALL; LMU (LMU models only: 0 for the transformer); HEADS
             (a layer with mixer attn, rebased, based or brt, in either
             arch); FEATURES (linear attention: mixers rebased, based); ATTN
-            (a layer with mixer attn or brt); BRT (mixer brt)
+            (a layer with mixer attn or brt); BRT (mixer brt); HIER (a
+            multi-scale stack: hier_k set)
    lo, hi   the range of a set value; 0 always means "the default"
    default  an expression of the fields before it, in `c`
    The ranges are caps of sanity that keep every size product far from
@@ -384,7 +385,17 @@ typedef enum lmu_iattn_init {
     X(INT, feature_dim, FEATURES, 1, 256, 16,                                  \
       "width of q and k per head in linear attention (mixers rebased, based)") \
     X(REAL, la_eps, FEATURES, 1e-38, 1, 1e-12,                                 \
-      "linear attention: eps added to the denominator")
+      "linear attention: eps added to the denominator")                        \
+    X(INT, hier_k, ALL, 0, 4096, 0,                                            \
+      "ours: multi-scale stack: the coarse layers run on the sequence pooled "  \
+      "causally by k >= 2; 0: none")                                           \
+    X(INT, hier_bottom, HIER, 1, 1024, 1,                                      \
+      "multi-scale stack: fine layers before the pooling (a >= 1)")            \
+    X(INT, hier_coarse, HIER, 1, 1024, lmu__hier_coarse_default(c),            \
+      "multi-scale stack: coarse layers (b >= 1; default n_layer - a - 1)")   \
+    X(INT, hier_top, HIER, 0, 1024, lmu__hier_top_default(c),                  \
+      "multi-scale stack: fine layers after the coarse ones (c; default "      \
+      "n_layer - a - b)")
 
 #define LMU__CTYPE_INT int
 #define LMU__CTYPE_REAL double
@@ -771,6 +782,8 @@ typedef struct lmu_tensor {
     X(LMU_OP_QK_NORM, "qk_norm")                                               \
     X(LMU_OP_BLOCK_XATTN, "block_cross_attention")                             \
     X(LMU_OP_BRT_STATE, "block_recurrent_state")                               \
+    X(LMU_OP_POOL, "causal_pool")                                              \
+    X(LMU_OP_UNPOOL_ADD, "unpool_add")                                         \
     X(LMU_OP_CUSTOM, "custom")
 
 typedef enum lmu_op {
@@ -1662,6 +1675,8 @@ typedef struct lmu_gen {
     float *state_tmp;  /* (q, d) */
     float *kv;         /* per layer: k, v caches (max_ctx, d) each */
     float *x, *h, *a, *big, *z, *y, *pc, *attn_scratch; /* work buffers */
+    float *ring, *fine, *up; /* multi-scale stack: the last hier_k fine
+                                vectors (k, d), the fine x, the coarse output */
     float *logits;     /* (V) after the last lmu_gen_feed */
     void *out_copy;     /* (V, d) the output layer as out_weights says, or NULL (fp32) */
     float *out_scale;   /* (V) int8's row scales */
@@ -2496,6 +2511,18 @@ LMUDEF const char *lmu_mixer_name(lmu_mixer m)
 }
 
 
+/* A multi-scale stack's default split: one fine layer below, one above,
+   the rest coarse (at least one); a split that does not add up stays 0
+   for lmu_config_resolve to name. */
+LMU__PRIVATE int lmu__hier_coarse_default(const lmu_config *c)
+{
+    return c->n_layer - c->hier_bottom - 1 > 1 ? c->n_layer - c->hier_bottom - 1 : 1;
+}
+LMU__PRIVATE int lmu__hier_top_default(const lmu_config *c)
+{
+    return c->n_layer - c->hier_bottom - c->hier_coarse > 0 ? c->n_layer - c->hier_bottom - c->hier_coarse : 0;
+}
+
 /* head width in 16..64 closest to 32; 1 head where no divisor fits */
 LMU__PRIVATE int lmu__default_heads(int d)
 {
@@ -2514,7 +2541,7 @@ LMU__PRIVATE int lmu__default_heads(int d)
 /* LMU__CONFIG_FIELDS as data, for the code that walks every field. */
 enum { LMU__KIND_INT, LMU__KIND_REAL, LMU__KIND_ENUM };
 enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS, LMU__SCOPE_FEATURES, LMU__SCOPE_ATTN,
-       LMU__SCOPE_BRT };
+       LMU__SCOPE_BRT, LMU__SCOPE_HIER };
 #define LMU__KIND_OF_INT LMU__KIND_INT
 #define LMU__KIND_OF_REAL LMU__KIND_REAL
 #define LMU__KIND_OF_ARCH LMU__KIND_ENUM
@@ -2561,6 +2588,7 @@ LMUDEF const char *lmu_config_field(int i, const char **help)
 LMU__PRIVATE int lmu__scope_on(const lmu_config *c, int scope)
 {
     if (scope == LMU__SCOPE_LMU) return c->arch == LMU_ARCH_LMU;
+    if (scope == LMU__SCOPE_HIER) return c->hier_k != 0;
     if (scope == LMU__SCOPE_ATTN || scope == LMU__SCOPE_BRT) {
         int k, n = c->layers.n_mixer, on = 0;
         for (k = 0; k < (n ? n : 1); k++) {
@@ -2853,6 +2881,15 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
         LMU__CFG_FAIL("config: n_head %d does not divide d_model %d", c->n_head, c->d_model);
     if (lmu__scope_on(c, LMU__SCOPE_BRT) && c->window < 1)
         LMU__CFG_FAIL("config: mixer brt works on blocks of W tokens: set window >= 1");
+    if (c->hier_k == 1)
+        LMU__CFG_FAIL("config: hier_k 1: a multi-scale stack pools by k >= 2 (0: none)");
+    if (c->hier_k && c->hier_bottom + c->hier_coarse + c->hier_top != c->n_layer)
+        LMU__CFG_FAIL("config: hier_bottom + hier_coarse + hier_top = %d + %d + %d, not the "
+                      "%d layers (n_layer)", c->hier_bottom, c->hier_coarse, c->hier_top,
+                      c->n_layer);
+    if (c->hier_k > c->n_ctx)
+        LMU__CFG_FAIL("config: hier_k %d exceeds n_ctx %d (the coarse layers would see one "
+                      "position)", c->hier_k, c->n_ctx);
     return LMU_OK;
 #undef LMU__CFG_FAIL
 }
@@ -5181,6 +5218,8 @@ LMU__PRIVATE lmu_result lmu__tape_short_conv_backward(lmu_tape *t, const lmu_tap
 LMU__PRIVATE lmu_result lmu__tape_qknorm_backward(lmu_tape *t, const lmu_tape_rec *rec);
 LMU__PRIVATE lmu_result lmu__tape_block_xattn_backward(lmu_tape *t, const lmu_tape_rec *rec);
 LMU__PRIVATE lmu_result lmu__tape_brt_state_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_pool_backward(lmu_tape *t, const lmu_tape_rec *rec);
+LMU__PRIVATE lmu_result lmu__tape_unpool_add_backward(lmu_tape *t, const lmu_tape_rec *rec);
 
 /* The one switch: each case fetches pointers by id and calls the op's
    backward kernel. A NULL grad pointer means "not needed". */
@@ -5258,6 +5297,8 @@ LMU__PRIVATE lmu_result lmu__tape_backward_rec(lmu_tape *t, const lmu_tape_rec *
     case LMU_OP_QK_NORM: return lmu__tape_qknorm_backward(t, rec);
     case LMU_OP_BLOCK_XATTN: return lmu__tape_block_xattn_backward(t, rec);
     case LMU_OP_BRT_STATE: return lmu__tape_brt_state_backward(t, rec);
+    case LMU_OP_POOL: return lmu__tape_pool_backward(t, rec);
+    case LMU_OP_UNPOOL_ADD: return lmu__tape_unpool_add_backward(t, rec);
     case LMU_OP_CUSTOM: {
         const lmu_tape_custom *op = (const lmu_tape_custom *)rec->aux;
         return op->backward(t, rec);
@@ -6498,6 +6539,144 @@ LMU__PRIVATE lmu_result lmu__tape_short_conv_backward(lmu_tape *t, const lmu_tap
                              lmu__tape_g32(t, rec->out), lmu__tape_f32(t, rec->cache[0]),
                              lmu__tape_f32(t, rec->in[0]), lmu__tape_f32(t, rec->in[1]),
                              lmu__tape_f32(t, rec->in[3]), (size_t)rec->ip[0], (size_t)rec->ip[1],
+                             (size_t)rec->ip[2], (size_t)rec->ip[3]);
+    return LMU_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* causal pooling and its inverse (the multi-scale stack, >>model)        */
+/* ---------------------------------------------------------------------- */
+/* y (B, Tc, C), Tc = ceil(T / k): y_j = (1/k) sum_{i<k} x_{jk + i - shift},
+   zeros outside 0..T-1. The model pools with shift k - 1, so y_j is the
+   mean of x_{jk-k+1} .. x_{jk}: every position it summarises lies at or
+   before jk, the first fine position that reads it (lmu__unpool_add).
+   shift 0 reads x_{jk} .. x_{jk+k-1}, the future of position jk: only
+   the causality test's negative control records it. */
+LMU__PRIVATE void lmu__pool_forward(float *y, const float *x, size_t B, size_t T, size_t C,
+                                    size_t k, size_t shift)
+{
+    const size_t Tc = (T + k - 1) / k;
+    const float inv = 1.0f / (float)k;
+    size_t b, j, i, c;
+    for (b = 0; b < B; b++)
+        for (j = 0; j < Tc; j++) {
+            float *o = y + (b * Tc + j) * C;
+            for (c = 0; c < C; c++) o[c] = 0.0f;
+            for (i = 0; i < k; i++) {
+                const size_t at = j * k + i; /* the source position plus shift */
+                if (at < shift || at - shift >= T) continue;
+                for (c = 0; c < C; c++) o[c] += x[(b * T + at - shift) * C + c];
+            }
+            for (c = 0; c < C; c++) o[c] *= inv;
+        }
+}
+
+LMU__PRIVATE void lmu__pool_backward(float *dx, const float *dy, size_t B, size_t T, size_t C,
+                                     size_t k, size_t shift)
+{
+    const size_t Tc = (T + k - 1) / k;
+    const float inv = 1.0f / (float)k;
+    size_t b, j, i, c;
+    for (b = 0; b < B; b++)
+        for (j = 0; j < Tc; j++) {
+            const float *g = dy + (b * Tc + j) * C;
+            for (i = 0; i < k; i++) {
+                const size_t at = j * k + i;
+                if (at < shift || at - shift >= T) continue;
+                for (c = 0; c < C; c++) dx[(b * T + at - shift) * C + c] += inv * g[c];
+            }
+        }
+}
+
+/* out (B, T, C) = x + y upsampled by repetition: position t adds y_{t/k}
+   of y (B, Tc, C). */
+LMU__PRIVATE void lmu__unpool_add_forward(float *out, const float *x, const float *y, size_t B,
+                                          size_t T, size_t C, size_t k)
+{
+    const size_t Tc = (T + k - 1) / k;
+    size_t b, t, c;
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++) {
+            const float *u = y + (b * Tc + t / k) * C;
+            const size_t o = (b * T + t) * C;
+            for (c = 0; c < C; c++) out[o + c] = x[o + c] + u[c];
+        }
+}
+
+LMU__PRIVATE void lmu__unpool_add_backward(float *dx, float *dy, const float *dout, size_t B,
+                                           size_t T, size_t C, size_t k)
+{
+    const size_t Tc = (T + k - 1) / k;
+    size_t b, t, c;
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++) {
+            const size_t o = (b * T + t) * C;
+            if (dx)
+                for (c = 0; c < C; c++) dx[o + c] += dout[o + c];
+            if (dy) {
+                float *u = dy + (b * Tc + t / k) * C;
+                for (c = 0; c < C; c++) u[c] += dout[o + c];
+            }
+        }
+}
+
+/* y (B, ceil(T / k), C) = the causal mean pooling of x (B, T, C) by k
+   with the given shift, as a tape op. */
+LMU__PRIVATE lmu_result lmu__tape_pool(lmu_tape *t, int x, int k, int shift, int *y)
+{
+    lmu_tape_rec *rec = NULL;
+    lmu_result r;
+    int shape[3];
+    if ((r = lmu__tape_arg(t, x, "causal_pool", "x")) != LMU_OK) return r;
+    if (t->tensors[x].ndim != 3 || k < 1 || shift < 0 || shift >= k)
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "causal_pool: x (B, T, C), k >= 1, 0 <= shift < k");
+    shape[0] = t->tensors[x].shape[0], shape[1] = (t->tensors[x].shape[1] + k - 1) / k;
+    shape[2] = t->tensors[x].shape[2];
+    if ((r = lmu__tape_fused(t, LMU_OP_POOL, 1, &x, 3, shape, y, &rec)) != LMU_OK) return r;
+    rec->ip[0] = t->tensors[x].shape[0], rec->ip[1] = t->tensors[x].shape[1];
+    rec->ip[2] = shape[2], rec->ip[3] = k, rec->ip[4] = shift;
+    lmu__pool_forward(lmu__tape_f32(t, *y), lmu__tape_f32(t, x), (size_t)rec->ip[0],
+                      (size_t)rec->ip[1], (size_t)shape[2], (size_t)k, (size_t)shift);
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_pool_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    float *dx = lmu__tape_g32(t, rec->in[0]);
+    if (dx)
+        lmu__pool_backward(dx, lmu__tape_g32(t, rec->out), (size_t)rec->ip[0], (size_t)rec->ip[1],
+                           (size_t)rec->ip[2], (size_t)rec->ip[3], (size_t)rec->ip[4]);
+    return LMU_OK;
+}
+
+/* out (B, T, C) = x + y repeated k times along T, y (B, ceil(T / k), C),
+   as a tape op. */
+LMU__PRIVATE lmu_result lmu__tape_unpool_add(lmu_tape *t, int x, int y, int k, int *out)
+{
+    const lmu_tensor *tx, *ty;
+    lmu_tape_rec *rec;
+    lmu_result r;
+    int shape[3], in[2];
+    in[0] = x, in[1] = y;
+    if ((r = lmu__tape_arg(t, x, "unpool_add", "x")) != LMU_OK ||
+        (r = lmu__tape_arg(t, y, "unpool_add", "y")) != LMU_OK)
+        return r;
+    tx = &t->tensors[x], ty = &t->tensors[y];
+    if (tx->ndim != 3 || ty->ndim != 3 || k < 1 || ty->shape[0] != tx->shape[0] ||
+        ty->shape[1] != (tx->shape[1] + k - 1) / k || ty->shape[2] != tx->shape[2])
+        return lmu__tape_fail(t, LMU_ERR_SHAPE, "unpool_add: x (B, T, C), y (B, ceil(T / k), C)");
+    shape[0] = tx->shape[0], shape[1] = tx->shape[1], shape[2] = tx->shape[2];
+    if ((r = lmu__tape_fused(t, LMU_OP_UNPOOL_ADD, 2, in, 3, shape, out, &rec)) != LMU_OK) return r;
+    rec->ip[0] = shape[0], rec->ip[1] = shape[1], rec->ip[2] = shape[2], rec->ip[3] = k;
+    lmu__unpool_add_forward(lmu__tape_f32(t, *out), lmu__tape_f32(t, x), lmu__tape_f32(t, y),
+                            (size_t)shape[0], (size_t)shape[1], (size_t)shape[2], (size_t)k);
+    return LMU_OK;
+}
+
+LMU__PRIVATE lmu_result lmu__tape_unpool_add_backward(lmu_tape *t, const lmu_tape_rec *rec)
+{
+    lmu__unpool_add_backward(lmu__tape_g32(t, rec->in[0]), lmu__tape_g32(t, rec->in[1]),
+                             lmu__tape_g32(t, rec->out), (size_t)rec->ip[0], (size_t)rec->ip[1],
                              (size_t)rec->ip[2], (size_t)rec->ip[3]);
     return LMU_OK;
 }
@@ -10680,6 +10859,30 @@ LMU__PRIVATE int lmu__layer_has_memory(const lmu_config *c, int l)
     return c->arch == LMU_ARCH_LMU;
 }
 
+/* THE MULTI-SCALE STACK (hier_k = k >= 2; ours, after Subramanian et al.
+   2020's bottom-up hierarchical model). Layers 0 .. a-1 (a = hier_bottom)
+   run on the tokens; their output x is pooled causally, coarse position j
+   being the mean of x_{jk-k+1} .. x_{jk} (zeros before the start:
+   lmu__pool_forward with shift k - 1); the next b = hier_coarse layers run
+   on those ceil(n / k) positions, with every layer kind's own definition
+   (an LMU layer's theta then counts coarse steps, a window W coarse
+   positions); the coarse output is repeated k times and added to x
+   (position t gets coarse position floor(t / k), which summarises
+   positions up to k floor(t / k) <= t only), and the last c = hier_top
+   layers run on the tokens again. Nothing is learned for the pooling or
+   the way back. Generation steps the coarse layers once every k tokens,
+   at t = jk, from a ring of the last k fine vectors. */
+LMU__PRIVATE int lmu__layer_coarse(const lmu_config *c, int l)
+{
+    return c->hier_k > 0 && l >= c->hier_bottom && l < c->hier_bottom + c->hier_coarse;
+}
+
+/* the length layer l runs at in a sequence of n tokens */
+LMU__PRIVATE size_t lmu__layer_len(const lmu_config *c, int l, size_t n)
+{
+    return lmu__layer_coarse(c, l) ? (n + (size_t)c->hier_k - 1) / (size_t)c->hier_k : n;
+}
+
 /* Layer l's parameter lists in checkpoint order; returns how many. */
 LMU__PRIVATE int lmu__layer_parts(const lmu_config *c, int l, const lmu__param_row **rows,
                                   int *n)
@@ -10730,9 +10933,11 @@ LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n)
 {
     double fl = 0, nn = n > 0 ? n : 1;
     int l;
-    for (l = 0; l < c->n_layer; l++) {
-        fl += lmu__layer_unit(c, l)->flops(c, nn) + 2.0 * (2.0 * c->d_model * c->d_ff);
-        if (lmu__layer_has_memory(c, l)) fl += lmu__memory_flops(c, l, nn);
+    for (l = 0; l < c->n_layer; l++) { /* a coarse layer: 1/k of the tokens, length n/k */
+        double k = lmu__layer_coarse(c, l) ? c->hier_k : 1, nl = nn / k > 1 ? nn / k : 1;
+        double f = lmu__layer_unit(c, l)->flops(c, nl) + 2.0 * (2.0 * c->d_model * c->d_ff);
+        if (lmu__layer_has_memory(c, l)) f += lmu__memory_flops(c, l, nl);
+        fl += f / k;
     }
     return fl + 2.0 * c->d_model * c->vocab_size;
 }
@@ -11083,11 +11288,12 @@ LMU__PRIVATE lmu_result lmu__memory_build(const lmu_config *c, int n, lmu_lti **
     memset(lti, 0, (size_t)c->n_layer * sizeof(lmu_lti *));
     for (l = 0; r == LMU_OK && l < c->n_layer; l++) {
         double th = lmu_config_layer_theta(c, l);
+        int nl = (int)lmu__layer_len(c, l, (size_t)n); /* a coarse layer's FFTs are shorter */
         if (!lmu__layer_has_memory(c, l)) continue;
         for (k = 0; k < l; k++)
-            if (lti[k] && lmu_lti_matches(lti[k], lmu_config_layer_q(c, l), th, n)) break;
+            if (lti[k] && lmu_lti_matches(lti[k], lmu_config_layer_q(c, l), th, nl)) break;
         if (k < l) lti[l] = lti[k];
-        else r = lmu_lti_create(&lti[l], lmu_config_layer_q(c, l), th, n);
+        else r = lmu_lti_create(&lti[l], lmu_config_layer_q(c, l), th, nl);
     }
     if (r != LMU_OK) {
         lmu__memory_free(lti, c->n_layer);
@@ -11229,10 +11435,11 @@ LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
     m->nparts = lmu__thread_count();
     need = lmu__ce_scratch_floats(N, (size_t)c->vocab_size, (size_t)c->d_model);
     for (l = 0; l < c->n_layer; l++) {
-        s = lmu__layer_unit(c, l)->scratch(m, (size_t)T);
+        const size_t Tl = lmu__layer_len(c, l, (size_t)T);
+        s = lmu__layer_unit(c, l)->scratch(m, Tl);
         if (s > need) need = s;
         s = !lmu__layer_has_memory(c, l) ? 0
-                : lmu__iattn_scratch_floats(m->lti_layer[l], (size_t)T, (size_t)c->d_model,
+                : lmu__iattn_scratch_floats(m->lti_layer[l], Tl, (size_t)c->d_model,
                                             (size_t)lmu_config_layer_q_prime(c, l), m->nparts);
         if (s > need) need = s;
     }
@@ -11259,7 +11466,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
 {
     const lmu_config *c;
     lmu_tape *t;
-    int shape[2], ids, tg, x, h, a = -1, l;
+    int shape[2], ids, tg, x, h, a = -1, l, fine = -1;
     lmu_result r;
     float lv;
     if (!m || !tokens || !targets || B < 1 || T < 1) return LMU_ERR_ARG;
@@ -11298,7 +11505,11 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
     }
     for (l = 0; l < c->n_layer; l++) {
         const lmu_layer_ids *L = &m->layer[l];
-        LMU__TRY(lmu__layer_unit(c, l)->forward(m, l, x, B, T, &x));
+        if (c->hier_k && l == c->hier_bottom) { /* to the coarse stream */
+            fine = x;
+            LMU__TRY(lmu__tape_pool(t, x, c->hier_k, c->hier_k - 1, &x));
+        }
+        LMU__TRY(lmu__layer_unit(c, l)->forward(m, l, x, B, (int)lmu__layer_len(c, l, (size_t)T), &x));
         if (lmu__layer_has_memory(c, l)) {
             LMU__TRY(lmu_tape_layernorm(t, x, L->ln_b_w, L->ln_b_b, &h));
             LMU__TRY(lmu__tape_iattn(t, m->lti_layer[l], h, L->lmu_L, L->lmu_b, L->lmu_p, &a));
@@ -11306,6 +11517,8 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
         }
         LMU__TRY(lmu__model_ffn(t, x, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w,
                                 L->fc_proj_b, &x));
+        if (c->hier_k && l == c->hier_bottom + c->hier_coarse - 1) /* and back */
+            LMU__TRY(lmu__tape_unpool_add(t, fine, x, c->hier_k, &x));
     }
     LMU__TRY(lmu_tape_layernorm(t, x, m->ln_f_w, m->ln_f_b, &h));
     {
@@ -11345,6 +11558,11 @@ LMU__PRIVATE lmu_result lmu__model_forward_carry(lmu_model *m, const int *tokens
     if (!m) return LMU_ERR_ARG;
     if ((carry_in || carry_out) && lmu_model_carry_floats(m) == 0) {
         snprintf(m->err, sizeof m->err, "forward: a carried state needs a brt layer with n_state >= 1");
+        return LMU_ERR_ARG;
+    }
+    if ((carry_in || carry_out) && m->cfg.hier_k) {
+        snprintf(m->err, sizeof m->err, "forward: a carried state does not cross a multi-scale "
+                 "stack's pooling (hier_k): not supported");
         return LMU_ERR_ARG;
     }
     if ((carry_in || carry_out) && T % m->cfg.window != 0) {
@@ -12008,7 +12226,8 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
     /* one block: every buffer 16-float aligned */
 #define LMU__R(n) (((n) + 15) & ~(size_t)15)
     total = LMU__R(state) + LMU__R(q * d) + LMU__R(kv) + 5 * LMU__R(d) + LMU__R(big) +
-            LMU__R(3 * qp * d) + LMU__R(qp * qp) + LMU__R(as) + LMU__R(V);
+            LMU__R(3 * qp * d) + LMU__R(qp * qp) + LMU__R(as) + LMU__R(V) +
+            (c->hier_k ? LMU__R((size_t)c->hier_k * d) + 2 * LMU__R(d) : 0);
     g->state = (float *)lmu__alloc_aligned(total * sizeof(float));
     g->cand = (lmu__cand *)LMU_MALLOC(V * sizeof(lmu__cand));
     for (l = 0, brt = 0; l < c->n_layer; l++)
@@ -12045,7 +12264,12 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
     g->z = p, p += LMU__R(3 * qp * d);
     g->pc = p, p += LMU__R(qp * qp);
     g->attn_scratch = p, p += LMU__R(as);
-    g->logits = p;
+    g->logits = p, p += LMU__R(V);
+    if (c->hier_k) {
+        g->ring = p, p += LMU__R((size_t)c->hier_k * d);
+        g->fine = p, p += LMU__R(d);
+        g->up = p;
+    }
 #undef LMU__R
     g->m = m;
     g->max_ctx = max_ctx;
@@ -12119,7 +12343,7 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
 {
     const lmu_model *m;
     const lmu_config *c;
-    size_t d, k, off;
+    size_t d, k, off, p;
     int l;
     if (!g || !g->m) return LMU_ERR_ARG;
     m = g->m;
@@ -12148,10 +12372,36 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
     for (l = 0, off = 0; l < c->n_layer; l++) {
         const lmu__mixer_unit *u = lmu__layer_unit(c, l);
         const lmu_layer_ids *L = &m->layer[l];
+        if (c->hier_k && l == c->hier_bottom) { /* the coarse stream (>>layers) */
+            const size_t K = (size_t)c->hier_k, t = (size_t)g->t;
+            const int top = c->hier_bottom + c->hier_coarse;
+            memcpy(g->ring + (t % K) * d, g->x, d * sizeof(float));
+            if (t % K != 0) { /* between coarse steps: add the last output */
+                for (; l < top; l++) off += lmu__layer_unit(c, l)->gen_state(c, (size_t)g->max_ctx);
+                for (k = 0; k < d; k++) g->x[k] += g->up[k];
+                l--;
+                continue;
+            }
+            /* coarse position t / K: lmu__pool_forward's sum, in its order */
+            memcpy(g->fine, g->x, d * sizeof(float));
+            memset(g->x, 0, d * sizeof(float));
+            for (p = 0; p < K; p++)
+                if (t + p + 1 >= K) {
+                    const float *v = g->ring + ((t + p + 1 - K) % K) * d;
+                    for (k = 0; k < d; k++) g->x[k] += v[k];
+                }
+            for (k = 0; k < d; k++) g->x[k] *= 1.0f / (float)K;
+            g->t = (int)(t / K); /* the coarse layers count coarse positions */
+        }
         u->gen_step(g, l, g->kv + off);
         off += u->gen_state(c, (size_t)g->max_ctx);
         if (lmu__layer_has_memory(c, l)) lmu__gen_memory(g, l);
         lmu__gen_ffn(g, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w, L->fc_proj_b);
+        if (c->hier_k && l == c->hier_bottom + c->hier_coarse - 1) {
+            g->t = g->t * c->hier_k;
+            memcpy(g->up, g->x, d * sizeof(float));
+            for (k = 0; k < d; k++) g->x[k] = g->fine[k] + g->up[k];
+        }
     }
     lmu__gen_ln(m, g->h, g->x, m->ln_f_w, m->ln_f_b);
     if (g->out_weights == LMU_GEN_WEIGHTS_BF16)

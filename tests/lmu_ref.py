@@ -201,7 +201,8 @@ PRESETS = {  # MODEL.md section 4: target N, d, q, q', layers, theta
     "lmu-1m": (1_000_000, 204, 220, 22, 3, 350.0),
 }
 INT_KEYS = ("vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "d_pre", "d_ff", "n_head",
-            "feature_dim", "window", "qk_norm", "n_state", "brt_skip")
+            "feature_dim", "window", "qk_norm", "n_state", "brt_skip",
+            "hier_k", "hier_bottom", "hier_coarse", "hier_top")
 LINEAR_MIXERS = ("rebased", "based")  # linear attention: feature_dim, la_eps
 MIXERS = ("ffn", "attn") + LINEAR_MIXERS + ("conv", "brt")
 HEAD_MIXERS = ("attn",) + LINEAR_MIXERS + ("brt",)  # those with n_head
@@ -464,7 +465,8 @@ def config_to_metadata(cfg):
     m = {"format": "lmu"}
     for k in ("arch", "vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "theta",
               "d_pre", "d_ff", "mixer", "n_head", "theta_last", "iattn_init", "iattn_lr",
-              "feature_dim", "la_eps", "window", "qk_norm", "n_state", "brt_gate", "brt_skip"):
+              "feature_dim", "la_eps", "window", "qk_norm", "n_state", "brt_gate", "brt_skip",
+              "hier_k", "hier_bottom", "hier_coarse", "hier_top"):
         if k in cfg:
             def text(v):
                 if k in ("theta", "theta_last", "iattn_lr", "la_eps"):
@@ -873,21 +875,50 @@ def pick_conv(conv, n):
     return {"direct": conv_direct, "fft": conv_fft}[conv]
 
 
+def coarse_layers(cfg):
+    """The layers of a multi-scale stack that run on pooled positions."""
+    k, a = cfg.get("hier_k", 0), cfg.get("hier_bottom", 0)
+    return range(a, a + cfg.get("hier_coarse", 0)) if k else range(0)
+
+
+def causal_pool(x, k):
+    """[B, n, d] -> [B, ceil(n/k), d]: shift right by k - 1 (zeros in
+    front), then the mean of each group of k. Group j covers inputs
+    jk-k+1 .. jk, none after jk, the first position that reads it."""
+    Bsz, n, d = x.shape
+    nc = -(-n // k)
+    xs = torch.cat([x.new_zeros(Bsz, k - 1, d), x], dim=1)[:, :nc * k]
+    if xs.shape[1] < nc * k:
+        xs = torch.cat([xs, x.new_zeros(Bsz, nc * k - xs.shape[1], d)], dim=1)
+    return xs.reshape(Bsz, nc, k, d).mean(dim=2)
+
+
+def upsample(y, k, n):
+    """[B, nc, d] -> [B, n, d]: each coarse position repeated k times."""
+    return y.repeat_interleave(k, dim=1)[:, :n]
+
+
 def forward(P, cfg, idx, conv="auto", carry=None, carry_out=None):
     """logits [B, n, V] for input tokens idx [B, n]. carry [B, S d per brt
     layer] (layer order): the brt layers' first states; carry_out (a
-    list): their states after the last block, each [B, S d]."""
+    list): their states after the last block, each [B, S d]. A
+    multi-scale stack (hier_k) pools before its coarse layers and adds
+    their output, upsampled, back to the fine stream after them."""
     Bsz, n = idx.shape
     x = P["wte"][idx]
+    coarse, k = coarse_layers(cfg), cfg.get("hier_k", 0)
     if cfg["arch"] == "transformer":
         if n > cfg["n_ctx"]:
             raise ValueError(f"sequence of {n} exceeds n_ctx {cfg['n_ctx']}")
         x = x + P["wpe"][:n]
     else:
-        Hs = [lmu_H(layer_value(cfg, "q", l), layer_theta(cfg, l), n) for l in range(cfg["n_layer"])]
+        lens = [-(-n // k) if l in coarse else n for l in range(cfg["n_layer"])]
+        Hs = [lmu_H(layer_value(cfg, "q", l), layer_theta(cfg, l), lens[l]) for l in range(cfg["n_layer"])]
         cfn = pick_conv(conv, n)
     for l in range(cfg["n_layer"]):
         p = f"blocks.{l}."
+        if len(coarse) and l == coarse[0]:
+            fine, x = x, causal_pool(x, k)
         h = layernorm(x, P[p + "ln_a.weight"], P[p + "ln_a.bias"])
         if layer_mixer(cfg, l) in LINEAR_MIXERS:
             x = x + linear_attention(h, P, p + layer_mixer(cfg, l) + ".", cfg, layer_mixer(cfg, l) == "based")
@@ -910,6 +941,8 @@ def forward(P, cfg, idx, conv="auto", carry=None, carry_out=None):
             x = x + implicit_attention(h, P[p + "lmu.L"], P[p + "lmu.b"], P[p + "lmu.p"], Hs[l], cfn)
         h = layernorm(x, P[p + "ln_c.weight"], P[p + "ln_c.bias"])
         x = x + ffn(h, P, p + "ffn_post.")
+        if len(coarse) and l == coarse[-1]:
+            x = fine + upsample(x, k, n)
     x = layernorm(x, P["ln_f.weight"], P["ln_f.bias"])
     return x @ P["wte"].t()
 
@@ -1203,6 +1236,12 @@ def small_cfg(kind):
         return make_config(tr + ",mixer=brt/attn,window=5,n_state=3,qk_norm=1")
     if kind == "trbrtlstm":
         return make_config(tr + ",mixer=attn/brt,window=4,n_state=2,brt_gate=lstm,brt_skip=1")
+    if kind == "hier":  # 13 positions pooled by 3: 5 coarse ones, the last partly past the end
+        return make_config(base + ",L=3,mixer=ffn/attn/ffn,h=2,theta=5.5/3/5.5,hier_k=3,hier_bottom=1,"
+                           "hier_coarse=1,hier_top=1")
+    if kind == "trhier":
+        return make_config(tr + ",L=3,mixer=attn/brt/attn,window=2,n_state=2,qk_norm=1,hier_k=2,"
+                           "hier_bottom=1,hier_coarse=1,hier_top=1")
     return make_config(tr)
 
 
@@ -1299,7 +1338,36 @@ def cmd_selfcheck(a):
        f"(rel {rel_err(a[:, 15:], b[:, 15:]):.1e})")
 
     # autograd vs central finite differences (float64)
-    for kind in SMALL_KINDS + ("trbrt", "trbrtlstm"):
+    # the multi-scale stack: a token moves no earlier logit; pooled without
+    # the shift of k - 1, the same check sees the future (its own random
+    # numbers, so the checks after it draw what they always drew)
+    gh = torch.Generator().manual_seed(17)
+    for kind in ("hier", "trhier"):
+        cfg = small_cfg(kind)
+        P = {k: v.to(F64) for k, v in init_params(cfg, 7, 0.3).items()}
+        idx = torch.randint(0, cfg["vocab_size"], (2, 13), generator=gh)
+        idx2 = idx.clone()
+        idx2[:, 6] = (idx2[:, 6] + 1) % cfg["vocab_size"]
+        with torch.no_grad():
+            a, b = forward(P, cfg, idx), forward(P, cfg, idx2)
+        ck(rel_err(a[:, :6], b[:, :6]) < 1e-12 and rel_err(a[:, 6:], b[:, 6:]) > 1e-6,
+           f"{kind}: token 6 moves no earlier logit, and the later ones "
+           f"(before {rel_err(a[:, :6], b[:, :6]):.1e}, after {rel_err(a[:, 6:], b[:, 6:]):.1e})")
+    k = 3
+    x = torch.randn(1, 13, 4, dtype=F64, generator=gh)
+    x2 = x.clone()
+    x2[:, 7] += 1
+    def unshifted(x):
+        nc = -(-x.shape[1] // k)
+        xs = torch.cat([x, x.new_zeros(1, nc * k - x.shape[1], 4)], dim=1)
+        return xs.reshape(1, nc, k, 4).mean(dim=2)
+    good = upsample(causal_pool(x2, k), k, 13) - upsample(causal_pool(x, k), k, 13)
+    bad = upsample(unshifted(x2), k, 13) - upsample(unshifted(x), k, 13)
+    ck(good[:, :7].abs().max() == 0 and bad[:, :7].abs().max() > 0.1,
+       "negative control: pooling without the shift moves positions before the change "
+       f"({bad[:, :7].abs().max().item():.2f}), causal_pool does not")
+
+    for kind in SMALL_KINDS + ("trbrt", "trbrtlstm", "hier", "trhier"):
         cfg = small_cfg(kind)
         P = {k: v.to(F64) for k, v in init_params(cfg, 11, 0.3).items()}
         tok = torch.randint(0, cfg["vocab_size"], (2, 13), generator=g)

@@ -149,7 +149,9 @@ LT__UNUSED static double lt_fd_check(lt_fd_fn f, void *ctx, double *x, size_t n,
     X(LT_LMU_ATTN_WINDOW, "lmu/attn window 3", NULL, LMU_ARCH_LMU, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "window=3") \
     X(LT_TRANSFORMER_BRT, "transformer stack attn,brt W 4 S 3", NULL, LMU_ARCH_TRANSFORMER, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=attn,brt;window=4;n_state=3;qk_norm=1") \
     X(LT_TRANSFORMER_BRT_LSTM, "transformer stack brt,attn lstm W 3 S 2", NULL, LMU_ARCH_TRANSFORMER, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=brt,attn;window=3;n_state=2;brt_gate=lstm") \
-    X(LT_LMU_BRT_SKIP, "lmu stack brt,ffn skip W 5 S 4", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=brt,ffn;window=5;n_state=4;brt_skip=1")
+    X(LT_LMU_BRT_SKIP, "lmu stack brt,ffn skip W 5 S 4", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=brt,ffn;window=5;n_state=4;brt_skip=1") \
+    X(LT_TRANSFORMER_HIER, "transformer multi-scale k 3: attn W 4, coarse brt S 3", NULL, LMU_ARCH_TRANSFORMER, LMU_MIXER_ATTN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=attn,brt;window=4;n_state=3;hier_k=3") \
+    X(LT_LMU_HIER, "lmu multi-scale k 4: ffn, coarse attn theta 40,100", NULL, LMU_ARCH_LMU, LMU_MIXER_FFN, LMU_IATTN_INIT_DELAY, 0, 0, 0, "mixer=ffn,attn;theta=40,100;hier_k=4")
 
 typedef struct lt_kind {
     const char *name, *preset;

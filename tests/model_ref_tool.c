@@ -4,7 +4,7 @@
 
      model_ref_tool dump KIND DIR       KIND: ffn | attn | rebased | based | conv | transformer |
                                         layers | stack | trrebased | trstack | trwindow |
-                                        trbrt | trbrtlstm | trbrtcarry
+                                        trbrt | trbrtlstm | trbrtcarry | hier | trhier
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as iattn_init = delay made it
@@ -19,7 +19,9 @@
    a block-recurrent layer below or above windowed attention, trbrtcarry
    two of them starting from a given carried state (truncated backprop:
    the batch file's "carry"), whose states after the last block
-   ("carry_out") are compared too.
+   ("carry_out") are compared too. hier and trhier are multi-scale
+   stacks (hier_k 5 over LMU layers ffn, attn, ffn; hier_k 3 over
+   transformer layers attn | conv, brt | attn).
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -74,6 +76,16 @@ static void config_for(lmu_config *c, const char *kind)
         abort();
     if (strcmp(kind, "trbrtcarry") == 0 && /* 24 positions: 6 whole blocks */
         lmu_config_set_items(c, "mixer=brt,brt,window=4,n_state=3,qk_norm=1", NULL, 0))
+        abort();
+    /* the multi-scale stack: k 5 on 24 positions (5 coarse ones, the
+       last partly past the end), the coarse layer's window in coarse
+       steps; and a transformer with two coarse layers (conv, brt) */
+    if (strcmp(kind, "hier") == 0 &&
+        lmu_config_set_items(c, "n_layer=3,mixer=ffn,attn,ffn,theta=8,4,30,hier_k=5", NULL, 0))
+        abort();
+    if (strcmp(kind, "trhier") == 0 &&
+        lmu_config_set_items(c, "n_layer=4,mixer=attn,conv,brt,attn,window=2,n_state=2,qk_norm=1,"
+                             "hier_k=3,hier_coarse=2", NULL, 0))
         abort();
     if (strcmp(kind, "trbrtlstm") == 0 &&
         lmu_config_set_items(c, "mixer=attn,brt,window=4,n_state=2,brt_gate=lstm,brt_skip=1", NULL, 0))

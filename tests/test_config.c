@@ -105,6 +105,49 @@ int main(int argc, char **argv)
                  lmu_config_set(&c, "mixer", "attn,brt,attn,attn", err, sizeof err) == LMU_OK &&
                  lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "4 values for 3 layers"),
              "a recurrent layer outside the stack refused: %s", err);
+    /* the multi-scale stack: the split's defaults, and every bad one named */
+    memset(&c, 0, sizeof c); c.hier_k = 4;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.hier_bottom == 1 && c.hier_coarse == 1 &&
+                 c.hier_top == 1, "hier_k 4 on 3 layers: 1 fine, 1 coarse, 1 fine by default: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 2; c.n_layer = 6;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.hier_bottom == 1 && c.hier_coarse == 4 &&
+                 c.hier_top == 1, "hier_k 2 on 6 layers: 1, 4, 1 by default: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 2; c.n_layer = 4; c.hier_bottom = 2;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.hier_coarse == 1 && c.hier_top == 1,
+             "hier_bottom 2 of 4 layers: 1 coarse, 1 fine: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 2; c.n_layer = 2;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.hier_coarse == 1 && c.hier_top == 0,
+             "2 layers: 1 fine, 1 coarse, none above: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "k >= 2"), "hier_k 1 refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = -2;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "hier_k"), "hier_k -2 refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 2; c.hier_bottom = 1; c.hier_coarse = 1; c.hier_top = 2;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "1 + 1 + 2") &&
+                 strstr(err, "3 layers"), "a split of 4 layers for 3 refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 2; c.hier_bottom = 2; c.hier_coarse = 2;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "2 + 2 + 0"),
+             "a split past the stack refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 64; c.n_ctx = 32;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "n_ctx"),
+             "hier_k beyond n_ctx refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_bottom = 2; c.hier_top = 1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.hier_bottom == 0 && c.hier_top == 0,
+             "without hier_k the split fields are dropped");
+    {
+        char text[2048];
+        lmu_config back;
+        memset(&c, 0, sizeof c);
+        LT_CHECK(lmu_config_set_items(&c, "arch=transformer,n_layer=4,hier_k=3,hier_bottom=2,hier_coarse=1", err,
+                                      sizeof err) == LMU_OK && lmu_config_resolve(&c, err, sizeof err) == LMU_OK,
+                 "a multi-scale transformer from items: %s", err);
+        lmu_config_format(&c, text, sizeof text);
+        memset(&back, 0, sizeof back);
+        LT_CHECK(lmu_config_parse(&back, text, strlen(text), err, sizeof err) == LMU_OK &&
+                     lmu_config_resolve(&back, err, sizeof err) == LMU_OK && back.hier_k == 3 &&
+                     back.hier_bottom == 2 && back.hier_coarse == 1 && back.hier_top == 1,
+                 "the multi-scale split survives lmu_config_format and parse: %s", err);
+    }
     memset(&c, 0, sizeof c); c.theta = -1;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "theta"), "negative theta refused: %s", err);
     memset(&c, 0, sizeof c); c.d_model = -5;

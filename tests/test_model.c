@@ -1018,6 +1018,170 @@ done:
     lmu_model_free(w);
 }
 
+
+/* ---- the multi-scale stack (hier_k) ---- */
+
+/* Causality by perturbation: run(ctx, p, rows) fills rows (T, width) with
+   input p changed (p < 0: unchanged); counts the positions before and
+   after p whose row moved by more than 1e-5 (1 + |value|): the LMU's FFT
+   convolution spreads rounding noise of about 1e-7 over every position,
+   a read of the future moves a row by the size of its input. */
+typedef void (*rows_fn)(void *ctx, int p, double *rows);
+static void perturb_counts(rows_fn run, void *ctx, int T, int width, int p, int *before, int *after)
+{
+    double *a = (double *)malloc((size_t)T * width * sizeof(double));
+    double *b = (double *)malloc((size_t)T * width * sizeof(double));
+    int pos, i;
+    *before = *after = 0;
+    run(ctx, -1, a);
+    run(ctx, p, b);
+    for (pos = 0; pos < T; pos++)
+        for (i = 0; i < width; i++)
+            if (fabs(a[(size_t)pos * width + i] - b[(size_t)pos * width + i]) >
+                1e-5 * (1 + fabs(a[(size_t)pos * width + i]))) {
+                if (pos < p) ++*before;
+                else ++*after;
+                break;
+            }
+    free(a);
+    free(b);
+}
+
+typedef struct {
+    lmu_model *m;
+    const int *tok, *tg;
+    int T;
+} model_rows;
+
+static void model_rows_run(void *ctx, int p, double *rows)
+{
+    model_rows *r = (model_rows *)ctx;
+    int *tok = (int *)malloc((size_t)r->T * sizeof(int)), t, V = r->m->cfg.vocab_size;
+    memcpy(tok, r->tok, (size_t)r->T * sizeof(int));
+    if (p >= 0) tok[p] = (tok[p] + 1) % V;
+    lmu_model_forward(r->m, tok, r->tg, 1, r->T, NULL);
+    for (t = 0; t < r->T; t++) parallel_logits(r->m, t, rows + (size_t)t * V);
+    free(tok);
+}
+
+/* the negative control: x + unpool(pool(x)) on a bare tape, pooled with
+   the model's shift (k - 1) or with none */
+typedef struct {
+    lmu_tape t;
+    const float *x;
+    int T, C, k, shift;
+} pool_rows;
+
+static void pool_rows_run(void *ctx, int p, double *rows)
+{
+    pool_rows *r = (pool_rows *)ctx;
+    int shape[3], x, y, o, i;
+    shape[0] = 1, shape[1] = r->T, shape[2] = r->C;
+    lmu_tape_reset(&r->t);
+    lmu_tape_leaf(&r->t, r->x, 3, shape, 0, &x);
+    if (p >= 0) lmu_tape_data(&r->t, x)[p * r->C] += 1.0f;
+    lmu__tape_pool(&r->t, x, r->k, r->shift, &y);
+    lmu__tape_unpool_add(&r->t, x, y, r->k, &o);
+    for (i = 0; i < r->T * r->C; i++) rows[i] = lmu_tape_data(&r->t, o)[i];
+}
+
+/* causality (with the negative control), lengths off the k grid,
+   generation = parallel, the coarse memory's length, FLOPs, refusals */
+static void test_hier(void)
+{
+    enum { T = 23, V = 61 }; /* 23: not a multiple of k = 3 or 4 */
+    static const char *const sets[2] = {
+        "n_layer=3,mixer=ffn,attn,ffn,theta=40,hier_k=4",
+        "arch=transformer,n_layer=3,mixer=attn,brt,attn,window=4,n_state=3,hier_k=3"};
+    static int tok[T], tg[T];
+    static double ref[V];
+    int k, before, after, p;
+    batch(tok, tg, 1, T, V, 5);
+    for (k = 0; k < 2; k++) {
+        lmu_config c, flat;
+        lmu_model *m = NULL;
+        lmu_gen g;
+        model_rows mr;
+        char err[256];
+        double worst = 0, scale = 0;
+        int t, v, moved_before = 0, fails = 0;
+        lt_model_config(&c, LT_LMU_FFN, V, T);
+        c.iattn_init = LMU_IATTN_INIT_DELAY;
+        LT_CHECK(lmu_config_set_items(&c, sets[k], err, sizeof err) == LMU_OK &&
+                     lmu_model_create(&m, &c, 11, err, sizeof err) == LMU_OK,
+                 "multi-scale model %s: %s", sets[k], err[0] ? err : "created");
+        if (!m) continue;
+        LT_CHECK(m->cfg.hier_bottom == 1 && m->cfg.hier_coarse == 1 && m->cfg.hier_top == 1,
+                 "%s: 1 fine, 1 coarse, 1 fine layer", sets[k]);
+        for (t = 0; t < 3; t++) { /* weights away from their start */
+            lmu_model_forward(m, tok, tg, 1, T, NULL);
+            lmu_model_backward(m);
+            lmu_model_step(m, 1e-2f, 1.0f, NULL);
+        }
+        mr.m = m, mr.tok = tok, mr.tg = tg, mr.T = T;
+        for (p = 0; p < T; p += 5) {
+            perturb_counts(model_rows_run, &mr, T, V, p, &before, &after);
+            moved_before += before;
+            fails += after != T - p;
+        }
+        LT_CHECK(moved_before == 0 && fails == 0, "%s: token p moves no logit before p and every one "
+                 "from p on (p = 0, 5, ..., 20; %d moved before, %d p short after)", sets[k], moved_before, fails);
+        lmu_model_forward(m, tok, tg, 1, T, NULL);
+        LT_CHECK(lmu_gen_create(&g, m, T) == LMU_OK, "%s: generator", sets[k]);
+        for (t = 0; t < T; t++) {
+            lmu_gen_feed(&g, tok[t]);
+            parallel_logits(m, t, ref);
+            for (v = 0; v < V; v++) {
+                if (fabs(ref[v] - g.logits[v]) > worst) worst = fabs(ref[v] - g.logits[v]);
+                if (fabs(ref[v]) > scale) scale = fabs(ref[v]);
+            }
+        }
+        LT_CHECK(worst <= 1e-5 * (scale > 1 ? scale : 1), "%s: generation = parallel at all %d positions, "
+                 "the coarse layers stepped every k tokens (max diff %.3g)", sets[k], T, worst);
+        lmu_gen_free(&g);
+        if (k == 0)
+            LT_CHECK(m->lti_layer[1]->n == (T + 3) / 4 && m->lti_layer[0]->n == T,
+                     "the coarse layer's memory is built for ceil(n_ctx / k) = %d positions (%d), the "
+                     "fine ones' for %d (%d)", (T + 3) / 4, m->lti_layer[1]->n, T, m->lti_layer[0]->n);
+        flat = m->cfg;
+        flat.hier_k = flat.hier_bottom = flat.hier_coarse = flat.hier_top = 0;
+        LT_CHECK(lmu_config_flops_per_token(&m->cfg, 1024) < lmu_config_flops_per_token(&flat, 1024) &&
+                     lmu_config_param_count(&m->cfg) == lmu_config_param_count(&flat),
+                 "%s: fewer FLOPs a token than the same stack at full resolution, the same parameters", sets[k]);
+        if (k == 1) {
+            float *carry = (float *)calloc(lmu_model_carry_floats(m) + 1, sizeof(float));
+            LT_CHECK(lmu_model_forward_carry(m, tok, tg, 1, 12, carry, carry, NULL) == LMU_ERR_ARG &&
+                         strstr(lmu_model_error(m), "hier_k"),
+                     "a carried state across the pooling is refused: %s", lmu_model_error(m));
+            free(carry);
+        }
+        lmu_model_free(m);
+    }
+    { /* the check itself: a pooling without its shift reads the future */
+        enum { C = 3 };
+        static float x[T * C];
+        pool_rows pr;
+        int s, leaks[2];
+        for (p = 0; p < T * C; p++) x[p] = (float)lt_uniform();
+        for (s = 0; s < 2; s++) {
+            memset(&pr, 0, sizeof pr);
+            lmu_tape_init(&pr.t);
+            lmu_tape_params_alloc(&pr.t);
+            lmu_tape_set_growth(&pr.t, 1);
+            pr.x = x, pr.T = T, pr.C = C, pr.k = 4, pr.shift = s ? 3 : 0;
+            leaks[s] = 0;
+            for (p = 0; p < T; p++) {
+                perturb_counts(pool_rows_run, &pr, T, C, p, &before, &after);
+                leaks[s] += before;
+            }
+            lmu_tape_free(&pr.t);
+        }
+        LT_CHECK(leaks[0] > 0 && leaks[1] == 0, "negative control: the same perturbation check finds "
+                 "positions that see their future when the pooling has no shift (%d) and none with "
+                 "shift k - 1 (%d)", leaks[0], leaks[1]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     lt_begin("test_model", argc, argv);
@@ -1036,5 +1200,6 @@ int main(int argc, char **argv)
     test_precision();
     test_brt();
     test_brt_carry();
+    test_hier();
     return lt_end();
 }

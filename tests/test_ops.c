@@ -1047,6 +1047,73 @@ static void test_brt_state(int lstm, int skip, int carry)
     lmu_model_free(m);
 }
 
+
+/* causal_pool and unpool_add (the multi-scale stack): y_j = (1/k) sum_i
+   x_{jk+i-shift}, and x + y repeated k times. T = 7 is not a multiple of
+   k = 3, so the last coarse position is partly past the end. */
+static void ref_pool(const op_case *c, double *out)
+{
+    const int B = c->d[0], T = c->d[1], C = c->d[2], k = c->d[3], s = c->d[4], Tc = (T + k - 1) / k;
+    int b, j, i, ch;
+    for (b = 0; b < B; b++)
+        for (j = 0; j < Tc; j++)
+            for (ch = 0; ch < C; ch++) {
+                double a = 0;
+                for (i = 0; i < k; i++) {
+                    int src = j * k + i - s;
+                    if (src >= 0 && src < T) a += c->in[0][(b * T + src) * C + ch];
+                }
+                out[(b * Tc + j) * C + ch] = a / k;
+            }
+}
+
+static void ref_unpool_add(const op_case *c, double *out)
+{
+    const int B = c->d[0], T = c->d[1], C = c->d[2], k = c->d[3], Tc = (T + k - 1) / k;
+    int b, t, ch;
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++)
+            for (ch = 0; ch < C; ch++)
+                out[(b * T + t) * C + ch] =
+                    c->in[0][(b * T + t) * C + ch] + c->in[1][(b * Tc + t / k) * C + ch];
+}
+
+static void test_pool(int unpool, int shift)
+{
+    enum { B = 2, T = 7, C = 3, K = 3, TC = (T + K - 1) / K };
+    lmu_tape t;
+    op_case c;
+    int xs[3] = {B, T, C}, ys[3] = {B, TC, C}, x, u = -1, y, bad;
+    tape_with_params(&t, 0, NULL, NULL, NULL, NULL);
+    lmu_tape_leaf(&t, NULL, 3, xs, 1, &x);
+    rand_f(lmu_tape_data(&t, x), (size_t)B * T * C, 1.0);
+    memset(&c, 0, sizeof c);
+    c.d[0] = B, c.d[1] = T, c.d[2] = C, c.d[3] = K, c.d[4] = shift;
+    c.in[0] = to_d(lmu_tape_data(&t, x), (size_t)B * T * C), c.in_n[0] = (size_t)B * T * C;
+    c.has_grad[0] = 1;
+    if (unpool) {
+        lmu_tape_leaf(&t, NULL, 3, ys, 1, &u);
+        rand_f(lmu_tape_data(&t, u), (size_t)B * TC * C, 1.0);
+        LT_CHECK(lmu__tape_unpool_add(&t, x, u, K, &y) == LMU_OK, "unpool_add records: %s", t.err);
+        LT_CHECK(lmu__tape_unpool_add(&t, x, x, K, &bad) == LMU_ERR_SHAPE,
+                 "unpool_add: a coarse input of the wrong length is refused");
+        c.name = "unpool_add (T 7, k 3)";
+        c.nin = 2, c.out_n = (size_t)B * T * C, c.ref = ref_unpool_add;
+        c.in[1] = to_d(lmu_tape_data(&t, u), (size_t)B * TC * C), c.in_n[1] = (size_t)B * TC * C;
+        c.has_grad[1] = 1;
+        c.grad[1] = lmu_tape_grad(&t, u);
+    } else {
+        LT_CHECK(lmu__tape_pool(&t, x, K, shift, &y) == LMU_OK, "causal_pool records: %s", t.err);
+        LT_CHECK(lmu__tape_pool(&t, x, K, K, &bad) == LMU_ERR_SHAPE, "causal_pool: shift k refused");
+        c.name = shift ? "causal_pool (T 7, k 3, shift 2)" : "causal_pool (T 7, k 3, shift 0)";
+        c.nin = 1, c.out_n = (size_t)B * TC * C, c.ref = ref_pool;
+    }
+    c.grad[0] = lmu_tape_grad(&t, x);
+    run_check(&t, &c, y, GRAD_BOUND);
+    free_case(&c);
+    lmu_tape_free(&t);
+}
+
 int main(int argc, char **argv)
 {
     int a, b;
@@ -1076,6 +1143,9 @@ int main(int argc, char **argv)
         for (b = 0; b < 2; b++) test_brt_state(a, b, 0);
     test_brt_state(0, 0, 1);
     test_brt_state(1, 0, 1);
+    test_pool(0, 2);
+    test_pool(0, 0);
+    test_pool(1, 0);
     printf("worst gradient rel L2 error over all ops: %.2e (bound %.0e)\n", g_worst_grad, GRAD_BOUND);
     (void)g_worst_fwd;
     return lt_end();
