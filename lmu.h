@@ -1594,6 +1594,10 @@ LMUDEF size_t lmu_model_param_count(const lmu_model *m);
    fused ops' scratch, at their planned capacity (the largest (B, T) so
    far). What "O(n) memory in training" is measured by. */
 LMUDEF size_t lmu_model_step_bytes(const lmu_model *m);
+/* The same bytes as the last step used them: the capacities above grow
+   by doubling, so they can hide a difference of up to 2x between two
+   models; this is the number to compare them by. */
+LMUDEF size_t lmu_model_step_bytes_used(const lmu_model *m);
 
 /* Sets the longest sequence the model takes. An LMU has no positional
    parameters, so it runs on sequences longer than it was trained with:
@@ -11368,6 +11372,35 @@ LMUDEF size_t lmu_model_step_bytes(const lmu_model *m)
            m->tape.int_cap * sizeof(int) + m->pos_cap * sizeof(int);
 }
 
+/* The kernel scratch floats a step of (B, T) needs: the largest any of
+   its fused ops asks for (the loss, each layer's mixer and memory at the
+   layer's own length). */
+LMU__PRIVATE size_t lmu__model_scratch_need(const lmu_model *m, int B, int T)
+{
+    const lmu_config *c = &m->cfg;
+    size_t need = lmu__ce_scratch_floats((size_t)B * (size_t)T, (size_t)c->vocab_size,
+                                         (size_t)c->d_model), s;
+    int l;
+    for (l = 0; l < c->n_layer; l++) {
+        const size_t Tl = lmu__layer_len(c, l, (size_t)T);
+        s = lmu__layer_unit(c, l)->scratch(m, Tl);
+        if (s > need) need = s;
+        s = !lmu__layer_has_memory(c, l) ? 0
+                : lmu__iattn_scratch_floats(m->lti_layer[l], Tl, (size_t)c->d_model,
+                                            (size_t)lmu_config_layer_q_prime(c, l), m->nparts);
+        if (s > need) need = s;
+    }
+    return need;
+}
+
+LMUDEF size_t lmu_model_step_bytes_used(const lmu_model *m)
+{
+    if (!m || m->T < 1) return 0;
+    return (m->tape.act_used + m->tape.grad_used + lmu__model_scratch_need(m, m->B, m->T)) *
+               sizeof(float) +
+           m->tape.int_used * sizeof(int) + (m->wpe >= 0 ? (size_t)m->B * (size_t)m->T * sizeof(int) : 0);
+}
+
 LMUDEF lmu_result lmu_model_set_n_ctx(lmu_model *m, int n_ctx)
 {
     lmu_config c;
@@ -11429,20 +11462,9 @@ LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n)
    reports (the loss, each layer's mixer, each layer's memory). */
 LMU__PRIVATE lmu_result lmu__model_plan(lmu_model *m, int B, int T)
 {
-    const lmu_config *c = &m->cfg;
-    size_t N = (size_t)B * (size_t)T, need, s;
-    int l;
+    size_t N = (size_t)B * (size_t)T, need;
     m->nparts = lmu__thread_count();
-    need = lmu__ce_scratch_floats(N, (size_t)c->vocab_size, (size_t)c->d_model);
-    for (l = 0; l < c->n_layer; l++) {
-        const size_t Tl = lmu__layer_len(c, l, (size_t)T);
-        s = lmu__layer_unit(c, l)->scratch(m, Tl);
-        if (s > need) need = s;
-        s = !lmu__layer_has_memory(c, l) ? 0
-                : lmu__iattn_scratch_floats(m->lti_layer[l], Tl, (size_t)c->d_model,
-                                            (size_t)lmu_config_layer_q_prime(c, l), m->nparts);
-        if (s > need) need = s;
-    }
+    need = lmu__model_scratch_need(m, B, T);
     if (need > m->scratch_cap) {
         float *p = (float *)lmu__alloc_aligned(need * sizeof(float));
         if (!p) return LMU_ERR_NOMEM;

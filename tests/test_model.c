@@ -1145,6 +1145,20 @@ static void test_hier(void)
                      "fine ones' for %d (%d)", (T + 3) / 4, m->lti_layer[1]->n, T, m->lti_layer[0]->n);
         flat = m->cfg;
         flat.hier_k = flat.hier_bottom = flat.hier_coarse = flat.hier_top = 0;
+        { /* a coarse layer's activations are 1/k of a fine one's */
+            lmu_model *f = NULL;
+            size_t uh, uf;
+            lmu_model_forward_backward(m, tok, tg, 1, T, NULL);
+            uh = lmu_model_step_bytes_used(m);
+            if (lmu_model_create(&f, &flat, 11, err, sizeof err) == LMU_OK)
+                lmu_model_forward_backward(f, tok, tg, 1, T, NULL);
+            uf = f ? lmu_model_step_bytes_used(f) : 0;
+            LT_CHECK(uh > 0 && uh <= lmu_model_step_bytes(m) && uh < uf,
+                     "%s: step memory used %lu bytes (capacity %lu), less than the full-resolution "
+                     "stack's %lu", sets[k], (unsigned long)uh, (unsigned long)lmu_model_step_bytes(m),
+                     (unsigned long)uf);
+            lmu_model_free(f);
+        }
         LT_CHECK(lmu_config_flops_per_token(&m->cfg, 1024) < lmu_config_flops_per_token(&flat, 1024) &&
                      lmu_config_param_count(&m->cfg) == lmu_config_param_count(&flat),
                  "%s: fewer FLOPs a token than the same stack at full resolution, the same parameters", sets[k]);

@@ -222,6 +222,8 @@ static int run_train(const opts *o)
            fl_tok * (double)n / cpus[0] * 1e-9 / peak);
     printf("peak_rss_mb: %.1f\nrss_after_create_mb: %.1f\nloadavg_1min: %.2f\n", bench_peak_rss_mb(),
            rss_model, bench_loadavg());
+    printf("step_mb: %.1f\nstep_used_mb: %.1f\n", (double)lmu_model_step_bytes(m) / 1e6,
+           (double)lmu_model_step_bytes_used(m) / 1e6);
     if (o->json)
         printf("{\"preset\": \"%s\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"steps_timed\": %d, "
                "\"s_per_step_best\": %.5f, \"s_per_step_median\": %.5f, \"tokens_per_s\": %.2f, "
@@ -248,7 +250,7 @@ static int run_scaling(const opts *o)
         fprintf(stderr, "bench_train: cannot write %s\n", o->csv);
         return 1;
     }
-    fprintf(f, "preset,n,seconds_per_step,tokens_per_s,cpu_seconds_per_step,step_mb\n");
+    fprintf(f, "preset,n,seconds_per_step,tokens_per_s,cpu_seconds_per_step,step_mb,used_mb\n");
     fflush(f);
     for (n = o->nmin; n <= o->nmax; n *= 2) {
         lmu_config c;
@@ -268,8 +270,8 @@ static int run_scaling(const opts *o)
             if (train_step(m, x, x + 1, 1, n, &st, &loss)) return 1;
             if (best == 0 || st.wall < best) best = st.wall, best_cpu = st.cpu;
         }
-        fprintf(f, "%s,%d,%.6f,%.1f,%.6f,%.1f\n", o->preset, n, best, (double)n / best, best_cpu,
-                (double)lmu_model_step_bytes(m) / 1e6);
+        fprintf(f, "%s,%d,%.6f,%.1f,%.6f,%.1f,%.1f\n", o->preset, n, best, (double)n / best, best_cpu,
+                (double)lmu_model_step_bytes(m) / 1e6, (double)lmu_model_step_bytes_used(m) / 1e6);
         fflush(f);
         if (f != stdout) {
             printf("  %s n=%6d  %9.4f s/step  %9.1f tokens/s  %8.1f MB step memory  (%d timed, loadavg %.1f)\n",
