@@ -1640,9 +1640,9 @@ LMUDEF float *lmu_model_grads(lmu_model *m, size_t *n);
 
 /* >>model-checkpoints (the model's files, in safetensors)
    Saves the parameters under docs/MODEL.md section 7's names, the config in
-   __metadata__ (keys: format, arch, vocab_size, n_ctx, d_model, n_layer,
-   q, q_prime, theta, d_pre, d_ff, mixer, n_head, iattn_init; theta_last and
-   iattn_lr when set), and with with_optim = 1
+   __metadata__ (keys: format, then each LMU__CONFIG_FIELDS field the
+   model uses and that is set, as section 7's table lists them), and with
+   with_optim = 1
    the optimizer state as optim.m.<name>, optim.v.<name>, optim.step and
    optim.data_pos. Atomic: a temporary file renamed over path.
    Returns LMU_OK, LMU_ERR_IO (message in m->err). */

@@ -2,7 +2,8 @@
 """The paper's comparison, measured: `make experiment` (tools/experiment.py).
 
 Trains the three model families -- lmu (mixer ffn), lmu-attn (mixer attn)
-and transformer -- at several sizes on one corpus with the same token budget
+and transformer; on request (--families) also brt, lmu-hier and
+transformer-hier -- at several sizes on one corpus with the same token budget
 and several seeds, picks each family's learning rate from a small sweep on the
 validation split, evaluates every final run once on a test split that no
 choice was made on, and writes in --out (default out/experiment):
