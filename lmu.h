@@ -336,7 +336,8 @@ typedef enum lmu_iattn_init {
             (a layer with mixer attn, rebased, based or brt, in either
             arch); FEATURES (linear attention: mixers rebased, based); ATTN
             (a layer with mixer attn or brt); BRT (mixer brt); HIER (a
-            multi-scale stack: hier_k set)
+            multi-scale stack: hier_k set); HIER2 (its second level:
+            hier_k2 set too)
    lo, hi   the range of a set value; 0 always means "the default"
    default  an expression of the fields before it, in `c`
    The ranges are caps of sanity that keep every size product far from
@@ -395,7 +396,15 @@ typedef enum lmu_iattn_init {
       "multi-scale stack: coarse layers (b >= 1; default n_layer - a - 1)")   \
     X(INT, hier_top, HIER, 0, 1024, lmu__hier_top_default(c),                  \
       "multi-scale stack: fine layers after the coarse ones (c; default "      \
-      "n_layer - a - b)")
+      "n_layer - a - b)")                                                      \
+    X(INT, hier_k2, HIER, 0, 4096, 0,                                          \
+      "multi-scale stack: a second level inside the coarse layers, pooled "    \
+      "again by k2 >= 2; 0: none")                                             \
+    X(INT, hier_bottom2, HIER2, 1, 1024, 1,                                    \
+      "second level: coarse layers before its pooling (a2 >= 1)")              \
+    X(INT, hier_coarse2, HIER2, 1, 1024, lmu__hier_coarse2_default(c),         \
+      "second level: its layers (b2 >= 1; default hier_coarse - a2 - 1); the " \
+      "rest of the coarse layers follow it")
 
 #define LMU__CTYPE_INT int
 #define LMU__CTYPE_REAL double
@@ -1679,8 +1688,9 @@ typedef struct lmu_gen {
     float *state_tmp;  /* (q, d) */
     float *kv;         /* per layer: k, v caches (max_ctx, d) each */
     float *x, *h, *a, *big, *z, *y, *pc, *attn_scratch; /* work buffers */
-    float *ring, *fine, *up; /* multi-scale stack: the last hier_k fine
-                                vectors (k, d), the fine x, the coarse output */
+    /* multi-scale stack, per pooled level: the last k vectors of the
+       stream below (k, d), that stream's x, the level's last output */
+    float *ring[2], *fine[2], *up[2];
     float *logits;     /* (V) after the last lmu_gen_feed */
     void *out_copy;     /* (V, d) the output layer as out_weights says, or NULL (fp32) */
     float *out_scale;   /* (V) int8's row scales */
@@ -2526,6 +2536,10 @@ LMU__PRIVATE int lmu__hier_top_default(const lmu_config *c)
 {
     return c->n_layer - c->hier_bottom - c->hier_coarse > 0 ? c->n_layer - c->hier_bottom - c->hier_coarse : 0;
 }
+LMU__PRIVATE int lmu__hier_coarse2_default(const lmu_config *c)
+{
+    return c->hier_coarse - c->hier_bottom2 - 1 > 1 ? c->hier_coarse - c->hier_bottom2 - 1 : 1;
+}
 
 /* head width in 16..64 closest to 32; 1 head where no divisor fits */
 LMU__PRIVATE int lmu__default_heads(int d)
@@ -2545,7 +2559,7 @@ LMU__PRIVATE int lmu__default_heads(int d)
 /* LMU__CONFIG_FIELDS as data, for the code that walks every field. */
 enum { LMU__KIND_INT, LMU__KIND_REAL, LMU__KIND_ENUM };
 enum { LMU__SCOPE_ALL, LMU__SCOPE_LMU, LMU__SCOPE_HEADS, LMU__SCOPE_FEATURES, LMU__SCOPE_ATTN,
-       LMU__SCOPE_BRT, LMU__SCOPE_HIER };
+       LMU__SCOPE_BRT, LMU__SCOPE_HIER, LMU__SCOPE_HIER2 };
 #define LMU__KIND_OF_INT LMU__KIND_INT
 #define LMU__KIND_OF_REAL LMU__KIND_REAL
 #define LMU__KIND_OF_ARCH LMU__KIND_ENUM
@@ -2593,6 +2607,7 @@ LMU__PRIVATE int lmu__scope_on(const lmu_config *c, int scope)
 {
     if (scope == LMU__SCOPE_LMU) return c->arch == LMU_ARCH_LMU;
     if (scope == LMU__SCOPE_HIER) return c->hier_k != 0;
+    if (scope == LMU__SCOPE_HIER2) return c->hier_k != 0 && c->hier_k2 != 0;
     if (scope == LMU__SCOPE_ATTN || scope == LMU__SCOPE_BRT) {
         int k, n = c->layers.n_mixer, on = 0;
         for (k = 0; k < (n ? n : 1); k++) {
@@ -2894,6 +2909,14 @@ LMUDEF lmu_result lmu_config_resolve(lmu_config *c, char *err, size_t errcap)
     if (c->hier_k > c->n_ctx)
         LMU__CFG_FAIL("config: hier_k %d exceeds n_ctx %d (the coarse layers would see one "
                       "position)", c->hier_k, c->n_ctx);
+    if (c->hier_k2 == 1)
+        LMU__CFG_FAIL("config: hier_k2 1: the second level pools by k2 >= 2 (0: none)");
+    if (c->hier_k2 && c->hier_bottom2 + c->hier_coarse2 > c->hier_coarse)
+        LMU__CFG_FAIL("config: hier_bottom2 + hier_coarse2 = %d + %d: more than the %d coarse "
+                      "layers (hier_coarse)", c->hier_bottom2, c->hier_coarse2, c->hier_coarse);
+    if (c->hier_k2 && (double)c->hier_k * c->hier_k2 > c->n_ctx)
+        LMU__CFG_FAIL("config: hier_k x hier_k2 = %d x %d exceeds n_ctx %d", c->hier_k,
+                      c->hier_k2, c->n_ctx);
     return LMU_OK;
 #undef LMU__CFG_FAIL
 }
@@ -10875,16 +10898,49 @@ LMU__PRIVATE int lmu__layer_has_memory(const lmu_config *c, int l)
    positions up to k floor(t / k) <= t only), and the last c = hier_top
    layers run on the tokens again. Nothing is learned for the pooling or
    the way back. Generation steps the coarse layers once every k tokens,
-   at t = jk, from a ring of the last k fine vectors. */
-LMU__PRIVATE int lmu__layer_coarse(const lmu_config *c, int l)
+   at t = jk, from a ring of the last k fine vectors. A second level
+   (hier_k2) does the same inside the coarse layers: after a2 =
+   hier_bottom2 of them the coarse stream is pooled by k2, b2 =
+   hier_coarse2 layers run on ceil(n / (k k2)) positions, and their output
+   returns to the coarse stream, whose remaining layers follow. */
+typedef struct lmu__hier_level {
+    int start, count, k; /* its first layer, how many, the pooling below it */
+} lmu__hier_level;
+#define LMU__HIER_LEVELS 2
+
+/* The pooled levels, outermost first; returns how many (0 .. 2). */
+LMU__PRIVATE int lmu__hier_levels(const lmu_config *c, lmu__hier_level *lv)
 {
-    return c->hier_k > 0 && l >= c->hier_bottom && l < c->hier_bottom + c->hier_coarse;
+    int n = 0;
+    if (c->hier_k) {
+        lv[n].start = c->hier_bottom, lv[n].count = c->hier_coarse, lv[n++].k = c->hier_k;
+        if (c->hier_k2) {
+            lv[n].start = c->hier_bottom + c->hier_bottom2, lv[n].count = c->hier_coarse2;
+            lv[n++].k = c->hier_k2;
+        }
+    }
+    return n;
 }
 
-/* the length layer l runs at in a sequence of n tokens */
+/* the factor layer l's positions are pooled by: 1, k or k k2 */
+LMU__PRIVATE size_t lmu__layer_pool(const lmu_config *c, int l)
+{
+    lmu__hier_level lv[LMU__HIER_LEVELS];
+    size_t f = 1;
+    int i, n = lmu__hier_levels(c, lv);
+    for (i = 0; i < n; i++)
+        if (l >= lv[i].start && l < lv[i].start + lv[i].count) f *= (size_t)lv[i].k;
+    return f;
+}
+
+LMU__PRIVATE int lmu__layer_coarse(const lmu_config *c, int l) { return lmu__layer_pool(c, l) > 1; }
+
+/* the length layer l runs at in a sequence of n tokens: pooling by k
+   then k2 gives ceil(ceil(n / k) / k2) = ceil(n / (k k2)) positions */
 LMU__PRIVATE size_t lmu__layer_len(const lmu_config *c, int l, size_t n)
 {
-    return lmu__layer_coarse(c, l) ? (n + (size_t)c->hier_k - 1) / (size_t)c->hier_k : n;
+    const size_t f = lmu__layer_pool(c, l);
+    return (n + f - 1) / f;
 }
 
 /* Layer l's parameter lists in checkpoint order; returns how many. */
@@ -10938,7 +10994,7 @@ LMUDEF double lmu_config_flops_per_token(const lmu_config *c, int n)
     double fl = 0, nn = n > 0 ? n : 1;
     int l;
     for (l = 0; l < c->n_layer; l++) { /* a coarse layer: 1/k of the tokens, length n/k */
-        double k = lmu__layer_coarse(c, l) ? c->hier_k : 1, nl = nn / k > 1 ? nn / k : 1;
+        double k = (double)lmu__layer_pool(c, l), nl = nn / k > 1 ? nn / k : 1;
         double f = lmu__layer_unit(c, l)->flops(c, nl) + 2.0 * (2.0 * c->d_model * c->d_ff);
         if (lmu__layer_has_memory(c, l)) f += lmu__memory_flops(c, l, nl);
         fl += f / k;
@@ -11488,7 +11544,8 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
 {
     const lmu_config *c;
     lmu_tape *t;
-    int shape[2], ids, tg, x, h, a = -1, l, fine = -1;
+    int shape[2], ids, tg, x, h, a = -1, l, i, nlv, saved[LMU__HIER_LEVELS];
+    lmu__hier_level lev[LMU__HIER_LEVELS];
     lmu_result r;
     float lv;
     if (!m || !tokens || !targets || B < 1 || T < 1) return LMU_ERR_ARG;
@@ -11525,12 +11582,14 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
         LMU__TRY(lmu_tape_embedding(t, pos, m->wpe, &pe));
         LMU__TRY(lmu_tape_add(t, x, pe, &x));
     }
+    nlv = lmu__hier_levels(c, lev);
     for (l = 0; l < c->n_layer; l++) {
         const lmu_layer_ids *L = &m->layer[l];
-        if (c->hier_k && l == c->hier_bottom) { /* to the coarse stream */
-            fine = x;
-            LMU__TRY(lmu__tape_pool(t, x, c->hier_k, c->hier_k - 1, &x));
-        }
+        for (i = 0; i < nlv; i++)
+            if (l == lev[i].start) { /* down to a coarser stream */
+                saved[i] = x;
+                LMU__TRY(lmu__tape_pool(t, x, lev[i].k, lev[i].k - 1, &x));
+            }
         LMU__TRY(lmu__layer_unit(c, l)->forward(m, l, x, B, (int)lmu__layer_len(c, l, (size_t)T), &x));
         if (lmu__layer_has_memory(c, l)) {
             LMU__TRY(lmu_tape_layernorm(t, x, L->ln_b_w, L->ln_b_b, &h));
@@ -11539,8 +11598,9 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
         }
         LMU__TRY(lmu__model_ffn(t, x, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w,
                                 L->fc_proj_b, &x));
-        if (c->hier_k && l == c->hier_bottom + c->hier_coarse - 1) /* and back */
-            LMU__TRY(lmu__tape_unpool_add(t, fine, x, c->hier_k, &x));
+        for (i = nlv - 1; i >= 0; i--)
+            if (l == lev[i].start + lev[i].count - 1) /* and back, innermost first */
+                LMU__TRY(lmu__tape_unpool_add(t, saved[i], x, lev[i].k, &x));
     }
     LMU__TRY(lmu_tape_layernorm(t, x, m->ln_f_w, m->ln_f_b, &h));
     {
@@ -12227,7 +12287,8 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
 {
     const lmu_config *c;
     size_t d, q, qp, kv = 0, big, state, total, V, as;
-    int l, brt;
+    int l, brt, nlv;
+    lmu__hier_level lv[LMU__HIER_LEVELS];
     float *p;
     if (!g || !m) return LMU_ERR_ARG;
     memset(g, 0, sizeof *g);
@@ -12247,9 +12308,10 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
     as = m->lti ? lmu__iattn_attn_scratch_floats(1, qp, d, 1) : 0;
     /* one block: every buffer 16-float aligned */
 #define LMU__R(n) (((n) + 15) & ~(size_t)15)
+    nlv = lmu__hier_levels(c, lv);
     total = LMU__R(state) + LMU__R(q * d) + LMU__R(kv) + 5 * LMU__R(d) + LMU__R(big) +
-            LMU__R(3 * qp * d) + LMU__R(qp * qp) + LMU__R(as) + LMU__R(V) +
-            (c->hier_k ? LMU__R((size_t)c->hier_k * d) + 2 * LMU__R(d) : 0);
+            LMU__R(3 * qp * d) + LMU__R(qp * qp) + LMU__R(as) + LMU__R(V);
+    for (l = 0; l < nlv; l++) total += LMU__R((size_t)lv[l].k * d) + 2 * LMU__R(d);
     g->state = (float *)lmu__alloc_aligned(total * sizeof(float));
     g->cand = (lmu__cand *)LMU_MALLOC(V * sizeof(lmu__cand));
     for (l = 0, brt = 0; l < c->n_layer; l++)
@@ -12287,10 +12349,10 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
     g->pc = p, p += LMU__R(qp * qp);
     g->attn_scratch = p, p += LMU__R(as);
     g->logits = p, p += LMU__R(V);
-    if (c->hier_k) {
-        g->ring = p, p += LMU__R((size_t)c->hier_k * d);
-        g->fine = p, p += LMU__R(d);
-        g->up = p;
+    for (l = 0; l < nlv; l++) {
+        g->ring[l] = p, p += LMU__R((size_t)lv[l].k * d);
+        g->fine[l] = p, p += LMU__R(d);
+        g->up[l] = p, p += LMU__R(d);
     }
 #undef LMU__R
     g->m = m;
@@ -12361,11 +12423,61 @@ LMU__PRIVATE void lmu__gen_memory(lmu_gen *g, int l)
     for (k = 0; k < d; k++) g->x[k] += g->y[k];
 }
 
+/* Runs layers l0 .. l1-1 on g->x at position g->t, their states from
+   g->kv + off; level: the first pooled level (>>layers) not yet entered.
+   A level's layers run once every k positions of the stream below, at
+   t = jk, on the mean of that stream's last k vectors (lmu__pool_forward's
+   sum, in its order) at position j; between, the stream adds their last
+   output, as lmu__unpool_add repeats it. */
+LMU__PRIVATE void lmu__gen_layers(lmu_gen *g, int level, int l0, int l1, size_t off)
+{
+    const lmu_model *m = g->m;
+    const lmu_config *c = &m->cfg;
+    const size_t d = (size_t)c->d_model;
+    lmu__hier_level lv[LMU__HIER_LEVELS];
+    const int nlv = lmu__hier_levels(c, lv);
+    size_t k, i;
+    int l, j;
+    for (l = l0; l < l1; l++) {
+        const lmu__mixer_unit *u = lmu__layer_unit(c, l);
+        const lmu_layer_ids *L = &m->layer[l];
+        if (level < nlv && l == lv[level].start) {
+            const size_t K = (size_t)lv[level].k, t = (size_t)g->t;
+            const int top = l + lv[level].count;
+            float *ring = g->ring[level];
+            memcpy(ring + (t % K) * d, g->x, d * sizeof(float));
+            if (t % K == 0) {
+                memcpy(g->fine[level], g->x, d * sizeof(float));
+                memset(g->x, 0, d * sizeof(float));
+                for (i = 0; i < K; i++)
+                    if (t + i + 1 >= K) {
+                        const float *v = ring + ((t + i + 1 - K) % K) * d;
+                        for (k = 0; k < d; k++) g->x[k] += v[k];
+                    }
+                for (k = 0; k < d; k++) g->x[k] *= 1.0f / (float)K;
+                g->t = (int)(t / K); /* the level counts its own positions */
+                lmu__gen_layers(g, level + 1, l, top, off);
+                g->t = (int)t;
+                memcpy(g->up[level], g->x, d * sizeof(float));
+                memcpy(g->x, g->fine[level], d * sizeof(float));
+            }
+            for (k = 0; k < d; k++) g->x[k] += g->up[level][k];
+            for (j = l; j < top; j++) off += lmu__layer_unit(c, j)->gen_state(c, (size_t)g->max_ctx);
+            l = top - 1;
+            continue;
+        }
+        u->gen_step(g, l, g->kv + off);
+        off += u->gen_state(c, (size_t)g->max_ctx);
+        if (lmu__layer_has_memory(c, l)) lmu__gen_memory(g, l);
+        lmu__gen_ffn(g, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w, L->fc_proj_b);
+    }
+}
+
 LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
 {
     const lmu_model *m;
     const lmu_config *c;
-    size_t d, k, off, p;
+    size_t d, k;
     int l;
     if (!g || !g->m) return LMU_ERR_ARG;
     m = g->m;
@@ -12391,40 +12503,7 @@ LMUDEF lmu_result lmu_gen_feed(lmu_gen *g, int token)
         const float *pe = LMU__GP(m->wpe) + (size_t)g->t * d;
         for (k = 0; k < d; k++) g->x[k] += pe[k];
     }
-    for (l = 0, off = 0; l < c->n_layer; l++) {
-        const lmu__mixer_unit *u = lmu__layer_unit(c, l);
-        const lmu_layer_ids *L = &m->layer[l];
-        if (c->hier_k && l == c->hier_bottom) { /* the coarse stream (>>layers) */
-            const size_t K = (size_t)c->hier_k, t = (size_t)g->t;
-            const int top = c->hier_bottom + c->hier_coarse;
-            memcpy(g->ring + (t % K) * d, g->x, d * sizeof(float));
-            if (t % K != 0) { /* between coarse steps: add the last output */
-                for (; l < top; l++) off += lmu__layer_unit(c, l)->gen_state(c, (size_t)g->max_ctx);
-                for (k = 0; k < d; k++) g->x[k] += g->up[k];
-                l--;
-                continue;
-            }
-            /* coarse position t / K: lmu__pool_forward's sum, in its order */
-            memcpy(g->fine, g->x, d * sizeof(float));
-            memset(g->x, 0, d * sizeof(float));
-            for (p = 0; p < K; p++)
-                if (t + p + 1 >= K) {
-                    const float *v = g->ring + ((t + p + 1 - K) % K) * d;
-                    for (k = 0; k < d; k++) g->x[k] += v[k];
-                }
-            for (k = 0; k < d; k++) g->x[k] *= 1.0f / (float)K;
-            g->t = (int)(t / K); /* the coarse layers count coarse positions */
-        }
-        u->gen_step(g, l, g->kv + off);
-        off += u->gen_state(c, (size_t)g->max_ctx);
-        if (lmu__layer_has_memory(c, l)) lmu__gen_memory(g, l);
-        lmu__gen_ffn(g, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w, L->fc_proj_b);
-        if (c->hier_k && l == c->hier_bottom + c->hier_coarse - 1) {
-            g->t = g->t * c->hier_k;
-            memcpy(g->up, g->x, d * sizeof(float));
-            for (k = 0; k < d; k++) g->x[k] = g->fine[k] + g->up[k];
-        }
-    }
+    lmu__gen_layers(g, 0, 0, c->n_layer, 0);
     lmu__gen_ln(m, g->h, g->x, m->ln_f_w, m->ln_f_b);
     if (g->out_weights == LMU_GEN_WEIGHTS_BF16)
         lmu__gemv_bf16(g->logits, (const uint16_t *)g->out_copy, NULL, g->h, (size_t)c->vocab_size, d);

@@ -202,7 +202,7 @@ PRESETS = {  # MODEL.md section 4: target N, d, q, q', layers, theta
 }
 INT_KEYS = ("vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "d_pre", "d_ff", "n_head",
             "feature_dim", "window", "qk_norm", "n_state", "brt_skip",
-            "hier_k", "hier_bottom", "hier_coarse", "hier_top")
+            "hier_k", "hier_bottom", "hier_coarse", "hier_top", "hier_k2", "hier_bottom2", "hier_coarse2")
 LINEAR_MIXERS = ("rebased", "based")  # linear attention: feature_dim, la_eps
 MIXERS = ("ffn", "attn") + LINEAR_MIXERS + ("conv", "brt")
 HEAD_MIXERS = ("attn",) + LINEAR_MIXERS + ("brt",)  # those with n_head
@@ -466,7 +466,8 @@ def config_to_metadata(cfg):
     for k in ("arch", "vocab_size", "n_ctx", "d_model", "n_layer", "q", "q_prime", "theta",
               "d_pre", "d_ff", "mixer", "n_head", "theta_last", "iattn_init", "iattn_lr",
               "feature_dim", "la_eps", "window", "qk_norm", "n_state", "brt_gate", "brt_skip",
-              "hier_k", "hier_bottom", "hier_coarse", "hier_top"):
+              "hier_k", "hier_bottom", "hier_coarse", "hier_top", "hier_k2", "hier_bottom2",
+              "hier_coarse2"):
         if k in cfg:
             def text(v):
                 if k in ("theta", "theta_last", "iattn_lr", "la_eps"):
@@ -875,10 +876,17 @@ def pick_conv(conv, n):
     return {"direct": conv_direct, "fft": conv_fft}[conv]
 
 
-def coarse_layers(cfg):
-    """The layers of a multi-scale stack that run on pooled positions."""
-    k, a = cfg.get("hier_k", 0), cfg.get("hier_bottom", 0)
-    return range(a, a + cfg.get("hier_coarse", 0)) if k else range(0)
+def hier_levels(cfg):
+    """A multi-scale stack's pooled levels, outermost first: (layers, k).
+    The second level (hier_k2) lies inside the first one's layers."""
+    if not cfg.get("hier_k", 0):
+        return []
+    a, b = cfg["hier_bottom"], cfg["hier_coarse"]
+    out = [(range(a, a + b), cfg["hier_k"])]
+    if cfg.get("hier_k2", 0):
+        a2 = a + cfg["hier_bottom2"]
+        out.append((range(a2, a2 + cfg["hier_coarse2"]), cfg["hier_k2"]))
+    return out
 
 
 def causal_pool(x, k):
@@ -906,19 +914,23 @@ def forward(P, cfg, idx, conv="auto", carry=None, carry_out=None):
     their output, upsampled, back to the fine stream after them."""
     Bsz, n = idx.shape
     x = P["wte"][idx]
-    coarse, k = coarse_layers(cfg), cfg.get("hier_k", 0)
+    levels = hier_levels(cfg)
     if cfg["arch"] == "transformer":
         if n > cfg["n_ctx"]:
             raise ValueError(f"sequence of {n} exceeds n_ctx {cfg['n_ctx']}")
         x = x + P["wpe"][:n]
     else:
-        lens = [-(-n // k) if l in coarse else n for l in range(cfg["n_layer"])]
+        pool = [math.prod(k for layers, k in levels if l in layers) for l in range(cfg["n_layer"])]
+        lens = [-(-n // f) for f in pool]
         Hs = [lmu_H(layer_value(cfg, "q", l), layer_theta(cfg, l), lens[l]) for l in range(cfg["n_layer"])]
         cfn = pick_conv(conv, n)
+    saved = []  # the streams below the pooled levels entered so far
     for l in range(cfg["n_layer"]):
         p = f"blocks.{l}."
-        if len(coarse) and l == coarse[0]:
-            fine, x = x, causal_pool(x, k)
+        for layers, k in levels:
+            if l == layers[0]:
+                saved.append(x)
+                x = causal_pool(x, k)
         h = layernorm(x, P[p + "ln_a.weight"], P[p + "ln_a.bias"])
         if layer_mixer(cfg, l) in LINEAR_MIXERS:
             x = x + linear_attention(h, P, p + layer_mixer(cfg, l) + ".", cfg, layer_mixer(cfg, l) == "based")
@@ -941,8 +953,10 @@ def forward(P, cfg, idx, conv="auto", carry=None, carry_out=None):
             x = x + implicit_attention(h, P[p + "lmu.L"], P[p + "lmu.b"], P[p + "lmu.p"], Hs[l], cfn)
         h = layernorm(x, P[p + "ln_c.weight"], P[p + "ln_c.bias"])
         x = x + ffn(h, P, p + "ffn_post.")
-        if len(coarse) and l == coarse[-1]:
-            x = fine + upsample(x, k, n)
+        for layers, k in reversed(levels):
+            if l == layers[-1]:
+                below = saved.pop()
+                x = below + upsample(x, k, below.shape[1])
     x = layernorm(x, P["ln_f.weight"], P["ln_f.bias"])
     return x @ P["wte"].t()
 
@@ -1239,6 +1253,9 @@ def small_cfg(kind):
     if kind == "hier":  # 13 positions pooled by 3: 5 coarse ones, the last partly past the end
         return make_config(base + ",L=3,mixer=ffn/attn/ffn,h=2,theta=5.5/3/5.5,hier_k=3,hier_bottom=1,"
                            "hier_coarse=1,hier_top=1")
+    if kind == "hier2":  # two levels: 13 positions, 7 at k 2, 3 at k 2 x 2
+        return make_config(base + ",L=4,mixer=ffn/attn/conv/ffn,h=2,theta=5.5/3/2/5.5,hier_k=2,hier_bottom=1,"
+                           "hier_coarse=2,hier_top=1,hier_k2=2,hier_bottom2=1,hier_coarse2=1")
     if kind == "trhier":
         return make_config(tr + ",L=3,mixer=attn/brt/attn,window=2,n_state=2,qk_norm=1,hier_k=2,"
                            "hier_bottom=1,hier_coarse=1,hier_top=1")
@@ -1342,7 +1359,7 @@ def cmd_selfcheck(a):
     # the shift of k - 1, the same check sees the future (its own random
     # numbers, so the checks after it draw what they always drew)
     gh = torch.Generator().manual_seed(17)
-    for kind in ("hier", "trhier"):
+    for kind in ("hier", "trhier", "hier2"):
         cfg = small_cfg(kind)
         P = {k: v.to(F64) for k, v in init_params(cfg, 7, 0.3).items()}
         idx = torch.randint(0, cfg["vocab_size"], (2, 13), generator=gh)
@@ -1367,7 +1384,7 @@ def cmd_selfcheck(a):
        "negative control: pooling without the shift moves positions before the change "
        f"({bad[:, :7].abs().max().item():.2f}), causal_pool does not")
 
-    for kind in SMALL_KINDS + ("trbrt", "trbrtlstm", "hier", "trhier"):
+    for kind in SMALL_KINDS + ("trbrt", "trbrtlstm", "hier", "trhier", "hier2"):
         cfg = small_cfg(kind)
         P = {k: v.to(F64) for k, v in init_params(cfg, 11, 0.3).items()}
         tok = torch.randint(0, cfg["vocab_size"], (2, 13), generator=g)

@@ -4,7 +4,7 @@
 
      model_ref_tool dump KIND DIR       KIND: ffn | attn | rebased | based | conv | transformer |
                                         layers | stack | trrebased | trstack | trwindow |
-                                        trbrt | trbrtlstm | trbrtcarry | hier | trhier
+                                        trbrt | trbrtlstm | trbrtcarry | hier | trhier | hier2
      model_ref_tool compare KIND DIR    prints one line per check
      model_ref_tool init KIND DIR       DIR/init.safetensors: the model as
                                         created, L as iattn_init = delay made it
@@ -21,7 +21,8 @@
    the batch file's "carry"), whose states after the last block
    ("carry_out") are compared too. hier and trhier are multi-scale
    stacks (hier_k 5 over LMU layers ffn, attn, ffn; hier_k 3 over
-   transformer layers attn | conv, brt | attn).
+   transformer layers attn | conv, brt | attn); hier2 one of two levels
+   (LMU layers ffn | conv | attn | ffn, k 2 then 3).
 */
 #define LMU_IMPLEMENTATION
 #include "lmu.h"
@@ -86,6 +87,10 @@ static void config_for(lmu_config *c, const char *kind)
     if (strcmp(kind, "trhier") == 0 &&
         lmu_config_set_items(c, "n_layer=4,mixer=attn,conv,brt,attn,window=2,n_state=2,qk_norm=1,"
                              "hier_k=3,hier_coarse=2", NULL, 0))
+        abort();
+    if (strcmp(kind, "hier2") == 0 && /* two levels: 12 coarse, 4 coarser positions */
+        lmu_config_set_items(c, "n_layer=4,mixer=ffn,conv,attn,ffn,theta=8,4,2,30,hier_k=2,hier_coarse=2,"
+                             "hier_k2=3,hier_bottom2=1", NULL, 0))
         abort();
     if (strcmp(kind, "trbrtlstm") == 0 &&
         lmu_config_set_items(c, "mixer=attn,brt,window=4,n_state=2,brt_gate=lstm,brt_skip=1", NULL, 0))

@@ -131,6 +131,21 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c); c.hier_k = 64; c.n_ctx = 32;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "n_ctx"),
              "hier_k beyond n_ctx refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 2; c.n_layer = 6; c.hier_k2 = 3;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.hier_coarse == 4 && c.hier_bottom2 == 1 &&
+                 c.hier_coarse2 == 2, "a second level in 4 coarse layers: 1 before, 2 in it by default: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 2; c.hier_k2 = 1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "k2 >= 2"), "hier_k2 1 refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 2; c.n_layer = 4; c.hier_coarse = 2; c.hier_k2 = 2; c.hier_bottom2 = 1;
+    c.hier_coarse2 = 2;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "1 + 2") &&
+                 strstr(err, "2 coarse layers"), "a second level past the coarse layers refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k = 8; c.hier_k2 = 8; c.n_ctx = 32; c.n_layer = 4; c.hier_coarse = 2;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_ERR_ARG && strstr(err, "8 x 8"),
+             "hier_k x hier_k2 beyond n_ctx refused: %s", err);
+    memset(&c, 0, sizeof c); c.hier_k2 = 2; c.hier_bottom2 = 1;
+    LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.hier_k2 == 0 && c.hier_bottom2 == 0,
+             "without hier_k there is no second level");
     memset(&c, 0, sizeof c); c.hier_bottom = 2; c.hier_top = 1;
     LT_CHECK(lmu_config_resolve(&c, err, sizeof err) == LMU_OK && c.hier_bottom == 0 && c.hier_top == 0,
              "without hier_k the split fields are dropped");

@@ -1090,14 +1090,19 @@ static void pool_rows_run(void *ctx, int p, double *rows)
 static void test_hier(void)
 {
     enum { T = 23, V = 61 }; /* 23: not a multiple of k = 3 or 4 */
-    static const char *const sets[2] = {
+    /* the split each resolves to: a, b, c, and a2, b2 of the second level */
+    static const char *const sets[4] = {
         "n_layer=3,mixer=ffn,attn,ffn,theta=40,hier_k=4",
-        "arch=transformer,n_layer=3,mixer=attn,brt,attn,window=4,n_state=3,hier_k=3"};
+        "arch=transformer,n_layer=3,mixer=attn,brt,attn,window=4,n_state=3,hier_k=3",
+        "n_layer=4,mixer=ffn,attn,conv,ffn,theta=40,hier_k=2,hier_coarse=2,hier_k2=3,hier_bottom2=1",
+        "arch=transformer,n_layer=5,mixer=attn,conv,brt,attn,attn,window=2,n_state=2,hier_k=2,"
+        "hier_k2=2,hier_coarse2=1"};
+    static const int split[4][5] = {{1, 1, 1, 0, 0}, {1, 1, 1, 0, 0}, {1, 2, 1, 1, 1}, {1, 3, 1, 1, 1}};
     static int tok[T], tg[T];
     static double ref[V];
     int k, before, after, p;
     batch(tok, tg, 1, T, V, 5);
-    for (k = 0; k < 2; k++) {
+    for (k = 0; k < 4; k++) {
         lmu_config c, flat;
         lmu_model *m = NULL;
         lmu_gen g;
@@ -1111,8 +1116,11 @@ static void test_hier(void)
                      lmu_model_create(&m, &c, 11, err, sizeof err) == LMU_OK,
                  "multi-scale model %s: %s", sets[k], err[0] ? err : "created");
         if (!m) continue;
-        LT_CHECK(m->cfg.hier_bottom == 1 && m->cfg.hier_coarse == 1 && m->cfg.hier_top == 1,
-                 "%s: 1 fine, 1 coarse, 1 fine layer", sets[k]);
+        LT_CHECK(m->cfg.hier_bottom == split[k][0] && m->cfg.hier_coarse == split[k][1] &&
+                     m->cfg.hier_top == split[k][2] && m->cfg.hier_bottom2 == split[k][3] &&
+                     m->cfg.hier_coarse2 == split[k][4],
+                 "%s: the split is %d, %d, %d (second level %d, %d)", sets[k], split[k][0], split[k][1],
+                 split[k][2], split[k][3], split[k][4]);
         for (t = 0; t < 3; t++) { /* weights away from their start */
             lmu_model_forward(m, tok, tg, 1, T, NULL);
             lmu_model_backward(m);
@@ -1143,8 +1151,13 @@ static void test_hier(void)
             LT_CHECK(m->lti_layer[1]->n == (T + 3) / 4 && m->lti_layer[0]->n == T,
                      "the coarse layer's memory is built for ceil(n_ctx / k) = %d positions (%d), the "
                      "fine ones' for %d (%d)", (T + 3) / 4, m->lti_layer[1]->n, T, m->lti_layer[0]->n);
+        if (k == 2)
+            LT_CHECK(m->lti_layer[1]->n == 12 && m->lti_layer[2]->n == 4 && m->lti_layer[3]->n == T,
+                     "two levels: memories for 12 (k 2) and 4 (k 2 x 3) positions (%d, %d), %d for the "
+                     "top layer (%d)", m->lti_layer[1]->n, m->lti_layer[2]->n, T, m->lti_layer[3]->n);
         flat = m->cfg;
         flat.hier_k = flat.hier_bottom = flat.hier_coarse = flat.hier_top = 0;
+        flat.hier_k2 = flat.hier_bottom2 = flat.hier_coarse2 = 0;
         { /* a coarse layer's activations are 1/k of a fine one's */
             lmu_model *f = NULL;
             size_t uh, uf;

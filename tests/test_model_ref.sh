@@ -4,7 +4,7 @@
 # the transformer with mixer attn, rebased, a stack of conv, based,
 # rebased, attention window 5, and the block-recurrent layer with fixed
 # gates and its MLP or LSTM gates without, and two of them from a carried
-# state, truncated backprop, and two multi-scale stacks) against the PyTorch reference tests/lmu_ref.py, which computes in float64 and is itself
+# state, truncated backprop, and three multi-scale stacks, one of two levels) against the PyTorch reference tests/lmu_ref.py, which computes in float64 and is itself
 # checked against finite differences by tests/test_ref_selfcheck.sh; and the
 # delay initialisation against the reference's own. Installs python3-torch
 # when missing.
@@ -18,7 +18,7 @@ mkdir -p build
 cc -std=c99 -O2 -g -march=native -fopenmp -I. -Itests tests/model_ref_tool.c -o build/model_ref_tool \
     $(pkg-config --cflags --libs stb) -lm || { echo "test_model_ref: 0 passed, 1 failed"; exit 1; }
 passed=0; failed=0
-for kind in ffn attn rebased based conv transformer layers stack trrebased trstack trwindow trbrt trbrtlstm trbrtcarry hier trhier; do
+for kind in ffn attn rebased based conv transformer layers stack trrebased trstack trwindow trbrt trbrtlstm trbrtcarry hier trhier hier2; do
     dir=build/model_ref_$kind
     rm -rf "$dir"; mkdir -p "$dir"
     if ! build/model_ref_tool dump $kind "$dir" ||
