@@ -10933,8 +10933,6 @@ LMU__PRIVATE size_t lmu__layer_pool(const lmu_config *c, int l)
     return f;
 }
 
-LMU__PRIVATE int lmu__layer_coarse(const lmu_config *c, int l) { return lmu__layer_pool(c, l) > 1; }
-
 /* the length layer l runs at in a sequence of n tokens: pooling by k
    then k2 gives ceil(ceil(n / k) / k2) = ceil(n / (k k2)) positions */
 LMU__PRIVATE size_t lmu__layer_len(const lmu_config *c, int l, size_t n)
@@ -11544,7 +11542,7 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
 {
     const lmu_config *c;
     lmu_tape *t;
-    int shape[2], ids, tg, x, h, a = -1, l, i, nlv, saved[LMU__HIER_LEVELS];
+    int shape[2], ids, tg, x, h, a = -1, l, v, nlv, saved[LMU__HIER_LEVELS];
     lmu__hier_level lev[LMU__HIER_LEVELS];
     lmu_result r;
     float lv;
@@ -11585,10 +11583,10 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
     nlv = lmu__hier_levels(c, lev);
     for (l = 0; l < c->n_layer; l++) {
         const lmu_layer_ids *L = &m->layer[l];
-        for (i = 0; i < nlv; i++)
-            if (l == lev[i].start) { /* down to a coarser stream */
-                saved[i] = x;
-                LMU__TRY(lmu__tape_pool(t, x, lev[i].k, lev[i].k - 1, &x));
+        for (v = 0; v < nlv; v++)
+            if (l == lev[v].start) { /* down to a coarser stream */
+                saved[v] = x;
+                LMU__TRY(lmu__tape_pool(t, x, lev[v].k, lev[v].k - 1, &x));
             }
         LMU__TRY(lmu__layer_unit(c, l)->forward(m, l, x, B, (int)lmu__layer_len(c, l, (size_t)T), &x));
         if (lmu__layer_has_memory(c, l)) {
@@ -11598,9 +11596,9 @@ LMU__PRIVATE lmu_result lmu__model_forward(lmu_model *m, const int *tokens, cons
         }
         LMU__TRY(lmu__model_ffn(t, x, L->ln_c_w, L->ln_c_b, L->fc_w, L->fc_b, L->fc_proj_w,
                                 L->fc_proj_b, &x));
-        for (i = nlv - 1; i >= 0; i--)
-            if (l == lev[i].start + lev[i].count - 1) /* and back, innermost first */
-                LMU__TRY(lmu__tape_unpool_add(t, saved[i], x, lev[i].k, &x));
+        for (v = nlv - 1; v >= 0; v--)
+            if (l == lev[v].start + lev[v].count - 1) /* and back, innermost first */
+                LMU__TRY(lmu__tape_unpool_add(t, saved[v], x, lev[v].k, &x));
     }
     LMU__TRY(lmu_tape_layernorm(t, x, m->ln_f_w, m->ln_f_b, &h));
     {
