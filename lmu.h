@@ -1689,8 +1689,9 @@ typedef struct lmu_gen {
     float *kv;         /* per layer: k, v caches (max_ctx, d) each */
     float *x, *h, *a, *big, *z, *y, *pc, *attn_scratch; /* work buffers */
     /* multi-scale stack, per pooled level: the last k vectors of the
-       stream below (k, d), that stream's x, the level's last output */
-    float *ring[2], *fine[2], *up[2];
+       stream below, oldest first (k, d), that stream's x, the level's
+       last output */
+    float *win[2], *fine[2], *up[2];
     float *logits;     /* (V) after the last lmu_gen_feed */
     void *out_copy;     /* (V, d) the output layer as out_weights says, or NULL (fp32) */
     float *out_scale;   /* (V) int8's row scales */
@@ -6577,8 +6578,10 @@ LMU__PRIVATE lmu_result lmu__tape_short_conv_backward(lmu_tape *t, const lmu_tap
    zeros outside 0..T-1. The model pools with shift k - 1, so y_j is the
    mean of x_{jk-k+1} .. x_{jk}: every position it summarises lies at or
    before jk, the first fine position that reads it (lmu__unpool_add).
-   shift 0 reads x_{jk} .. x_{jk+k-1}, the future of position jk: only
-   the causality test's negative control records it. */
+   shift 0 reads x_{jk} .. x_{jk+k-1}, the future of position jk: as a
+   tape op only the causality test's negative control records it;
+   generation calls the kernel so on its window of the last k vectors,
+   all of them in the past. */
 LMU__PRIVATE void lmu__pool_forward(float *y, const float *x, size_t B, size_t T, size_t C,
                                     size_t k, size_t shift)
 {
@@ -10898,7 +10901,7 @@ LMU__PRIVATE int lmu__layer_has_memory(const lmu_config *c, int l)
    positions up to k floor(t / k) <= t only), and the last c = hier_top
    layers run on the tokens again. Nothing is learned for the pooling or
    the way back. Generation steps the coarse layers once every k tokens,
-   at t = jk, from a ring of the last k fine vectors. A second level
+   at t = jk, from a window of the last k fine vectors. A second level
    (hier_k2) does the same inside the coarse layers: after a2 =
    hier_bottom2 of them the coarse stream is pooled by k2, b2 =
    hier_coarse2 layers run on ceil(n / (k k2)) positions, and their output
@@ -12348,7 +12351,7 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
     g->attn_scratch = p, p += LMU__R(as);
     g->logits = p, p += LMU__R(V);
     for (l = 0; l < nlv; l++) {
-        g->ring[l] = p, p += LMU__R((size_t)lv[l].k * d);
+        g->win[l] = p, p += LMU__R((size_t)lv[l].k * d);
         g->fine[l] = p, p += LMU__R(d);
         g->up[l] = p, p += LMU__R(d);
     }
@@ -12363,6 +12366,7 @@ LMUDEF lmu_result lmu_gen_create(lmu_gen *g, const lmu_model *m, int max_ctx)
 LMUDEF void lmu_gen_reset(lmu_gen *g)
 {
     const lmu_config *c = &g->m->cfg;
+    lmu__hier_level lv[LMU__HIER_LEVELS];
     size_t off = 0, n;
     int l;
     g->t = 0;
@@ -12373,6 +12377,9 @@ LMUDEF void lmu_gen_reset(lmu_gen *g)
         n = lmu__layer_unit(c, l)->gen_state(c, (size_t)g->max_ctx);
         if (!lmu__layer_unit(c, l)->kv_cache) memset(g->kv + off, 0, n * sizeof(float));
     }
+    /* the positions before the start pool as zeros */
+    for (l = 0; l < lmu__hier_levels(c, lv); l++)
+        memset(g->win[l], 0, (size_t)lv[l].k * (size_t)c->d_model * sizeof(float));
 }
 
 /* x += FFN(LN(x)) for one position. */
@@ -12424,9 +12431,10 @@ LMU__PRIVATE void lmu__gen_memory(lmu_gen *g, int l)
 /* Runs layers l0 .. l1-1 on g->x at position g->t, their states from
    g->kv + off; level: the first pooled level (>>layers) not yet entered.
    A level's layers run once every k positions of the stream below, at
-   t = jk, on the mean of that stream's last k vectors (lmu__pool_forward's
-   sum, in its order) at position j; between, the stream adds their last
-   output, as lmu__unpool_add repeats it. */
+   t = jk, on the mean of that stream's last k vectors (lmu__pool_forward
+   on them, so the sum has the parallel forward's order) at position j;
+   between, the stream adds their last output, as lmu__unpool_add
+   repeats it. */
 LMU__PRIVATE void lmu__gen_layers(lmu_gen *g, int level, int l0, int l1, size_t off)
 {
     const lmu_model *m = g->m;
@@ -12434,7 +12442,7 @@ LMU__PRIVATE void lmu__gen_layers(lmu_gen *g, int level, int l0, int l1, size_t 
     const size_t d = (size_t)c->d_model;
     lmu__hier_level lv[LMU__HIER_LEVELS];
     const int nlv = lmu__hier_levels(c, lv);
-    size_t k, i;
+    size_t k;
     int l, j;
     for (l = l0; l < l1; l++) {
         const lmu__mixer_unit *u = lmu__layer_unit(c, l);
@@ -12442,17 +12450,12 @@ LMU__PRIVATE void lmu__gen_layers(lmu_gen *g, int level, int l0, int l1, size_t 
         if (level < nlv && l == lv[level].start) {
             const size_t K = (size_t)lv[level].k, t = (size_t)g->t;
             const int top = l + lv[level].count;
-            float *ring = g->ring[level];
-            memcpy(ring + (t % K) * d, g->x, d * sizeof(float));
+            float *win = g->win[level];
+            memmove(win, win + d, (K - 1) * d * sizeof(float));
+            memcpy(win + (K - 1) * d, g->x, d * sizeof(float));
             if (t % K == 0) {
                 memcpy(g->fine[level], g->x, d * sizeof(float));
-                memset(g->x, 0, d * sizeof(float));
-                for (i = 0; i < K; i++)
-                    if (t + i + 1 >= K) {
-                        const float *v = ring + ((t + i + 1 - K) % K) * d;
-                        for (k = 0; k < d; k++) g->x[k] += v[k];
-                    }
-                for (k = 0; k < d; k++) g->x[k] *= 1.0f / (float)K;
+                lmu__pool_forward(g->x, win, 1, K, d, K, 0);
                 g->t = (int)(t / K); /* the level counts its own positions */
                 lmu__gen_layers(g, level + 1, l, top, off);
                 g->t = (int)t;

@@ -895,9 +895,7 @@ def causal_pool(x, k):
     jk-k+1 .. jk, none after jk, the first position that reads it."""
     Bsz, n, d = x.shape
     nc = -(-n // k)
-    xs = torch.cat([x.new_zeros(Bsz, k - 1, d), x], dim=1)[:, :nc * k]
-    if xs.shape[1] < nc * k:
-        xs = torch.cat([xs, x.new_zeros(Bsz, nc * k - xs.shape[1], d)], dim=1)
+    xs = torch.cat([x.new_zeros(Bsz, k - 1, d), x], dim=1)[:, :nc * k]  # n + k - 1 >= nc k
     return xs.reshape(Bsz, nc, k, d).mean(dim=2)
 
 
