@@ -222,7 +222,7 @@ def model_conf(run, a):
         if run.fam in TRANSFORMER_FAMILIES:
             for k in ("q", "q_prime", "theta", "d_pre"):
                 t.pop(k)
-        if run.fam == "lmu":
+        if run.fam in ("lmu", "lmu-hier"):  # mixer ffn: no heads
             t.pop("n_head")
         fam_cfg.update(t)
         lines += ["%s = %s" % kv for kv in fam_cfg.items()]
